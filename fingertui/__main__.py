@@ -1,0 +1,3 @@
+from fingertui.cli import main
+
+raise SystemExit(main())

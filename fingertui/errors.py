@@ -1,0 +1,5 @@
+"""Errors a user can act on: the CLI prints them as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input or a missing resource. The message says what happened and what to do."""

@@ -1,0 +1,53 @@
+"""Export the dataset as a plain folder tree that ``fingertui import`` reads back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from fingertui.errors import UserError
+from fingertui.store import Store, atomic_write
+
+
+@dataclass
+class ExportReport:
+    written: int
+    missing: list[str]
+    dest: Path
+
+    def as_json(self) -> dict:
+        return {"dest": str(self.dest), "written": self.written, "missing": self.missing}
+
+
+def export_dataset(store: Store, dest: Path) -> ExportReport:
+    """Write ``dest/{train,test}/<label>/`` (and ``unlabeled/``) plus ``labels.csv``."""
+    dest = dest.expanduser()
+    if dest.exists() and any(dest.iterdir()):
+        raise UserError(f"{dest} is not empty; export into a new or empty folder")
+    rows = []
+    missing = []
+    for s in store.samples():
+        src = store.ws.abs(s.path)
+        if not src.exists():
+            missing.append(s.path)
+            continue
+        sub = Path("unlabeled") if s.label is None else Path(s.split or "train") / str(s.label)
+        rel = sub / src.name
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(src, target)
+        except OSError as e:
+            raise UserError(f"could not write {target}: {e.strerror or e}; check free space and permissions") from e
+        rows.append(
+            [rel.as_posix(), "" if s.label is None else s.label, s.split or "", s.sha256, s.source, s.group_key or ""]
+        )
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "label", "split", "sha256", "source", "group_key"])
+    w.writerows(rows)
+    atomic_write(dest / "labels.csv", buf.getvalue().encode())
+    return ExportReport(len(rows), missing, dest)

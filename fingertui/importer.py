@@ -1,0 +1,225 @@
+"""Import labelled image folder trees into the store.
+
+A folder's name gives the label (``3`` or ``three``); split folders (``train``,
+``val``, ``test``) above it keep their split (``val`` counts as train); folders below a
+label folder are groups (one capture session), kept together in one split.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from fingertui import splits
+from fingertui.errors import UserError
+from fingertui.labels import ACCEPTED, try_parse_label
+from fingertui.splits import Existing
+from fingertui.store import Store, sha256_bytes
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+SPLIT_FOLDERS = {"train": "train", "val": "train", "valid": "train", "validation": "train", "test": "test"}
+UNLABELED_FOLDERS = {"unlabeled", "unlabelled"}
+SKIPPED_SHOWN = 5
+
+
+@dataclass
+class FileEntry:
+    path: Path
+    label: int | None
+    split: str | None
+    group_hint: str | None
+
+
+@dataclass
+class LoadedImage:
+    data: bytes
+    ext: str
+    width: int
+    height: int
+    phash: str
+    sha256: str
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicates: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    per_label_split: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sample_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        table: dict[str, dict[str, int]] = {}
+        for (label, split), n in sorted(self.per_label_split.items()):
+            table.setdefault(label, {})[split] = n
+        return {
+            "added": self.added,
+            "duplicates": self.duplicates,
+            "skipped": len(self.skipped),
+            "skipped_examples": [{"path": p, "reason": r} for p, r in self.skipped[:SKIPPED_SHOWN]],
+            "added_by_label": table,
+        }
+
+
+def load_image(data: bytes, name: str) -> LoadedImage:
+    """Decode fully (catches truncated files) and describe an image; raises ValueError."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            fmt = (img.format or "").lower()
+            ext = {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt) or Path(name).suffix.lstrip(".").lower()
+            return LoadedImage(data, ext, img.width, img.height, splits.phash(img), sha256_bytes(data))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(str(e) or type(e).__name__) from e
+
+
+def _classify_parts(parts: list[str]) -> tuple[int | None, str | None, list[str], str | None, bool]:
+    """(label, split, sub-folders below the label, first unknown folder, unlabeled-folder)."""
+    label: int | None = None
+    split: str | None = None
+    below: list[str] = []
+    for part in parts:
+        if label is not None:
+            below.append(part)
+            continue
+        low = part.lower()
+        if low in SPLIT_FOLDERS:
+            split = SPLIT_FOLDERS[low]
+        elif low in UNLABELED_FOLDERS:
+            return None, split, [], None, True
+        elif (lab := try_parse_label(part)) is not None:
+            label = lab
+        else:
+            return None, split, [], part, False
+    return label, split, below, None, False
+
+
+def scan(
+    paths: Iterable[str | Path],
+    *,
+    label: int | None = None,
+    unlabeled: bool = False,
+    skip_unknown: bool = False,
+) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """Walk the given files and folders, work out each image's label, split and group.
+
+    Raises UserError before anything is imported when a folder name is not a label.
+    """
+    entries: list[FileEntry] = []
+    skipped: list[tuple[str, str]] = []
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if not root.exists():
+            raise UserError(f"{raw}: no such file or folder; check the path")
+        if root.is_file():
+            files, base = [root], root.parent
+        else:
+            files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+            base = root
+        # The folder named on the command line counts too when it is a label or split folder.
+        lead = [base.name] if (try_parse_label(base.name) is not None or base.name.lower() in SPLIT_FOLDERS) else []
+        for f in files:
+            if f.suffix.lower() not in IMAGE_EXTS:
+                skipped.append((str(f), "not an image file"))
+                continue
+            parts = lead + list(f.relative_to(base).parts[:-1])
+            group_parts = list(f.relative_to(base).parts[:-1])
+            if unlabeled:
+                entries.append(FileEntry(f, None, None, _hint(root, group_parts)))
+                continue
+            lab, split, below, unknown, unlab_folder = _classify_parts(parts)
+            if unlab_folder:
+                entries.append(FileEntry(f, None, None, _hint(root, group_parts)))
+                continue
+            if label is not None:
+                # --label N: the whole tree is one class; sub-folders are groups.
+                entries.append(FileEntry(f, label, split, _hint(root, group_parts) if group_parts else None))
+                continue
+            if unknown is not None:
+                if skip_unknown:
+                    skipped.append((str(f), f"folder {unknown!r} is not a label"))
+                    continue
+                raise UserError(
+                    f"folder {unknown!r} ({f.parent}) is not a label: name label folders {ACCEPTED}, "
+                    "or pass --skip-unknown, --label N or --unlabeled"
+                )
+            if lab is None:
+                raise UserError(
+                    f"{f} is not inside a label folder: put images in folders named {ACCEPTED}, "
+                    "or pass --label N or --unlabeled"
+                )
+            entries.append(FileEntry(f, lab, split, _hint(root, parts) if below else None))
+    return entries, skipped
+
+
+def _hint(root: Path, parts: list[str]) -> str:
+    # Files in one sub-folder below the label are one session: kept together in a split.
+    return "dir:" + "/".join([root.resolve().name, *parts])
+
+
+def import_paths(
+    store: Store,
+    paths: Iterable[str | Path],
+    *,
+    label: int | None = None,
+    unlabeled: bool = False,
+    skip_unknown: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import images into the store; returns what was added, duplicated and skipped."""
+    entries, skipped = scan(paths, label=label, unlabeled=unlabeled, skip_unknown=skip_unknown)
+    report = ImportReport(skipped=skipped)
+    total = len(entries) * 2
+    # Pass 1: decode and hash everything, so groups and splits are planned over the whole
+    # import (order-independent) before anything is written.
+    loaded: list[tuple[FileEntry, LoadedImage]] = []
+    seen: set[str] = set()
+    for k, entry in enumerate(entries):
+        try:
+            img = load_image(entry.path.read_bytes(), entry.path.name)
+        except (OSError, ValueError) as e:
+            report.skipped.append((str(entry.path), f"unreadable image: {e}"))
+        else:
+            if img.sha256 in seen or store.by_sha(img.sha256) is not None:
+                report.duplicates += 1
+            else:
+                seen.add(img.sha256)
+                loaded.append((entry, img))
+        if progress:
+            progress(k + 1, total)
+    items = [splits.Item(e.label, img.phash, e.group_hint, e.split, img.sha256) for e, img in loaded]
+    existing = [Existing(p, g, s) for _, p, g, s in store.group_index()]
+    plan = splits.plan(items, existing, store.split_counts())
+    # Pass 2: write each sample atomically.
+    for k, ((entry, img), (group_key, split)) in enumerate(zip(loaded, plan, strict=True)):
+        res = store.add_image(
+            img.data,
+            img.ext,
+            width=img.width,
+            height=img.height,
+            source="import",
+            label=entry.label,
+            split=split,
+            group_key=group_key,
+            phash=img.phash,
+            origin=str(entry.path.resolve()),
+            actor="import",
+            reason="import",
+        )
+        if res.duplicate:
+            report.duplicates += 1
+        else:
+            report.added += 1
+            report.sample_ids.append(res.sample.id)
+            lab = "unlabeled" if entry.label is None else str(entry.label)
+            report.per_label_split[(lab, split or "-")] += 1
+        if progress:
+            progress(len(entries) + k + 1, total)
+    if progress:
+        progress(total, total)
+    return report

@@ -1,0 +1,44 @@
+"""Dataset counts and the warnings a user should act on."""
+
+from __future__ import annotations
+
+from fingertui.labels import CLASSES
+from fingertui.store import SPLITS, Store
+
+MIN_PER_CLASS = 20
+MAX_IMBALANCE = 3.0
+
+
+def dataset_stats(store: Store) -> dict:
+    """Counts per label and split, unlabelled count, and warnings (stable JSON shape)."""
+    counts = store.split_counts()
+    per_label = {str(c): {**counts[c], "total": sum(counts[c].values())} for c in CLASSES}
+    totals = {s: sum(counts[c][s] for c in CLASSES) for s in SPLITS}
+    with store.lock:
+        unlabeled = store.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+    warnings: list[str] = []
+    sizes = {c: per_label[str(c)]["total"] for c in CLASSES}
+    for c in CLASSES:
+        if sizes[c] < MIN_PER_CLASS:
+            warnings.append(
+                f"class {c} has only {sizes[c]} labelled images (< {MIN_PER_CLASS}): capture or import more"
+            )
+        if sizes[c] and counts[c]["test"] == 0:
+            warnings.append(f"class {c} has no test images: its accuracy cannot be measured yet")
+    nonzero = [n for n in sizes.values() if n]
+    if nonzero and max(nonzero) > MAX_IMBALANCE * min(nonzero):
+        big = max(sizes, key=sizes.get)  # type: ignore[arg-type]
+        small = min((c for c in CLASSES if sizes[c]), key=sizes.get)  # type: ignore[arg-type]
+        warnings.append(
+            f"imbalanced: class {big} has {sizes[big]} images, class {small} only {sizes[small]} (over {MAX_IMBALANCE:g}:1)"
+        )
+    return {
+        "labels": per_label,
+        "total": {
+            **totals,
+            "labelled": sum(totals.values()),
+            "unlabeled": unlabeled,
+            "all": sum(totals.values()) + unlabeled,
+        },
+        "warnings": warnings,
+    }

@@ -1,0 +1,311 @@
+"""The dataset store: image files under ``data/images`` indexed in SQLite under ``db/``.
+
+Writes are atomic: an image is written to a temporary name and renamed into its
+content-addressed place, then its row (and its first label event) is inserted in one
+transaction. A crash leaves either no sample or a complete one, plus at worst an
+orphaned file that ``fingertui doctor`` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from fingertui.errors import UserError
+from fingertui.labels import CLASSES
+from fingertui.workspace import Workspace
+
+TMP_PREFIX = ".tmp-"
+SPLITS = ("train", "test")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {path}: {e.strerror or e}; free some disk space or check permissions") from e
+
+
+# --- schema -----------------------------------------------------------------------------
+# Each migration takes the database from version i to i+1. Never edit a released one:
+# append a new function instead, so existing workspaces upgrade in place.
+
+
+def _m1_samples(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('capture', 'import')),
+            origin TEXT,
+            session TEXT,
+            created TEXT NOT NULL,
+            label INTEGER CHECK (label IS NULL OR label BETWEEN 0 AND 5),
+            split TEXT CHECK (split IS NULL OR split IN ('train', 'test')),
+            group_key TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY,
+            sample_id INTEGER NOT NULL,
+            old INTEGER,
+            new INTEGER,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL CHECK (actor IN ('user', 'import')),
+            reason TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_label_events_sample ON label_events(sample_id)")
+
+
+def _m2_phash(db: sqlite_utils.Database) -> None:
+    # Perceptual hash (64-bit, hex) used to keep near-identical images in one split.
+    db.execute("ALTER TABLE samples ADD COLUMN phash TEXT")
+    db.execute("CREATE INDEX idx_samples_group ON samples(group_key)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it started at."""
+    start = db.execute("PRAGMA user_version").fetchone()[0]
+    if start > SCHEMA_VERSION:
+        raise UserError(
+            f"this workspace was written by a newer fingertui (schema {start} > {SCHEMA_VERSION}); upgrade fingertui"
+        )
+    for version in range(start, SCHEMA_VERSION):
+        with db.atomic():
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+    return start
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: int
+    sha256: str
+    path: str
+    width: int
+    height: int
+    source: str
+    origin: str | None
+    session: str | None
+    created: str
+    label: int | None
+    split: str | None
+    group_key: str | None
+    phash: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Sample:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class AddResult:
+    sample: Sample
+    duplicate: bool
+
+
+class Store:
+    """All reads and writes of the dataset go through here."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace.ensure()
+        try:
+            conn = sqlite3.connect(self.ws.db_path, check_same_thread=False, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrated_from = migrate(self.db)
+        except sqlite3.DatabaseError as e:
+            raise UserError(
+                f"cannot open the index {self.ws.db_path}: {e}; run `fingertui doctor` or restore a backup"
+            ) from e
+        # One connection shared by the CLI, tests and the TUI's worker threads.
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self.lock, self.db.atomic():
+            yield self.db
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, sample_id: int) -> Sample:
+        with self.lock:
+            rows = list(self.db.query("SELECT * FROM samples WHERE id = ?", [sample_id]))
+        if not rows:
+            raise UserError(f"no sample with id {sample_id}; `fingertui stats` shows what is stored")
+        return Sample.from_row(rows[0])
+
+    def by_sha(self, sha: str) -> Sample | None:
+        with self.lock:
+            rows = list(self.db.query("SELECT * FROM samples WHERE sha256 = ?", [sha]))
+        return Sample.from_row(rows[0]) if rows else None
+
+    def samples(self, where: str = "1", params: list[Any] | None = None) -> list[Sample]:
+        with self.lock:
+            rows = self.db.query(f"SELECT * FROM samples WHERE {where} ORDER BY id", params or [])
+            return [Sample.from_row(r) for r in rows]
+
+    def labelled(self) -> list[Sample]:
+        return self.samples("label IS NOT NULL AND split IS NOT NULL")
+
+    def count(self) -> int:
+        with self.lock:
+            return self.db.execute("SELECT count(*) FROM samples").fetchone()[0]
+
+    def split_counts(self) -> dict[int, dict[str, int]]:
+        """Labelled samples per class and split: ``{label: {"train": n, "test": m}}``."""
+        out = {c: {s: 0 for s in SPLITS} for c in CLASSES}
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT label, split, count(*) FROM samples WHERE label IS NOT NULL AND split IS NOT NULL "
+                "GROUP BY label, split"
+            ).fetchall()
+        for label, split, n in rows:
+            out[label][split] = n
+        return out
+
+    def group_index(self) -> list[tuple[int, str | None, str | None, str | None]]:
+        """(id, phash, group_key, split) of every sample: what split planning needs."""
+        with self.lock:
+            return self.db.execute("SELECT id, phash, group_key, split FROM samples").fetchall()
+
+    def label_events(self, sample_id: int | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            if sample_id is None:
+                return list(self.db.query("SELECT * FROM label_events ORDER BY id"))
+            return list(self.db.query("SELECT * FROM label_events WHERE sample_id = ? ORDER BY id", [sample_id]))
+
+    # --- writes -----------------------------------------------------------------------
+
+    def add_image(
+        self,
+        data: bytes,
+        ext: str,
+        *,
+        width: int,
+        height: int,
+        source: str,
+        label: int | None,
+        split: str | None,
+        group_key: str | None,
+        phash: str | None,
+        origin: str | None = None,
+        session: str | None = None,
+        actor: str = "import",
+        reason: str | None = None,
+    ) -> AddResult:
+        """Store an image and its row atomically; an image already stored is a no-op."""
+        sha = sha256_bytes(data)
+        existing = self.by_sha(sha)
+        if existing is not None:
+            return AddResult(existing, duplicate=True)
+        if label is not None and label not in CLASSES:
+            raise UserError(f"unknown label {label!r}: use 0–5")
+        if label is None:
+            split = None
+        path = self.ws.image_path(sha, ext.lower().lstrip("."))
+        atomic_write(path, data)
+        row = {
+            "sha256": sha,
+            "path": self.ws.rel(path),
+            "width": width,
+            "height": height,
+            "source": source,
+            "origin": origin,
+            "session": session,
+            "created": now_iso(),
+            "label": label,
+            "split": split,
+            "group_key": group_key,
+            "phash": phash,
+        }
+        with self.transaction() as db:
+            cur = db.execute(
+                f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+            )
+            sample_id = cur.lastrowid
+            if label is not None:
+                self._event(db, sample_id, None, label, actor, reason or source)
+        return AddResult(self.get(sample_id), duplicate=False)
+
+    def _event(
+        self,
+        db: sqlite_utils.Database,
+        sample_id: int,
+        old: int | None,
+        new: int | None,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO label_events (sample_id, old, new, time, actor, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            [sample_id, old, new, now_iso(), actor, reason],
+        )
+
+    def set_label(
+        self,
+        sample_id: int,
+        label: int | None,
+        *,
+        split: str | None = None,
+        actor: str = "user",
+        reason: str | None = None,
+    ) -> Sample:
+        """Change a sample's label, recording the change; a newly labelled sample gets ``split``."""
+        sample = self.get(sample_id)
+        if label is not None and label not in CLASSES:
+            raise UserError(f"unknown label {label!r}: use 0–5")
+        with self.transaction() as db:
+            new_split = sample.split if sample.split is not None or label is None else split
+            db.execute("UPDATE samples SET label = ?, split = ? WHERE id = ?", [label, new_split, sample_id])
+            if label != sample.label:
+                self._event(db, sample_id, sample.label, label, actor, reason)
+        return self.get(sample_id)
+
+    def delete(self, sample_id: int) -> Sample:
+        """Remove a sample's row, then its file (a crash in between leaves an orphan for doctor)."""
+        sample = self.get(sample_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+        self.ws.abs(sample.path).unlink(missing_ok=True)
+        return sample
