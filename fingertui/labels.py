@@ -6,7 +6,7 @@ from fingertui.errors import UserError
 
 CLASSES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
 WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five")
-ACCEPTED = ", ".join(f"{d}/{w}" for d, w in zip(CLASSES, WORDS))
+ACCEPTED = ", ".join(f"{d}/{w}" for d, w in zip(CLASSES, WORDS, strict=True))
 
 
 def try_parse_label(text: str) -> int | None:
