@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fingertui import __version__
-from fingertui.errors import UserError
+from fingertui.errors import Cancelled, UserError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -164,6 +164,260 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
+# --- learning commands ------------------------------------------------------------------
+
+
+def _warn_err(msg: str) -> None:
+    print(f"fingertui: {msg}", file=sys.stderr)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def print_metrics(out, m: dict, title: str) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    lo, hi = m["accuracy_ci95"]
+    out.print(
+        f"[bold]{title}[/]: accuracy {_pct(m['accuracy'])} (95% CI {_pct(lo)}–{_pct(hi)}), "
+        f"balanced {_pct(m['balanced_accuracy'])}, ECE {m['ece']:.3f}, n={m['n']}",
+        highlight=False,
+    )
+    t = Table("class", "precision", "recall", "F1", "n", title="per class")
+    for c, row in m["per_class"].items():
+        t.add_row(c, _pct(row["precision"]), _pct(row["recall"]), _pct(row["f1"]), str(row["support"]))
+    out.print(t)
+    cm = m["confusion"]
+    present = [c for c in cm["labels"] if c not in m["missing_classes"]]
+    t = Table(
+        "true ↓ / predicted →",
+        *[str(c) for c in cm["labels"]],
+        title="confusion matrix (rows = true label, columns = predicted)",
+    )
+    for c in present:
+        cells = []
+        for j, n in enumerate(cm["counts"][c]):
+            pct = cm["row_normalised"][c][j]
+            style = "green" if j == c else ("red" if n else "dim")
+            cells.append(f"[{style}]{n} ({100 * pct:.0f}%)[/]")
+        t.add_row(str(c), *cells)
+    out.print(t)
+    if m["missing_classes"]:
+        out.print(f"classes without test images (left out): {', '.join(map(str, m['missing_classes']))}")
+
+
+def _progress_printer(enabled: bool):  # noqa: ANN202
+    state = {"phase": None, "last": 0.0}
+
+    def report(phase: str, k: int, n: int) -> None:
+        import time
+
+        if not enabled:
+            return
+        now = time.monotonic()
+        if phase != state["phase"] or k == n or now - state["last"] > 0.5:
+            print(f"  {phase} {k}/{n}", file=sys.stderr, flush=True)
+            state.update(phase=phase, last=now)
+
+    return report
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from fingertui.runs import train_run
+    from fingertui.train import TrainConfig
+
+    store = open_store(args)
+    cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
+    run = train_run(
+        store,
+        backbone=args.backbone,
+        weights_file=args.weights,
+        cfg=cfg,
+        progress=_progress_printer(not args.json),
+        warn=_warn_err,
+    )
+    if args.json:
+        emit_json({"run": run.summary(), "metrics": run.metrics})
+        return 0
+    out = console()
+    m = run.metrics
+    out.print(
+        f"run {run.id}: backbone {run.backbone}, {run.n_train} train / {run.n_test} test images, "
+        f"{m['embedded_new']} new embeddings, {m['duration_s']:.1f} s; temperature {m['temperature']:.2f}, "
+        f"unsure below {100 * m['unsure_threshold']:.0f}%",
+        highlight=False,
+    )
+    print_metrics(out, m["test"], "test split")
+    out.print(f"ECE on test before calibration {m['test']['ece_uncalibrated']:.3f}, after {m['test']['ece']:.3f}")
+    return 0
+
+
+@command("eval")
+def cmd_eval(args: argparse.Namespace) -> int:
+    from fingertui.runs import resolve_run
+
+    store = open_store(args)
+    run = resolve_run(store, args.run)
+    if args.dir is None:
+        m = run.metrics["test"]
+        where = "test split"
+    else:
+        import numpy as np
+
+        from fingertui.importer import scan
+        from fingertui.metrics import evaluate
+        from fingertui.predict import Predictor
+
+        entries, skipped = scan([args.dir], skip_unknown=args.skip_unknown)
+        entries = [e for e in entries if e.label is not None]
+        if not entries:
+            raise UserError(f"no labelled images found in {args.dir}; name folders 0–5 or zero…five")
+        pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
+        probs, labels = [], []
+        for e in entries:
+            try:
+                probs.append(pred.predict_paths([e.path])[0].probs)
+                labels.append(e.label)
+            except (OSError, ValueError) as err:
+                skipped.append((str(e.path), f"unreadable image: {err}"))
+        m = evaluate(np.array(labels), np.array(probs))
+        where = f"{args.dir} ({len(skipped)} files skipped)"
+    if args.json:
+        emit_json(
+            {"run": run.id, "backbone": run.backbone, "on": "test" if args.dir is None else str(args.dir), "metrics": m}
+        )
+        return 0
+    out = console()
+    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
+    print_metrics(out, m, "evaluation")
+    return 0
+
+
+@command("predict")
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fingertui.predict import Predictor
+    from fingertui.runs import resolve_run
+
+    for p in args.images:
+        if not Path(p).is_file():
+            raise UserError(f"{p}: no such image file")
+    store = open_store(args)
+    run = resolve_run(store, args.run)
+    pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
+    results = []
+    for p in args.images:
+        try:
+            r = pred.predict_paths([p])[0]
+        except (OSError, ValueError) as e:
+            raise UserError(f"{p} is not a readable image ({e})") from e
+        results.append({"path": p, **r.as_json()})
+    if args.json:
+        emit_json({"run": run.id, "backbone": run.backbone, "threshold": pred.threshold, "predictions": results})
+        return 0
+    for r in results:
+        probs = " ".join(f"{c}:{100 * q:.0f}%" for c, q in enumerate(r["probs"]))
+        flag = "  UNSURE" if r["unsure"] else ""
+        print(f"{r['path']}: {r['label']} ({100 * r['confidence']:.1f}%){flag}   [{probs}]")
+    return 0
+
+
+@command("runs")
+def cmd_runs(args: argparse.Namespace) -> int:
+    from fingertui.runs import active_run, compare, list_runs, set_active
+
+    store = open_store(args)
+    if args.action == "compare":
+        if len(args.ids) != 2:
+            raise UserError("runs compare needs two run ids: fingertui runs compare A B")
+        c = compare(store, *args.ids)
+        if args.json:
+            emit_json(c)
+            return 0
+        mc = c["mcnemar"]
+        print(f"run {c['a']} vs run {c['b']} on {c['n_common']} shared test images")
+        print(
+            f"accuracy {_pct(c['accuracy_a'])} → {_pct(c['accuracy_b'])} (delta {100 * (c['accuracy_delta'] or 0):+.1f} points), "
+            f"exact McNemar p = {mc['p_value']:.3g} ({mc['a_right_b_wrong']} right→wrong, {mc['a_wrong_b_right']} wrong→right)"
+        )
+        for cls, r in c["recall"].items():
+            print(f"  recall {cls}: {_pct(r['a'])} → {_pct(r['b'])} ({100 * r['delta']:+.1f})")
+        print(f"right→wrong samples: {c['right_to_wrong'] or 'none'}")
+        print(f"wrong→right samples: {c['wrong_to_right'] or 'none'}")
+        return 0
+    if args.action == "activate":
+        if len(args.ids) != 1:
+            raise UserError("runs activate needs one run id")
+        run = set_active(store, args.ids[0])
+        print(f"run {run.id} is now the active model")
+        return 0
+    if args.action is not None:
+        raise UserError(f"unknown runs action {args.action!r}: use `runs`, `runs compare A B` or `runs activate ID`")
+    runs = [r.summary() for r in list_runs(store)]
+    act = active_run(store)
+    for r in runs:
+        r["active"] = act is not None and r["id"] == act.id
+    if args.json:
+        emit_json({"runs": runs})
+        return 0
+    from rich.table import Table
+
+    t = Table("run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time")
+    for r in runs:
+        t.add_row(
+            f"{r['id']}{' *' if r['active'] else ''}",
+            r["finished"][:19].replace("T", " "),
+            f"{r['n_train']}/{r['n_test']}",
+            r["backbone"],
+            _pct(r["accuracy"]),
+            _pct(r["balanced_accuracy"]),
+            f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
+            f"{r['ece']:.3f}",
+            f"{r['duration_s']:.1f}s",
+        )
+    out = console()
+    out.print(t)
+    out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    return 0
+
+
+@command("export-model")
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fingertui.predict import Predictor, export_model
+    from fingertui.runs import resolve_run
+
+    store = open_store(args)
+    run = resolve_run(store, args.run)
+    pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
+    meta = export_model(pred, Path(args.path), run.id)
+    if args.json:
+        emit_json({"path": args.path, **meta})
+    else:
+        print(
+            f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see README for the loading script"
+        )
+    return 0
+
+
+@command("fetch-weights")
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    from fingertui import backbones
+
+    try:
+        bb = backbones.load_resnet18(args.weights)
+    except backbones.WeightsUnavailable as e:
+        raise UserError(
+            f"could not download ResNet-18 weights ({str(e).splitlines()[0][:100]}); connect to the internet, or pass --weights FILE"
+        ) from e
+    print(f"ResNet-18 ImageNet weights ready ({bb.id}); fingertui train now uses them")
+    return 0
+
+
 # --- the app ----------------------------------------------------------------------------
 
 
@@ -214,6 +468,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("doctor", parents=[common, json_opt], help="find and clean orphaned files, report broken rows")
     s.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
+
+    weights_opt = argparse.ArgumentParser(add_help=False)
+    weights_opt.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="resnet18 ImageNet weights file (else $FINGERTUI_WEIGHTS, else torchvision's cache)",
+    )
+    run_opt = argparse.ArgumentParser(add_help=False)
+    run_opt.add_argument("--run", metavar="ID", help="run to use (default: the active one)")
+
+    s = sub.add_parser("train", parents=[common, json_opt, weights_opt], help="train a model on the labelled images")
+    s.add_argument("--backbone", metavar="ID", help="resnet18 (default) or efficientnet-lite0 (offline)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--head", choices=["linear", "mlp"], default="linear")
+    s.add_argument("--views", type=int, default=2, help="augmented views per training image (default 2)")
+
+    s = sub.add_parser(
+        "eval",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="metrics of a run (test split or a labelled folder)",
+    )
+    s.add_argument(
+        "dir", nargs="?", metavar="DIR", help="labelled folder to evaluate on (nothing is added to the dataset)"
+    )
+    s.add_argument("--skip-unknown", action="store_true", help="skip folders whose name is not a label")
+
+    s = sub.add_parser("predict", parents=[common, json_opt, weights_opt, run_opt], help="classify image files")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+
+    s = sub.add_parser("runs", parents=[common, json_opt], help="list runs; `runs compare A B`; `runs activate ID`")
+    s.add_argument(
+        "action", nargs="?", choices=["compare", "activate"], help="compare two runs, or make one the active model"
+    )
+    s.add_argument("ids", nargs="*", metavar="ID")
+
+    s = sub.add_parser(
+        "export-model", parents=[common, json_opt, weights_opt, run_opt], help="write the model as one TorchScript file"
+    )
+    s.add_argument("path", metavar="PATH")
+
+    sub.add_parser(
+        "fetch-weights", parents=[common, weights_opt], help="download ResNet-18 ImageNet weights once (needs internet)"
+    )
     return p
 
 
@@ -236,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         raise
+    except Cancelled:
+        print("fingertui: cancelled; nothing was recorded", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("fingertui: interrupted", file=sys.stderr)
         return 130

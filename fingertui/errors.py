@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Bad input or a missing resource. The message says what happened and what to do."""
+
+
+class Cancelled(Exception):
+    """The user cancelled long work; nothing half-done was kept."""

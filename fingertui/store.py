@@ -95,7 +95,32 @@ def _m2_phash(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_samples_group ON samples(group_key)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash]
+def _m3_learning(db: sqlite_utils.Database) -> None:
+    # Cached backbone embeddings (float16 blobs), runs, their per-sample predictions, and
+    # small settings such as the active run.
+    db.execute(
+        """CREATE TABLE embeddings (
+            sha256 TEXT NOT NULL, backbone TEXT NOT NULL, recipe TEXT NOT NULL, view INTEGER NOT NULL,
+            vec BLOB NOT NULL, PRIMARY KEY (sha256, backbone, recipe, view)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT NOT NULL, backbone TEXT NOT NULL,
+            seed INTEGER NOT NULL, config TEXT NOT NULL, data_hash TEXT NOT NULL, n_train INTEGER NOT NULL,
+            n_test INTEGER NOT NULL, metrics TEXT NOT NULL, checkpoint TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE run_samples (
+            run_id INTEGER NOT NULL, sample_id INTEGER NOT NULL, label INTEGER NOT NULL, role TEXT NOT NULL,
+            pred INTEGER, confidence REAL, probs TEXT, PRIMARY KEY (run_id, sample_id)
+        )"""
+    )
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash, _m3_learning]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -149,6 +174,9 @@ class Store:
             conn = sqlite3.connect(self.ws.db_path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL keeps the database consistent on a crash (a power cut may
+            # drop the last commits, whose files doctor then finds as orphans).
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.migrated_from = migrate(self.db)
         except sqlite3.DatabaseError as e:
@@ -301,6 +329,15 @@ class Store:
             if label != sample.label:
                 self._event(db, sample_id, sample.label, label, actor, reason)
         return self.get(sample_id)
+
+    def get_setting(self, key: str) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [key, value])
 
     def delete(self, sample_id: int) -> Sample:
         """Remove a sample's row, then its file (a crash in between leaves an orphan for doctor)."""

@@ -1,0 +1,223 @@
+"""Head training on cached embeddings: class-balanced, weight decay, early stopping on a
+group-aware validation fold, temperature scaling, out-of-fold predictions.
+
+Plain Python and torch: the trainer reports progress through a callback and checks a
+cancel flag between steps; it knows nothing about any UI.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fingertui.errors import Cancelled
+from fingertui.labels import CLASSES
+
+Progress = Callable[[str, int, int], None]
+N_CLASSES = len(CLASSES)
+
+
+@dataclass
+class TrainConfig:
+    head: str = "linear"  # "linear" or "mlp"
+    hidden: int = 256  # MLP only
+    views: int = 2  # augmented views per training image (plus the plain one)
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    max_epochs: int = 300
+    patience: int = 10
+    batch: int = 256
+    oof_weight_decay: float = 1e-2  # L2 of the quick L-BFGS heads behind out-of-fold predictions
+    oof_iters: int = 25
+    folds: int = 5  # out-of-fold predictions; the first fold is also the validation fold
+    unsure_target: float = 0.99  # selective accuracy the unsure threshold aims for
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Head(nn.Module):
+    """Standardisation + linear layer (or a small MLP) on backbone embeddings."""
+
+    def __init__(self, dim: int, kind: str = "linear", hidden: int = 256) -> None:
+        super().__init__()
+        self.kind = kind
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(dim, N_CLASSES)
+        elif kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(hidden, N_CLASSES))
+        else:
+            raise ValueError(f"unknown head {kind!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class FitResult:
+    head: Head
+    epochs: int
+    val_loss: float | None
+    history: list[float] = field(default_factory=list)
+
+
+def fit_head(
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int | None = None,
+    cancel: threading.Event | None = None,
+) -> FitResult:
+    """Train a head on (N, dim) vectors. With ``val``, stop early on its loss and keep the
+    best epoch; without, train exactly ``epochs`` epochs."""
+    seed_everything(cfg.seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    head = Head(Xt.shape[1], cfg.head, cfg.hidden)
+    head.mean.copy_(Xt.mean(0))
+    head.std.copy_(Xt.std(0).clamp_min(1e-3))
+    # Standardise once; the inner network trains on the standardised vectors.
+    Xs = (Xt - head.mean) / head.std
+    counts = torch.bincount(yt, minlength=N_CLASSES).float()
+    # Class-balanced loss: every present class weighs the same in total.
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
+    net = head.net
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_epochs = epochs if epochs is not None else cfg.max_epochs
+    best = (float("inf"), 0, None)
+    history: list[float] = []
+    if val is not None:
+        Xv = (torch.from_numpy(np.ascontiguousarray(val[0], dtype=np.float32)) - head.mean) / head.std
+        yv = torch.from_numpy(np.asarray(val[1], dtype=np.int64))
+    for epoch in range(1, n_epochs + 1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        net.train()
+        order = torch.randperm(len(Xs), generator=gen)
+        for start in range(0, len(Xs), cfg.batch):
+            idx = order[start : start + cfg.batch]
+            loss = F.cross_entropy(net(Xs[idx]), yt[idx], weight=weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if val is not None:
+            net.eval()
+            with torch.inference_mode():
+                vloss = F.cross_entropy(net(Xv), yv, weight=weights).item()
+            history.append(vloss)
+            if vloss < best[0] - 1e-5:
+                best = (vloss, epoch, {k: v.clone() for k, v in head.state_dict().items()})
+            elif epoch - best[1] >= cfg.patience:
+                break
+    if val is not None and best[2] is not None:
+        head.load_state_dict(best[2])
+        head.eval()
+        return FitResult(head, best[1], best[0], history)
+    head.eval()
+    return FitResult(head, n_epochs, None, history)
+
+
+def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Head:
+    """A linear head fitted by full-batch L-BFGS with L2 (convex, so no early stopping).
+
+    Used for the k out-of-fold heads: about ten times faster than the mini-batch trainer
+    on this 2-core machine, which keeps retraining within seconds. Out-of-fold
+    predictions only rank samples for review; the model users see is ``fit_head``'s.
+    """
+    seed_everything(cfg.seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    head = Head(Xt.shape[1], "linear")
+    head.mean.copy_(Xt.mean(0))
+    head.std.copy_(Xt.std(0).clamp_min(1e-3))
+    Xs = (Xt - head.mean) / head.std
+    counts = torch.bincount(yt, minlength=N_CLASSES).float()
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
+    lin = head.net
+    opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=cfg.oof_iters, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(lin(Xs), yt, weight=weights) + cfg.oof_weight_decay * lin.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    head.eval()
+    return head
+
+
+@torch.inference_mode()
+def logits(head: Head, X: np.ndarray) -> np.ndarray:
+    head.eval()
+    return head(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).numpy()
+
+
+def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = z / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of held-out logits."""
+    if len(y) == 0:
+        return 1.0
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 400))
+    nll = [-np.log(softmax(z, t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def unsure_threshold(probs: np.ndarray, y: np.ndarray, target: float) -> float:
+    """Lowest confidence above which validation predictions are right at least ``target``
+    of the time (clipped to 0.5–0.95); below it a prediction is "unsure"."""
+    if len(y) == 0:
+        return 0.7
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    for t in np.arange(0.5, 0.951, 0.01):
+        kept = conf >= t
+        if not kept.any() or correct[kept].mean() >= target:
+            return float(round(t, 2))
+    return 0.95
+
+
+def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """Up to ``k`` group-aware folds (near-identical images stay together), stratified by
+    each group's majority label when every class has enough groups. Returns the held-out
+    sample indices of each fold. (Stratifying whole groups is far faster than
+    scikit-learn's StratifiedGroupKFold, and groups here are mostly single images.)"""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    keys, inverse = np.unique(groups, return_inverse=True)
+    k = min(k, len(keys))
+    if k < 2:
+        return []
+    group_label = np.array([np.bincount(y[inverse == g]).argmax() for g in range(len(keys))])
+    per_class = np.bincount(group_label)
+    if per_class[per_class > 0].min() >= k:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = [te for _, te in splitter.split(np.zeros(len(keys)), group_label)]
+    else:
+        parts = [te for _, te in KFold(n_splits=k, shuffle=True, random_state=seed).split(keys)]
+    return [np.sort(np.nonzero(np.isin(inverse, part))[0]) for part in parts]
