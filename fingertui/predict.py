@@ -151,7 +151,7 @@ def export_model(predictor: Predictor, dest: Path, run_id: int | None = None) ->
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example, check_trace=False)
-    buf = io.BytesIO()
-    torch.jit.save(traced, buf, _extra_files={"fingertui.json": json.dumps(meta, indent=2)})
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files={"fingertui.json": json.dumps(meta, indent=2)})
     atomic_write(dest, buf.getvalue())
     return meta

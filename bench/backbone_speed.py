@@ -1,0 +1,60 @@
+"""Embedding throughput and single-image prediction latency for each backbone.
+
+ResNet-18's ImageNet weights cannot be downloaded on an offline machine; its timing is
+measured with the same architecture and randomly initialised weights (the arithmetic is
+identical). Its predictions are never used here.
+
+Run: .venv/bin/python bench/backbone_speed.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fingertui import backbones
+from fingertui.features import Embedder
+from fingertui.train import Head
+
+
+def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    imgs = [torch.from_numpy(rng.integers(0, 255, (3, 240, 240), dtype=np.uint8)) for _ in range(n)]
+    Embedder.embed_images(bb, imgs[:3])  # warm-up
+    t0 = time.perf_counter()
+    for img in imgs:
+        Embedder.embed_images(bb, [img])
+    throughput = n / (time.perf_counter() - t0)
+    head = Head(bb.dim).eval()
+    lat = []
+    for img in imgs[:30]:
+        t = time.perf_counter()
+        x = Embedder.embed_images(bb, [img])
+        with torch.inference_mode():
+            head(torch.from_numpy(x)).softmax(1)
+        lat.append(time.perf_counter() - t)
+    return throughput, 1000 * float(np.median(lat))
+
+
+def main() -> int:
+    print(f"{torch.get_num_threads()} threads, device {backbones.device()}, 240×240 RGB input")
+    with tempfile.TemporaryDirectory() as tmp:
+        from torchvision.models import resnet18
+
+        w = Path(tmp) / "random-resnet18.pth"
+        torch.save(resnet18().state_dict(), w)
+        for bb in (backbones.load_resnet18(str(w)), backbones.load("efficientnet-lite0")):
+            bb.to(backbones.device())
+            ips, ms = measure(bb)
+            note = " (random weights: timing only)" if bb.id.startswith("resnet18@file") else ""
+            print(f"{bb.name:20s} dim {bb.dim:5d}: {ips:5.1f} images/s embedding, {ms:5.1f} ms per single prediction{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Learning core: backbones, embedding cache, training, calibration, runs, export."""
+
+import json
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from fingertui import backbones, features, runs
+from fingertui.cli import main
+from fingertui.errors import Cancelled, UserError
+from fingertui.importer import import_paths
+from fingertui.metrics import evaluate, mcnemar
+from fingertui.predict import Predictor, export_model, load_checkpoint, save_checkpoint
+from fingertui.runs import train_run
+from fingertui.train import TrainConfig, fit_temperature, group_folds, softmax
+from tests.conftest import SHARED, needs_shared
+
+FAST = TrainConfig(views=1, max_epochs=40)
+
+
+def finger_image(label: int, seed: int) -> Image.Image:
+    """A stand-in hand: ``label`` bright bars on a noisy background."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 90, (96, 96, 3), dtype=np.uint8))
+    d = ImageDraw.Draw(img)
+    for k in range(label):
+        x = 10 + k * 16 + int(rng.integers(0, 4))
+        d.rectangle([x, 20 + int(rng.integers(0, 8)), x + 8, 90], fill=(230, 200, 170))
+    return img
+
+
+@pytest.fixture
+def dev_backbone(monkeypatch):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+
+
+@pytest.fixture
+def bars(tmp_path):
+    root = tmp_path / "bars"
+    for label in range(6):
+        for k in range(8):
+            p = root / str(label) / f"{k}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            finger_image(label, label * 100 + k).save(p)
+    return root
+
+
+@pytest.fixture
+def dataset(store, bars, dev_backbone):
+    import_paths(store, [bars])
+    return store
+
+
+def test_same_data_and_seed_give_the_same_run(dataset):
+    a = train_run(dataset, backbone="dev-random", cfg=FAST)
+    b = train_run(dataset, backbone="dev-random", cfg=FAST)
+    assert a.data_hash == b.data_hash
+    assert a.metrics["test"] == b.metrics["test"] and a.metrics["temperature"] == b.metrics["temperature"]
+    ca = load_checkpoint(dataset.ws.abs(a.checkpoint))["head_state"]
+    cb = load_checkpoint(dataset.ws.abs(b.checkpoint))["head_state"]
+    assert all(torch.equal(ca[k], cb[k]) for k in ca)
+    assert [r["probs"] for r in runs.run_predictions(dataset, a.id)] == [r["probs"] for r in runs.run_predictions(dataset, b.id)]
+
+
+def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset, tmp_path):
+    first = train_run(dataset, backbone="dev-random", cfg=FAST)
+    n_train, n_test = first.n_train, first.n_test
+    assert first.metrics["embedded_new"] == n_train * (FAST.views + 1) + n_test
+    second = train_run(dataset, backbone="dev-random", cfg=FAST)
+    assert second.metrics["embedded_new"] == 0
+    for k in range(3):
+        p = tmp_path / "new" / "2" / f"{k}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        finger_image(2, 9000 + k).save(p)
+    import_paths(dataset, [tmp_path / "new"])
+    new = [s for s in dataset.labelled() if "new" in (s.origin or "")]
+    third = train_run(dataset, backbone="dev-random", cfg=FAST)
+    expected = sum(FAST.views + 1 if s.split == "train" else 1 for s in new)
+    assert third.metrics["embedded_new"] == expected
+
+
+def test_cache_is_keyed_on_backbone_and_recipe(dataset, monkeypatch):
+    cache = features.EmbeddingCache(dataset)
+    train_run(dataset, backbone="dev-random", cfg=FAST)
+    before = cache.count("dev-random@seed0")
+    monkeypatch.setattr(features, "RECIPE_ID", "aug-changed")
+    run = train_run(dataset, backbone="dev-random", cfg=FAST)
+    # Plain views are reused; every augmented view is recomputed under the new recipe.
+    assert run.metrics["embedded_new"] == run.n_train * FAST.views
+    assert cache.count("dev-random@seed0") == before + run.n_train * FAST.views
+    # A different backbone finds nothing of the other's.
+    bb = backbones.load("efficientnet-lite0")
+    emb = features.Embedder(dataset, bb)
+    sample = dataset.labelled()[0]
+    emb.vectors([(sample.sha256, sample.path)], 0)
+    assert emb.computed == 1 and cache.count(bb.id) == 1
+
+
+def test_calibration_lowers_ece_on_a_held_out_fold():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 6, n)
+    true_logits = rng.normal(0, 1, (n, 6))
+    true_logits[np.arange(n), y] += 1.5
+    overconfident = true_logits * 4  # a model that is right ~70% of the time but says 99%
+    from fingertui.metrics import ece
+
+    fold_a, fold_b = slice(0, n // 2), slice(n // 2, n)
+    t = fit_temperature(overconfident[fold_a], y[fold_a])
+    assert t > 2
+    before = ece(softmax(overconfident[fold_b]), y[fold_b])
+    after = ece(softmax(overconfident[fold_b], t), y[fold_b])
+    assert after < before / 3
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn import metrics as skm
+
+    y = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 5])
+    pred = np.array([0, 1, 1, 1, 2, 2, 2, 1, 2, 3, 0, 5])
+    probs = np.eye(6)[pred] * 0.9 + 0.1 / 6
+    m = evaluate(y, probs)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    labels = [0, 1, 2, 3, 5]
+    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    for i, c in enumerate(labels):
+        row = m["per_class"][str(c)]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((p[i], r[i], f[i], s[i]))
+    assert np.array_equal(np.array(m["confusion"]["counts"]), skm.confusion_matrix(y, pred, labels=range(6)))
+    assert m["confusion"]["counts"][0][1] == 1  # row = true 0, column = predicted 1
+    assert m["missing_classes"] == [4] and "4" not in m["per_class"]
+    lo, hi = m["accuracy_ci95"]
+    assert lo <= m["accuracy"] <= hi
+
+
+def test_mcnemar_exact_on_a_hand_made_pair():
+    a = np.array([True] * 10 + [True] * 9 + [False] * 1 + [False] * 5)
+    b = np.array([True] * 10 + [False] * 9 + [True] * 1 + [False] * 5)
+    r = mcnemar(a, b)
+    assert (r["a_right_b_wrong"], r["a_wrong_b_right"]) == (9, 1)
+    assert r["p_value"] == pytest.approx(2 * 11 / 1024)  # 2·P(X ≤ 1), X ~ Bin(10, ½)
+    assert mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_refused_checkpoints(dataset, tmp_path, capsys):
+    run = train_run(dataset, backbone="dev-random", cfg=FAST)
+    path = dataset.ws.abs(run.checkpoint)
+    ckpt = load_checkpoint(path)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, {**ckpt, "backbone": "efficientnet-lite0@00000000:b5g4"})
+    with pytest.raises(UserError, match="trained on backbone efficientnet-lite0@00000000"):
+        Predictor.from_checkpoint(other)
+    save_checkpoint(other, {**ckpt, "classes": [1, 2, 3, 4, 5]})
+    with pytest.raises(UserError, match="classes"):
+        Predictor.from_checkpoint(other)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert main(["--home", str(dataset.ws.root), "predict", str(next(iter(dataset.ws.images_dir.rglob("*.png"))))]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and len(err.strip().splitlines()) == 1
+
+
+def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypatch, tmp_path):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
+    backbones._CACHE.clear()
+    said = []
+    bb = backbones.load("resnet18", warn=said.append)
+    assert bb.name == "efficientnet-lite0" and bb.pretrained
+    assert len(said) == 1 and "not available" in said[0] and "--weights" in said[0] and "\n" not in said[0]
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), weights)
+    bb = backbones.load("resnet18", weights_file=str(weights), warn=said.append)
+    assert bb.id.startswith("resnet18@file-") and bb.dim == 256 * 16 and len(said) == 1
+    with pytest.raises(UserError, match="not a PyTorch state dict"):
+        (tmp_path / "bad.pth").write_bytes(b"junk")
+        backbones.load("resnet18", weights_file=str(tmp_path / "bad.pth"))
+
+
+def test_random_backbone_is_developer_only(monkeypatch):
+    monkeypatch.delenv(backbones.ENV_DEV_RANDOM, raising=False)
+    with pytest.raises(UserError, match="development only"):
+        backbones.load("dev-random")
+    with pytest.raises(UserError, match="unknown backbone"):
+        backbones.load("vgg16")
+
+
+def test_cancel_leaves_no_run_and_no_checkpoint(dataset):
+    import threading
+
+    cancel = threading.Event()
+
+    def progress(phase, k, n):
+        if phase == "training":
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        train_run(dataset, backbone="dev-random", cfg=FAST, progress=progress, cancel=cancel)
+    assert runs.list_runs(dataset) == []
+    assert list(dataset.ws.models_dir.glob("*")) == []
+
+
+def test_not_enough_data_is_a_clear_error(store, tmp_path, dev_backbone):
+    p = tmp_path / "one" / "3" / "a.png"
+    p.parent.mkdir(parents=True)
+    finger_image(3, 1).save(p)
+    import_paths(store, [tmp_path / "one"])
+    with pytest.raises(UserError, match="not enough labelled training images"):
+        train_run(store, backbone="dev-random")
+
+
+def test_group_folds_keep_groups_together():
+    y = np.repeat(np.arange(6), 10)
+    groups = np.array([f"g{i // 2}" for i in range(60)])  # pairs of near-duplicates
+    folds = group_folds(y, groups, 5, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(60))
+    for f in folds:
+        held = set(groups[f])
+        rest = set(groups[np.setdiff1d(np.arange(60), f)])
+        assert not held & rest
+
+
+def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
+    run = train_run(dataset, backbone="dev-random", cfg=FAST)
+    pred = Predictor.from_checkpoint(dataset.ws.abs(run.checkpoint))
+    dest = tmp_path / "model.pt"
+    meta = export_model(pred, dest, run.id)
+    assert meta["classes"] == [0, 1, 2, 3, 4, 5]
+    paths = [dataset.ws.abs(s.path) for s in dataset.labelled()[:5]]
+    ours = np.array([p.probs for p in pred.predict_paths(paths)])
+    extra = {"fingertui.json": ""}
+    scripted = torch.jit.load(str(dest), _extra_files=extra)
+    assert json.loads(extra["fingertui.json"])["run"] == run.id
+    with torch.no_grad():
+        theirs = np.concatenate([
+            scripted(torch.from_numpy(np.asarray(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255).numpy()
+            for p in paths
+        ])
+    assert np.allclose(ours, theirs, atol=2e-3)
+    assert np.array_equal(ours.argmax(1), theirs.argmax(1))
+
+
+def test_cli_train_eval_predict_runs_json(dataset, capsys):
+    home = ["--home", str(dataset.ws.root)]
+
+    def js(argv):
+        capsys.readouterr()
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    t1 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--json"])
+    assert set(t1) == {"run", "metrics"} and t1["run"]["backbone"] == "dev-random@seed0"
+    ev = js([*home, "eval", "--json"])
+    assert ev["metrics"] == json.loads(json.dumps(t1["metrics"]["test"]))
+    img = str(dataset.ws.abs(dataset.labelled()[0].path))
+    pr = js([*home, "predict", img, "--json"])
+    p = pr["predictions"][0]
+    assert set(p) == {"path", "label", "confidence", "probs", "unsure"} and sum(p["probs"]) == pytest.approx(1, abs=1e-4)
+    assert p["confidence"] == max(p["probs"]) and p["unsure"] == (p["confidence"] < pr["threshold"])
+    t2 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--seed", "1", "--json"])
+    listed = js([*home, "runs", "--json"])["runs"]
+    assert [r["id"] for r in listed] == [t1["run"]["id"], t2["run"]["id"]] and listed[-1]["active"]
+    cmp = js([*home, "runs", "compare", str(t1["run"]["id"]), str(t2["run"]["id"]), "--json"])
+    assert {"accuracy_delta", "mcnemar", "recall", "right_to_wrong", "wrong_to_right"} <= set(cmp)
+    assert main([*home, "runs", "activate", str(t1["run"]["id"])]) == 0
+    assert js([*home, "runs", "--json"])["runs"][0]["active"]
+    assert main([*home, "eval", "--run", "99"]) == 2
+
+
+def test_eval_on_external_folder_adds_nothing(dataset, bars, capsys):
+    train_run(dataset, backbone="dev-random", cfg=FAST)
+    before = dataset.count()
+    assert main(["--home", str(dataset.ws.root), "eval", str(bars), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["n"] == 48 and dataset.count() == before
+
+
+def test_no_model_yet_is_one_line_exit_2(tmp_path, capsys):
+    img = tmp_path / "a.png"
+    finger_image(1, 1).save(img)
+    assert main(["--home", str(tmp_path / "h"), "predict", str(img)]) == 2
+    assert "no trained model yet" in capsys.readouterr().err
+
+
+@needs_shared()
+@pytest.mark.slow
+def test_real_photos_offline_backbone_well_above_chance(store):
+    import_paths(store, [SHARED])
+    labelled = store.labelled()
+    rng = np.random.default_rng(0)
+    subset = []
+    for c in range(6):
+        for split, k in (("train", 40), ("test", 20)):
+            pool = [s for s in labelled if s.label == c and s.split == split]
+            subset += [pool[i] for i in rng.choice(len(pool), k, replace=False)]
+    run = train_run(store, samples=subset, backbone="efficientnet-lite0", cfg=TrainConfig(views=1))
+    assert run.backbone.startswith("efficientnet-lite0@")
+    assert run.n_test == 120 and run.metrics["test"]["accuracy"] >= 0.85  # chance is 1/6
