@@ -46,9 +46,20 @@ def main() -> int:
             for c in range(6):
                 pool = [s for s in labelled if s.split == "train" and s.label == c]
                 train += [pool[i] for i in sorted(rng.choice(len(pool), args.per_class, replace=False))]
-            run = train_run(store, samples=train + test, backbone=args.backbone, cfg=TrainConfig(seed=seed, head=args.head))
+            run = train_run(
+                store, samples=train + test, backbone=args.backbone, cfg=TrainConfig(seed=seed, head=args.head)
+            )
             m = run.metrics["test"]
-            rows.append((seed, m["accuracy"], m["per_class"]["2"]["recall"], m["balanced_accuracy"], run.metrics["test"]["ece_uncalibrated"], m["ece"]))
+            rows.append(
+                (
+                    seed,
+                    m["accuracy"],
+                    m["per_class"]["2"]["recall"],
+                    m["balanced_accuracy"],
+                    run.metrics["test"]["ece_uncalibrated"],
+                    m["ece"],
+                )
+            )
             lo, hi = m["accuracy_ci95"]
             print(
                 f"seed {seed}: {run.n_train} train / {run.n_test} test, backbone {run.backbone}: "
@@ -58,7 +69,9 @@ def main() -> int:
                 flush=True,
             )
         a = np.array(rows)
-        print(f"mean over {len(rows)} seeds: accuracy {100 * a[:, 1].mean():.1f}%, recall of 2 {100 * a[:, 2].mean():.1f}%")
+        print(
+            f"mean over {len(rows)} seeds: accuracy {100 * a[:, 1].mean():.1f}%, recall of 2 {100 * a[:, 2].mean():.1f}%"
+        )
     return 0
 
 

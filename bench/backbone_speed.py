@@ -52,7 +52,9 @@ def main() -> int:
             bb.to(backbones.device())
             ips, ms = measure(bb)
             note = " (random weights: timing only)" if bb.id.startswith("resnet18@file") else ""
-            print(f"{bb.name:20s} dim {bb.dim:5d}: {ips:5.1f} images/s embedding, {ms:5.1f} ms per single prediction{note}")
+            print(
+                f"{bb.name:20s} dim {bb.dim:5d}: {ips:5.1f} images/s embedding, {ms:5.1f} ms per single prediction{note}"
+            )
     return 0
 
 

@@ -94,8 +94,10 @@ def main() -> int:
         f"{warm:.2f} s end to end"
     )
     print("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
-    print(f"notebook approach: {1000 * per_image:.0f} ms per image per epoch (measured) × {n_images} images × 30 epochs"
-          f" = {notebook:.0f} s (extrapolated)")
+    print(
+        f"notebook approach: {1000 * per_image:.0f} ms per image per epoch (measured) × {n_images} images × 30 epochs"
+        f" = {notebook:.0f} s (extrapolated)"
+    )
     print(f"ratio: {notebook / warm:.0f}× faster")
     return 0
 

@@ -48,7 +48,9 @@ def main() -> int:
         subprocess.run([*exe, "train", "--backbone", "efficientnet-lite0", "--json"], check=True, capture_output=True)
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         dt = time.perf_counter() - t0
-    print(f"fingertui train on {N} images (efficientnet-lite0, cold cache): {dt:.0f} s, peak RSS {peak_kib / 1024:.0f} MiB")
+    print(
+        f"fingertui train on {N} images (efficientnet-lite0, cold cache): {dt:.0f} s, peak RSS {peak_kib / 1024:.0f} MiB"
+    )
     if before >= peak_kib:
         print("(peak may belong to the import step)")
     return 0

@@ -154,7 +154,9 @@ def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Head:
     counts = torch.bincount(yt, minlength=N_CLASSES).float()
     weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
     lin = head.net
-    opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=cfg.oof_iters, history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        lin.parameters(), lr=1.0, max_iter=cfg.oof_iters, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

@@ -62,7 +62,9 @@ def test_same_data_and_seed_give_the_same_run(dataset):
     ca = load_checkpoint(dataset.ws.abs(a.checkpoint))["head_state"]
     cb = load_checkpoint(dataset.ws.abs(b.checkpoint))["head_state"]
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
-    assert [r["probs"] for r in runs.run_predictions(dataset, a.id)] == [r["probs"] for r in runs.run_predictions(dataset, b.id)]
+    assert [r["probs"] for r in runs.run_predictions(dataset, a.id)] == [
+        r["probs"] for r in runs.run_predictions(dataset, b.id)
+    ]
 
 
 def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset, tmp_path):
@@ -240,10 +242,14 @@ def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
     scripted = torch.jit.load(str(dest), _extra_files=extra)
     assert json.loads(extra["fingertui.json"])["run"] == run.id
     with torch.no_grad():
-        theirs = np.concatenate([
-            scripted(torch.from_numpy(np.asarray(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255).numpy()
-            for p in paths
-        ])
+        theirs = np.concatenate(
+            [
+                scripted(
+                    torch.from_numpy(np.asarray(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+                ).numpy()
+                for p in paths
+            ]
+        )
     assert np.allclose(ours, theirs, atol=2e-3)
     assert np.array_equal(ours.argmax(1), theirs.argmax(1))
 
@@ -263,7 +269,9 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
     img = str(dataset.ws.abs(dataset.labelled()[0].path))
     pr = js([*home, "predict", img, "--json"])
     p = pr["predictions"][0]
-    assert set(p) == {"path", "label", "confidence", "probs", "unsure"} and sum(p["probs"]) == pytest.approx(1, abs=1e-4)
+    assert set(p) == {"path", "label", "confidence", "probs", "unsure"} and sum(p["probs"]) == pytest.approx(
+        1, abs=1e-4
+    )
     assert p["confidence"] == max(p["probs"]) and p["unsure"] == (p["confidence"] < pr["threshold"])
     t2 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--seed", "1", "--json"])
     listed = js([*home, "runs", "--json"])["runs"]
