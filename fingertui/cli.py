@@ -238,8 +238,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=_progress_printer(not args.json),
         warn=_warn_err,
     )
+    from fingertui import active
+
+    flags = active.recompute(store, run)
     if args.json:
-        emit_json({"run": run.summary(), "metrics": run.metrics})
+        emit_json({"run": run.summary(), "metrics": run.metrics, "flags": flags})
         return 0
     out = console()
     m = run.metrics
@@ -251,6 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print_metrics(out, m["test"], "test split")
     out.print(f"ECE on test before calibration {m['test']['ece_uncalibrated']:.3f}, after {m['test']['ece']:.3f}")
+    out.print(f"review queue: {flags['open']} flags ({flags['added']} new) — `fingertui review`")
     return 0
 
 
@@ -418,6 +422,107 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- review commands --------------------------------------------------------------------
+
+
+def _sample_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"sample id must be a number, not {text!r}; `fingertui review` lists them") from None
+
+
+@command("review")
+def cmd_review(args: argparse.Namespace) -> int:
+    from fingertui import active
+    from fingertui.labels import parse_label
+
+    store = open_store(args)
+    label = parse_label(args.label) if args.label is not None else None
+    items = active.queue(
+        store,
+        strategy=args.strategy,
+        reason=args.reason,
+        label=label,
+        limit=args.limit,
+        diversity=not args.no_diversity,
+    )
+    if args.json:
+        emit_json({"strategy": args.strategy, "items": [it.as_json() for it in items]})
+        return 0
+    if not items:
+        print("review queue is empty" if active.active_run(store) else "no model yet: `fingertui train` first")
+        return 0
+    from rich.table import Table
+
+    t = Table("id", "label", "pred", "conf", "reasons", "score", "suggest", "path", title="review queue (best first)")
+    for it in items:
+        reasons = ", ".join(it.reasons) + (f" (+{len(it.duplicates)})" if it.duplicates else "")
+        t.add_row(
+            str(it.sample_id),
+            "—" if it.label is None else str(it.label),
+            "—" if it.pred is None else str(it.pred),
+            _pct(it.confidence),
+            reasons,
+            f"{it.score:.2f}",
+            "—" if it.suggested is None else str(it.suggested),
+            it.path,
+        )
+    console().print(t)
+    print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
+    return 0
+
+
+@command("label")
+def cmd_label(args: argparse.Namespace) -> int:
+    from fingertui import active
+    from fingertui.labels import parse_label
+
+    store = open_store(args)
+    sid = _sample_id(args.id)
+    chosen = [x for x in (args.value is not None, args.confirm, args.exclude) if x]
+    if len(chosen) != 1:
+        raise UserError("give exactly one of: a label N (0–5), --confirm, --exclude")
+    if args.confirm:
+        res = active.resolve(store, sid, "confirm")
+    elif args.exclude:
+        res = active.resolve(store, sid, "exclude")
+    else:
+        res = active.resolve(store, sid, "relabel", parse_label(args.value))
+    if args.json:
+        emit_json(res)
+    else:
+        what = {
+            "confirm": f"confirmed label {res['label']}",
+            "exclude": "excluded (kept on disk, left out of training)",
+            "relabel": f"labelled {res['label']}",
+        }[res["action"]]
+        print(f"sample {sid}: {what}")
+    return 0
+
+
+@command("delete")
+def cmd_delete(args: argparse.Namespace) -> int:
+    from fingertui import active
+
+    res = active.resolve(open_store(args), _sample_id(args.id), "delete")
+    if args.json:
+        emit_json(res)
+    else:
+        print(f"sample {res['sample']} deleted (`fingertui undo` brings it back)")
+    return 0
+
+
+@command("undo")
+def cmd_undo(args: argparse.Namespace) -> int:
+    res = open_store(args).undo()
+    if args.json:
+        emit_json(res)
+    else:
+        print(f"undone: {res['undone']}")
+    return 0
+
+
 # --- the app ----------------------------------------------------------------------------
 
 
@@ -511,6 +616,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "fetch-weights", parents=[common, weights_opt], help="download ResNet-18 ImageNet weights once (needs internet)"
     )
+    s = sub.add_parser("review", parents=[common, json_opt], help="the review queue: what to look at next, and why")
+    s.add_argument("--strategy", default="margin", choices=["margin", "least-confidence", "entropy", "random"])
+    s.add_argument("--reason", choices=["unsure", "misclassified", "label-error", "weak-class", "near-duplicate"])
+    s.add_argument("--label", metavar="N", help="only items labelled (or, unlabelled, predicted) N")
+    s.add_argument("--limit", type=int, metavar="K", help="at most K items (a diverse batch)")
+    s.add_argument("--no-diversity", action="store_true", help="plain score order, no k-center pass")
+
+    s = sub.add_parser("label", parents=[common, json_opt], help="label ID N | label ID --confirm | label ID --exclude")
+    s.add_argument("id", metavar="ID")
+    s.add_argument("value", nargs="?", metavar="N")
+    s.add_argument("--confirm", action="store_true", help="the current label is right")
+    s.add_argument("--exclude", action="store_true", help="not a hand / bad image: keep on disk, leave out of training")
+
+    s = sub.add_parser("delete", parents=[common, json_opt], help="delete a sample (undo brings it back)")
+    s.add_argument("id", metavar="ID")
+
+    sub.add_parser("undo", parents=[common, json_opt], help="revert the last label change, confirm, exclude or delete")
     return p
 
 

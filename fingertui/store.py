@@ -9,6 +9,7 @@ orphaned file that ``fingertui doctor`` removes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -120,7 +121,25 @@ def _m3_learning(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash, _m3_learning]
+def _m4_review(db: sqlite_utils.Database) -> None:
+    # Review queue: flags with reasons; excluded samples ("not a hand"); undoable events.
+    db.execute("ALTER TABLE samples ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE label_events ADD COLUMN kind TEXT NOT NULL DEFAULT 'label'")
+    db.execute("ALTER TABLE label_events ADD COLUMN payload TEXT")
+    db.execute("ALTER TABLE label_events ADD COLUMN undone INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE flags (
+            id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL, reason TEXT NOT NULL, score REAL NOT NULL,
+            suggested INTEGER, pred INTEGER, confidence REAL, probs TEXT, run_id INTEGER, created TEXT NOT NULL,
+            resolved TEXT, resolution TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_flags_sample ON flags(sample_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash, _m3_learning, _m4_review]
+# Event kinds a user can undo with `fingertui undo`, newest first.
+UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -153,6 +172,7 @@ class Sample:
     split: str | None
     group_key: str | None
     phash: str | None
+    excluded: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Sample:
@@ -214,7 +234,8 @@ class Store:
             return [Sample.from_row(r) for r in rows]
 
     def labelled(self) -> list[Sample]:
-        return self.samples("label IS NOT NULL AND split IS NOT NULL")
+        """Samples that take part in training and evaluation (labelled, not excluded)."""
+        return self.samples("label IS NOT NULL AND split IS NOT NULL AND excluded = 0")
 
     def count(self) -> int:
         with self.lock:
@@ -292,8 +313,7 @@ class Store:
                 f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
             sample_id = cur.lastrowid
-            if label is not None:
-                self._event(db, sample_id, None, label, actor, reason or source)
+            self._event(db, sample_id, None, label, actor, reason or source, kind="add")
         return AddResult(self.get(sample_id), duplicate=False)
 
     def _event(
@@ -304,11 +324,38 @@ class Store:
         new: int | None,
         actor: str,
         reason: str | None,
-    ) -> None:
-        db.execute(
-            "INSERT INTO label_events (sample_id, old, new, time, actor, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            [sample_id, old, new, now_iso(), actor, reason],
+        *,
+        kind: str = "label",
+        payload: dict | None = None,
+    ) -> int:
+        cur = db.execute(
+            "INSERT INTO label_events (sample_id, old, new, time, actor, reason, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [sample_id, old, new, now_iso(), actor, reason, kind, json.dumps(payload) if payload else None],
         )
+        return cur.lastrowid
+
+    def _resolve_flags(self, db: sqlite_utils.Database, sample_id: int, resolution: str) -> list[int]:
+        ids = [r[0] for r in db.execute("SELECT id FROM flags WHERE sample_id = ? AND resolved IS NULL", [sample_id])]
+        if ids:
+            db.execute(
+                f"UPDATE flags SET resolved = ?, resolution = ? WHERE id IN ({','.join('?' * len(ids))})",
+                [now_iso(), resolution, *ids],
+            )
+        return ids
+
+    def _split_for(self, sample: Sample, label: int) -> str:
+        """The split a newly labelled sample gets: its group's, else a planned one."""
+        from fingertui import splits
+
+        with self.lock:
+            row = self.db.execute(
+                "SELECT split FROM samples WHERE group_key = ? AND split IS NOT NULL LIMIT 1", [sample.group_key]
+            ).fetchone()
+        if row:
+            return row[0]
+        item = splits.Item(label, sample.phash or "0" * 16, sample.group_key, None, sample.sha256)
+        existing = [splits.Existing(p, g, sp) for sid, p, g, sp in self.group_index() if sid != sample.id]
+        return splits.plan([item], existing, self.split_counts())[0][1] or "train"
 
     def set_label(
         self,
@@ -319,15 +366,49 @@ class Store:
         actor: str = "user",
         reason: str | None = None,
     ) -> Sample:
-        """Change a sample's label, recording the change; a newly labelled sample gets ``split``."""
+        """Change a sample's label, recording the change; a newly labelled sample gets a
+        split (``split`` if given, else its group's or a planned one) that never changes.
+        Open review flags of the sample are resolved by the change."""
         sample = self.get(sample_id)
         if label is not None and label not in CLASSES:
             raise UserError(f"unknown label {label!r}: use 0–5")
+        if label == sample.label:
+            return sample
+        if sample.split is None and label is not None and split is None:
+            split = self._split_for(sample, label)
         with self.transaction() as db:
             new_split = sample.split if sample.split is not None or label is None else split
             db.execute("UPDATE samples SET label = ?, split = ? WHERE id = ?", [label, new_split, sample_id])
-            if label != sample.label:
-                self._event(db, sample_id, sample.label, label, actor, reason)
+            flags = self._resolve_flags(db, sample_id, f"relabel:{label}") if actor == "user" else []
+            self._event(
+                db, sample_id, sample.label, label, actor, reason, payload={"flags": flags, "split": sample.split}
+            )
+        return self.get(sample_id)
+
+    def confirm(self, sample_id: int, reason: str | None = "review") -> Sample:
+        """The user says the label is right: the sample's open flags are resolved."""
+        sample = self.get(sample_id)
+        if sample.label is None:
+            raise UserError(
+                f"sample {sample_id} has no label to confirm; give it one with `fingertui label {sample_id} N`"
+            )
+        with self.transaction() as db:
+            flags = self._resolve_flags(db, sample_id, "confirm")
+            self._event(
+                db, sample_id, sample.label, sample.label, "user", reason, kind="confirm", payload={"flags": flags}
+            )
+        return self.get(sample_id)
+
+    def set_excluded(
+        self, sample_id: int, excluded: bool = True, reason: str | None = "not a hand / bad image"
+    ) -> Sample:
+        """Keep the image on disk but leave it out of training and evaluation (or back in)."""
+        sample = self.get(sample_id)
+        with self.transaction() as db:
+            db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(excluded), sample_id])
+            flags = self._resolve_flags(db, sample_id, "exclude") if excluded else []
+            kind = "exclude" if excluded else "include"
+            self._event(db, sample_id, sample.label, sample.label, "user", reason, kind=kind, payload={"flags": flags})
         return self.get(sample_id)
 
     def get_setting(self, key: str) -> str | None:
@@ -339,10 +420,88 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [key, value])
 
-    def delete(self, sample_id: int) -> Sample:
-        """Remove a sample's row, then its file (a crash in between leaves an orphan for doctor)."""
+    def delete(self, sample_id: int, *, reason: str | None = "delete") -> Sample:
+        """Remove a sample. Its file moves to ``data/trash/`` and its row is kept in the
+        event, so `undo` can bring it back exactly."""
         sample = self.get(sample_id)
-        with self.transaction() as db:
-            db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
-        self.ws.abs(sample.path).unlink(missing_ok=True)
+        src = self.ws.abs(sample.path)
+        trash = self.ws.trash_dir / src.name
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        if src.exists():
+            os.replace(src, trash)
+        try:
+            with self.transaction() as db:
+                flags = self._resolve_flags(db, sample_id, "delete")
+                db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+                row = {k: getattr(sample, k) for k in Sample.__dataclass_fields__}
+                self._event(
+                    db,
+                    sample_id,
+                    sample.label,
+                    None,
+                    "user",
+                    reason,
+                    kind="delete",
+                    payload={"row": row, "flags": flags},
+                )
+        except BaseException:
+            if trash.exists():
+                os.replace(trash, src)
+            raise
         return sample
+
+    def undo(self) -> dict[str, Any]:
+        """Revert the newest not-yet-undone user change exactly; repeatable."""
+        with self.lock:
+            rows = list(
+                self.db.query(
+                    f"SELECT * FROM label_events WHERE actor = 'user' AND undone = 0 AND kind IN ({','.join('?' * len(UNDOABLE))}) "
+                    "ORDER BY id DESC LIMIT 1",
+                    list(UNDOABLE),
+                )
+            )
+        if not rows:
+            raise UserError("nothing to undo")
+        ev = rows[0]
+        payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        sid, kind = ev["sample_id"], ev["kind"]
+        if kind == "add":  # a capture: remove it again, file and all
+            sample = self.get(sid)
+            with self.transaction() as db:
+                db.execute("DELETE FROM samples WHERE id = ?", [sid])
+                db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [ev["id"]])
+            self.ws.abs(sample.path).unlink(missing_ok=True)
+            return {"event": ev["id"], "kind": kind, "sample": sid, "undone": f"removed capture {sid}"}
+        if kind == "delete":
+            row = payload["row"]
+            trash = self.ws.trash_dir / Path(row["path"]).name
+            if trash.exists():
+                self.ws.abs(row["path"]).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(trash, self.ws.abs(row["path"]))
+        with self.transaction() as db:
+            if kind == "label":
+                db.execute(
+                    "UPDATE samples SET label = ?, split = ? WHERE id = ?", [ev["old"], payload.get("split"), sid]
+                )
+            elif kind in ("exclude", "include"):
+                db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(kind == "include"), sid])
+            elif kind == "delete":
+                row = payload["row"]
+                db.execute(
+                    f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+                )
+            flags = payload.get("flags") or []
+            if flags:
+                db.execute(
+                    f"UPDATE flags SET resolved = NULL, resolution = NULL WHERE id IN ({','.join('?' * len(flags))})",
+                    flags,
+                )
+            db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [ev["id"]])
+        what = {
+            "label": f"label of {sid} back to {ev['old']}",
+            "confirm": f"confirmation of {sid}",
+            "exclude": f"{sid} included again",
+            "include": f"{sid} excluded again",
+            "delete": f"{sid} restored",
+        }[kind]
+        return {"event": ev["id"], "kind": kind, "sample": sid, "undone": what}

@@ -34,8 +34,8 @@ class Workspace:
         return self.data_dir / "models"
 
     @property
-    def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+    def trash_dir(self) -> Path:
+        return self.data_dir / "trash"
 
     @property
     def db_dir(self) -> Path:

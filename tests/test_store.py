@@ -84,7 +84,7 @@ def test_content_addressed_and_duplicate_is_noop(store):
     assert first.sample.path == f"data/images/{first.sample.sha256[:2]}/{first.sample.sha256}.png"
     assert store.count() == 1
     events = store.label_events(first.sample.id)
-    assert [(e["old"], e["new"], e["actor"]) for e in events] == [(None, 3, "user")]
+    assert [(e["old"], e["new"], e["actor"], e["kind"]) for e in events] == [(None, 3, "user", "add")]
 
 
 def test_crash_between_file_and_row_leaves_orphan_that_doctor_cleans(store, monkeypatch):
@@ -120,4 +120,5 @@ def test_set_label_records_events_and_gives_split_once(store):
     assert (s.label, s.split) == (4, "test")
     s = store.set_label(s.id, 2, split="train")
     assert s.split == "test"  # a split, once given, never changes
-    assert [(e["old"], e["new"]) for e in store.label_events(s.id)] == [(None, 4), (4, 2)]
+    changes = [(e["old"], e["new"]) for e in store.label_events(s.id) if e["kind"] == "label"]
+    assert changes == [(None, 4), (4, 2)]

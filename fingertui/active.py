@@ -1,0 +1,420 @@
+"""Active learning: which snapshots the user should look at next, and why.
+
+Flags (stored in SQLite, so the queue survives restarts):
+- ``unsure``: unlabelled samples, and labelled ones whose calibrated confidence is below
+  the run's unsure threshold;
+- ``misclassified``: the prediction (out-of-fold for training samples, the run's own for
+  test samples) differs from the label;
+- ``label-error``: confident learning on out-of-fold probabilities — the given label's
+  probability is below that class's typical self-confidence while another class is
+  confidently predicted; the suggestion is that class;
+- ``weak-class``: added to flagged samples of the class with the lowest recall, and of the
+  most-confused pair, which boosts them in the queue;
+- ``near-duplicate``: in the queue, near-identical images (embedding cosine similarity)
+  are shown as one item that lists the others.
+
+A resolved flag stays resolved when the same (or an older) run still disagrees; a run
+finished after the resolution that disagrees again reopens it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fingertui.errors import UserError
+from fingertui.labels import CLASSES
+from fingertui.runs import RunRecord, active_run, run_predictions
+from fingertui.store import Store, now_iso
+
+REASONS = ("unsure", "misclassified", "label-error", "weak-class", "near-duplicate")
+STRATEGIES = ("margin", "least-confidence", "entropy", "random")
+DEFAULT_STRATEGY = "margin"
+# Queue score = uncertainty (0–1) + a bonus per reason: a likely wrong label costs the
+# model most, then a known mistake; a weak-class sample is worth a little more.
+BONUS = {"label-error": 1.0, "misclassified": 0.5, "weak-class": 0.25, "unsure": 0.0}
+NEAR_DUPLICATE_COS = 0.97
+STATE_KEY = "flags_state"
+
+
+def uncertainty(probs: np.ndarray, strategy: str, seed: int = 0) -> np.ndarray:
+    """Higher = more worth a label. ``probs`` is (N, classes)."""
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if len(probs) == 0:
+        return np.zeros(0)
+    if strategy == "least-confidence":
+        return 1.0 - probs.max(axis=1)
+    if strategy == "margin":
+        top2 = np.sort(probs, axis=1)[:, -2:]
+        return 1.0 - (top2[:, 1] - top2[:, 0])
+    if strategy == "entropy":
+        p = np.clip(probs, 1e-12, 1.0)
+        return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
+    return np.random.default_rng(seed).random(len(probs))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.clip(np.linalg.norm(v, axis=1, keepdims=True), 1e-12, None)
+
+
+def fold_near_duplicates(
+    order: Sequence[int], vectors: np.ndarray, near: float = NEAR_DUPLICATE_COS
+) -> tuple[list[int], dict[int, list[int]]]:
+    """Walk candidates best-first; one whose embedding is within ``near`` cosine similarity
+    of an earlier kept one is folded into it. Returns kept indices (in order) and the
+    near-duplicates folded into each."""
+    order = list(order)
+    if not order:
+        return [], {}
+    u = _unit(vectors[order].astype(np.float32))
+    kept: list[int] = []
+    dupes: dict[int, list[int]] = {}
+    owner = np.full(len(order), -1)
+    for n, idx in enumerate(order):
+        if owner[n] >= 0:
+            dupes[order[owner[n]]].append(idx)
+            continue
+        kept.append(idx)
+        dupes[idx] = []
+        later = np.arange(n + 1, len(order))
+        close = later[(owner[later] < 0) & (u[later] @ u[n] >= near)]
+        owner[close] = n
+    return kept, dupes
+
+
+def diverse_order(order: Sequence[int], vectors: np.ndarray, k: int | None = None) -> list[int]:
+    """Greedy k-center over candidates given best-first: start from the best, then take
+    the candidate farthest (cosine) from everything taken so far."""
+    order = list(order)
+    if not order:
+        return []
+    k = len(order) if k is None else min(k, len(order))
+    u = _unit(vectors[order].astype(np.float32))
+    taken = [0]
+    min_dist = 1.0 - u @ u[0]
+    min_dist[0] = -np.inf
+    while len(taken) < k:
+        nxt = int(np.argmax(min_dist))  # ties go to the better-ranked (earlier) candidate
+        taken.append(nxt)
+        min_dist = np.minimum(min_dist, 1.0 - u @ u[nxt])
+        min_dist[taken] = -np.inf
+    return [order[i] for i in taken]
+
+
+def select(
+    probs: np.ndarray,
+    vectors: np.ndarray,
+    k: int,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    diversity: bool = True,
+    boost_class: int | None = None,
+    seed: int = 0,
+    pool_factor: int = 3,
+) -> list[int]:
+    """Which ``k`` of N unlabelled samples to label next (indices into ``probs``)."""
+    score = uncertainty(probs, strategy, seed)
+    if boost_class is not None and strategy != "random":
+        score = score + BONUS["weak-class"] * (probs.argmax(axis=1) == boost_class)
+    order = list(np.argsort(-score, kind="stable"))
+    if not diversity:
+        return order[:k]
+    reps, _ = fold_near_duplicates(order, vectors)
+    return diverse_order(reps[: k * pool_factor], vectors, k)
+
+
+def label_errors(labels: np.ndarray, probs: np.ndarray) -> list[tuple[int, int, float]]:
+    """Confident learning: (index, suggested label, score) of probably mislabelled samples.
+
+    A class's threshold is the mean probability the model gives that class on samples
+    labelled with it. A sample labelled ``i`` is suspect when p_i is below t_i and some
+    other class j reaches t_j; the suggestion is the most probable such j.
+    """
+    labels = np.asarray(labels, dtype=int)
+    k = probs.shape[1]
+    thresh = np.full(k, np.inf)
+    for c in range(k):
+        m = labels == c
+        if m.any():
+            thresh[c] = probs[m, c].mean()
+    own = probs[np.arange(len(labels)), labels]
+    above = probs >= thresh[None, :]
+    above[np.arange(len(labels)), labels] = False
+    out = []
+    for i in np.nonzero((own < thresh[labels]) & above.any(axis=1))[0]:
+        cand = np.where(above[i], probs[i], -1.0)
+        j = int(cand.argmax())
+        out.append((int(i), j, float(probs[i, j] - own[i])))
+    return out
+
+
+@dataclass
+class Flag:
+    sample_id: int
+    reason: str
+    score: float
+    suggested: int | None
+    pred: int | None
+    confidence: float | None
+    probs: list[float] | None
+
+
+def _head_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities and plain embeddings for samples (embedding any missing)."""
+    from fingertui.features import PLAIN, EmbeddingCache
+    from fingertui.predict import load_checkpoint
+    from fingertui.train import Head, logits, softmax
+
+    samples = {s.id: s for s in store.samples()}
+    chosen = [samples[i] for i in sample_ids]
+    cache = EmbeddingCache(store)
+    found = cache.get(run.backbone, PLAIN, [(s.sha256, 0) for s in chosen])
+    missing = [s for s in chosen if (s.sha256, 0) not in found]
+    if missing:
+        from fingertui import backbones
+        from fingertui.features import Embedder
+
+        bb = backbones.load(run.backbone.split("@", 1)[0])
+        if bb.id != run.backbone:
+            raise UserError(f"run {run.id} used backbone {run.backbone}, not available here ({bb.id}); retrain")
+        vecs = Embedder(store, bb).vectors([(s.sha256, s.path) for s in missing], 0)
+        for s, v in zip(missing, vecs, strict=True):
+            found[(s.sha256, 0)] = v[0]
+    dim = len(next(iter(found.values()))) if found else 0
+    X = np.stack([found[(s.sha256, 0)] for s in chosen]) if chosen else np.zeros((0, dim), np.float32)
+    ckpt = load_checkpoint(store.ws.abs(run.checkpoint))
+    spec = ckpt["head"]
+    head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
+    head.load_state_dict(ckpt["head_state"])
+    probs = softmax(logits(head, X), float(ckpt["temperature"])) if len(X) else np.zeros((0, len(CLASSES)))
+    return probs, X
+
+
+def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
+    """Every flag the run raises on the current dataset (labels as they are now)."""
+    current = {s.id: s for s in store.samples("excluded = 0")}
+    rows = [r for r in run_predictions(store, run.id) if r["probs"] is not None and r["sample_id"] in current]
+    thr = run.metrics["unsure_threshold"]
+    flags: list[Flag] = []
+    ids = [r["sample_id"] for r in rows]
+    labels = np.array([current[i].label if current[i].label is not None else -1 for i in ids], dtype=int)
+    P = np.array([r["probs"] for r in rows]) if rows else np.zeros((0, len(CLASSES)))
+    keep = labels >= 0
+    ids = [i for i, k in zip(ids, keep, strict=True) if k]
+    labels, P = labels[keep], P[keep]
+    test = run.metrics["test"]
+    weakest = int(test["weakest_class"]) if test.get("weakest_class") is not None else None
+    cm = np.array(test["confusion"]["counts"])
+    np.fill_diagonal(cm, 0)
+    pair = divmod(int(cm.argmax()), cm.shape[1]) if cm.sum() else None
+    preds = P.argmax(axis=1) if len(P) else np.zeros(0, dtype=int)
+
+    def flag(i: int, reason: str, score: float, suggested: int | None, p: np.ndarray) -> None:
+        flags.append(
+            Flag(i, reason, float(score), suggested, int(p.argmax()), float(p.max()), [round(float(x), 5) for x in p])
+        )
+
+    for n, sid in enumerate(ids):
+        p, y, pr = P[n], int(labels[n]), int(preds[n])
+        if p.max() < thr:
+            flag(sid, "unsure", 1.0 - p.max(), pr, p)
+        if pr != y:
+            flag(sid, "misclassified", p[pr] - p[y], pr, p)
+    for n, suggested, score in label_errors(labels, P):
+        flag(ids[n], "label-error", score, suggested, P[n])
+    unlabelled = [s.id for s in current.values() if s.label is None]
+    if unlabelled:
+        UP, _ = _head_and_vectors(store, run, unlabelled)
+        for sid, p in zip(unlabelled, UP, strict=True):
+            flag(sid, "unsure", uncertainty(p[None], DEFAULT_STRATEGY)[0], int(p.argmax()), p)
+    # weak-class: boosts samples already flagged that touch the weakest class or the most
+    # confused pair.
+    flagged = {}
+    for f in flags:
+        flagged.setdefault(f.sample_id, f)
+    for sid, f in flagged.items():
+        y = current[sid].label
+        touches = weakest is not None and weakest in (y, f.pred)
+        if pair is not None and y is not None and {y, f.pred} == set(pair):
+            touches = True
+        if touches:
+            flags.append(Flag(sid, "weak-class", BONUS["weak-class"], f.suggested, f.pred, f.confidence, f.probs))
+    return flags
+
+
+def recompute(store: Store, run: RunRecord | None = None) -> dict:
+    """Bring the stored flags up to date with ``run`` (default: the active run)."""
+    run = run or active_run(store)
+    if run is None:
+        return {"run": None, "open": 0, "added": 0, "cleared": 0}
+    new = {(f.sample_id, f.reason): f for f in compute_flags(store, run)}
+    with store.lock:
+        existing = list(store.db.query("SELECT * FROM flags ORDER BY id"))
+    open_rows = {(r["sample_id"], r["reason"]): r for r in existing if r["resolved"] is None}
+    resolved = {}
+    for r in existing:
+        if r["resolved"] is not None:
+            resolved[(r["sample_id"], r["reason"])] = max(
+                resolved.get((r["sample_id"], r["reason"]), ""), r["resolved"]
+            )
+    now = now_iso()
+    inserts, updates, cleared = [], [], []
+    for key, f in new.items():
+        vals = (f.score, f.suggested, f.pred, f.confidence, json.dumps(f.probs), run.id)
+        if key in open_rows:
+            updates.append((*vals, open_rows[key]["id"]))
+        elif key in resolved and resolved[key] >= run.finished:
+            continue  # resolved after this run was made: only a later run can reopen it
+        else:
+            inserts.append((f.sample_id, f.reason, *vals, now))
+    for key, r in open_rows.items():
+        if key not in new:
+            cleared.append(r["id"])
+    with store.transaction() as db:
+        db.conn.executemany(
+            "UPDATE flags SET score = ?, suggested = ?, pred = ?, confidence = ?, probs = ?, run_id = ? WHERE id = ?",
+            updates,
+        )
+        db.conn.executemany(
+            "INSERT INTO flags (sample_id, reason, score, suggested, pred, confidence, probs, run_id, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        if cleared:
+            db.execute(
+                f"UPDATE flags SET resolved = ?, resolution = 'cleared' WHERE id IN ({','.join('?' * len(cleared))})",
+                [now, *cleared],
+            )
+        db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [STATE_KEY, _state(store, run)])
+    return {"run": run.id, "open": len(new), "added": len(inserts), "cleared": len(cleared)}
+
+
+def _state(store: Store, run: RunRecord) -> str:
+    with store.lock:
+        n, top = store.db.execute("SELECT count(*), max(id) FROM samples").fetchone()
+        ev = store.db.execute("SELECT max(id) FROM label_events").fetchone()[0]
+    return f"{run.id}:{n}:{top}:{ev}"
+
+
+def ensure_fresh(store: Store) -> None:
+    """Recompute flags when the active run or the dataset changed since last time."""
+    run = active_run(store)
+    if run is not None and store.get_setting(STATE_KEY) != _state(store, run):
+        recompute(store, run)
+
+
+@dataclass
+class QueueItem:
+    sample_id: int
+    path: str
+    label: int | None
+    pred: int | None
+    confidence: float | None
+    probs: list[float] | None
+    reasons: list[str]
+    score: float
+    suggested: int | None
+    duplicates: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "sample_id": self.sample_id,
+            "path": self.path,
+            "label": self.label,
+            "prediction": self.pred,
+            "confidence": self.confidence,
+            "probs": self.probs,
+            "reasons": self.reasons,
+            "score": round(self.score, 4),
+            "suggested": self.suggested,
+            "duplicates": self.duplicates,
+        }
+
+
+def queue(
+    store: Store,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    reason: str | None = None,
+    label: int | None = None,
+    limit: int | None = None,
+    diversity: bool = True,
+    seed: int = 0,
+) -> list[QueueItem]:
+    """The open flags as a review queue, one item per sample (and per near-duplicate
+    cluster), best first."""
+    if reason is not None and reason not in REASONS:
+        raise UserError(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    ensure_fresh(store)
+    with store.lock:
+        rows = list(
+            store.db.query(
+                "SELECT f.*, s.path, s.label FROM flags f JOIN samples s ON s.id = f.sample_id "
+                "WHERE f.resolved IS NULL AND s.excluded = 0 ORDER BY f.id"
+            )
+        )
+    items: dict[int, QueueItem] = {}
+    for r in rows:
+        it = items.get(r["sample_id"])
+        if it is None:
+            probs = json.loads(r["probs"]) if r["probs"] else None
+            it = items[r["sample_id"]] = QueueItem(
+                r["sample_id"], r["path"], r["label"], r["pred"], r["confidence"], probs, [], 0.0, None
+            )
+        it.reasons.append(r["reason"])
+        if r["reason"] == "label-error" or (it.suggested is None and r["suggested"] != r["label"]):
+            it.suggested = r["suggested"]
+    picked = [
+        it
+        for it in items.values()
+        if (reason is None or reason in it.reasons)
+        and (label is None or it.label == label or (it.label is None and it.pred == label))
+    ]
+    if not picked:
+        return []
+    P = np.array([it.probs or [1.0 / len(CLASSES)] * len(CLASSES) for it in picked])
+    unc = uncertainty(P, strategy, seed)
+    for it, u in zip(picked, unc, strict=True):
+        it.score = float(u) + sum(BONUS.get(rsn, 0.0) for rsn in set(it.reasons))
+        it.reasons.sort(key=REASONS.index)
+    order = sorted(range(len(picked)), key=lambda i: -picked[i].score)
+    if diversity:
+        run = active_run(store)
+        _, X = _head_and_vectors(store, run, [it.sample_id for it in picked]) if run else (None, None)
+        if X is not None and len(X):
+            order, dupes = fold_near_duplicates(order, X)
+            if limit:
+                batch = set(diverse_order(order[: 3 * limit], X, limit))
+                order = [i for i in order if i in batch]  # a diverse batch, shown best first
+            for i in order:
+                picked[i].duplicates = [picked[j].sample_id for j in dupes.get(i, [])]
+                if picked[i].duplicates:
+                    picked[i].reasons.append("near-duplicate")
+    out = [picked[i] for i in order]
+    return out[:limit] if limit else out
+
+
+def resolve(store: Store, sample_id: int, action: str, label: int | None = None) -> dict:
+    """Act on a queue item: confirm, relabel, exclude, delete or skip."""
+    if action == "confirm":
+        s = store.confirm(sample_id)
+    elif action == "relabel":
+        if label is None:
+            raise UserError("relabel needs a label 0–5")
+        s = store.get(sample_id)
+        s = store.confirm(sample_id) if s.label == label else store.set_label(sample_id, label, reason="review")
+    elif action == "exclude":
+        s = store.set_excluded(sample_id, True)
+    elif action == "delete":
+        s = store.delete(sample_id)
+    elif action == "skip":
+        s = store.get(sample_id)
+    else:
+        raise UserError(f"unknown action {action!r}")
+    return {"sample": s.id, "action": action, "label": s.label}

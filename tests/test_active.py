@@ -1,0 +1,265 @@
+"""Review queue: flags, strategies, diversity, resolving and undo."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fingertui import active
+from fingertui.cli import main
+from fingertui.errors import UserError
+from fingertui.features import PLAIN, EmbeddingCache
+from fingertui.predict import FORMAT, save_checkpoint
+from fingertui.store import Store, now_iso
+from fingertui.train import Head
+from tests.conftest import noise_image, png_bytes
+
+BACKBONE = "fake@test"
+DIM = 8
+
+
+def add(store, seed, label, split="train"):
+    img = noise_image(seed)
+    return store.add_image(
+        png_bytes(img),
+        "png",
+        width=48,
+        height=48,
+        source="import",
+        label=label,
+        split=split,
+        group_key=f"g{seed}",
+        phash=f"{seed:016x}",
+    ).sample
+
+
+def fake_run(store, probs_by_sample, *, weakest="2", confusion=None, threshold=0.7, finished=None, vectors=None):
+    """A run made by hand: its per-sample probabilities are the ones given."""
+    head = Head(DIM)
+    path = store.ws.models_dir / f"fake-{len(list(store.ws.models_dir.glob('*')))}.pt"
+    save_checkpoint(
+        path,
+        {
+            "format": FORMAT,
+            "head_state": head.state_dict(),
+            "head": {"kind": "linear", "dim": DIM},
+            "backbone": BACKBONE,
+            "classes": list(range(6)),
+            "temperature": 1.0,
+            "unsure_threshold": threshold,
+        },
+    )
+    cm = confusion if confusion is not None else np.eye(6, dtype=int).tolist()
+    metrics = {"unsure_threshold": threshold, "test": {"weakest_class": weakest, "confusion": {"counts": cm}}}
+    with store.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO runs (started, finished, backbone, seed, config, data_hash, n_train, n_test, metrics, checkpoint) "
+            "VALUES (?, ?, ?, 0, '{}', 'x', 0, 0, ?, ?)",
+            [now_iso(), finished or now_iso(), BACKBONE, json.dumps(metrics), store.ws.rel(path)],
+        )
+        rid = cur.lastrowid
+        for sid, p in probs_by_sample.items():
+            s = store.get(sid)
+            db.execute(
+                "INSERT INTO run_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [rid, sid, s.label, s.split, int(np.argmax(p)), float(max(p)), json.dumps(list(p))],
+            )
+        db.execute("INSERT OR REPLACE INTO settings VALUES ('active_run', ?)", [str(rid)])
+    rng = np.random.default_rng(rid)
+    cache = EmbeddingCache(store)
+    cache.put(
+        BACKBONE, PLAIN, {(s.sha256, 0): (vectors or {}).get(s.id, rng.normal(size=DIM)) for s in store.samples()}
+    )
+    from fingertui.runs import get_run
+
+    return get_run(store, rid)
+
+
+def onehot(c, p=0.95):
+    v = np.full(6, (1 - p) / 5)
+    v[c] = p
+    return v.tolist()
+
+
+@pytest.fixture
+def clean(store):
+    """Six samples per class, all predicted right and confidently."""
+    ids = {}
+    for c in range(6):
+        for k in range(6):
+            ids[(c, k)] = add(store, c * 10 + k, c).id
+    return store, ids
+
+
+def reasons_of(store, sid):
+    with store.lock:
+        return {
+            r[0] for r in store.db.execute("SELECT reason FROM flags WHERE sample_id = ? AND resolved IS NULL", [sid])
+        }
+
+
+def test_clean_run_raises_no_flags(clean):
+    store, ids = clean
+    run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()})
+    assert active.compute_flags(store, run) == []
+
+
+def test_each_reason_fires_on_its_case(clean):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    probs[ids[(2, 0)]] = onehot(1, 0.97)  # labelled 2, confidently a 1: misclassified + label error
+    probs[ids[(4, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.45, 0.35]  # right but unsure
+    probs[ids[(5, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.3, 0.5]  # wrong-ish? no: right, but unsure
+    run = fake_run(store, probs, weakest="2")
+    active.recompute(store, run)
+    assert reasons_of(store, ids[(2, 0)]) == {"misclassified", "label-error", "weak-class"}
+    assert reasons_of(store, ids[(4, 0)]) == {"unsure"}  # class 4 is not the weak one
+    assert reasons_of(store, ids[(5, 0)]) == {"unsure"}
+    assert reasons_of(store, ids[(3, 1)]) == set()
+    [item] = [it for it in active.queue(store) if it.sample_id == ids[(2, 0)]]
+    assert item.suggested == 1 and item.label == 2 and item.pred == 1
+    assert active.queue(store)[0].sample_id == ids[(2, 0)]  # a likely label error comes first
+
+
+def test_unlabelled_samples_are_unsure_with_a_suggestion(clean):
+    store, ids = clean
+    u = add(store, 999, None)
+    run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()})
+    active.recompute(store, run)
+    assert "unsure" in reasons_of(store, u.id)
+    [item] = active.queue(store, reason="unsure")
+    assert item.sample_id == u.id and item.label is None and item.suggested == item.pred
+
+
+def test_near_duplicates_show_as_one_item(clean):
+    store, ids = clean
+    a, b = add(store, 500, None), add(store, 501, None)
+    v = np.ones(DIM)
+    run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()}, vectors={a.id: v, b.id: v * 1.01})
+    active.recompute(store, run)
+    items = active.queue(store)
+    assert len(items) == 1 and "near-duplicate" in items[0].reasons
+    assert {items[0].sample_id, *items[0].duplicates} == {a.id, b.id}
+
+
+def test_strategies_rank_a_hand_made_table():
+    P = np.array(
+        [
+            [0.98, 0.01, 0.01, 0, 0, 0],  # sure
+            [0.50, 0.49, 0.01, 0, 0, 0],  # tiny margin
+            [0.40, 0.20, 0.20, 0.20, 0, 0],  # low confidence, high entropy, bigger margin
+        ]
+    )
+    rank = lambda s: list(np.argsort(-active.uncertainty(P, s)))  # noqa: E731
+    assert rank("margin") == [1, 2, 0]
+    assert rank("least-confidence") == [2, 1, 0]
+    assert rank("entropy") == [2, 1, 0]
+    assert sorted(rank("random")) == [0, 1, 2]
+    with pytest.raises(UserError):
+        active.uncertainty(P, "coin-flip")
+
+
+def test_diversity_never_returns_near_identical_images_in_a_batch():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    vectors = np.concatenate([c + 0.001 * rng.normal(size=(8, 16)) for c in centres])  # 5 bursts of 8 frames
+    probs = np.tile([[0.5, 0.5, 0, 0, 0, 0]], (40, 1))  # all equally uncertain
+    batch = active.select(probs, vectors, 5, "margin")
+    u = vectors[batch] / np.linalg.norm(vectors[batch], axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, 0)
+    assert len(batch) == 5 and sim.max() < active.NEAR_DUPLICATE_COS
+    assert sorted(i // 8 for i in batch) == [0, 1, 2, 3, 4]  # one frame from each burst
+    plain = active.select(probs, vectors, 5, "margin", diversity=False)
+    assert len({i // 8 for i in plain}) == 1  # without the pass: five frames of one burst
+
+
+def test_resolving_and_undo_are_exact(clean):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
+    run = fake_run(store, probs)
+    active.recompute(store, run)
+    before = [s for s in store.samples()]
+    open_before = reasons_of(store, ids[(2, 0)])
+    active.resolve(store, ids[(2, 0)], "relabel", 1)
+    assert reasons_of(store, ids[(2, 0)]) == set()
+    active.resolve(store, ids[(3, 0)], "confirm")
+    active.resolve(store, ids[(4, 0)], "exclude")
+    active.resolve(store, ids[(5, 0)], "delete")
+    assert store.get(ids[(2, 0)]).label == 1 and store.get(ids[(4, 0)]).excluded
+    deleted = next(e for e in store.label_events(ids[(5, 0)]) if e["kind"] == "delete")
+    assert not store.ws.abs(json.loads(deleted["payload"])["row"]["path"]).exists()  # moved to the trash
+    with pytest.raises(UserError):
+        store.get(ids[(5, 0)])
+    # The label history replays to the labels stored now.
+    for s in store.samples():
+        changes = [e for e in store.label_events(s.id) if e["kind"] in ("add", "label") and not e["undone"]]
+        assert changes[-1]["new"] == s.label
+    for _ in range(4):
+        store.undo()
+    assert store.samples() == before
+    assert reasons_of(store, ids[(2, 0)]) == open_before
+    assert all(store.ws.abs(s.path).exists() for s in store.samples())
+    with pytest.raises(UserError, match="nothing to undo"):
+        store.undo()
+
+
+def test_resolved_flags_stay_resolved_until_a_later_run_disagrees(clean):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
+    run = fake_run(store, probs, finished="2000-01-01T00:00:00.000+00:00")
+    active.recompute(store, run)
+    active.resolve(store, ids[(2, 0)], "confirm")
+    active.recompute(store, run)  # the same run still disagrees: stays resolved
+    assert reasons_of(store, ids[(2, 0)]) == set()
+    later = fake_run(store, probs)  # a run made after the confirmation disagrees again
+    active.recompute(store, later)
+    assert "misclassified" in reasons_of(store, ids[(2, 0)])
+
+
+def test_queue_survives_a_restart(clean):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
+    probs[ids[(4, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.45, 0.35]
+    fake_run(store, probs)
+    first = [it.as_json() for it in active.queue(store)]
+    store.close()
+    again = Store(store.ws)
+    assert [it.as_json() for it in active.queue(again)] == first and len(first) == 2
+
+
+def test_cli_review_label_delete_undo(clean, capsys):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
+    fake_run(store, probs)
+    home = ["--home", str(store.ws.root)]
+    capsys.readouterr()
+    assert main([*home, "review", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    item = out["items"][0]
+    assert set(item) == {
+        "sample_id",
+        "path",
+        "label",
+        "prediction",
+        "confidence",
+        "probs",
+        "reasons",
+        "score",
+        "suggested",
+        "duplicates",
+    }
+    assert main([*home, "label", str(item["sample_id"]), "one"]) == 0
+    assert Store(store.ws).get(item["sample_id"]).label == 1
+    assert main([*home, "label", "99999", "3"]) == 2
+    assert "no sample with id 99999" in capsys.readouterr().err
+    assert main([*home, "label", str(item["sample_id"]), "7"]) == 2
+    assert "unknown label '7'" in capsys.readouterr().err
+    assert main([*home, "delete", str(ids[(0, 0)])]) == 0
+    assert main([*home, "undo"]) == 0 and main([*home, "undo"]) == 0
+    assert Store(store.ws).get(item["sample_id"]).label == 2 and Store(store.ws).get(ids[(0, 0)]).label == 0
