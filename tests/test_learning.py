@@ -263,7 +263,7 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
         return json.loads(capsys.readouterr().out)
 
     t1 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--json"])
-    assert set(t1) == {"run", "metrics"} and t1["run"]["backbone"] == "dev-random@seed0"
+    assert set(t1) == {"run", "metrics", "flags"} and t1["run"]["backbone"] == "dev-random@seed0"
     ev = js([*home, "eval", "--json"])
     assert ev["metrics"] == json.loads(json.dumps(t1["metrics"]["test"]))
     img = str(dataset.ws.abs(dataset.labelled()[0].path))
