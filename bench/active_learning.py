@@ -60,8 +60,13 @@ def simulate(V, y, g, T, yt, spec, seed, budget, until=None):  # noqa: ANN001
             break
         recall = [((pt.argmax(1) == c) & (yt == c)).sum() / max(1, (yt == c).sum()) for c in range(6)]
         picked = active.select(
-            model.probs(V[pool, 0]), V[pool, 0], min(BATCH, len(pool)), spec["strategy"],
-            diversity=spec["diversity"], boost_class=int(np.argmin(recall)) if spec["boost"] else None, seed=seed,
+            model.probs(V[pool, 0]),
+            V[pool, 0],
+            min(BATCH, len(pool)),
+            spec["strategy"],
+            diversity=spec["diversity"],
+            boost_class=int(np.argmin(recall)) if spec["boost"] else None,
+            seed=seed,
         )
         labelled += [int(pool[i]) for i in picked]
     return curve
@@ -109,7 +114,10 @@ def main() -> int:
     mean = {}
     for name, runs in results.items():
         per = [[dict(c).get(n) for n in grid] for c in runs]
-        mean[name] = [float(np.mean([p[i] for p in per if p[i] is not None])) if any(p[i] is not None for p in per) else None for i in range(len(grid))]
+        mean[name] = [
+            float(np.mean([p[i] for p in per if p[i] is not None])) if any(p[i] is not None for p in per) else None
+            for i in range(len(grid))
+        ]
     with open(OUT / "active_learning.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["labels", *results])
@@ -143,7 +151,11 @@ def main() -> int:
             hits = [first_reaching(c, target) for c in runs]
             row.append(float(np.mean(hits)) if all(h is not None for h in hits) else None)
         need[name] = row
-        print(f"  {name:40s} " + " / ".join("—" if x is None else f"{x:.0f}" for x in row) + f"   per seed 98%: {[first_reaching(c, 0.98) for c in runs]}")
+        print(
+            f"  {name:40s} "
+            + " / ".join("—" if x is None else f"{x:.0f}" for x in row)
+            + f"   per seed 98%: {[first_reaching(c, 0.98) for c in runs]}"
+        )
     d, r = need["default (margin+diversity+weak-class)"][1], need["random"][1]
     if d is not None and r is not None:
         print(f"\ndefault needs {d:.0f} labels for 98%, random {r:.0f}: {100 * d / r:.0f}% of random's (bar: <= 60%)")

@@ -51,8 +51,10 @@ def main() -> int:
         t1 = time.perf_counter()
         items = active.queue(store, limit=20)
         dq = time.perf_counter() - t1
-        print(f"{store.count()} samples, run {run.id}: recompute all flags {dt:.2f} s ({summary['added']} flags); "
-              f"review queue of 20 (margin + diversity) {dq:.2f} s, {len(items)} items")
+        print(
+            f"{store.count()} samples, run {run.id}: recompute all flags {dt:.2f} s ({summary['added']} flags); "
+            f"review queue of 20 (margin + diversity) {dq:.2f} s, {len(items)} items"
+        )
     return 0
 
 

@@ -51,9 +51,13 @@ def main() -> int:
     found = [f for f in top if f.sample_id in flipped]
     right = [f for f in found if f.suggested == flipped[f.sample_id]]
     print(f"{len(samples)} photos, {n_flip} labels flipped (seed {args.seed}); run {run.id}, backbone {run.backbone}")
-    print(f"label-error flags: {len(errors)}; top {len(top)}: precision {len(found) / max(1, len(top)):.1%}, "
-          f"recall {len(found) / n_flip:.1%} ({len(found)} of {n_flip})")
-    print(f"suggested label is the true one for {len(right)} of {len(found)} found ({len(right) / max(1, len(found)):.1%})")
+    print(
+        f"label-error flags: {len(errors)}; top {len(top)}: precision {len(found) / max(1, len(top)):.1%}, "
+        f"recall {len(found) / n_flip:.1%} ({len(found)} of {n_flip})"
+    )
+    print(
+        f"suggested label is the true one for {len(right)} of {len(found)} found ({len(right) / max(1, len(found)):.1%})"
+    )
     if tmp:
         tmp.cleanup()
     return 0

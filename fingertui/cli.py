@@ -527,11 +527,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from fingertui.workspace import Workspace
+    from fingertui.tui.app import make_app
 
-    ws = Workspace.resolve(args.home)
-    print(f"fingertui {__version__}: the terminal app is not built yet (workspace {ws.root}).")
-    print("Use the commands meanwhile: fingertui import DIR, fingertui stats, fingertui --help.")
+    app = make_app(args.home, args.source, weights=args.app_weights)
+    app.run()
     return 0
 
 
@@ -554,6 +553,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fingertui", description="Teach a camera to count raised fingers (0–5).", parents=[common]
     )
     p.add_argument("--version", action="version", version=f"fingertui {__version__}")
+    p.add_argument(
+        "--source",
+        default="webcam",
+        metavar="SRC",
+        help="camera for the app: webcam[:N] (default; falls back to demo), video:PATH, folder:PATH or demo",
+    )
+    p.add_argument("--weights", dest="app_weights", metavar="FILE", help="resnet18 weights file for the app's model")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("import", parents=[common, json_opt], help="import labelled image folders")

@@ -10,7 +10,6 @@ either and the old vectors are simply not found.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -201,9 +200,3 @@ class Embedder:
             x = prepped.contiguous(memory_format=torch.channels_last)
             # Round-trip through float16 so fresh and cached vectors are identical.
             return bb.features(x).float().cpu().numpy().astype(np.float16).astype(np.float32)
-
-
-def encode_png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()

@@ -15,23 +15,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fingertui import backbones
 from fingertui.errors import Cancelled, UserError
-from fingertui.features import Embedder
 from fingertui.labels import CLASSES
 from fingertui.metrics import ece, evaluate, mcnemar
 from fingertui.store import Sample, Store, now_iso
-from fingertui.train import (
-    TrainConfig,
-    fit_linear_lbfgs,
-    group_folds,
-    logits,
-    softmax,
-    train_calibrated,
-)
+
+if TYPE_CHECKING:
+    from fingertui.train import TrainConfig
 
 Progress = Callable[[str, int, int], None]
 ACTIVE_KEY = "active_run"
@@ -108,6 +102,10 @@ def train_run(
     ``samples`` restricts the run to a subset of the labelled samples (benchmarks,
     simulations); by default every labelled sample takes part.
     """
+    from fingertui import backbones
+    from fingertui.features import Embedder
+    from fingertui.train import TrainConfig, fit_linear_lbfgs, group_folds, logits, softmax, train_calibrated
+
     cfg = cfg or TrainConfig()
     started, t0 = now_iso(), time.perf_counter()
     report = progress or (lambda phase, k, n: None)

@@ -123,6 +123,9 @@ def plan(
                 if d[a, j] <= near_bits:
                     joined[start + a] = stored[int(j)]
 
+    # A hint naming a stored group (a burst or sub-folder added to again) joins that group.
+    stored_split = {e.group_key: e.split for e in existing if e.group_key and e.split}
+
     components: dict[int, list[int]] = {}
     for i in range(n):
         components.setdefault(uf.find(i), []).append(i)
@@ -139,6 +142,8 @@ def plan(
             key = hints[0] if hints else "img:" + min(items[i].content_key or items[i].phash for i in members)
         preserved = [items[i].preserved_split for i in members if items[i].preserved_split]
         fixed = next((e.split for e in olds if e.split), None)
+        for hint in sorted({items[i].group_hint for i in members if items[i].group_hint in stored_split}):
+            key, fixed = hint, fixed or stored_split[hint]
         if preserved or fixed:
             group_split = Counter(preserved).most_common(1)[0][0] if preserved else fixed
             for i in members:

@@ -137,7 +137,20 @@ def _m4_review(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_flags_sample ON flags(sample_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_samples, _m2_phash, _m3_learning, _m4_review]
+def _m5_capture(db: sqlite_utils.Database) -> None:
+    # What the model said when a snapshot was captured (run id, label, confidence).
+    db.execute("ALTER TABLE samples ADD COLUMN capture_run INTEGER")
+    db.execute("ALTER TABLE samples ADD COLUMN capture_pred INTEGER")
+    db.execute("ALTER TABLE samples ADD COLUMN capture_conf REAL")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_samples,
+    _m2_phash,
+    _m3_learning,
+    _m4_review,
+    _m5_capture,
+]
 # Event kinds a user can undo with `fingertui undo`, newest first.
 UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -173,6 +186,9 @@ class Sample:
     group_key: str | None
     phash: str | None
     excluded: int = 0
+    capture_run: int | None = None
+    capture_pred: int | None = None
+    capture_conf: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Sample:
@@ -282,6 +298,7 @@ class Store:
         session: str | None = None,
         actor: str = "import",
         reason: str | None = None,
+        capture: tuple[int | None, int | None, float | None] | None = None,
     ) -> AddResult:
         """Store an image and its row atomically; an image already stored is a no-op."""
         sha = sha256_bytes(data)
@@ -308,6 +325,8 @@ class Store:
             "group_key": group_key,
             "phash": phash,
         }
+        if capture is not None:
+            row["capture_run"], row["capture_pred"], row["capture_conf"] = capture
         with self.transaction() as db:
             cur = db.execute(
                 f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
@@ -450,6 +469,16 @@ class Store:
             raise
         return sample
 
+    def remove_capture(self, sample_id: int) -> Sample:
+        """Take back a capture exactly: row, file and its 'add' event (marked undone)."""
+        sample = self.get(sample_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM flags WHERE sample_id = ?", [sample_id])
+            db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+            db.execute("UPDATE label_events SET undone = 1 WHERE sample_id = ? AND kind = 'add'", [sample_id])
+        self.ws.abs(sample.path).unlink(missing_ok=True)
+        return sample
+
     def undo(self) -> dict[str, Any]:
         """Revert the newest not-yet-undone user change exactly; repeatable."""
         with self.lock:
@@ -466,11 +495,7 @@ class Store:
         payload = json.loads(ev["payload"]) if ev["payload"] else {}
         sid, kind = ev["sample_id"], ev["kind"]
         if kind == "add":  # a capture: remove it again, file and all
-            sample = self.get(sid)
-            with self.transaction() as db:
-                db.execute("DELETE FROM samples WHERE id = ?", [sid])
-                db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [ev["id"]])
-            self.ws.abs(sample.path).unlink(missing_ok=True)
+            self.remove_capture(sid)
             return {"event": ev["id"], "kind": kind, "sample": sid, "undone": f"removed capture {sid}"}
         if kind == "delete":
             row = payload["row"]

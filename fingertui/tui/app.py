@@ -1,0 +1,142 @@
+"""The Textual app: a thin layer that turns keys into core calls and results into widgets."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from fingertui.camera import FrameSource, crop_square, open_source
+from fingertui.capture import CaptureSession
+from fingertui.runs import RunRecord, active_run
+from fingertui.store import Store
+from fingertui.tui.screens.capture import CaptureScreen
+from fingertui.workspace import Workspace
+
+
+@dataclass
+class PredictionMade(Message):
+    frame_no: int
+    label: int
+    confidence: float
+    probs: list[float]
+    unsure: bool
+
+
+@dataclass
+class ModelLoaded(Message):
+    predictor: object | None
+    error: str | None
+
+
+class FingerApp(App):
+    CSS_PATH = "fingertui.tcss"
+    TITLE = "fingertui"
+    BINDINGS = [Binding("q", "quit", "quit")]
+
+    def __init__(self, workspace: Workspace, source: FrameSource, *, weights: str | None = None) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.source = source
+        self.weights = weights
+        self.store = Store(workspace)
+        self.capture = CaptureSession(self.store)
+        self.active: RunRecord | None = active_run(self.store)
+        self.predictor = None
+        self.model_error: str | None = None
+        self.prediction: PredictionMade | None = None
+        self.predictions_per_s = 0.0
+        self.started = time.monotonic()
+        self.first_frame_s: float | None = None
+
+    def on_mount(self) -> None:
+        self.push_screen(CaptureScreen())
+        if self.source.notice:
+            self.notify(self.source.notice, severity="warning", timeout=8)
+        if self.active is not None:
+            self.load_model()
+
+    @property
+    def capture_screen(self) -> CaptureScreen:
+        return next(s for s in self.screen_stack if isinstance(s, CaptureScreen))
+
+    def last_prediction_tuple(self) -> tuple[int | None, int | None, float | None] | None:
+        if self.prediction is None or self.active is None:
+            return None
+        return (self.active.id, self.prediction.label, self.prediction.confidence)
+
+    # --- background work --------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading the model")
+    def load_model(self) -> None:
+        from fingertui.errors import UserError
+        from fingertui.predict import Predictor
+
+        try:
+            pred = Predictor.from_checkpoint(
+                self.workspace.abs(self.active.checkpoint), weights_file=self.weights, warn=lambda m: None
+            )
+        except UserError as e:
+            self.post_message(ModelLoaded(None, str(e)))
+            return
+        self.post_message(ModelLoaded(pred, None))
+
+    @on(ModelLoaded)
+    def model_loaded(self, msg: ModelLoaded) -> None:
+        self.predictor, self.model_error = msg.predictor, msg.error
+        self.capture_screen.show_model()
+        if self.predictor is not None:
+            self.infer_loop()
+
+    @work(thread=True, exclusive=True, group="infer", exit_on_error=False, description="live prediction")
+    def infer_loop(self) -> None:
+        """Predict the newest frame, then the newest again: frames that arrive meanwhile
+        are skipped, never queued, so the prediction never lags behind."""
+        worker = get_current_worker()
+        last, done, t0 = -1, 0, time.monotonic()
+        while not worker.is_cancelled:
+            got = self.source.latest()
+            if got is None or got[0] == last:
+                time.sleep(0.01)
+                continue
+            last, frame = got
+            screen = self.capture_screen
+            p = self.predictor.predict_image(crop_square(frame, screen.size_frac, screen.mirror))
+            self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure))
+            done += 1
+            if time.monotonic() - t0 >= 1.0:
+                self.predictions_per_s = done / (time.monotonic() - t0)
+                done, t0 = 0, time.monotonic()
+
+    @on(PredictionMade)
+    def prediction_made(self, msg: PredictionMade) -> None:
+        self.prediction = msg
+        self.capture_screen.query_one("#prediction").show(
+            msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold
+        )
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        # One place turns any failed worker into a visible error, never a silent dead one.
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(f"{event.worker.description} failed: {type(err).__name__}: {err}", severity="error", timeout=10)
+
+    def on_unmount(self) -> None:
+        self.workers.cancel_all()
+        self.source.close()
+
+
+def make_app(
+    workspace: Workspace | str | Path | None = None, source: FrameSource | str = "webcam", *, weights: str | None = None
+) -> FingerApp:
+    """The one factory for the app, used by the CLI and the tests."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
+    src = open_source(source) if isinstance(source, str) else source
+    return FingerApp(ws, src, weights=weights)

@@ -1,0 +1,227 @@
+"""The capture screen: live camera, the capture square, the live prediction, counts."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from fingertui.camera import crop_square
+from fingertui.labels import CLASSES
+from fingertui.tui.widgets.camera_view import CameraView, overlay
+from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel
+
+SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
+BURST_FRAMES, BURST_SECONDS = 8, 2.0
+LATER = {
+    "review": "the review screen comes in a later version; meanwhile: fingertui review",
+    "train": "training from the app comes in a later version; meanwhile: fingertui train (then restart)",
+    "results": "the results screen comes in a later version; meanwhile: fingertui eval",
+    "runs": "the runs screen comes in a later version; meanwhile: fingertui runs",
+}
+
+
+class CaptureScreen(Screen):
+    BINDINGS = [
+        *[
+            Binding(
+                str(c), f"capture({c})", "capture 0–5" if c == 0 else f"capture {c}", key_display="0-5", show=c == 0
+            )
+            for c in CLASSES
+        ],
+        Binding("space", "capture_unlabelled", "unlabelled"),
+        Binding("b", "burst", "burst"),
+        Binding("u", "undo", "undo"),
+        Binding("m", "mirror", "mirror"),
+        Binding("plus,equals_sign", "resize(1)", "square +", key_display="+"),
+        Binding("minus", "resize(-1)", "square -", key_display="-"),
+        Binding("r", "later('review')", "review"),
+        Binding("t", "later('train')", "train"),
+        Binding("c", "later('results')", "results"),
+        Binding("h", "later('runs')", "runs"),
+        Binding("question_mark", "help", "help", key_display="?"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size_frac = 0.6
+        self.mirror = True
+        self.burst_armed = False
+        self.last_frame_no = -1
+        self.frames_shown = 0
+        self.fps = 0.0
+        self._fps_t0 = time.monotonic()
+        self._fps_n = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal():
+            with Vertical(id="left"):
+                yield CameraView(id="camera")
+                yield Static(id="status")
+            with Vertical(id="right"):
+                yield Static(id="model", classes="box")
+                yield PredictionPanel(id="prediction", classes="box")
+                yield CountsPanel(id="counts", classes="box")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "fingertui"
+        self.sub_title = f"workspace {self.app.workspace.root}"
+        self.refresh_counts()
+        self.show_model()
+        self.set_interval(1 / 15, self.refresh_frame)
+
+    # --- live view --------------------------------------------------------------------
+
+    def refresh_frame(self) -> None:
+        got = self.app.source.latest()
+        if got is None or got[0] == self.last_frame_no:
+            return
+        self.last_frame_no, frame = got
+        colour = (255, 200, 0) if self.burst_armed else (0, 220, 0)
+        self.query_one(CameraView).show(overlay(frame, self.size_frac, self.mirror, colour))
+        self.frames_shown += 1
+        self._fps_n += 1
+        now = time.monotonic()
+        if now - self._fps_t0 >= 1.0:
+            self.fps = self._fps_n / (now - self._fps_t0)
+            self._fps_t0, self._fps_n = now, 0
+            self.update_status()
+
+    def update_status(self) -> None:
+        app = self.app
+        notice = app.source.notice
+        parts = [
+            app.source.name,
+            f"{self.fps:.1f} fps",
+            f"{app.predictions_per_s:.1f} predictions/s" if app.predictor else "",
+            f"square {100 * self.size_frac:.0f}%",
+            f"mirror {'on' if self.mirror else 'off'}",
+            "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
+        ]
+        text = " · ".join(p for p in parts if p)
+        if notice:
+            text += f"\n[yellow]{notice}[/]"
+        self.query_one("#status", Static).update(text)
+
+    def current_crop(self):  # noqa: ANN201
+        got = self.app.source.latest()
+        return None if got is None else crop_square(got[1], self.size_frac, self.mirror)
+
+    def refresh_counts(self) -> None:
+        store = self.app.store
+        counts = store.split_counts()
+        with store.lock:
+            unlabeled = store.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+        needy, why = None, ""
+        run = self.app.active
+        if run is not None and run.metrics["test"].get("weakest_class") is not None:
+            weakest = run.metrics["test"]["weakest_class"]
+            recall = run.metrics["test"]["per_class"][weakest]["recall"]
+            if recall < 1.0:
+                needy, why = int(weakest), f"lowest recall in run {run.id} ({100 * recall:.0f}%)"
+        if needy is None:
+            totals = {c: counts[c]["train"] + counts[c]["test"] for c in CLASSES}
+            needy = min(totals, key=lambda c: (totals[c], c))
+            why = "fewest images"
+        self.query_one(CountsPanel).show(counts, unlabeled, needy, why)
+
+    # --- actions ----------------------------------------------------------------------
+
+    def action_capture(self, label: int) -> None:
+        if self.burst_armed:
+            self.burst_armed = False
+            self.start_burst(label)
+            return
+        self.capture_now(label)
+
+    def action_capture_unlabelled(self) -> None:
+        self.burst_armed = False
+        self.capture_now(None)
+
+    def capture_now(self, label: int | None, burst: str | None = None, quiet: bool = False) -> None:
+        crop = self.current_crop()
+        if crop is None:
+            self.notify("no camera frame yet", severity="warning")
+            return
+        sample = self.app.capture.capture(crop, label, burst=burst, prediction=self.app.last_prediction_tuple())
+        self.refresh_counts()
+        if not quiet:
+            if label is None:
+                self.notify(f"captured unlabelled snapshot {sample.id} — it waits in the review queue")
+            else:
+                n = sum(self.app.store.split_counts()[label].values())
+                self.notify(f"captured {label} → class {label} now has {n} images ({sample.split})")
+
+    def action_burst(self) -> None:
+        self.burst_armed = not self.burst_armed
+        self.notify("burst: press 0–5 to capture a few frames with that label" if self.burst_armed else "burst off")
+        self.update_status()
+
+    def start_burst(self, label: int) -> None:
+        burst_id = f"{time.time():.3f}"
+        taken = [0]
+
+        def tick() -> None:
+            self.capture_now(label, burst=burst_id, quiet=True)
+            taken[0] += 1
+            if taken[0] >= BURST_FRAMES:
+                timer.stop()
+                n = sum(self.app.store.split_counts()[label].values())
+                self.notify(f"burst: {BURST_FRAMES} frames captured as {label} → class {label} now has {n}")
+
+        timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, tick)
+
+    def action_undo(self) -> None:
+        sample = self.app.capture.undo_last()
+        if sample is None:
+            self.notify("nothing captured in this session to undo", severity="warning")
+            return
+        self.refresh_counts()
+        what = "unlabelled snapshot" if sample.label is None else f"{sample.label}"
+        self.notify(f"removed the last capture ({what}, sample {sample.id})")
+
+    def action_mirror(self) -> None:
+        self.mirror = not self.mirror
+        self.update_status()
+
+    def action_resize(self, step: int) -> None:
+        self.size_frac = min(SIZE_MAX, max(SIZE_MIN, round(self.size_frac + step * SIZE_STEP, 2)))
+        self.update_status()
+
+    def action_later(self, what: str) -> None:
+        self.notify(LATER[what], severity="information")
+
+    def action_help(self) -> None:
+        from fingertui.tui.screens.help import HelpScreen
+
+        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show or b.key == "0"]
+        rows += [("q", "quit"), ("ctrl+p", "command palette")]
+        self.app.push_screen(HelpScreen(rows))
+
+    # --- model ------------------------------------------------------------------------
+
+    def show_model(self) -> None:
+        app = self.app
+        box = self.query_one("#model", Static)
+        pred = self.query_one(PredictionPanel)
+        if app.model_error:
+            box.update(f"[red]{app.model_error}[/]")
+            pred.show_waiting("no prediction")
+        elif app.active is None:
+            box.update("[b]no model yet[/b] — capture a few of each, then press t")
+            pred.show_waiting("no prediction until a model is trained")
+        elif app.predictor is None:
+            box.update(f"run {app.active.id}: loading the model…")
+            pred.show_waiting("loading…")
+        else:
+            test = app.active.metrics["test"]
+            box.update(
+                f"[b]run {app.active.id}[/b] · {app.active.backbone.split(':')[0]}\n"
+                f"test accuracy {100 * test['accuracy']:.1f}% on {test['n']} images"
+            )

@@ -1,0 +1,82 @@
+"""The live camera picture with the capture square drawn on it.
+
+Drawn with coloured half-block cells (each cell shows two pixels, top and bottom), which
+every terminal and tmux display. textual-image was tried first: under tmux its output
+arrived as literal escape sequences, and it re-encodes each frame; this renderer is a
+few numpy operations per frame and keeps styles cached.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from fingertui.camera import square_box
+
+
+def overlay(frame: np.ndarray, size: float, mirror: bool, colour: tuple[int, int, int]) -> Image.Image:
+    """The frame as the user sees it (mirrored if on) with the capture square outlined."""
+    if mirror:
+        frame = frame[:, ::-1]
+    img = Image.fromarray(np.ascontiguousarray(frame))
+    box = square_box(frame.shape, size)
+    width = max(2, img.width // 80)
+    ImageDraw.Draw(img).rectangle(box, outline=colour, width=width)
+    return img
+
+
+@lru_cache(maxsize=32768)
+def _style(top: int, bottom: int) -> Style:
+    # Colours are packed 0xRRGGBB, quantised to 4 bits a channel: the style cache stays
+    # small and neighbouring cells often share a style, which keeps terminal output small.
+    return Style(
+        color=Color.from_rgb(top >> 16, (top >> 8) & 255, top & 255),
+        bgcolor=Color.from_rgb(bottom >> 16, (bottom >> 8) & 255, bottom & 255),
+    )
+
+
+def halfblock_strips(img: Image.Image, width: int, height: int) -> list[Strip]:
+    """Fit ``img`` into width × height cells (aspect kept), as one Strip per row."""
+    scale = min(width / img.width, 2 * height / img.height)
+    w, h = max(1, int(img.width * scale)), max(2, int(img.height * scale) // 2 * 2)
+    arr = np.asarray(img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)).astype(np.uint32) & 0xF0
+    packed = (arr[..., 0] << 16) | (arr[..., 1] << 8) | arr[..., 2]
+    pad = (width - w) // 2
+    strips = []
+    for y in range(0, h, 2):
+        top, bottom = packed[y], packed[y + 1]
+        segs = [Segment(" " * pad)] if pad else []
+        segs += [Segment("▀", _style(int(t), int(b))) for t, b in zip(top, bottom, strict=True)]
+        strips.append(Strip(Segment.simplify(segs), pad + w))
+    return strips
+
+
+class CameraView(Widget):
+    """Shows the newest frame; keeps the last picture for tests to inspect."""
+
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(**kwargs)
+        self.picture: Image.Image | None = None
+        self._strips: list[Strip] = []
+        self._for: tuple[int, int] = (0, 0)
+
+    def show(self, img: Image.Image) -> None:
+        self.picture = img
+        self._strips = []
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        size = (self.size.width, self.size.height)
+        if self.picture is not None and (not self._strips or self._for != size) and size[0] and size[1]:
+            self._strips = halfblock_strips(self.picture, *size)
+            self._for = size
+        top = (self.size.height - len(self._strips)) // 2
+        row = y - top
+        return self._strips[row] if 0 <= row < len(self._strips) else Strip.blank(self.size.width)

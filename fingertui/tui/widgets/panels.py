@@ -1,0 +1,53 @@
+"""Side panels of the capture screen: prediction bars, model, dataset counts."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from fingertui.labels import CLASSES
+
+BAR = 24
+
+
+class PredictionPanel(Static):
+    """The prediction for the capture square, with calibrated confidence for every class."""
+
+    def show_waiting(self, message: str) -> None:
+        self.update(Text(message, style="italic"))
+
+    shown: tuple[int, list[float], bool] | None = None
+
+    def show(self, label: int, confidence: float, probs: list[float], unsure: bool, threshold: float) -> None:
+        self.shown = (label, probs, unsure)
+        head = Text()
+        head.append(f" {label} ", style="bold reverse")
+        head.append(f"  {100 * confidence:.0f}%  ")
+        head.append("unsure" if unsure else "sure", style="yellow bold" if unsure else "green")
+        head.append(f"  (unsure below {100 * threshold:.0f}%)", style="dim")
+        rows = [head, Text("")]
+        for c, p in zip(CLASSES, probs, strict=True):
+            line = Text(f"{c} ")
+            n = round(p * BAR)
+            line.append("█" * n, style="bold green" if c == label else "grey50")
+            line.append("·" * (BAR - n), style="grey23")
+            line.append(f" {100 * p:5.1f}%")
+            rows.append(line)
+        self.update(Group(*rows))
+
+
+class CountsPanel(Static):
+    """Labelled images per class and split; the class that most needs data is marked."""
+
+    def show(self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str) -> None:
+        t = Table("class", "train", "test", "all", box=None, padding=(0, 1), expand=False)
+        for c in CLASSES:
+            row = counts.get(c, {"train": 0, "test": 0})
+            total = row["train"] + row["test"]
+            style = "bold yellow" if c == needy else None
+            mark = " ◀ needs data" if c == needy else ""
+            t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
+        note = Text(f"unlabelled: {unlabeled}" + (f"   ◀ {why}" if needy is not None else ""), style="dim")
+        self.update(Group(t, note))

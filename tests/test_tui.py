@@ -1,0 +1,125 @@
+"""The capture screen, driven with Pilot and a scripted camera."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fingertui import backbones
+from fingertui.camera import DemoSource, ScriptedSource, crop_square, open_source
+from fingertui.importer import import_paths
+from fingertui.predict import Predictor
+from fingertui.runs import train_run
+from fingertui.train import TrainConfig
+from fingertui.tui.app import make_app
+from fingertui.tui.widgets.panels import PredictionPanel
+from tests.test_learning import finger_image
+
+
+def frames(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        np.asarray(Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize((320, 240)))
+        for _ in range(n)
+    ]
+
+
+async def test_digit_captures_the_square_with_that_label(ws):
+    shots = frames()
+    app = make_app(ws, ScriptedSource(shots))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.pause()
+        [s] = app.store.samples()
+        assert s.label == 3 and s.source == "capture" and s.session == app.capture.id and s.split in ("train", "test")
+        stored = np.asarray(Image.open(ws.abs(s.path)))
+        assert np.array_equal(stored, crop_square(shots[0], 0.6, mirror=True))
+        await pilot.press("m", "minus")  # mirror off, smaller square: what is saved follows
+        await pilot.pause()
+        app.source.advance()
+        await pilot.press("5")
+        await pilot.pause()
+        s5 = app.store.samples()[-1]
+        assert np.array_equal(np.asarray(Image.open(ws.abs(s5.path))), crop_square(shots[1], 0.55, mirror=False))
+
+
+async def test_space_stores_unlabelled_and_undo_removes_it_exactly(ws):
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("space")
+        await pilot.pause()
+        [s] = app.store.samples()
+        assert s.label is None and s.split is None
+        path = ws.abs(s.path)
+        assert path.exists()
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.store.count() == 0 and not path.exists()
+
+
+async def test_burst_stores_several_frames_in_one_group(ws):
+    app = make_app(ws, ScriptedSource(frames(12), hold=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("b", "2")
+        await pilot.pause(2.8)
+        samples = app.store.samples()
+        assert len(samples) >= 5 and {s.label for s in samples} == {2}
+        assert len({s.group_key for s in samples}) == 1 and len({s.split for s in samples}) == 1
+
+
+def test_missing_camera_falls_back_to_demo_with_a_notice():
+    src = open_source("webcam:9")
+    try:
+        assert isinstance(src, DemoSource) and "demo" in src.notice and "webcam" in src.notice
+    finally:
+        src.close()
+
+
+async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
+    app = make_app(ws, "webcam:9")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        assert isinstance(app.source, DemoSource)
+        assert any("demo" in str(n.message) for n in app._notifications)
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.store.count() == 1
+
+
+async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    from fingertui.store import Store
+
+    for label in range(6):
+        for k in range(6):
+            p = tmp_path / "bars" / str(label) / f"{k}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            finger_image(label, label * 100 + k).save(p)
+    store = Store(ws)
+    import_paths(store, [tmp_path / "bars"])
+    run = train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=30))
+    frame = np.asarray(finger_image(4, 777).resize((320, 240)))
+    expected = Predictor.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
+    app = make_app(ws, ScriptedSource([frame]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.screen.query_one(PredictionPanel).shown is not None:
+                break
+        label, probs, unsure = app.screen.query_one(PredictionPanel).shown
+        assert label == expected.label and probs == pytest.approx(expected.probs, abs=1e-5)
+        assert f"run {run.id}" in str(app.screen.query_one("#model").render())
+
+
+async def test_help_screen_lists_the_keys(ws):
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "burst" in text and "undo" in text and "mirror" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "CaptureScreen"
