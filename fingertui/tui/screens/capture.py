@@ -86,6 +86,8 @@ class CaptureScreen(Screen):
         colour = (255, 200, 0) if self.burst_armed else (0, 220, 0)
         self.query_one(CameraView).show(overlay(frame, self.size_frac, self.mirror, colour))
         self.frames_shown += 1
+        if self.app.first_frame_s is None:
+            self.app.first_frame_s = time.monotonic() - self.app.started
         self._fps_n += 1
         now = time.monotonic()
         if now - self._fps_t0 >= 1.0:
