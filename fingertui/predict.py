@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class Predictor:
                 f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available here; "
                 "retrain with `fingertui train` (or provide the same weights with --weights)"
             )
-        if not bb.pretrained and backbones.os.environ.get(backbones.ENV_DEV_RANDOM) != "1":
+        if not bb.pretrained and os.environ.get(backbones.ENV_DEV_RANDOM) != "1":
             raise UserError("refusing to predict with a randomly initialised backbone")
         spec = ckpt["head"]
         head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
