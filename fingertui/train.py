@@ -78,6 +78,23 @@ class FitResult:
     history: list[float] = field(default_factory=list)
 
 
+def _prepare(
+    X: np.ndarray, y: np.ndarray, cfg: TrainConfig, kind: str
+) -> tuple[Head, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fresh seeded head whose standardisation fits X; X standardised once (the inner
+    network trains on it); labels; class-balanced loss weights (each present class
+    weighs the same in total)."""
+    seed_everything(cfg.seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    head = Head(Xt.shape[1], kind, cfg.hidden)
+    head.mean.copy_(Xt.mean(0))
+    head.std.copy_(Xt.std(0).clamp_min(1e-3))
+    counts = torch.bincount(yt, minlength=N_CLASSES).float()
+    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
+    return head, (Xt - head.mean) / head.std, yt, weights
+
+
 def fit_head(
     X: np.ndarray,
     y: np.ndarray,
@@ -89,17 +106,7 @@ def fit_head(
 ) -> FitResult:
     """Train a head on (N, dim) vectors. With ``val``, stop early on its loss and keep the
     best epoch; without, train exactly ``epochs`` epochs."""
-    seed_everything(cfg.seed)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    head = Head(Xt.shape[1], cfg.head, cfg.hidden)
-    head.mean.copy_(Xt.mean(0))
-    head.std.copy_(Xt.std(0).clamp_min(1e-3))
-    # Standardise once; the inner network trains on the standardised vectors.
-    Xs = (Xt - head.mean) / head.std
-    counts = torch.bincount(yt, minlength=N_CLASSES).float()
-    # Class-balanced loss: every present class weighs the same in total.
-    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
+    head, Xs, yt, weights = _prepare(X, y, cfg, cfg.head)
     net = head.net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -144,15 +151,7 @@ def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Head:
     on this 2-core machine, which keeps retraining within seconds. Out-of-fold
     predictions only rank samples for review; the model users see is ``fit_head``'s.
     """
-    seed_everything(cfg.seed)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    head = Head(Xt.shape[1], "linear")
-    head.mean.copy_(Xt.mean(0))
-    head.std.copy_(Xt.std(0).clamp_min(1e-3))
-    Xs = (Xt - head.mean) / head.std
-    counts = torch.bincount(yt, minlength=N_CLASSES).float()
-    weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(()))
+    head, Xs, yt, weights = _prepare(X, y, cfg, "linear")
     lin = head.net
     opt = torch.optim.LBFGS(
         lin.parameters(), lr=1.0, max_iter=cfg.oof_iters, history_size=20, line_search_fn="strong_wolfe"
