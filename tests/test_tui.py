@@ -123,3 +123,15 @@ async def test_help_screen_lists_the_keys(ws):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "CaptureScreen"
+
+
+async def test_capture_keys_are_commands_in_the_palette(ws):
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Capture 0", "Capture 3", "Burst", "Undo", "Mirror", "Unlabelled"} <= titles
+        [cmd] = [c for c in app.get_system_commands(app.screen) if c.title == "Capture 3"]
+        await cmd.callback()
+        await pilot.pause()
+        assert [s.label for s in app.store.samples()] == [3]

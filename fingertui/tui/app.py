@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fingertui.camera import FrameSource, crop_square, open_source
@@ -61,6 +64,16 @@ class FingerApp(App):
             self.notify(self.source.notice, severity="warning", timeout=8)
         if self.active is not None:
             self.load_model()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key of the capture screen is also a command in the palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, CaptureScreen):
+            for b in screen.BINDINGS:
+                title = b.description if b.description != "capture" else "capture 0"
+                yield SystemCommand(
+                    title.capitalize(), f"key {b.key_display or b.key}", partial(screen.run_action, b.action)
+                )
 
     @property
     def capture_screen(self) -> CaptureScreen:

@@ -28,9 +28,7 @@ LATER = {
 class CaptureScreen(Screen):
     BINDINGS = [
         *[
-            Binding(
-                str(c), f"capture({c})", "capture 0–5" if c == 0 else f"capture {c}", key_display="0-5", show=c == 0
-            )
+            Binding(str(c), f"capture({c})", f"capture {c}", key_display="0-5" if c == 0 else None, show=c == 0)
             for c in CLASSES
         ],
         Binding("space", "capture_unlabelled", "unlabelled"),
@@ -202,7 +200,8 @@ class CaptureScreen(Screen):
     def action_help(self) -> None:
         from fingertui.tui.screens.help import HelpScreen
 
-        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show or b.key == "0"]
+        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
+        rows[0] = ("0-5", "capture the square with that label")
         rows += [("q", "quit"), ("ctrl+p", "command palette")]
         self.app.push_screen(HelpScreen(rows))
 
