@@ -5,9 +5,9 @@ Flags (stored in SQLite, so the queue survives restarts):
   the run's unsure threshold;
 - ``misclassified``: the prediction (out-of-fold for training samples, the run's own for
   test samples) differs from the label;
-- ``label-error``: confident learning on out-of-fold probabilities — the given label's
-  probability is below that class's typical self-confidence while another class is
-  confidently predicted; the suggestion is that class;
+- ``label-error``: confident learning on out-of-fold probabilities — another class is
+  the most probable and the given label's probability is below that class's typical
+  self-confidence; the suggestion is the most probable class;
 - ``weak-class``: added to flagged samples of the class with the lowest recall, and of the
   most-confused pair, which boosts them in the queue;
 - ``near-duplicate``: in the queue, near-identical images (embedding cosine similarity)
@@ -130,9 +130,13 @@ def select(
 def label_errors(labels: np.ndarray, probs: np.ndarray) -> list[tuple[int, int, float]]:
     """Confident learning: (index, suggested label, score) of probably mislabelled samples.
 
-    A class's threshold is the mean probability the model gives that class on samples
-    labelled with it. A sample labelled ``i`` is suspect when p_i is below t_i and some
-    other class j reaches t_j; the suggestion is the most probable such j.
+    A class's threshold t_c is the mean probability the model gives class c on samples
+    labelled c. A sample labelled i is suspect when another class is the most probable
+    and p_i is below t_i (cleanlab's "confusion" rule with per-class thresholds); the
+    suggestion is the most probable class, the score its lead over the given label.
+    Measured on sign-digits with 5 % of labels flipped (bench/label_errors.py), this
+    rule found 98 % of the flips in the top 2×; requiring the other class to reach its
+    own threshold as well found 68 %.
     """
     labels = np.asarray(labels, dtype=int)
     k = probs.shape[1]
@@ -141,15 +145,11 @@ def label_errors(labels: np.ndarray, probs: np.ndarray) -> list[tuple[int, int, 
         m = labels == c
         if m.any():
             thresh[c] = probs[m, c].mean()
-    own = probs[np.arange(len(labels)), labels]
-    above = probs >= thresh[None, :]
-    above[np.arange(len(labels)), labels] = False
-    out = []
-    for i in np.nonzero((own < thresh[labels]) & above.any(axis=1))[0]:
-        cand = np.where(above[i], probs[i], -1.0)
-        j = int(cand.argmax())
-        out.append((int(i), j, float(probs[i, j] - own[i])))
-    return out
+    rows = np.arange(len(labels))
+    own = probs[rows, labels]
+    pred = probs.argmax(axis=1)
+    suspect = (pred != labels) & (own < thresh[labels])
+    return [(int(i), int(pred[i]), float(probs[i, pred[i]] - own[i])) for i in np.nonzero(suspect)[0]]
 
 
 @dataclass

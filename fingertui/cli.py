@@ -529,7 +529,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 def run_app(args: argparse.Namespace) -> int:
     from fingertui.tui.app import make_app
 
-    app = make_app(args.home, args.source, weights=args.app_weights)
+    app = make_app(args.home, args.source, weights=args.app_weights, auto_retrain=args.auto_retrain)
     app.run()
     return 0
 
@@ -558,6 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="webcam",
         metavar="SRC",
         help="camera for the app: webcam[:N] (default; falls back to demo), video:PATH, folder:PATH or demo",
+    )
+    p.add_argument(
+        "--auto-retrain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="in the app, retrain after every N new labels (default off)",
     )
     p.add_argument("--weights", dest="app_weights", metavar="FILE", help="resnet18 weights file for the app's model")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -22,6 +22,8 @@ from fingertui.labels import CLASSES
 
 Progress = Callable[[str, int, int], None]
 N_CLASSES = len(CLASSES)
+MIN_FOR_VAL = 60
+FIXED_EPOCHS = 60
 
 
 @dataclass
@@ -255,7 +257,10 @@ def train_calibrated(
     temperature and the unsure threshold on it."""
     # A smaller validation fold than the out-of-fold ones leaves more images to learn from
     # (measured on sign-digits, 150 per class: 98.1 % test accuracy with 10 %, 98.0 % with 20 %).
-    folds = group_folds(y, groups, cfg.val_folds, cfg.seed)
+    # With only a few images per class a validation fold of one or two images says nothing
+    # (the first try in the app, 16 training images, stopped after an epoch and predicted
+    # one class for everything): below MIN_FOR_VAL images, train a fixed number of epochs.
+    folds = group_folds(y, groups, cfg.val_folds, cfg.seed) if len(y) >= MIN_FOR_VAL else []
     val_idx = folds[0] if folds else np.zeros(0, dtype=int)
     fit_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     dim = Xviews.shape[-1]
@@ -267,6 +272,6 @@ def train_calibrated(
         temperature = fit_temperature(z_val, y[val_idx])
         threshold = unsure_threshold(softmax(z_val, temperature), y[val_idx], cfg.unsure_target)
     else:
-        fit = fit_head(Xf, yf, cfg, epochs=cfg.max_epochs // 3, cancel=cancel)
+        fit = fit_head(Xf, yf, cfg, epochs=FIXED_EPOCHS, cancel=cancel)
         temperature, threshold = 1.0, unsure_threshold(np.zeros((0, N_CLASSES)), np.zeros(0), cfg.unsure_target)
     return CalibratedHead(fit, temperature, threshold, val_idx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fingertui.capture import CaptureSession
 from fingertui.runs import RunRecord, active_run
 from fingertui.store import Store
 from fingertui.tui.screens.capture import CaptureScreen
+from fingertui.tui.widgets.panels import TrainingBar
 from fingertui.workspace import Workspace
 
 
@@ -33,6 +35,12 @@ class PredictionMade(Message):
 
 
 @dataclass
+class TrainingDone(Message):
+    run: RunRecord | None
+    error: str | None
+
+
+@dataclass
 class ModelLoaded(Message):
     predictor: object | None
     error: str | None
@@ -41,10 +49,28 @@ class ModelLoaded(Message):
 class FingerApp(App):
     CSS_PATH = "fingertui.tcss"
     TITLE = "fingertui"
-    BINDINGS = [Binding("q", "quit", "quit")]
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("t", "train", "train"),
+        Binding("r", "review", "review"),
+        Binding("c", "results", "results"),
+        Binding("h", "runs", "runs"),
+    ]
 
-    def __init__(self, workspace: Workspace, source: FrameSource, *, weights: str | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        source: FrameSource,
+        *,
+        weights: str | None = None,
+        backbone: str | None = None,
+        auto_retrain: int = 0,
+    ) -> None:
         super().__init__()
+        self.train_backbone = backbone
+        self.auto_retrain = auto_retrain  # retrain after this many new labels; 0 = off
+        self._cancel: threading.Event | None = None
+        self.training = False
         self.workspace = workspace
         self.source = source
         self.weights = weights
@@ -141,15 +167,128 @@ class FingerApp(App):
             err = event.worker.error
             self.notify(f"{event.worker.description} failed: {type(err).__name__}: {err}", severity="error", timeout=10)
 
+    # --- screens ----------------------------------------------------------------------
+
+    def action_review(self) -> None:
+        from fingertui.tui.screens.review import ReviewScreen
+
+        self.push_screen(ReviewScreen())
+
+    def action_results(self) -> None:
+        from fingertui.tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen())
+
+    def action_runs(self) -> None:
+        from fingertui.tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+
+    # --- training -----------------------------------------------------------------------
+
+    def action_train(self) -> None:
+        if self.training:
+            self.notify("a training run is already going on (esc cancels it)", severity="warning")
+            return
+        self.training = True
+        self._cancel = threading.Event()
+        self.train_worker(self._cancel)
+
+    def cancel_training(self) -> bool:
+        """Ask a running training to stop; False when none is running."""
+        if not self.training or self._cancel is None:
+            return False
+        self._cancel.set()
+        self.notify("cancelling training…")
+        return True
+
+    def labels_changed(self) -> None:
+        """After a capture or a review change: retrain automatically if asked to."""
+        if not self.auto_retrain or self.training:
+            return
+        seen = (self.active.n_train + self.active.n_test) if self.active else 0
+        if len(self.store.labelled()) - seen >= self.auto_retrain:
+            self.notify(f"{self.auto_retrain} new labels: retraining")
+            self.action_train()
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False, description="training")
+    def train_worker(self, cancel: threading.Event) -> None:
+        from fingertui import active
+        from fingertui.errors import Cancelled, UserError
+        from fingertui.runs import train_run
+
+        t0 = time.monotonic()
+
+        def progress(phase: str, k: int, n: int) -> None:
+            self.call_from_thread(self.show_training, phase, k, n, time.monotonic() - t0)
+
+        try:
+            run = train_run(
+                self.store,
+                backbone=self.train_backbone,
+                weights_file=self.weights,
+                progress=progress,
+                cancel=cancel,
+                warn=lambda m: self.call_from_thread(self.notify, m, severity="warning", timeout=10),
+            )
+            active.recompute(self.store, run)
+        except Cancelled:
+            self.post_message(TrainingDone(None, "training cancelled; nothing was recorded"))
+            return
+        except UserError as e:
+            self.post_message(TrainingDone(None, str(e)))
+            return
+        finally:
+            self.training = False
+        self.post_message(TrainingDone(run, None))
+
+    def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
+        for screen in self.screen_stack:
+            for bar in screen.query(TrainingBar):
+                bar.show_progress(phase, k, n, elapsed)
+
+    @on(TrainingDone)
+    def training_done(self, msg: TrainingDone) -> None:
+        self.training = False
+        for screen in self.screen_stack:
+            for bar in screen.query(TrainingBar):
+                bar.hide()
+        if msg.run is None:
+            self.notify(msg.error or "training stopped", severity="warning", timeout=8)
+            return
+        acc = msg.run.metrics["test"]["accuracy"]
+        self.notify(
+            f"run {msg.run.id} trained in {msg.run.metrics['duration_s']:.1f} s: test accuracy {100 * acc:.1f}%"
+        )
+        self.switch_model(msg.run)
+        from fingertui.tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen(msg.run))
+
+    def switch_model(self, run: RunRecord) -> None:
+        """Predict with ``run`` from now on (a new run, or a rollback)."""
+        self.active = run
+        self.predictor = None
+        self.capture_screen.show_model()
+        self.capture_screen.refresh_counts()
+        self.load_model()
+
     def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
         self.workers.cancel_all()
         self.source.close()
 
 
 def make_app(
-    workspace: Workspace | str | Path | None = None, source: FrameSource | str = "webcam", *, weights: str | None = None
+    workspace: Workspace | str | Path | None = None,
+    source: FrameSource | str = "webcam",
+    *,
+    weights: str | None = None,
+    backbone: str | None = None,
+    auto_retrain: int = 0,
 ) -> FingerApp:
     """The one factory for the app, used by the CLI and the tests."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     src = open_source(source) if isinstance(source, str) else source
-    return FingerApp(ws, src, weights=weights)
+    return FingerApp(ws, src, weights=weights, backbone=backbone, auto_retrain=auto_retrain)

@@ -13,22 +13,22 @@ from textual.widgets import Footer, Header, Static
 from fingertui.camera import crop_square
 from fingertui.labels import CLASSES
 from fingertui.tui.widgets.camera_view import CameraView, overlay
-from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel
+from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, TrainingBar
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
-LATER = {
-    "review": "the review screen comes in a later version; meanwhile: fingertui review",
-    "train": "training from the app comes in a later version; meanwhile: fingertui train (then restart)",
-    "results": "the results screen comes in a later version; meanwhile: fingertui eval",
-    "runs": "the runs screen comes in a later version; meanwhile: fingertui runs",
-}
 
 
 class CaptureScreen(Screen):
     BINDINGS = [
         *[
-            Binding(str(c), f"capture({c})", f"capture {c}", key_display="0-5" if c == 0 else None, show=c == 0)
+            Binding(
+                str(c),
+                f"capture({c})",
+                "capture" if c == 0 else f"capture {c}",
+                key_display="0-5" if c == 0 else None,
+                show=c == 0,
+            )
             for c in CLASSES
         ],
         Binding("space", "capture_unlabelled", "unlabelled"),
@@ -37,10 +37,7 @@ class CaptureScreen(Screen):
         Binding("m", "mirror", "mirror"),
         Binding("plus,equals_sign", "resize(1)", "square +", key_display="+"),
         Binding("minus", "resize(-1)", "square -", key_display="-"),
-        Binding("r", "later('review')", "review"),
-        Binding("t", "later('train')", "train"),
-        Binding("c", "later('results')", "results"),
-        Binding("h", "later('runs')", "runs"),
+        Binding("escape", "cancel_training", "cancel training", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
     ]
 
@@ -65,6 +62,7 @@ class CaptureScreen(Screen):
                 yield Static(id="model", classes="box")
                 yield PredictionPanel(id="prediction", classes="box")
                 yield CountsPanel(id="counts", classes="box")
+        yield TrainingBar()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -151,6 +149,8 @@ class CaptureScreen(Screen):
             return
         sample = self.app.capture.capture(crop, label, burst=burst, prediction=self.app.last_prediction_tuple())
         self.refresh_counts()
+        if label is not None:
+            self.app.labels_changed()
         if not quiet:
             if label is None:
                 self.notify(f"captured unlabelled snapshot {sample.id} — it waits in the review queue")
@@ -194,15 +194,15 @@ class CaptureScreen(Screen):
         self.size_frac = min(SIZE_MAX, max(SIZE_MIN, round(self.size_frac + step * SIZE_STEP, 2)))
         self.update_status()
 
-    def action_later(self, what: str) -> None:
-        self.notify(LATER[what], severity="information")
+    def action_cancel_training(self) -> None:
+        self.app.cancel_training()
 
     def action_help(self) -> None:
         from fingertui.tui.screens.help import HelpScreen
 
         rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
         rows[0] = ("0-5", "capture the square with that label")
-        rows += [("q", "quit"), ("ctrl+p", "command palette")]
+        rows += [("t", "train (esc cancels)"), ("r", "review queue"), ("c", "results"), ("h", "runs"), ("q", "quit")]
         self.app.push_screen(HelpScreen(rows))
 
     # --- model ------------------------------------------------------------------------

@@ -51,3 +51,19 @@ class CountsPanel(Static):
             t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
         note = Text(f"unlabelled: {unlabeled}" + (f"   ◀ {why}" if needy is not None else ""), style="dim")
         self.update(Group(t, note))
+
+
+class TrainingBar(Static):
+    """Progress of a training run started from the app: phase, progress, elapsed time."""
+
+    DEFAULT_CSS = "TrainingBar { height: auto; display: none; padding: 0 1; background: $boost; }"
+
+    def show_progress(self, phase: str, k: int, n: int, elapsed: float) -> None:
+        self.display = True
+        width = 30
+        done = int(width * k / n) if n else 0
+        bar = "█" * done + "·" * (width - done)
+        self.update(f"[b]training[/b] {phase} {k}/{n} {bar} {elapsed:.1f} s   [dim]esc cancels[/dim]")
+
+    def hide(self) -> None:
+        self.display = False

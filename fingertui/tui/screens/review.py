@@ -1,0 +1,217 @@
+"""The review screen: the active-learning queue, one snapshot at a time."""
+
+from __future__ import annotations
+
+from PIL import Image
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from fingertui import active
+from fingertui.errors import UserError
+from fingertui.labels import CLASSES
+from fingertui.tui.screens.confirm import ConfirmScreen
+from fingertui.tui.widgets.camera_view import CameraView
+from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
+
+REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "weak-class"]
+
+
+def explain(item: active.QueueItem) -> str:
+    """A flag's reasons in plain words."""
+    conf = f"{100 * item.confidence:.0f}%" if item.confidence is not None else "?"
+    words = []
+    if "label-error" in item.reasons or "misclassified" in item.reasons:
+        words.append(f"model says {item.pred} at {conf} — you labelled {item.label}")
+    if "label-error" in item.reasons:
+        words.append(f"the label looks wrong: probably {item.suggested}")
+    if "unsure" in item.reasons:
+        words.append(
+            f"unlabelled — model guesses {item.pred} at {conf}" if item.label is None else f"model unsure ({conf})"
+        )
+    if "weak-class" in item.reasons:
+        words.append("involves the weakest class")
+    if item.duplicates:
+        words.append(f"{len(item.duplicates)} near-identical snapshot(s) folded in")
+    return "\n".join(words)
+
+
+class ReviewScreen(Screen):
+    BINDINGS = [
+        *[
+            Binding(
+                str(c), f"relabel({c})", "relabel 0–5" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0
+            )
+            for c in CLASSES
+        ],
+        Binding("enter", "confirm", "confirm"),
+        Binding("x", "exclude", "not a hand"),
+        Binding("d", "delete", "delete"),
+        Binding("s", "skip", "skip"),
+        Binding("u", "undo", "undo"),
+        Binding("left", "move(-1)", "previous", key_display="←"),
+        Binding("right", "move(1)", "next", key_display="→"),
+        Binding("f", "filter_reason", "filter reason"),
+        Binding("l", "filter_label", "filter label"),
+        Binding("escape", "back", "back"),
+    ]
+
+    def __init__(self, sample_ids: list[int] | None = None, title: str = "review") -> None:
+        super().__init__()
+        self.only = sample_ids  # a fixed list (e.g. one confusion-matrix cell) instead of the queue
+        self.heading = title
+        self.items: list[active.QueueItem] = []
+        self.index = 0
+        self.reason: str | None = None
+        self.label: int | None = None
+        self.done = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield CameraView(id="sample")
+            with Vertical(id="right"):
+                yield Static(id="counter", classes="box")
+                yield Static(id="why", classes="box")
+                yield PredictionPanel(id="review-prediction", classes="box")
+        yield TrainingBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"fingertui — {self.heading}"
+        self.query_one("#counter", Static).update("loading the queue…")
+        self.load()
+
+    @work(thread=True, exclusive=True, group="queue", exit_on_error=False, description="loading the review queue")
+    def load(self) -> None:
+        store = self.app.store
+        if self.only is not None:
+            items = [it for it in active.queue(store, diversity=False)]
+            flagged = {it.sample_id: it for it in items}
+            result = []
+            for sid in self.only:
+                if sid in flagged:
+                    result.append(flagged[sid])
+                else:
+                    try:
+                        s = store.get(sid)
+                    except UserError:
+                        continue
+                    result.append(active.QueueItem(s.id, s.path, s.label, None, None, None, [], 0.0, None))
+            items = result
+        else:
+            items = active.queue(store, reason=self.reason, label=self.label)
+        self.app.call_from_thread(self.set_items, items)
+
+    def set_items(self, items: list[active.QueueItem]) -> None:
+        self.items = items
+        self.index = min(self.index, max(0, len(items) - 1))
+        self.show_current()
+
+    @property
+    def current(self) -> active.QueueItem | None:
+        return self.items[self.index] if 0 <= self.index < len(self.items) else None
+
+    def show_current(self) -> None:
+        counter = self.query_one("#counter", Static)
+        filters = f"reason: {self.reason or 'all'} · label: {'all' if self.label is None else self.label}"
+        it = self.current
+        if it is None:
+            counter.update(f"[b]nothing to review[/b] ({self.done} done)\n{filters}")
+            self.query_one("#why", Static).update("")
+            self.query_one(PredictionPanel).show_waiting("")
+            return
+        counter.update(
+            f"[b]{len(self.items) - self.index} left[/b] · item {self.index + 1} of {len(self.items)} · {self.done} done\n"
+            f"sample {it.sample_id} · label [b]{'—' if it.label is None else it.label}[/b]"
+            f" · suggested [b]{'—' if it.suggested is None else it.suggested}[/b]\n{filters}"
+        )
+        self.query_one("#why", Static).update(explain(it) or "no flag: " + ", ".join(it.reasons))
+        if it.probs:
+            self.query_one(PredictionPanel).show(it.pred, it.confidence, it.probs, False, 0.0)
+        else:
+            self.query_one(PredictionPanel).show_waiting("no prediction stored")
+        try:
+            with Image.open(self.app.workspace.abs(it.path)) as img:
+                self.query_one(CameraView).show(img.convert("RGB"))
+        except OSError:
+            self.notify(f"image of sample {it.sample_id} is missing; run fingertui doctor", severity="error")
+
+    def _act(self, action: str, label: int | None = None) -> None:
+        it = self.current
+        if it is None:
+            return
+        try:
+            active.resolve(self.app.store, it.sample_id, action, label)
+        except UserError as e:
+            self.notify(str(e), severity="error")
+            return
+        if action != "skip":
+            self.done += 1
+            self.items.pop(self.index)
+            self.app.labels_changed()
+        else:
+            self.index += 1
+        self.index = min(self.index, max(0, len(self.items) - 1))
+        self.show_current()
+
+    def action_relabel(self, label: int) -> None:
+        self._act("relabel", label)
+
+    def action_confirm(self) -> None:
+        it = self.current
+        if it is not None and it.label is None:
+            self.notify("unlabelled: press 0–5 to label it", severity="warning")
+            return
+        self._act("confirm")
+
+    def action_exclude(self) -> None:
+        self._act("exclude")
+
+    def action_skip(self) -> None:
+        self._act("skip")
+
+    def action_delete(self) -> None:
+        it = self.current
+        if it is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._act("delete")
+
+        self.app.push_screen(ConfirmScreen(f"Delete sample {it.sample_id}? (u undoes it)"), done)
+
+    def action_undo(self) -> None:
+        try:
+            res = self.app.store.undo()
+        except UserError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.notify(f"undone: {res['undone']}")
+        self.done = max(0, self.done - 1)
+        self.app.labels_changed()
+        self.load()
+
+    def action_move(self, step: int) -> None:
+        if self.items:
+            self.index = (self.index + step) % len(self.items)
+            self.show_current()
+
+    def action_filter_reason(self) -> None:
+        self.reason = REASON_FILTERS[(REASON_FILTERS.index(self.reason) + 1) % len(REASON_FILTERS)]
+        self.index = 0
+        self.load()
+
+    def action_filter_label(self) -> None:
+        options = [None, *CLASSES]
+        self.label = options[(options.index(self.label) + 1) % len(options)]
+        self.index = 0
+        self.load()
+
+    def action_back(self) -> None:
+        if not self.app.cancel_training():
+            self.app.pop_screen()

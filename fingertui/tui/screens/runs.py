@@ -1,0 +1,132 @@
+"""The runs screen: every run, accuracy across runs, comparison, rollback."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from fingertui.runs import compare, list_runs, set_active
+from fingertui.tui.screens.confirm import ConfirmScreen
+from fingertui.tui.widgets.panels import TrainingBar
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("space", "mark", "mark for compare"),
+        Binding("p", "compare", "compare marked"),
+        Binding("a", "activate", "make active (roll back)"),
+        Binding("escape", "back", "back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield DataTable(id="runs", cursor_type="row")
+            yield Static("accuracy across runs", classes="label")
+            yield Sparkline([], id="acc-plot")
+            yield Static("recall of the weakest class across runs", classes="label")
+            yield Sparkline([], id="weak-plot")
+            yield Static(id="compare", classes="box")
+        yield TrainingBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "fingertui — runs"
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        runs = list_runs(self.app.store)
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        table.add_columns(
+            " ", "run", "finished", "images", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"
+        )
+        active = self.app.active.id if self.app.active else None
+        for r in runs:
+            s = r.summary()
+            mark = ("*" if r.id == active else " ") + ("●" if r.id in self.marked else " ")
+            table.add_row(
+                mark,
+                str(r.id),
+                s["finished"][:19].replace("T", " "),
+                str(r.n_train + r.n_test),
+                r.backbone.split(":")[0],
+                _pct(s["accuracy"]),
+                _pct(s["balanced_accuracy"]),
+                f"{s['weakest_class']}: {_pct(s['weakest_recall'])}" if s["weakest_class"] is not None else "—",
+                f"{s['ece']:.3f}",
+                f"{s['duration_s']:.1f}s",
+                key=str(r.id),
+            )
+        self.query_one("#acc-plot", Sparkline).data = [r.summary()["accuracy"] for r in runs] or [0]
+        self.query_one("#weak-plot", Sparkline).data = [r.summary()["weakest_recall"] or 0 for r in runs] or [0]
+        if not runs:
+            self.query_one("#compare", Static).update("no runs yet: press t to train")
+        else:
+            self.query_one("#compare", Static).update(
+                "* = active model · space marks two runs · p compares them · a makes the selected run active"
+            )
+
+    def _selected(self) -> int | None:
+        table = self.query_one("#runs", DataTable)
+        if not table.row_count:
+            return None
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_mark(self) -> None:
+        rid = self._selected()
+        if rid is None:
+            return
+        if rid in self.marked:
+            self.marked.remove(rid)
+        else:
+            self.marked = (self.marked + [rid])[-2:]
+        row = self.query_one("#runs", DataTable).cursor_row
+        self.refresh_runs()
+        self.query_one("#runs", DataTable).move_cursor(row=row)
+
+    def action_compare(self) -> None:
+        if len(self.marked) != 2:
+            self.notify("mark two runs with space first", severity="warning")
+            return
+        a, b = sorted(self.marked)
+        c = compare(self.app.store, a, b)
+        mc = c["mcnemar"]
+        lines = [
+            f"[b]run {a} → run {b}[/b] on {c['n_common']} shared test images: accuracy {_pct(c['accuracy_a'])} → "
+            f"{_pct(c['accuracy_b'])} ({100 * (c['accuracy_delta'] or 0):+.1f} points)",
+            f"exact McNemar p = {mc['p_value']:.3g} ({mc['a_right_b_wrong']} right→wrong, {mc['a_wrong_b_right']} wrong→right)",
+            "recall: " + "  ".join(f"{k}: {100 * v['delta']:+.1f}" for k, v in c["recall"].items()),
+            f"right→wrong: {c['right_to_wrong'][:15] or 'none'}   wrong→right: {c['wrong_to_right'][:15] or 'none'}",
+        ]
+        self.query_one("#compare", Static).update("\n".join(lines))
+        self.last_comparison = c
+
+    def action_activate(self) -> None:
+        rid = self._selected()
+        if rid is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                run = set_active(self.app.store, rid)
+                self.app.switch_model(run)
+                self.refresh_runs()
+                self.notify(f"run {rid} is now the active model")
+
+        self.app.push_screen(ConfirmScreen(f"Make run {rid} the active model?"), done)
+
+    def action_back(self) -> None:
+        if not self.app.cancel_training():
+            self.app.pop_screen()
