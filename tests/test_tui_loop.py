@@ -1,0 +1,131 @@
+"""Review, training from the app, results, runs — driven with Pilot."""
+
+import json
+
+import numpy as np
+import pytest
+from textual.widgets import DataTable
+
+from fingertui import backbones
+from fingertui.camera import ScriptedSource
+from fingertui.cli import main
+from fingertui.importer import import_paths
+from fingertui.runs import active_run, list_runs, train_run
+from fingertui.store import Store
+from fingertui.train import TrainConfig
+from fingertui.tui.app import make_app
+from fingertui.tui.screens.results import ResultsScreen
+from fingertui.tui.screens.review import ReviewScreen
+from fingertui.tui.screens.runs import RunsScreen
+from tests.test_learning import finger_image
+from tests.test_tui import frames
+
+
+@pytest.fixture
+def bars_ws(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    for label in range(6):
+        for k in range(10):
+            p = tmp_path / "bars" / str(label) / f"{k}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            finger_image(label, label * 100 + k).save(p)
+    p = tmp_path / "pool" / "u.png"
+    p.parent.mkdir(parents=True)
+    finger_image(3, 4242).save(p)
+    store = Store(ws)
+    import_paths(store, [tmp_path / "bars"])
+    import_paths(store, [tmp_path / "pool"], unlabeled=True)
+    store.close()
+    return ws
+
+
+def app_for(ws):
+    return make_app(ws, ScriptedSource(frames()), backbone="dev-random")
+
+
+async def wait_for(pilot, cond, seconds=60.0):
+    for _ in range(int(seconds / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_relabel_in_review_writes_an_event_and_undo_reverts_it(bars_ws):
+    store = Store(bars_ws)
+    train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
+    [u] = store.samples("label IS NULL")
+    app = app_for(bars_ws)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.items)
+        screen = app.screen
+        while screen.current.sample_id != u.id:
+            await pilot.press("right")
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.store.get(u.id).label == 4 and app.store.get(u.id).split in ("train", "test")
+        [ev] = [e for e in app.store.label_events(u.id) if e["kind"] == "label"]
+        assert (ev["old"], ev["new"], ev["actor"], ev["reason"]) == (None, 4, "user", "review")
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.store.get(u.id).label is None
+
+
+async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, capsys):
+    app = app_for(bars_ws)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one("#matrix").row_count
+        )
+        run = app.active
+        table = app.screen.query_one("#matrix", DataTable)
+        shown = [[int(str(table.get_cell_at((r, c))).split()[0]) for c in range(1, 7)] for r in range(table.row_count)]
+        # Capturing still works on the capture screen underneath, with the new model live.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.predictor is not None)
+    capsys.readouterr()
+    assert main(["--home", str(bars_ws.root), "eval", "--run", str(run.id), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["metrics"]["confusion"]["counts"]
+    present = [r for r in range(6) if sum(counts[r])]
+    assert shown == [counts[r] for r in present]
+
+
+async def test_cancelled_training_leaves_no_run_behind(bars_ws):
+    app = app_for(bars_ws)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("t", "escape")
+        await wait_for(pilot, lambda: not app.training)
+        await pilot.pause(0.2)
+        assert list_runs(app.store) == []
+        assert list(bars_ws.models_dir.glob("*")) == []
+        assert any("cancelled" in str(n.message) for n in app._notifications)
+
+
+async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
+    store = Store(bars_ws)
+    first = train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20, seed=0))
+    second = train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20, seed=1))
+    app = app_for(bars_ws)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one("#runs").row_count)
+        table = app.screen.query_one("#runs", DataTable)
+        assert table.row_count == 2
+        await pilot.press("space", "down", "space", "p")
+        await pilot.pause()
+        text = str(app.screen.query_one("#compare").render())
+        assert f"run {first.id} → run {second.id}" in text and "McNemar p =" in text
+        await pilot.press("up", "a")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert app.active.id == first.id and active_run(app.store).id == first.id
+        await wait_for(pilot, lambda: app.predictor is not None)
+        assert app.predictor.meta["metrics"] == json.loads(
+            json.dumps({"accuracy": first.metrics["test"]["accuracy"], "ece": first.metrics["test"]["ece"]})
+        )
+    assert np.isfinite(first.metrics["test"]["accuracy"])
