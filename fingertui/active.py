@@ -164,7 +164,8 @@ class Flag:
 
 
 def _head_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and plain embeddings for samples (embedding any missing)."""
+    """Calibrated probabilities and standardised plain embeddings for samples (embedding
+    any missing)."""
     from fingertui.features import PLAIN, EmbeddingCache
     from fingertui.predict import load_checkpoint
     from fingertui.train import Head, logits, softmax
@@ -191,7 +192,10 @@ def _head_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) -
     head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
     head.load_state_dict(ckpt["head_state"])
     probs = softmax(logits(head, X), float(ckpt["temperature"])) if len(X) else np.zeros((0, len(CLASSES)))
-    return probs, X
+    # Compare images in the head's standardised space: raw activations are all positive,
+    # so raw cosine similarity calls almost any two snapshots near-identical.
+    Xs = (X - head.mean.numpy()) / head.std.numpy() if len(X) else X
+    return probs, Xs
 
 
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:

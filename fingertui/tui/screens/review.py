@@ -131,7 +131,8 @@ class ReviewScreen(Screen):
         )
         self.query_one("#why", Static).update(explain(it) or "no flag: " + ", ".join(it.reasons))
         if it.probs:
-            self.query_one(PredictionPanel).show(it.pred, it.confidence, it.probs, False, 0.0)
+            thr = self.app.active.metrics["unsure_threshold"] if self.app.active else 0.0
+            self.query_one(PredictionPanel).show(it.pred, it.confidence, it.probs, it.confidence < thr, thr)
         else:
             self.query_one(PredictionPanel).show_waiting("no prediction stored")
         try:
