@@ -138,15 +138,16 @@ class FingerApp(App):
         """Predict the newest frame, then the newest again: frames that arrive meanwhile
         are skipped, never queued, so the prediction never lags behind."""
         worker = get_current_worker()
+        predictor = self.predictor
         last, done, t0 = -1, 0, time.monotonic()
-        while not worker.is_cancelled:
+        while not worker.is_cancelled and self.predictor is predictor and predictor is not None:
             got = self.source.latest()
             if got is None or got[0] == last:
                 time.sleep(0.01)
                 continue
             last, frame = got
             screen = self.capture_screen
-            p = self.predictor.predict_image(crop_square(frame, screen.size_frac, screen.mirror))
+            p = predictor.predict_image(crop_square(frame, screen.size_frac, screen.mirror))
             self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure))
             done += 1
             if time.monotonic() - t0 >= 1.0:
@@ -155,6 +156,8 @@ class FingerApp(App):
 
     @on(PredictionMade)
     def prediction_made(self, msg: PredictionMade) -> None:
+        if self.predictor is None:  # from a model that was just replaced
+            return
         self.prediction = msg
         self.capture_screen.query_one("#prediction").show(
             msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold
@@ -269,6 +272,8 @@ class FingerApp(App):
         """Predict with ``run`` from now on (a new run, or a rollback)."""
         self.active = run
         self.predictor = None
+        self.prediction = None
+        self.workers.cancel_group(self, "infer")
         self.capture_screen.show_model()
         self.capture_screen.refresh_counts()
         self.load_model()

@@ -22,7 +22,8 @@ def _delta(now: float | None, before: float | None, points: bool = True) -> Text
     if abs(d) < 1e-9:
         return Text(" ±0", style="dim")
     arrow = "▲" if d > 0 else "▼"
-    return Text(f" {arrow}{abs(100 * d if points else d):.1f}", style="green" if d > 0 else "red")
+    shown = f"{abs(100 * d):.1f}" if points else f"{abs(d):.3f}"
+    return Text(f" {arrow}{shown}", style="green" if d > 0 else "red")
 
 
 def _delta_bad(now: float, before: float | None) -> Text:

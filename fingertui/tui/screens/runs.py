@@ -33,9 +33,9 @@ class RunsScreen(Screen):
         yield Header()
         with Vertical():
             yield DataTable(id="runs", cursor_type="row")
-            yield Static("accuracy across runs", classes="label")
+            yield Static("accuracy across runs", classes="label", id="acc-label")
             yield Sparkline([], id="acc-plot")
-            yield Static("recall of the weakest class across runs", classes="label")
+            yield Static("recall of the weakest class across runs", classes="label", id="weak-label")
             yield Sparkline([], id="weak-plot")
             yield Static(id="compare", classes="box")
         yield TrainingBar()
@@ -69,8 +69,14 @@ class RunsScreen(Screen):
                 f"{s['duration_s']:.1f}s",
                 key=str(r.id),
             )
-        self.query_one("#acc-plot", Sparkline).data = [r.summary()["accuracy"] for r in runs] or [0]
-        self.query_one("#weak-plot", Sparkline).data = [r.summary()["weakest_recall"] or 0 for r in runs] or [0]
+        acc = [r.summary()["accuracy"] for r in runs]
+        weak = [r.summary()["weakest_recall"] or 0.0 for r in runs]
+        self.query_one("#acc-plot", Sparkline).data = acc or [0]
+        self.query_one("#weak-plot", Sparkline).data = weak or [0]
+        if runs:
+            span = lambda xs: f"(run {runs[0].id} → {runs[-1].id}; low {_pct(min(xs))}, high {_pct(max(xs))})"  # noqa: E731
+            self.query_one("#acc-label", Static).update(f"accuracy across runs {span(acc)}")
+            self.query_one("#weak-label", Static).update(f"recall of the weakest class across runs {span(weak)}")
         if not runs:
             self.query_one("#compare", Static).update("no runs yet: press t to train")
         else:
