@@ -26,6 +26,7 @@ def test_core_does_not_import_textual():
     code = (
         "import sys\n"
         "import fingertui.store, fingertui.importer, fingertui.export, fingertui.stats, fingertui.doctor\n"
+        "import fingertui.runs, fingertui.active, fingertui.camera, fingertui.capture, fingertui.demo, fingertui.train\n"
         "print('textual' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
