@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from fingertui.store import Store
 from fingertui.workspace import Workspace
@@ -64,4 +64,25 @@ def labelled_tree(tmp_path: Path) -> Path:
     for label in range(6):
         for k in range(10):
             save(noise_image(label * 100 + k), root / str(label) / f"img{k}.png")
+    return root
+
+
+def finger_image(label: int, seed: int) -> Image.Image:
+    """A stand-in hand: ``label`` bright bars on a noisy background."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 90, (96, 96, 3), dtype=np.uint8))
+    d = ImageDraw.Draw(img)
+    for k in range(label):
+        x = 10 + k * 16 + int(rng.integers(0, 4))
+        d.rectangle([x, 20 + int(rng.integers(0, 8)), x + 8, 90], fill=(230, 200, 170))
+    return img
+
+
+def write_bars(root: Path, per_class: int) -> Path:
+    """A labelled folder tree of stand-in hands: ``per_class`` images for each label 0–5."""
+    for label in range(6):
+        for k in range(per_class):
+            p = root / str(label) / f"{k}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            finger_image(label, label * 100 + k).save(p)
     return root

@@ -6,7 +6,7 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fingertui import backbones, features, runs
 from fingertui.cli import main
@@ -16,20 +16,9 @@ from fingertui.metrics import evaluate, mcnemar
 from fingertui.predict import Predictor, export_model, load_checkpoint, save_checkpoint
 from fingertui.runs import train_run
 from fingertui.train import TrainConfig, fit_temperature, group_folds, softmax
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)
-
-
-def finger_image(label: int, seed: int) -> Image.Image:
-    """A stand-in hand: ``label`` bright bars on a noisy background."""
-    rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 90, (96, 96, 3), dtype=np.uint8))
-    d = ImageDraw.Draw(img)
-    for k in range(label):
-        x = 10 + k * 16 + int(rng.integers(0, 4))
-        d.rectangle([x, 20 + int(rng.integers(0, 8)), x + 8, 90], fill=(230, 200, 170))
-    return img
 
 
 @pytest.fixture
@@ -39,13 +28,7 @@ def dev_backbone(monkeypatch):
 
 @pytest.fixture
 def bars(tmp_path):
-    root = tmp_path / "bars"
-    for label in range(6):
-        for k in range(8):
-            p = root / str(label) / f"{k}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            finger_image(label, label * 100 + k).save(p)
-    return root
+    return write_bars(tmp_path / "bars", 8)
 
 
 @pytest.fixture

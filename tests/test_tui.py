@@ -12,7 +12,7 @@ from fingertui.runs import train_run
 from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
 from fingertui.tui.widgets.panels import PredictionPanel
-from tests.test_learning import finger_image
+from tests.conftest import finger_image, write_bars
 
 
 def frames(n=6, seed=0):
@@ -92,11 +92,7 @@ async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     from fingertui.store import Store
 
-    for label in range(6):
-        for k in range(6):
-            p = tmp_path / "bars" / str(label) / f"{k}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            finger_image(label, label * 100 + k).save(p)
+    write_bars(tmp_path / "bars", 6)
     store = Store(ws)
     import_paths(store, [tmp_path / "bars"])
     run = train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=30))

@@ -1,6 +1,7 @@
 """Review, training from the app, results, runs — driven with Pilot."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -17,18 +18,14 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
-from tests.test_learning import finger_image
+from tests.conftest import finger_image, write_bars
 from tests.test_tui import frames
 
 
 @pytest.fixture
 def bars_ws(ws, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
-    for label in range(6):
-        for k in range(10):
-            p = tmp_path / "bars" / str(label) / f"{k}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            finger_image(label, label * 100 + k).save(p)
+    write_bars(tmp_path / "bars", 10)
     p = tmp_path / "pool" / "u.png"
     p.parent.mkdir(parents=True)
     finger_image(3, 4242).save(p)
@@ -93,7 +90,17 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
     assert shown == [counts[r] for r in present]
 
 
-async def test_cancelled_training_leaves_no_run_behind(bars_ws):
+async def test_cancelled_training_leaves_no_run_behind(bars_ws, monkeypatch):
+    from fingertui import features
+
+    # Slow the embedding down so that esc surely arrives while the run is still going.
+    slow = features.Embedder._embed_batch
+
+    def slower(self, *a, **k):
+        time.sleep(0.05)
+        return slow(self, *a, **k)
+
+    monkeypatch.setattr(features.Embedder, "_embed_batch", slower)
     app = app_for(bars_ws)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
