@@ -100,7 +100,7 @@ async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path
     expected = Predictor.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
     app = make_app(ws, ScriptedSource([frame]))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(100):
+        for _ in range(600):
             await pilot.pause(0.05)
             if app.screen.query_one(PredictionPanel).shown is not None:
                 break
