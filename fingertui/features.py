@@ -133,10 +133,6 @@ class Embedder:
         self.computed = 0  # vectors computed (not found in the cache) by this embedder
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _recipe(view: int) -> str:
-        return PLAIN if view == 0 else RECIPE_ID
-
     def vectors(
         self,
         samples: Sequence[tuple[str, str]],
