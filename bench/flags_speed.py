@@ -43,8 +43,7 @@ def main() -> int:
         import_paths(store, [src])
         run = train_run(store, backbone="dev-random")
         active.recompute(store, run)  # first pass: also embeds the unlabelled samples once
-        with store.transaction() as db:
-            db.execute("DELETE FROM flags")
+        store.flags.clear()
         t0 = time.perf_counter()
         summary = active.recompute(store, run)
         dt = time.perf_counter() - t0

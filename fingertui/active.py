@@ -28,7 +28,7 @@ import numpy as np
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.runs import RunRecord, active_run, run_predictions
-from fingertui.store import Store, now_iso
+from fingertui.store import Store
 
 REASONS = ("unsure", "misclassified", "label-error", "weak-class", "near-duplicate")
 STRATEGIES = ("margin", "least-confidence", "entropy", "random")
@@ -256,8 +256,7 @@ def recompute(store: Store, run: RunRecord | None = None) -> dict:
     if run is None:
         return {"run": None, "open": 0, "added": 0, "cleared": 0}
     new = {(f.sample_id, f.reason): f for f in compute_flags(store, run)}
-    with store.lock:
-        existing = list(store.db.query("SELECT * FROM flags ORDER BY id"))
+    existing = store.flags.all()
     open_rows = {(r["sample_id"], r["reason"]): r for r in existing if r["resolved"] is None}
     resolved = {}
     for r in existing:
@@ -265,7 +264,6 @@ def recompute(store: Store, run: RunRecord | None = None) -> dict:
             resolved[(r["sample_id"], r["reason"])] = max(
                 resolved.get((r["sample_id"], r["reason"]), ""), r["resolved"]
             )
-    now = now_iso()
     inserts, updates, cleared = [], [], []
     for key, f in new.items():
         vals = (f.score, f.suggested, f.pred, f.confidence, json.dumps(f.probs), run.id)
@@ -274,34 +272,17 @@ def recompute(store: Store, run: RunRecord | None = None) -> dict:
         elif key in resolved and resolved[key] >= run.finished:
             continue  # resolved after this run was made: only a later run can reopen it
         else:
-            inserts.append((f.sample_id, f.reason, *vals, now))
+            inserts.append((f.sample_id, f.reason, *vals))
     for key, r in open_rows.items():
         if key not in new:
             cleared.append(r["id"])
-    with store.transaction() as db:
-        db.conn.executemany(
-            "UPDATE flags SET score = ?, suggested = ?, pred = ?, confidence = ?, probs = ?, run_id = ? WHERE id = ?",
-            updates,
-        )
-        db.conn.executemany(
-            "INSERT INTO flags (sample_id, reason, score, suggested, pred, confidence, probs, run_id, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            inserts,
-        )
-        if cleared:
-            db.execute(
-                f"UPDATE flags SET resolved = ?, resolution = 'cleared' WHERE id IN ({','.join('?' * len(cleared))})",
-                [now, *cleared],
-            )
-        db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [STATE_KEY, _state(store, run)])
+    store.flags.sync(run.id, updates, inserts, cleared)
+    store.set_setting(STATE_KEY, _state(store, run))
     return {"run": run.id, "open": len(new), "added": len(inserts), "cleared": len(cleared)}
 
 
 def _state(store: Store, run: RunRecord) -> str:
-    with store.lock:
-        n, top = store.db.execute("SELECT count(*), max(id) FROM samples").fetchone()
-        ev = store.db.execute("SELECT max(id) FROM label_events").fetchone()[0]
-    return f"{run.id}:{n}:{top}:{ev}"
+    return f"{run.id}:{store.change_marker()}"
 
 
 def ensure_fresh(store: Store) -> None:
@@ -356,13 +337,7 @@ def queue(
     if strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     ensure_fresh(store)
-    with store.lock:
-        rows = list(
-            store.db.query(
-                "SELECT f.*, s.path, s.label FROM flags f JOIN samples s ON s.id = f.sample_id "
-                "WHERE f.resolved IS NULL AND s.excluded = 0 ORDER BY f.id"
-            )
-        )
+    rows = store.flags.open_with_samples()
     items: dict[int, QueueItem] = {}
     for r in rows:
         it = items.get(r["sample_id"])

@@ -74,51 +74,20 @@ def augmented_view(img: torch.Tensor, sha256: str, view: int) -> torch.Tensor:
         return _augmenter(tuple(img.shape[-2:]))(img)
 
 
-def _to_blob(vec: np.ndarray) -> bytes:
-    return vec.astype(np.float16).tobytes()
-
-
-def _from_blob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
-
-
 class EmbeddingCache:
-    """Vectors in SQLite (float16), keyed by image hash, backbone id, recipe and view."""
+    """Vectors keyed by image hash, backbone id, recipe and view (the store's embeddings table)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def get(self, backbone_id: str, recipe: str, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
-        out: dict[tuple[str, int], np.ndarray] = {}
-        shas = sorted({k[0] for k in keys})
-        wanted = set(keys)
-        with self.store.lock:
-            for start in range(0, len(shas), 500):
-                chunk = shas[start : start + 500]
-                rows = self.store.db.execute(
-                    f"SELECT sha256, view, vec FROM embeddings WHERE backbone = ? AND recipe = ? "
-                    f"AND sha256 IN ({','.join('?' * len(chunk))})",
-                    [backbone_id, recipe, *chunk],
-                ).fetchall()
-                for sha, view, blob in rows:
-                    if (sha, view) in wanted:
-                        out[(sha, view)] = _from_blob(blob)
-        return out
+        return self.store.embeddings.get(backbone_id, recipe, keys)
 
     def put(self, backbone_id: str, recipe: str, items: dict[tuple[str, int], np.ndarray]) -> None:
-        with self.store.transaction() as db:
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO embeddings (sha256, backbone, recipe, view, vec) VALUES (?, ?, ?, ?, ?)",
-                [(sha, backbone_id, recipe, view, _to_blob(v)) for (sha, view), v in items.items()],
-            )
+        self.store.embeddings.put(backbone_id, recipe, items)
 
     def count(self, backbone_id: str | None = None) -> int:
-        with self.store.lock:
-            if backbone_id is None:
-                return self.store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
-            return self.store.db.execute(
-                "SELECT count(*) FROM embeddings WHERE backbone = ?", [backbone_id]
-            ).fetchone()[0]
+        return self.store.embeddings.count(backbone_id)
 
 
 class Embedder:

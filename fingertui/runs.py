@@ -23,12 +23,12 @@ from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
 from fingertui.metrics import ece, evaluate, mcnemar
 from fingertui.store import Sample, Store, now_iso
+from fingertui.store.run_table import ACTIVE_KEY
 
 if TYPE_CHECKING:
     from fingertui.train import TrainConfig
 
 Progress = Callable[[str, int, int], None]
-ACTIVE_KEY = "active_run"
 MIN_PER_CLASS = 2
 
 
@@ -225,29 +225,21 @@ def _record(
             (s.id, s.label, "test", int(p.argmax()), float(p.max()), json.dumps([round(float(x), 5) for x in p]))
         )
     try:
-        with store.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO runs (started, finished, backbone, seed, config, data_hash, n_train, n_test, metrics, checkpoint) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    started,
-                    now_iso(),
-                    bb.id,
-                    cfg.seed,
-                    json.dumps(cfg.as_dict()),
-                    data_hash(train + test),
-                    len(train),
-                    len(test),
-                    json.dumps(metrics),
-                    store.ws.rel(ckpt_path),
-                ],
-            )
-            run_id = cur.lastrowid
-            db.conn.executemany(
-                "INSERT INTO run_samples (run_id, sample_id, label, role, pred, confidence, probs) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *r) for r in rows],
-            )
-            db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [ACTIVE_KEY, str(run_id)])
+        run_id = store.runs.add(
+            {
+                "started": started,
+                "finished": now_iso(),
+                "backbone": bb.id,
+                "seed": cfg.seed,
+                "config": json.dumps(cfg.as_dict()),
+                "data_hash": data_hash(train + test),
+                "n_train": len(train),
+                "n_test": len(test),
+                "metrics": json.dumps(metrics),
+                "checkpoint": store.ws.rel(ckpt_path),
+            },
+            rows,
+        )
     except BaseException:
         ckpt_path.unlink(missing_ok=True)
         raise
@@ -255,8 +247,7 @@ def _record(
 
 
 def list_runs(store: Store) -> list[RunRecord]:
-    with store.lock:
-        return [RunRecord.from_row(r) for r in store.db.query("SELECT * FROM runs ORDER BY id")]
+    return [RunRecord.from_row(r) for r in store.runs.rows()]
 
 
 def get_run(store: Store, run_id: int | str) -> RunRecord:
@@ -264,11 +255,10 @@ def get_run(store: Store, run_id: int | str) -> RunRecord:
         rid = int(run_id)
     except (TypeError, ValueError):
         raise UserError(f"run id must be a number, not {run_id!r}; `fingertui runs` lists them") from None
-    with store.lock:
-        rows = list(store.db.query("SELECT * FROM runs WHERE id = ?", [rid]))
-    if not rows:
+    row = store.runs.row(rid)
+    if row is None:
         raise UserError(f"no run {rid}; `fingertui runs` lists them")
-    return RunRecord.from_row(rows[0])
+    return RunRecord.from_row(row)
 
 
 def active_run(store: Store) -> RunRecord | None:
@@ -298,12 +288,7 @@ def resolve_run(store: Store, run_id: int | str | None) -> RunRecord:
 
 def run_predictions(store: Store, run_id: int, role: str | None = None) -> list[dict]:
     """Per-sample rows of a run: sample_id, label, role, pred, confidence, probs."""
-    sql = "SELECT * FROM run_samples WHERE run_id = ?" + (" AND role = ?" if role else "") + " ORDER BY sample_id"
-    with store.lock:
-        rows = list(store.db.query(sql, [run_id, role] if role else [run_id]))
-    for r in rows:
-        r["probs"] = json.loads(r["probs"]) if r["probs"] else None
-    return rows
+    return store.runs.predictions(run_id, role)
 
 
 def compare(store: Store, a: int | str, b: int | str) -> dict:

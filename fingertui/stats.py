@@ -14,8 +14,7 @@ def dataset_stats(store: Store) -> dict:
     counts = store.split_counts()
     per_label = {str(c): {**counts[c], "total": sum(counts[c].values())} for c in CLASSES}
     totals = {s: sum(counts[c][s] for c in CLASSES) for s in SPLITS}
-    with store.lock:
-        unlabeled = store.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+    unlabeled = store.unlabelled_count()
     warnings: list[str] = []
     sizes = {c: per_label[str(c)]["total"] for c in CLASSES}
     for c in CLASSES:

@@ -51,20 +51,25 @@ def fake_run(store, probs_by_sample, *, weakest="2", confusion=None, threshold=0
     )
     cm = confusion if confusion is not None else np.eye(6, dtype=int).tolist()
     metrics = {"unsure_threshold": threshold, "test": {"weakest_class": weakest, "confusion": {"counts": cm}}}
-    with store.transaction() as db:
-        cur = db.execute(
-            "INSERT INTO runs (started, finished, backbone, seed, config, data_hash, n_train, n_test, metrics, checkpoint) "
-            "VALUES (?, ?, ?, 0, '{}', 'x', 0, 0, ?, ?)",
-            [now_iso(), finished or now_iso(), BACKBONE, json.dumps(metrics), store.ws.rel(path)],
-        )
-        rid = cur.lastrowid
-        for sid, p in probs_by_sample.items():
-            s = store.get(sid)
-            db.execute(
-                "INSERT INTO run_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [rid, sid, s.label, s.split, int(np.argmax(p)), float(max(p)), json.dumps(list(p))],
-            )
-        db.execute("INSERT OR REPLACE INTO settings VALUES ('active_run', ?)", [str(rid)])
+    rows = []
+    for sid, p in probs_by_sample.items():
+        s = store.get(sid)
+        rows.append((sid, s.label, s.split, int(np.argmax(p)), float(max(p)), json.dumps(list(p))))
+    rid = store.runs.add(
+        {
+            "started": now_iso(),
+            "finished": finished or now_iso(),
+            "backbone": BACKBONE,
+            "seed": 0,
+            "config": "{}",
+            "data_hash": "x",
+            "n_train": 0,
+            "n_test": 0,
+            "metrics": json.dumps(metrics),
+            "checkpoint": store.ws.rel(path),
+        },
+        rows,
+    )
     rng = np.random.default_rng(rid)
     cache = EmbeddingCache(store)
     cache.put(
@@ -92,10 +97,7 @@ def clean(store):
 
 
 def reasons_of(store, sid):
-    with store.lock:
-        return {
-            r[0] for r in store.db.execute("SELECT reason FROM flags WHERE sample_id = ? AND resolved IS NULL", [sid])
-        }
+    return set(store.flags.open_for(sid))
 
 
 def test_clean_run_raises_no_flags(clean):

@@ -4,7 +4,8 @@ import pytest
 
 from fingertui import doctor
 from fingertui.errors import UserError
-from fingertui.store import MIGRATIONS, SCHEMA_VERSION, Store
+from fingertui.store import SCHEMA_VERSION, Store
+from fingertui.store.migrations import MIGRATIONS
 from tests.conftest import noise_image, png_bytes
 
 
@@ -93,7 +94,7 @@ def test_crash_between_file_and_row_leaves_orphan_that_doctor_cleans(store, monk
     def boom(*a, **k):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store, "_event", boom)  # fails inside the insert transaction
+    monkeypatch.setattr(store.history, "record", boom)  # fails inside the insert transaction
     with pytest.raises(RuntimeError):
         add(store, 2)
     assert store.count() == 1  # the transaction rolled back: no half sample

@@ -114,8 +114,7 @@ class CaptureScreen(Screen):
     def refresh_counts(self) -> None:
         store = self.app.store
         counts = store.split_counts()
-        with store.lock:
-            unlabeled = store.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+        unlabeled = store.unlabelled_count()
         needy, why = None, ""
         run = self.app.active
         if run is not None and run.metrics["test"].get("weakest_class") is not None:

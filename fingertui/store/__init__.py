@@ -8,166 +8,40 @@ orphaned file that ``fingertui doctor`` removes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.store.flags import FlagsTable
+from fingertui.store.history import UNDOABLE, History
+from fingertui.store.migrations import SCHEMA_VERSION, migrate
+from fingertui.store.run_table import RunTable
+from fingertui.store.util import TMP_PREFIX, atomic_write, now_iso, sha256_bytes
+from fingertui.store.vectors import EmbeddingTable, LandmarkTable
 from fingertui.workspace import Workspace
 
-TMP_PREFIX = ".tmp-"
-SPLITS = ("train", "test")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"could not write {path}: {e.strerror or e}; free some disk space or check permissions") from e
-
-
-# --- schema -----------------------------------------------------------------------------
-# Each migration takes the database from version i to i+1. Never edit a released one:
-# append a new function instead, so existing workspaces upgrade in place.
-
-
-def _m1_samples(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE samples (
-            id INTEGER PRIMARY KEY,
-            sha256 TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            source TEXT NOT NULL CHECK (source IN ('capture', 'import')),
-            origin TEXT,
-            session TEXT,
-            created TEXT NOT NULL,
-            label INTEGER CHECK (label IS NULL OR label BETWEEN 0 AND 5),
-            split TEXT CHECK (split IS NULL OR split IN ('train', 'test')),
-            group_key TEXT
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE label_events (
-            id INTEGER PRIMARY KEY,
-            sample_id INTEGER NOT NULL,
-            old INTEGER,
-            new INTEGER,
-            time TEXT NOT NULL,
-            actor TEXT NOT NULL CHECK (actor IN ('user', 'import')),
-            reason TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX idx_label_events_sample ON label_events(sample_id)")
-
-
-def _m2_phash(db: sqlite_utils.Database) -> None:
-    # Perceptual hash (64-bit, hex) used to keep near-identical images in one split.
-    db.execute("ALTER TABLE samples ADD COLUMN phash TEXT")
-    db.execute("CREATE INDEX idx_samples_group ON samples(group_key)")
-
-
-def _m3_learning(db: sqlite_utils.Database) -> None:
-    # Cached backbone embeddings (float16 blobs), runs, their per-sample predictions, and
-    # small settings such as the active run.
-    db.execute(
-        """CREATE TABLE embeddings (
-            sha256 TEXT NOT NULL, backbone TEXT NOT NULL, recipe TEXT NOT NULL, view INTEGER NOT NULL,
-            vec BLOB NOT NULL, PRIMARY KEY (sha256, backbone, recipe, view)
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT NOT NULL, backbone TEXT NOT NULL,
-            seed INTEGER NOT NULL, config TEXT NOT NULL, data_hash TEXT NOT NULL, n_train INTEGER NOT NULL,
-            n_test INTEGER NOT NULL, metrics TEXT NOT NULL, checkpoint TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE run_samples (
-            run_id INTEGER NOT NULL, sample_id INTEGER NOT NULL, label INTEGER NOT NULL, role TEXT NOT NULL,
-            pred INTEGER, confidence REAL, probs TEXT, PRIMARY KEY (run_id, sample_id)
-        )"""
-    )
-    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
-
-
-def _m4_review(db: sqlite_utils.Database) -> None:
-    # Review queue: flags with reasons; excluded samples ("not a hand"); undoable events.
-    db.execute("ALTER TABLE samples ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE label_events ADD COLUMN kind TEXT NOT NULL DEFAULT 'label'")
-    db.execute("ALTER TABLE label_events ADD COLUMN payload TEXT")
-    db.execute("ALTER TABLE label_events ADD COLUMN undone INTEGER NOT NULL DEFAULT 0")
-    db.execute(
-        """CREATE TABLE flags (
-            id INTEGER PRIMARY KEY, sample_id INTEGER NOT NULL, reason TEXT NOT NULL, score REAL NOT NULL,
-            suggested INTEGER, pred INTEGER, confidence REAL, probs TEXT, run_id INTEGER, created TEXT NOT NULL,
-            resolved TEXT, resolution TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX idx_flags_sample ON flags(sample_id)")
-
-
-def _m5_capture(db: sqlite_utils.Database) -> None:
-    # What the model said when a snapshot was captured (run id, label, confidence).
-    db.execute("ALTER TABLE samples ADD COLUMN capture_run INTEGER")
-    db.execute("ALTER TABLE samples ADD COLUMN capture_pred INTEGER")
-    db.execute("ALTER TABLE samples ADD COLUMN capture_conf REAL")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m1_samples,
-    _m2_phash,
-    _m3_learning,
-    _m4_review,
-    _m5_capture,
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "TMP_PREFIX",
+    "UNDOABLE",
+    "AddResult",
+    "Sample",
+    "Store",
+    "atomic_write",
+    "now_iso",
+    "sha256_bytes",
 ]
-# Event kinds a user can undo with `fingertui undo`, newest first.
-UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
-SCHEMA_VERSION = len(MIGRATIONS)
 
-
-def migrate(db: sqlite_utils.Database) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version it started at."""
-    start = db.execute("PRAGMA user_version").fetchone()[0]
-    if start > SCHEMA_VERSION:
-        raise UserError(
-            f"this workspace was written by a newer fingertui (schema {start} > {SCHEMA_VERSION}); upgrade fingertui"
-        )
-    for version in range(start, SCHEMA_VERSION):
-        with db.atomic():
-            MIGRATIONS[version](db)
-            db.execute(f"PRAGMA user_version = {version + 1}")
-    return start
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -221,6 +95,12 @@ class Store:
             ) from e
         # One connection shared by the CLI, tests and the TUI's worker threads.
         self.lock = threading.RLock()
+        # The tables other modules read and write, each through its owner.
+        self.flags = FlagsTable(self)
+        self.history = History(self)
+        self.runs = RunTable(self)
+        self.embeddings = EmbeddingTable(self)
+        self.landmarks = LandmarkTable(self)
 
     def close(self) -> None:
         self.db.close()
@@ -274,11 +154,18 @@ class Store:
         with self.lock:
             return self.db.execute("SELECT id, phash, group_key, split FROM samples").fetchall()
 
-    def label_events(self, sample_id: int | None = None) -> list[dict[str, Any]]:
+    def unlabelled_count(self) -> int:
         with self.lock:
-            if sample_id is None:
-                return list(self.db.query("SELECT * FROM label_events ORDER BY id"))
-            return list(self.db.query("SELECT * FROM label_events WHERE sample_id = ? ORDER BY id", [sample_id]))
+            return self.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+
+    def change_marker(self) -> str:
+        """Changes whenever a sample is added, removed or relabelled (cheap to poll)."""
+        with self.lock:
+            n, top = self.db.execute("SELECT count(*), max(id) FROM samples").fetchone()
+        return f"{n}:{top}:{self.history.last_id()}"
+
+    def label_events(self, sample_id: int | None = None) -> list[dict[str, Any]]:
+        return self.history.events(sample_id)
 
     # --- writes -----------------------------------------------------------------------
 
@@ -328,39 +215,9 @@ class Store:
         if capture is not None:
             row["capture_run"], row["capture_pred"], row["capture_conf"] = capture
         with self.transaction() as db:
-            cur = db.execute(
-                f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
-            )
-            sample_id = cur.lastrowid
-            self._event(db, sample_id, None, label, actor, reason or source, kind="add")
+            sample_id = self._insert_row(db, row)
+            self.history.record(db, sample_id, None, label, actor, reason or source, kind="add")
         return AddResult(self.get(sample_id), duplicate=False)
-
-    def _event(
-        self,
-        db: sqlite_utils.Database,
-        sample_id: int,
-        old: int | None,
-        new: int | None,
-        actor: str,
-        reason: str | None,
-        *,
-        kind: str = "label",
-        payload: dict | None = None,
-    ) -> int:
-        cur = db.execute(
-            "INSERT INTO label_events (sample_id, old, new, time, actor, reason, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [sample_id, old, new, now_iso(), actor, reason, kind, json.dumps(payload) if payload else None],
-        )
-        return cur.lastrowid
-
-    def _resolve_flags(self, db: sqlite_utils.Database, sample_id: int, resolution: str) -> list[int]:
-        ids = [r[0] for r in db.execute("SELECT id FROM flags WHERE sample_id = ? AND resolved IS NULL", [sample_id])]
-        if ids:
-            db.execute(
-                f"UPDATE flags SET resolved = ?, resolution = ? WHERE id IN ({','.join('?' * len(ids))})",
-                [now_iso(), resolution, *ids],
-            )
-        return ids
 
     def _split_for(self, sample: Sample, label: int) -> str:
         """The split a newly labelled sample gets: its group's, else a planned one."""
@@ -397,9 +254,9 @@ class Store:
             split = self._split_for(sample, label)
         with self.transaction() as db:
             new_split = sample.split if sample.split is not None or label is None else split
-            db.execute("UPDATE samples SET label = ?, split = ? WHERE id = ?", [label, new_split, sample_id])
-            flags = self._resolve_flags(db, sample_id, f"relabel:{label}") if actor == "user" else []
-            self._event(
+            self._write_label(db, sample_id, label, new_split)
+            flags = self.flags.resolve_open(db, sample_id, f"relabel:{label}") if actor == "user" else []
+            self.history.record(
                 db, sample_id, sample.label, label, actor, reason, payload={"flags": flags, "split": sample.split}
             )
         return self.get(sample_id)
@@ -412,8 +269,8 @@ class Store:
                 f"sample {sample_id} has no label to confirm; give it one with `fingertui label {sample_id} N`"
             )
         with self.transaction() as db:
-            flags = self._resolve_flags(db, sample_id, "confirm")
-            self._event(
+            flags = self.flags.resolve_open(db, sample_id, "confirm")
+            self.history.record(
                 db, sample_id, sample.label, sample.label, "user", reason, kind="confirm", payload={"flags": flags}
             )
         return self.get(sample_id)
@@ -424,10 +281,12 @@ class Store:
         """Keep the image on disk but leave it out of training and evaluation (or back in)."""
         sample = self.get(sample_id)
         with self.transaction() as db:
-            db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(excluded), sample_id])
-            flags = self._resolve_flags(db, sample_id, "exclude") if excluded else []
+            self._write_excluded(db, sample_id, excluded)
+            flags = self.flags.resolve_open(db, sample_id, "exclude") if excluded else []
             kind = "exclude" if excluded else "include"
-            self._event(db, sample_id, sample.label, sample.label, "user", reason, kind=kind, payload={"flags": flags})
+            self.history.record(
+                db, sample_id, sample.label, sample.label, "user", reason, kind=kind, payload={"flags": flags}
+            )
         return self.get(sample_id)
 
     def get_setting(self, key: str) -> str | None:
@@ -450,10 +309,10 @@ class Store:
             os.replace(src, trash)
         try:
             with self.transaction() as db:
-                flags = self._resolve_flags(db, sample_id, "delete")
+                flags = self.flags.resolve_open(db, sample_id, "delete")
                 db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
                 row = {k: getattr(sample, k) for k in Sample.__dataclass_fields__}
-                self._event(
+                self.history.record(
                     db,
                     sample_id,
                     sample.label,
@@ -473,60 +332,26 @@ class Store:
         """Take back a capture exactly: row, file and its 'add' event (marked undone)."""
         sample = self.get(sample_id)
         with self.transaction() as db:
-            db.execute("DELETE FROM flags WHERE sample_id = ?", [sample_id])
+            self.flags.drop_for(db, sample_id)
             db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
-            db.execute("UPDATE label_events SET undone = 1 WHERE sample_id = ? AND kind = 'add'", [sample_id])
+            self.history.mark_add_undone(db, sample_id)
         self.ws.abs(sample.path).unlink(missing_ok=True)
         return sample
 
     def undo(self) -> dict[str, Any]:
         """Revert the newest not-yet-undone user change exactly; repeatable."""
-        with self.lock:
-            rows = list(
-                self.db.query(
-                    f"SELECT * FROM label_events WHERE actor = 'user' AND undone = 0 AND kind IN ({','.join('?' * len(UNDOABLE))}) "
-                    "ORDER BY id DESC LIMIT 1",
-                    list(UNDOABLE),
-                )
-            )
-        if not rows:
-            raise UserError("nothing to undo")
-        ev = rows[0]
-        payload = json.loads(ev["payload"]) if ev["payload"] else {}
-        sid, kind = ev["sample_id"], ev["kind"]
-        if kind == "add":  # a capture: remove it again, file and all
-            self.remove_capture(sid)
-            return {"event": ev["id"], "kind": kind, "sample": sid, "undone": f"removed capture {sid}"}
-        if kind == "delete":
-            row = payload["row"]
-            trash = self.ws.trash_dir / Path(row["path"]).name
-            if trash.exists():
-                self.ws.abs(row["path"]).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(trash, self.ws.abs(row["path"]))
-        with self.transaction() as db:
-            if kind == "label":
-                db.execute(
-                    "UPDATE samples SET label = ?, split = ? WHERE id = ?", [ev["old"], payload.get("split"), sid]
-                )
-            elif kind in ("exclude", "include"):
-                db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(kind == "include"), sid])
-            elif kind == "delete":
-                row = payload["row"]
-                db.execute(
-                    f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-                )
-            flags = payload.get("flags") or []
-            if flags:
-                db.execute(
-                    f"UPDATE flags SET resolved = NULL, resolution = NULL WHERE id IN ({','.join('?' * len(flags))})",
-                    flags,
-                )
-            db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [ev["id"]])
-        what = {
-            "label": f"label of {sid} back to {ev['old']}",
-            "confirm": f"confirmation of {sid}",
-            "exclude": f"{sid} included again",
-            "include": f"{sid} excluded again",
-            "delete": f"{sid} restored",
-        }[kind]
-        return {"event": ev["id"], "kind": kind, "sample": sid, "undone": what}
+        return self.history.undo()
+
+    # --- sample-row writes used inside transactions (also by history's undo) -----------
+
+    def _write_label(self, db: sqlite_utils.Database, sample_id: int, label: int | None, split: str | None) -> None:
+        db.execute("UPDATE samples SET label = ?, split = ? WHERE id = ?", [label, split, sample_id])
+
+    def _write_excluded(self, db: sqlite_utils.Database, sample_id: int, excluded: bool) -> None:
+        db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(excluded), sample_id])
+
+    def _insert_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
+        cur = db.execute(
+            f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+        return cur.lastrowid
