@@ -163,39 +163,15 @@ class Flag:
     probs: list[float] | None
 
 
-def _head_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and standardised plain embeddings for samples (embedding
-    any missing)."""
-    from fingertui.features import PLAIN, EmbeddingCache
-    from fingertui.predict import load_checkpoint
-    from fingertui.train import Head, logits, softmax
+def _probs_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's calibrated probabilities and standardised features of stored samples
+    (computing any missing features through the caches)."""
+    from fingertui.model import Model
 
-    samples = {s.id: s for s in store.samples()}
-    chosen = [samples[i] for i in sample_ids]
-    cache = EmbeddingCache(store)
-    found = cache.get(run.backbone, PLAIN, [(s.sha256, 0) for s in chosen])
-    missing = [s for s in chosen if (s.sha256, 0) not in found]
-    if missing:
-        from fingertui import backbones
-        from fingertui.features import Embedder
-
-        bb = backbones.load(run.backbone.split("@", 1)[0])
-        if bb.id != run.backbone:
-            raise UserError(f"run {run.id} used backbone {run.backbone}, not available here ({bb.id}); retrain")
-        vecs = Embedder(store, bb).vectors([(s.sha256, s.path) for s in missing], 0)
-        for s, v in zip(missing, vecs, strict=True):
-            found[(s.sha256, 0)] = v[0]
-    dim = len(next(iter(found.values()))) if found else 0
-    X = np.stack([found[(s.sha256, 0)] for s in chosen]) if chosen else np.zeros((0, dim), np.float32)
-    ckpt = load_checkpoint(store.ws.abs(run.checkpoint))
-    spec = ckpt["head"]
-    head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
-    head.load_state_dict(ckpt["head_state"])
-    probs = softmax(logits(head, X), float(ckpt["temperature"])) if len(X) else np.zeros((0, len(CLASSES)))
-    # Compare images in the head's standardised space: raw activations are all positive,
-    # so raw cosine similarity calls almost any two snapshots near-identical.
-    Xs = (X - head.mean.numpy()) / head.std.numpy() if len(X) else X
-    return probs, Xs
+    if not sample_ids:
+        return np.zeros((0, len(CLASSES))), np.zeros((0, 0))
+    by_id = {s.id: s for s in store.samples()}
+    return Model.for_run(store, run).sample_probs(store, [by_id[i] for i in sample_ids])
 
 
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
@@ -232,7 +208,7 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
         flag(ids[n], "label-error", score, suggested, P[n])
     unlabelled = [s.id for s in current.values() if s.label is None]
     if unlabelled:
-        UP, _ = _head_and_vectors(store, run, unlabelled)
+        UP, _ = _probs_and_vectors(store, run, unlabelled)
         for sid, p in zip(unlabelled, UP, strict=True):
             flag(sid, "unsure", uncertainty(p[None], DEFAULT_STRATEGY)[0], int(p.argmax()), p)
     # weak-class: boosts samples already flagged that touch the weakest class or the most
@@ -365,7 +341,7 @@ def queue(
     order = sorted(range(len(picked)), key=lambda i: -picked[i].score)
     if diversity:
         run = active_run(store)
-        _, X = _head_and_vectors(store, run, [it.sample_id for it in picked]) if run else (None, None)
+        _, X = _probs_and_vectors(store, run, [it.sample_id for it in picked]) if run else (None, None)
         if X is not None and len(X):
             order, dupes = fold_near_duplicates(order, X)
             if limit:

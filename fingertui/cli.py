@@ -225,35 +225,41 @@ def _progress_printer(enabled: bool):  # noqa: ANN202
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-    from fingertui.runs import train_run
+    from fingertui.pipeline import train
     from fingertui.train import TrainConfig
 
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
-    run = train_run(
+    result = train(
         store,
+        features=args.features,
         backbone=args.backbone,
         weights_file=args.weights,
         cfg=cfg,
         progress=_progress_printer(not args.json),
         warn=_warn_err,
     )
-    from fingertui import active
-
-    flags = active.recompute(store, run)
+    run, flags = result.run, result.flags
     if args.json:
         emit_json({"run": run.summary(), "metrics": run.metrics, "flags": flags})
         return 0
     out = console()
     m = run.metrics
+    hands = m.get("hands_found") or {}
+    found = (
+        f"; hands found in {hands['train']}/{hands['of'][0]} train, {hands['test']}/{hands['of'][1]} test"
+        if hands.get("train") is not None
+        else ""
+    )
+    pooling = ", ".join(f"{k} ×{v:g}" for k, v in m.get("pooling", {}).items())
     out.print(
-        f"run {run.id}: backbone {run.backbone}, {run.n_train} train / {run.n_test} test images, "
-        f"{m['embedded_new']} new embeddings, {m['duration_s']:.1f} s; temperature {m['temperature']:.2f}, "
+        f"run {run.id}: features {run.features} ({pooling}), backbone {run.backbone}, {run.n_train} train / "
+        f"{run.n_test} test images, {m['embedded_new']} new embeddings{found}, {m['duration_s']:.1f} s; "
         f"unsure below {100 * m['unsure_threshold']:.0f}%",
         highlight=False,
     )
     print_metrics(out, m["test"], "test split")
-    out.print(f"ECE on test before calibration {m['test']['ece_uncalibrated']:.3f}, after {m['test']['ece']:.3f}")
+    out.print(f"ECE on test {m['test']['ece']:.3f}")
     out.print(f"review queue: {flags['open']} flags ({flags['added']} new) — `fingertui review`")
     return 0
 
@@ -272,13 +278,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         from fingertui.importer import scan
         from fingertui.metrics import evaluate
-        from fingertui.predict import Predictor
+        from fingertui.model import Model
 
         entries, skipped = scan([args.dir], skip_unknown=args.skip_unknown)
         entries = [e for e in entries if e.label is not None]
         if not entries:
             raise UserError(f"no labelled images found in {args.dir}; name folders 0–5 or zero…five")
-        pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
+        pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
         probs, labels = [], []
         for e in entries:
             try:
@@ -303,7 +309,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fingertui.predict import Predictor
+    from fingertui.model import Model
     from fingertui.runs import resolve_run
 
     for p in args.images:
@@ -311,7 +317,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UserError(f"{p}: no such image file")
     store = open_store(args)
     run = resolve_run(store, args.run)
-    pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
+    pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
     results = []
     for p in args.images:
         try:
@@ -325,7 +331,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for r in results:
         probs = " ".join(f"{c}:{100 * q:.0f}%" for c, q in enumerate(r["probs"]))
         flag = "  UNSURE" if r["unsure"] else ""
-        print(f"{r['path']}: {r['label']} ({100 * r['confidence']:.1f}%){flag}   [{probs}]")
+        note = f"  ({r['note']})" if r.get("note") else ""
+        print(f"{r['path']}: {r['label']} ({100 * r['confidence']:.1f}%){flag}{note}   [{probs}]")
     return 0
 
 
@@ -392,13 +399,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_export_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fingertui.predict import Predictor, export_model
+    from fingertui.model import Model
+    from fingertui.model_export import export_model
     from fingertui.runs import resolve_run
 
     store = open_store(args)
     run = resolve_run(store, args.run)
-    pred = Predictor.from_checkpoint(store.ws.abs(run.checkpoint), weights_file=args.weights, warn=_warn_err)
-    meta = export_model(pred, Path(args.path), run.id)
+    model = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
+    meta = export_model(model, Path(args.path), run.id)
     if args.json:
         emit_json({"path": args.path, **meta})
     else:
@@ -601,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--head", choices=["linear", "mlp"], default="linear")
     s.add_argument("--views", type=int, default=2, help="augmented views per training image (default 2)")
+    s.add_argument(
+        "--features",
+        choices=["image", "pose", "both"],
+        default="both",
+        help="what the model looks at: the image embedding, the hand's pose (landmarks), or both (default)",
+    )
 
     s = sub.add_parser(
         "eval",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 
@@ -39,11 +40,19 @@ BATCH = 1
 Progress = Callable[[str, int, int], None]
 
 
-def load_rgb(path: str) -> torch.Tensor:
-    """(3, H, W) uint8 tensor of an image file."""
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of an image file."""
     with Image.open(path) as img:
-        arr = np.asarray(img.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        return np.asarray(img.convert("RGB")).copy()
+
+
+def load_rgb(path: str | os.PathLike[str], box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 tensor of an image file, cropped to ``box`` (x0, y0, x1, y1) if given."""
+    arr = read_rgb(path)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        arr = np.ascontiguousarray(arr[y0:y1, x0:x1])
+    return torch.from_numpy(arr).permute(2, 0, 1)
 
 
 def image_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
@@ -101,6 +110,7 @@ class Embedder:
         self.cache = EmbeddingCache(store)
         self.computed = 0  # vectors computed (not found in the cache) by this embedder
         self._lock = threading.Lock()
+        self._boxes: dict[str, tuple[int, int, int, int]] = {}
 
     def vectors(
         self,
@@ -108,9 +118,13 @@ class Embedder:
         views: int | Sequence[int],
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        boxes: dict[str, tuple[int, int, int, int]] | None = None,
     ) -> list[np.ndarray]:
-        """For (sha256, path) pairs, a (views+1, dim) float32 array each: view 0 plain,
-        then the augmented views. ``views`` is one count for all or one per sample."""
+        """For (key, path) pairs, a (views+1, dim) float32 array each: view 0 plain,
+        then the augmented views. ``views`` is one count for all or one per sample.
+        The key names the image as embedded: its sha256, or with ``boxes[key]`` the
+        crop of it that is embedded (``streams.framed_identity``)."""
+        self._boxes = boxes or {}
         per = [views] * len(samples) if isinstance(views, int) else list(views)
         keys = [(sha, v) for (sha, _), n in zip(samples, per, strict=True) for v in range(n + 1)]
         found: dict[tuple[str, int], np.ndarray] = {}
@@ -142,7 +156,7 @@ class Embedder:
     ) -> dict[tuple[str, int], np.ndarray]:
         tensors, keys = [], []
         for sha, path, views in batch:
-            img = load_rgb(str(self.store.ws.abs(path)))
+            img = load_rgb(self.store.ws.abs(path), self._boxes.get(sha))
             for v in range(views + 1):
                 if (sha, v) in found:
                     continue

@@ -1,40 +1,31 @@
-"""Training runs: one call turns the labelled dataset into a recorded, comparable run.
+"""The run registry: every training run, the active one, and comparing two.
 
-A run keeps its backbone, config, seed, data snapshot (sample ids, labels, splits and a
-hash of them), metrics, confusion matrix, per-sample predictions (test split, and
-out-of-fold for training samples) and a checkpoint under ``data/models/``. Nothing is
-written until the run is complete, so a cancelled or failed run leaves nothing behind.
+A run keeps its backbone, feature set, config, seed, data snapshot (a hash of sample ids,
+labels and splits), metrics, confusion matrix, per-sample predictions (test split, and
+out-of-fold for training samples) and a checkpoint under ``data/models/``. Runs are made
+by ``pipeline.train``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fingertui.errors import Cancelled, UserError
+from fingertui.errors import UserError
 from fingertui.labels import CLASSES
-from fingertui.metrics import ece, evaluate, mcnemar
-from fingertui.store import Sample, Store, now_iso
+from fingertui.metrics import mcnemar
+from fingertui.store import Store
 from fingertui.store.run_table import ACTIVE_KEY
 
 if TYPE_CHECKING:
-    from fingertui.train import TrainConfig
+    pass
 
 Progress = Callable[[str, int, int], None]
 MIN_PER_CLASS = 2
-
-
-def data_hash(samples: list[Sample]) -> str:
-    text = "\n".join(f"{s.id}:{s.sha256}:{s.label}:{s.split}" for s in sorted(samples, key=lambda s: s.id))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -67,6 +58,10 @@ class RunRecord:
             checkpoint=row["checkpoint"],
         )
 
+    @property
+    def features(self) -> str:
+        return self.metrics.get("features", "image")
+
     def summary(self) -> dict:
         test = self.metrics["test"]
         weakest = test.get("weakest_class")
@@ -74,6 +69,7 @@ class RunRecord:
             "id": self.id,
             "finished": self.finished,
             "backbone": self.backbone,
+            "features": self.features,
             "n_train": self.n_train,
             "n_test": self.n_test,
             "accuracy": test["accuracy"],
@@ -84,166 +80,6 @@ class RunRecord:
             "ece": test["ece"],
             "duration_s": self.metrics["duration_s"],
         }
-
-
-def train_run(
-    store: Store,
-    *,
-    samples: list[Sample] | None = None,
-    backbone: str | None = None,
-    weights_file: str | None = None,
-    cfg: TrainConfig | None = None,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> RunRecord:
-    """Embed (new images only), train, calibrate, evaluate and record one run.
-
-    ``samples`` restricts the run to a subset of the labelled samples (benchmarks,
-    simulations); by default every labelled sample takes part.
-    """
-    from fingertui import backbones
-    from fingertui.features import Embedder
-    from fingertui.train import TrainConfig, fit_linear_lbfgs, group_folds, logits, softmax, train_calibrated
-
-    cfg = cfg or TrainConfig()
-    started, t0 = now_iso(), time.perf_counter()
-    report = progress or (lambda phase, k, n: None)
-    snapshot = store.labelled() if samples is None else [s for s in samples if s.label is not None and s.split]
-    train = [s for s in snapshot if s.split == "train"]
-    test = [s for s in snapshot if s.split == "test"]
-    per_class = {c: sum(1 for s in train if s.label == c) for c in CLASSES}
-    usable = [c for c, n in per_class.items() if n >= MIN_PER_CLASS]
-    if len(usable) < 2:
-        have = ", ".join(f"{c}:{n}" for c, n in per_class.items())
-        raise UserError(
-            f"not enough labelled training images (per class {have}); label at least {MIN_PER_CLASS} "
-            "images in each of two classes first"
-        )
-    bb = backbones.load(backbone, weights_file=weights_file, warn=warn)
-    emb = Embedder(store, bb)
-    vecs = emb.vectors(
-        [(s.sha256, s.path) for s in train + test], [cfg.views] * len(train) + [0] * len(test), report, cancel
-    )
-    Xtr = np.stack(vecs[: len(train)])  # (N, views+1, dim)
-    Xte = np.stack([v[0] for v in vecs[len(train) :]]) if test else np.zeros((0, bb.dim), np.float32)
-    ytr = np.array([s.label for s in train])
-    yte = np.array([s.label for s in test], dtype=int)
-    groups = np.array([s.group_key or f"id:{s.id}" for s in train])
-    t_embed = time.perf_counter() - t0
-
-    folds = group_folds(ytr, groups, cfg.folds, cfg.seed)
-    n_fits = 1 + len(folds)
-    report("training", 0, n_fits)
-    report("calibrating", 0, 1)
-    model = train_calibrated(Xtr, ytr, groups, cfg, cancel=cancel)
-    fit, temperature, threshold, val_idx = model.fit, model.temperature, model.threshold, model.val_idx
-    z_val = logits(fit.head, Xtr[val_idx, 0]) if len(val_idx) else np.zeros((0, len(CLASSES)))
-    p_val = softmax(z_val, temperature)
-    report("training", 1, n_fits)
-    report("calibrating", 1, 1)
-
-    # Out-of-fold predictions for every training sample: the review queue's evidence.
-    oof = np.full((len(train), len(CLASSES)), np.nan)
-    # These heads are quick L-BFGS fits on plain views: they exist to point at suspicious
-    # labels, and being quick keeps retraining within seconds.
-    for k, held in enumerate(folds):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        rest = np.setdiff1d(np.arange(len(train)), held)
-        oof_head = fit_linear_lbfgs(Xtr[rest, 0], ytr[rest], cfg)
-        oof[held] = softmax(logits(oof_head, Xtr[held, 0]), temperature)
-        report("training", 2 + k, n_fits)
-
-    report("evaluating", 0, 1)
-    z_te = logits(fit.head, Xte)
-    p_te = softmax(z_te, temperature)
-    test_metrics = evaluate(yte, p_te, seed=cfg.seed)
-    test_metrics["ece_uncalibrated"] = ece(softmax(z_te, 1.0), yte) if len(yte) else float("nan")
-    has_oof = ~np.isnan(oof[:, 0])
-    metrics = {
-        "test": test_metrics,
-        "val": {
-            "n": int(len(val_idx)),
-            "ece_uncalibrated": ece(softmax(z_val, 1.0), ytr[val_idx]) if len(val_idx) else None,
-            "ece": ece(p_val, ytr[val_idx]) if len(val_idx) else None,
-        },
-        "oof_accuracy": float((oof[has_oof].argmax(1) == ytr[has_oof]).mean()) if has_oof.any() else None,
-        "temperature": temperature,
-        "unsure_threshold": threshold,
-        "epochs": fit.epochs,
-        "backbone": bb.id,
-        "embedded_new": emb.computed,
-        "embed_s": round(t_embed, 3),
-        "duration_s": round(time.perf_counter() - t0, 3),
-    }
-    report("evaluating", 1, 1)
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
-    return _record(store, started, bb, cfg, fit, temperature, threshold, metrics, train, test, val_idx, oof, p_te)
-
-
-def _record(
-    store, started, bb, cfg, fit, temperature, threshold, metrics, train, test, val_idx, oof, p_te
-) -> RunRecord:  # noqa: ANN001, PLR0913
-    from fingertui.predict import FORMAT, save_checkpoint
-
-    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}.pt"
-    head_spec = {"kind": fit.head.kind, "dim": bb.dim, "hidden": cfg.hidden}
-    save_checkpoint(
-        ckpt_path,
-        {
-            "format": FORMAT,
-            "head_state": fit.head.state_dict(),
-            "head": head_spec,
-            "backbone": bb.id,
-            "classes": list(CLASSES),
-            "temperature": temperature,
-            "unsure_threshold": threshold,
-            "config": cfg.as_dict(),
-            "metrics": {"accuracy": metrics["test"]["accuracy"], "ece": metrics["test"]["ece"]},
-        },
-    )
-    val_set = set(val_idx.tolist())
-    rows = []
-    for i, s in enumerate(train):
-        p = oof[i]
-        ok = not np.isnan(p[0])
-        rows.append(
-            (
-                s.id,
-                s.label,
-                "val" if i in val_set else "train",
-                int(p.argmax()) if ok else None,
-                float(p.max()) if ok else None,
-                json.dumps([round(float(x), 5) for x in p]) if ok else None,
-            )
-        )
-    for i, s in enumerate(test):
-        p = p_te[i]
-        rows.append(
-            (s.id, s.label, "test", int(p.argmax()), float(p.max()), json.dumps([round(float(x), 5) for x in p]))
-        )
-    try:
-        run_id = store.runs.add(
-            {
-                "started": started,
-                "finished": now_iso(),
-                "backbone": bb.id,
-                "seed": cfg.seed,
-                "config": json.dumps(cfg.as_dict()),
-                "data_hash": data_hash(train + test),
-                "n_train": len(train),
-                "n_test": len(test),
-                "metrics": json.dumps(metrics),
-                "checkpoint": store.ws.rel(ckpt_path),
-            },
-            rows,
-        )
-    except BaseException:
-        ckpt_path.unlink(missing_ok=True)
-        raise
-    return get_run(store, run_id)
 
 
 def list_runs(store: Store) -> list[RunRecord]:

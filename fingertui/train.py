@@ -105,9 +105,11 @@ def fit_head(
     val: tuple[np.ndarray, np.ndarray] | None = None,
     epochs: int | None = None,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> FitResult:
     """Train a head on (N, dim) vectors. With ``val``, stop early on its loss and keep the
-    best epoch; without, train exactly ``epochs`` epochs."""
+    best epoch; without, train exactly ``epochs`` epochs. Reports ("training", epoch,
+    max epochs) after each epoch through ``progress``."""
     head, Xs, yt, weights = _prepare(X, y, cfg, cfg.head)
     net = head.net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -129,6 +131,8 @@ def fit_head(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if progress is not None:
+            progress("training", epoch, n_epochs)
         if val is not None:
             net.eval()
             with torch.inference_mode():
@@ -233,6 +237,12 @@ def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[np
     return [np.sort(np.nonzero(np.isin(inverse, part))[0]) for part in parts]
 
 
+def validation_fold(y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Indices of the group-aware validation fold; empty below MIN_FOR_VAL images."""
+    folds = group_folds(y, groups, cfg.val_folds, cfg.seed) if len(y) >= MIN_FOR_VAL else []
+    return folds[0] if folds else np.zeros(0, dtype=int)
+
+
 @dataclass
 class CalibratedHead:
     fit: FitResult
@@ -251,27 +261,29 @@ def train_calibrated(
     cfg: TrainConfig,
     *,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+    val_idx: np.ndarray | None = None,
 ) -> CalibratedHead:
-    """Carve a group-aware validation fold from (N, views+1, dim) training vectors, train
-    on the rest (all views) with early stopping on the fold's plain views, then fit the
-    temperature and the unsure threshold on it."""
+    """Carve a group-aware validation fold from (N, views+1, dim) training vectors (or use
+    ``val_idx``), train on the rest (all views) with early stopping on the fold's plain
+    views, then fit the temperature and the unsure threshold on it."""
     # A smaller validation fold than the out-of-fold ones leaves more images to learn from
     # (measured on sign-digits, 150 per class: 98.1 % test accuracy with 10 %, 98.0 % with 20 %).
     # With only a few images per class a validation fold of one or two images says nothing
     # (the first try in the app, 16 training images, stopped after an epoch and predicted
     # one class for everything): below MIN_FOR_VAL images, train a fixed number of epochs.
-    folds = group_folds(y, groups, cfg.val_folds, cfg.seed) if len(y) >= MIN_FOR_VAL else []
-    val_idx = folds[0] if folds else np.zeros(0, dtype=int)
+    if val_idx is None:
+        val_idx = validation_fold(y, groups, cfg)
     fit_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     dim = Xviews.shape[-1]
     Xf = Xviews[fit_idx].reshape(-1, dim)
     yf = np.repeat(y[fit_idx], Xviews.shape[1])
     if len(val_idx):
-        fit = fit_head(Xf, yf, cfg, val=(Xviews[val_idx, 0], y[val_idx]), cancel=cancel)
+        fit = fit_head(Xf, yf, cfg, val=(Xviews[val_idx, 0], y[val_idx]), cancel=cancel, progress=progress)
         z_val = logits(fit.head, Xviews[val_idx, 0])
         temperature = fit_temperature(z_val, y[val_idx])
         threshold = unsure_threshold(softmax(z_val, temperature), y[val_idx], cfg.unsure_target)
     else:
-        fit = fit_head(Xf, yf, cfg, epochs=FIXED_EPOCHS, cancel=cancel)
+        fit = fit_head(Xf, yf, cfg, epochs=FIXED_EPOCHS, cancel=cancel, progress=progress)
         temperature, threshold = 1.0, unsure_threshold(np.zeros((0, N_CLASSES)), np.zeros(0), cfg.unsure_target)
     return CalibratedHead(fit, temperature, threshold, val_idx)

