@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fingertui.importer import import_paths
-from fingertui.runs import train_run
+from fingertui.pipeline import train_run
 from fingertui.store import Store
 from fingertui.train import TrainConfig
 from fingertui.workspace import Workspace
@@ -56,7 +56,7 @@ def main() -> int:
                     m["accuracy"],
                     m["per_class"]["2"]["recall"],
                     m["balanced_accuracy"],
-                    run.metrics["test"]["ece_uncalibrated"],
+                    run.metrics["val"]["ece"],
                     m["ece"],
                 )
             )

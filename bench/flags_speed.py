@@ -23,7 +23,7 @@ os.environ["FINGERTUI_DEV_RANDOM_BACKBONE"] = "1"
 
 from fingertui import active  # noqa: E402
 from fingertui.importer import import_paths  # noqa: E402
-from fingertui.runs import train_run  # noqa: E402
+from fingertui.pipeline import train_run  # noqa: E402
 from fingertui.store import Store  # noqa: E402
 from fingertui.workspace import Workspace  # noqa: E402
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from fingertui import active
 from fingertui.importer import import_paths
-from fingertui.runs import train_run
+from fingertui.pipeline import train_run
 from fingertui.store import Store
 from fingertui.workspace import Workspace
 

@@ -25,7 +25,7 @@ import torch
 
 from fingertui import backbones
 from fingertui.importer import import_paths
-from fingertui.runs import train_run
+from fingertui.pipeline import train_run
 from fingertui.store import Store
 from fingertui.workspace import Workspace
 

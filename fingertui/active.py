@@ -171,7 +171,7 @@ def _probs_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) 
     if not sample_ids:
         return np.zeros((0, len(CLASSES))), np.zeros((0, 0))
     by_id = {s.id: s for s in store.samples()}
-    return Model.for_run(store, run).sample_probs(store, [by_id[i] for i in sample_ids])
+    return Model.for_run(store, run, lazy=True).sample_probs(store, [by_id[i] for i in sample_ids])
 
 
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:

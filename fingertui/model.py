@@ -196,7 +196,10 @@ class Model:
         *,
         weights_file: str | None = None,
         warn: Callable[[str], None] | None = None,
+        lazy: bool = False,
     ) -> Model:
+        """Load a checkpoint; with ``lazy`` the network loads only when an image must be
+        embedded (a review queue whose vectors are cached never needs it)."""
         from fingertui import backbones, streams
 
         ckpt = load_checkpoint(path)
@@ -204,20 +207,28 @@ class Model:
         image = pose = None
         if "image" in experts:
             want = experts["image"]["backbone"]
-            name = want.split("@", 1)[0]
-            if name not in backbones.LOADERS:
-                raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
-            bb = backbones.load(name, weights_file=weights_file, warn=warn)
-            if bb.id != want:
-                raise UserError(
-                    f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available here; "
-                    "retrain with `fingertui train` (or provide the same weights with --weights)"
-                )
-            if not bb.pretrained and os.environ.get(backbones.ENV_DEV_RANDOM) != "1":
-                raise UserError("refusing to predict with a randomly initialised backbone")
-            image = streams.ImageStream(bb, framing=experts["image"].get("framing"))
-            if image.dim != experts["image"]["head"]["dim"]:
-                raise _bad(path, f"head dimension {experts['image']['head']['dim']} for backbone {bb.id}")
+            dim = experts["image"]["head"]["dim"]
+
+            def load_backbone() -> backbones.Backbone:
+                name = want.split("@", 1)[0]
+                if name not in backbones.LOADERS:
+                    raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
+                bb = backbones.load(name, weights_file=weights_file, warn=warn)
+                if bb.id != want:
+                    raise UserError(
+                        f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available "
+                        "here; retrain with `fingertui train` (or provide the same weights with --weights)"
+                    )
+                if not bb.pretrained and os.environ.get(backbones.ENV_DEV_RANDOM) != "1":
+                    raise UserError("refusing to predict with a randomly initialised backbone")
+                if bb.dim != dim:
+                    raise _bad(path, f"head dimension {dim} for backbone {bb.id}")
+                return bb
+
+            framing = experts["image"].get("framing")
+            image = streams.ImageStream(framing=framing, ident=want, dim=dim, loader=load_backbone)
+            if not lazy:
+                image.bb  # noqa: B018 — load now: fail early, predict at once
         if "pose" in experts:
             pose = streams.PoseStream.for_checkpoint(experts["pose"], warn=warn)
             if pose is None and image is None:
@@ -231,7 +242,7 @@ class Model:
     def for_run(cls, store: object, run: object, **kw: object) -> Model:
         """The model of a recorded run (cached per checkpoint: loading takes a second)."""
         path = store.ws.abs(run.checkpoint)  # type: ignore[attr-defined]
-        key = (str(path), kw.get("weights_file"))
+        key = (str(path), kw.get("weights_file"), bool(kw.get("lazy")))
         got = _LOADED.get(key)
         if got is None:
             got = cls.from_checkpoint(path, **kw)  # type: ignore[arg-type]
@@ -307,7 +318,9 @@ class Model:
             return Prediction(None, 0.0, [float(x) for x in p], True, False, None, "no hand found")
         k = int(p.argmax())
         note = "no hand found: image only" if hand_found is False else ""
-        return Prediction(CLASSES[k], float(p[k]), [float(x) for x in p], bool(p[k] < self.threshold), hand_found, box, note)
+        return Prediction(
+            CLASSES[k], float(p[k]), [float(x) for x in p], bool(p[k] < self.threshold), hand_found, box, note
+        )
 
     # --- stored samples ----------------------------------------------------------------
 
@@ -323,4 +336,4 @@ class Model:
         return self.probs(f), self.standardised(f)
 
 
-_LOADED: dict[tuple[str, str | None], Model] = {}
+_LOADED: dict[tuple[str, str | None, bool], Model] = {}

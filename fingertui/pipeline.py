@@ -283,8 +283,9 @@ def train(
 
     report("recording", 0, 1)
     metrics["duration_s"] = round(time.perf_counter() - t0, 3)
-    run = _record(store, started, cfg, used, experts, weights, image_t, threshold, metrics, train_s, test_s,
-                  val_idx, oof, p_te)
+    run = _record(
+        store, started, cfg, used, experts, weights, image_t, threshold, metrics, train_s, test_s, val_idx, oof, p_te
+    )
     report("recording", 1, 1)
     summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
     if flags:
@@ -363,3 +364,11 @@ def _record(
         ckpt_path.unlink(missing_ok=True)
         raise
     return get_run(store, run_id)
+
+
+def train_run(store: Store, **kw: object) -> RunRecord:
+    """``train`` on the image features without recomputing flags: for benchmarks and tests
+    that time or compare the image pipeline alone."""
+    kw.setdefault("features", "image")
+    kw.setdefault("flags", False)
+    return train(store, **kw).run  # type: ignore[arg-type]

@@ -68,13 +68,31 @@ def framed_identity(sha: str, box: Box | None) -> str:
 
 
 class ImageStream:
+    """The backbone's embedding. The network itself is loaded on first use (``loader``):
+    a review queue whose vectors are all cached never needs it."""
+
     name = "image"
 
-    def __init__(self, backbone: Backbone, framing: dict | None = None) -> None:
-        self.bb = backbone
+    def __init__(
+        self,
+        backbone: Backbone | None = None,
+        framing: dict | None = None,
+        *,
+        ident: str | None = None,
+        dim: int | None = None,
+        loader: Callable[[], Backbone] | None = None,
+    ) -> None:
+        self._bb = backbone
+        self._loader = loader
         self.framing = framing
-        self.id = backbone.id
-        self.dim = backbone.dim
+        self.id = backbone.id if backbone is not None else ident
+        self.dim = backbone.dim if backbone is not None else dim
+
+    @property
+    def bb(self) -> Backbone:
+        if self._bb is None:
+            self._bb = self._loader()
+        return self._bb
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         from fingertui.features import Embedder, image_tensor
@@ -90,7 +108,8 @@ class PoseStream:
 
         self.detector_id = hands.DETECTOR_ID
         self.dim = pose.FEATURE_DIM
-        self.id = f"{hands.DETECTOR_ID}|{pose.FEATURES_ID}"
+        # Names the detector and the feature function (its landmark space and length).
+        self.id = f"{hands.DETECTOR_ID}|pose-{pose.DEFAULT_SPACE}-{pose.FEATURE_DIM}"
         self._still = still
         self._track = None
         self._lock = threading.Lock()
@@ -259,16 +278,22 @@ def sample_features(
     X_img = X_pose = None
     new = 0
     if image is not None:
-        emb = Embedder(store, image.bb)
+        from fingertui.features import PLAIN
+
         idents = [framed_identity(s.sha256, b) for s, b in zip(samples, boxes, strict=True)]
-        vecs = emb.vectors(
-            [(i, s.path) for i, s in zip(idents, samples, strict=True)],
-            per,
-            progress,
-            cancel,
-            boxes={i: b for i, b in zip(idents, boxes, strict=True) if b is not None},
-        )
-        new = emb.computed
+        cached = store.embeddings.get(image.id, PLAIN, [(i, 0) for i in idents]) if max(per, default=0) == 0 else {}
+        if len(cached) == len(set(idents)):  # all there: no network needed
+            vecs = [cached[(i, 0)][None] for i in idents]
+        else:
+            emb = Embedder(store, image.bb)
+            vecs = emb.vectors(
+                [(i, s.path) for i, s in zip(idents, samples, strict=True)],
+                per,
+                progress,
+                cancel,
+                boxes={i: b for i, b in zip(idents, boxes, strict=True) if b is not None},
+            )
+            new = emb.computed
         width = max(per, default=0) + 1
         X_img = np.zeros((len(samples), width, image.dim), dtype=np.float32)
         for n, v in enumerate(vecs):

@@ -9,7 +9,8 @@ from fingertui import active
 from fingertui.cli import main
 from fingertui.errors import UserError
 from fingertui.features import PLAIN, EmbeddingCache
-from fingertui.predict import FORMAT, save_checkpoint
+from fingertui.model import FORMAT_V1 as FORMAT
+from fingertui.model import save_checkpoint
 from fingertui.store import Store, now_iso
 from fingertui.train import Head
 from tests.conftest import noise_image, png_bytes

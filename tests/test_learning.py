@@ -13,8 +13,9 @@ from fingertui.cli import main
 from fingertui.errors import Cancelled, UserError
 from fingertui.importer import import_paths
 from fingertui.metrics import evaluate, mcnemar
-from fingertui.predict import Predictor, export_model, load_checkpoint, save_checkpoint
-from fingertui.runs import train_run
+from fingertui.model import Model, load_checkpoint, save_checkpoint
+from fingertui.model_export import export_model
+from fingertui.pipeline import train_run
 from fingertui.train import TrainConfig, fit_temperature, group_folds, softmax
 from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
@@ -42,8 +43,8 @@ def test_same_data_and_seed_give_the_same_run(dataset):
     b = train_run(dataset, backbone="dev-random", cfg=FAST)
     assert a.data_hash == b.data_hash
     assert a.metrics["test"] == b.metrics["test"] and a.metrics["temperature"] == b.metrics["temperature"]
-    ca = load_checkpoint(dataset.ws.abs(a.checkpoint))["head_state"]
-    cb = load_checkpoint(dataset.ws.abs(b.checkpoint))["head_state"]
+    ca = load_checkpoint(dataset.ws.abs(a.checkpoint))["experts"]["image"]["head_state"]
+    cb = load_checkpoint(dataset.ws.abs(b.checkpoint))["experts"]["image"]["head_state"]
     assert all(torch.equal(ca[k], cb[k]) for k in ca)
     assert [r["probs"] for r in runs.run_predictions(dataset, a.id)] == [
         r["probs"] for r in runs.run_predictions(dataset, b.id)
@@ -136,12 +137,13 @@ def test_refused_checkpoints(dataset, tmp_path, capsys):
     path = dataset.ws.abs(run.checkpoint)
     ckpt = load_checkpoint(path)
     other = tmp_path / "other.pt"
-    save_checkpoint(other, {**ckpt, "backbone": "efficientnet-lite0@00000000:b5g4"})
+    experts = {**ckpt["experts"], "image": {**ckpt["experts"]["image"], "backbone": "efficientnet-lite0@00000000:b5g4"}}
+    save_checkpoint(other, {**ckpt, "experts": experts})
     with pytest.raises(UserError, match="trained on backbone efficientnet-lite0@00000000"):
-        Predictor.from_checkpoint(other)
+        Model.from_checkpoint(other)
     save_checkpoint(other, {**ckpt, "classes": [1, 2, 3, 4, 5]})
     with pytest.raises(UserError, match="classes"):
-        Predictor.from_checkpoint(other)
+        Model.from_checkpoint(other)
     path.write_bytes(path.read_bytes()[:100])  # truncated
     assert main(["--home", str(dataset.ws.root), "predict", str(next(iter(dataset.ws.images_dir.rglob("*.png"))))]) == 2
     err = capsys.readouterr().err
@@ -184,7 +186,7 @@ def test_cancel_leaves_no_run_and_no_checkpoint(dataset):
     cancel = threading.Event()
 
     def progress(phase, k, n):
-        if phase == "training":
+        if phase.startswith("training"):
             cancel.set()
 
     with pytest.raises(Cancelled):
@@ -215,7 +217,7 @@ def test_group_folds_keep_groups_together():
 
 def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
-    pred = Predictor.from_checkpoint(dataset.ws.abs(run.checkpoint))
+    pred = Model.from_checkpoint(dataset.ws.abs(run.checkpoint))
     dest = tmp_path / "model.pt"
     meta = export_model(pred, dest, run.id)
     assert meta["classes"] == [0, 1, 2, 3, 4, 5]
@@ -247,14 +249,15 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
 
     t1 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--json"])
     assert set(t1) == {"run", "metrics", "flags"} and t1["run"]["backbone"] == "dev-random@seed0"
+    # Drawn bars hold no hand: the default feature set falls back to the image alone.
+    assert t1["metrics"]["features"] == "image" and t1["metrics"]["hands_found"]["train"] == 0
     ev = js([*home, "eval", "--json"])
     assert ev["metrics"] == json.loads(json.dumps(t1["metrics"]["test"]))
     img = str(dataset.ws.abs(dataset.labelled()[0].path))
     pr = js([*home, "predict", img, "--json"])
     p = pr["predictions"][0]
-    assert set(p) == {"path", "label", "confidence", "probs", "unsure"} and sum(p["probs"]) == pytest.approx(
-        1, abs=1e-4
-    )
+    assert set(p) == {"path", "label", "confidence", "probs", "unsure", "hand_found", "note"}
+    assert sum(p["probs"]) == pytest.approx(1, abs=1e-4)
     assert p["confidence"] == max(p["probs"]) and p["unsure"] == (p["confidence"] < pr["threshold"])
     t2 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--seed", "1", "--json"])
     listed = js([*home, "runs", "--json"])["runs"]

@@ -7,8 +7,8 @@ from PIL import Image
 from fingertui import backbones
 from fingertui.camera import DemoSource, ScriptedSource, crop_square, open_source
 from fingertui.importer import import_paths
-from fingertui.predict import Predictor
-from fingertui.runs import train_run
+from fingertui.model import Model
+from fingertui.pipeline import train_run
 from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
 from fingertui.tui.widgets.panels import PredictionPanel
@@ -97,7 +97,7 @@ async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path
     import_paths(store, [tmp_path / "bars"])
     run = train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=30))
     frame = np.asarray(finger_image(4, 777).resize((320, 240)))
-    expected = Predictor.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
+    expected = Model.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
     app = make_app(ws, ScriptedSource([frame]))
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(600):

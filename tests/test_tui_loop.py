@@ -11,7 +11,8 @@ from fingertui import backbones
 from fingertui.camera import ScriptedSource
 from fingertui.cli import main
 from fingertui.importer import import_paths
-from fingertui.runs import active_run, list_runs, train_run
+from fingertui.pipeline import train_run
+from fingertui.runs import active_run, list_runs
 from fingertui.store import Store
 from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
@@ -75,7 +76,9 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
         await pilot.pause()
         await pilot.press("t")
         await wait_for(
-            pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one("#matrix").row_count
+            pilot,
+            lambda: isinstance(app.screen, ResultsScreen) and any(t.row_count for t in app.screen.query("#matrix")),
+            seconds=180,
         )
         run = app.active
         table = app.screen.query_one("#matrix", DataTable)
