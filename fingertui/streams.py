@@ -13,6 +13,7 @@ stored: its embedding is cached under an identity that names the image and the b
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,8 +36,14 @@ FRAMING = {"margin": 0.25, "frame_below": 0.8}
 POSE_VIEW = "still"  # landmarks of stored images come from the still-image detector
 
 
+def _dev_hands() -> bool:
+    return os.environ.get("FINGERTUI_DEV_HANDS") == "1"
+
+
 def pose_unavailable_reason() -> str | None:
     """Why hand pose cannot run here (one line), or None when it can."""
+    if _dev_hands():
+        return None
     from fingertui import hands
 
     return hands.unavailable_reason()
@@ -106,10 +113,12 @@ class PoseStream:
     def __init__(self, still: object | None = None) -> None:
         from fingertui import hands, pose
 
-        self.detector_id = hands.DETECTOR_ID
+        # The stand-in detector (development and tests) has its own id, so its landmarks
+        # and models never mix with MediaPipe's.
+        self.detector_id = hands.DETECTOR_ID if not _dev_hands() else "dev-standin-hands/1"
         self.dim = pose.FEATURE_DIM
         # Names the detector and the feature function (its landmark space and length).
-        self.id = f"{hands.DETECTOR_ID}|pose-{pose.DEFAULT_SPACE}-{pose.FEATURE_DIM}"
+        self.id = f"{self.detector_id}|pose-{pose.DEFAULT_SPACE}-{pose.FEATURE_DIM}"
         self._still = still
         self._track = None
         self._lock = threading.Lock()
@@ -139,6 +148,10 @@ class PoseStream:
     def detector(self, tracking: bool = False) -> object:
         from fingertui.hands import HandDetector
 
+        if _dev_hands():
+            from fingertui.devhands import StandInDetector
+
+            return StandInDetector()
         with self._lock:
             if tracking:
                 if self._track is None:
@@ -185,12 +198,21 @@ class Observation:
 
 
 def observe(
-    images: Sequence[np.ndarray], pose: PoseStream | None, *, tracking: bool = False, framing: dict | None = None
+    images: Sequence[np.ndarray],
+    pose: PoseStream | None,
+    *,
+    tracking: bool = False,
+    framing: dict | None = None,
+    hands: Sequence[Hand | None] | None = None,
 ) -> list[Observation]:
-    """Find the hand in each frame (if pose is on) and frame the image on it."""
+    """Find the hand in each frame (if pose is on; or take ``hands`` as found) and frame
+    the image on it."""
     out = []
-    for img in images:
-        hand = pose.find(img, tracking) if pose is not None else None
+    for n, img in enumerate(images):
+        if hands is not None:
+            hand = hands[n] if pose is not None else None
+        else:
+            hand = pose.find(img, tracking) if pose is not None else None
         box = frame_box(hand, img.shape, framing)
         out.append(Observation(hand, box, _crop(img, box)))
     return out
