@@ -270,7 +270,11 @@ def main() -> int:
 
     sets = {n: listing(n) for n in ("sign-digits", "hagrid-rooms/frames", "hagrid-rooms/hands")}
     dcache, ecache = Cache("detections"), Cache("embeddings")
-    result: dict = {"detector": H.DETECTOR_ID, "pad_recipe": H.PAD, "feature_dim": {s: P.feature_dim(s) for s in SPACES}}
+    result: dict = {
+        "detector": H.DETECTOR_ID,
+        "pad_recipe": H.PAD,
+        "feature_dim": {s: P.feature_dim(s) for s in SPACES},
+    }
 
     det = H.HandDetector("still")
     det.detect(rgb(sets["sign-digits"][0][0]))  # model load outside the timings

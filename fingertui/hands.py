@@ -301,9 +301,7 @@ class HandDetector:
             norm = pix / np.array([w, h, w])
             world = np.array([(p.x, p.y, p.z) for p in wlms.landmark], dtype=np.float32)
             c = cls.classification[0]
-            hands.append(
-                Hand(norm.astype(np.float32), world, c.label, float(c.score), score, (int(w), int(h)))
-            )
+            hands.append(Hand(norm.astype(np.float32), world, c.label, float(c.score), score, (int(w), int(h))))
         hands.sort(key=lambda hd: -hd.handedness_score)
         return hands
 
@@ -372,10 +370,11 @@ class BoxSmoother:
             self._missed = 0
             x0, y0, x1, y1 = box
             new = np.array([(x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)], dtype=np.float64)
-            self._state = new if self._state is None or size != self._size else (
-                self.alpha * new + (1 - self.alpha) * self._state
+            self._state = (
+                new
+                if self._state is None or size != self._size
+                else (self.alpha * new + (1 - self.alpha) * self._state)
             )
         self._size = size
         cx, cy, side = self._state
         return square_in_image(cx, cy, side, size)
-
