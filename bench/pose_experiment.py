@@ -128,7 +128,7 @@ def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cach
     from fingertui.features import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(make())).permute(2, 0, 1)
+        t = torch.from_numpy(np.array(make(), copy=True)).permute(2, 0, 1)
         return Embedder.embed_images(bb, [t])[0]
 
     vecs = [cache.get(key, lambda m=make: one(m)) for key, make in items]

@@ -167,3 +167,17 @@ def test_tracking_mode_follows_a_still_hand() -> None:
         second = det.detect(img)
     assert first and second
     assert np.isnan(second[0].score) or 0 <= second[0].score <= 1
+
+
+@needs_mediapipe
+@needs_photos
+def test_detection_keeps_stderr_clean() -> None:
+    # MediaPipe's C++ warnings would scribble over the terminal UI.
+    code = (
+        "import numpy as np, sys; from PIL import Image; from fingertui import hands as H; "
+        "d = H.HandDetector(); "
+        "[d.detect(np.asarray(Image.open(p).convert('RGB'))) for p in sys.argv[1:]]"
+    )
+    photos = [sorted((DATASETS / rel).iterdir())[0] for rel in ("hagrid-rooms/frames/2", "sign-digits/4")]
+    out = subprocess.run([sys.executable, "-c", code, *map(str, photos)], capture_output=True, text=True, check=True)
+    assert out.stderr == ""
