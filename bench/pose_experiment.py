@@ -215,28 +215,27 @@ def evaluate(
         pose_only = np.where(has_te, p_pose.argmax(1), -1)
         preds[f"pose[{space}] only"] = pose_only
         preds[f"pose[{space}], image fallback"] = fuse(p_img, p_pose, has_te, "fallback").argmax(1)
-        if space == P.DEFAULT_SPACE or space == "world":
-            preds[f"product[{space}]"] = fuse(p_img, p_pose, has_te, "product").argmax(1)
-            preds[f"mixture[{space}]"] = fuse(p_img, p_pose, has_te, "mixture").argmax(1)
-            # Concatenation: a missing hand's pose is the training mean (0 once
-            # standardised) plus a has-hand flag, so one head handles both cases.
-            mu = np.nanmean(Xtr[has_tr], 0)
+        preds[f"product[{space}]"] = fuse(p_img, p_pose, has_te, "product").argmax(1)
+        preds[f"mixture[{space}]"] = fuse(p_img, p_pose, has_te, "mixture").argmax(1)
+        # Concatenation: a missing hand's pose is the training mean (0 once
+        # standardised) plus a has-hand flag, so one head handles both cases.
+        mu = np.nanmean(Xtr[has_tr], 0)
 
-            def cat(d: dict, has: np.ndarray, X: np.ndarray, mu: np.ndarray = mu) -> np.ndarray:
-                Xf = np.where(has[:, None], X, mu)
-                return np.hstack([d["E"], Xf, has[:, None].astype(np.float32)])
+        def cat(d: dict, has: np.ndarray, X: np.ndarray, mu: np.ndarray = mu) -> np.ndarray:
+            Xf = np.where(has[:, None], X, mu)
+            return np.hstack([d["E"], Xf, has[:, None].astype(np.float32)])
 
-            cm = head().fit(cat(train, has_tr, Xtr), train["y"])
-            preds[f"concat[{space}]"] = full_proba(cm, cat(test, has_te, Xte), classes).argmax(1)
-            # Pose head trained on landmark-augmented copies.
-            hands_tr = [h for h in train["hands"] if h is not None]
-            Xa, ya = augmented(hands_tr, train["y"][has_tr], space, seed)
-            am = head().fit(Xa, ya)
-            p_aug = np.zeros_like(p_img)
-            if has_te.any():
-                p_aug[has_te] = full_proba(am, Xte[has_te], classes)
-            preds[f"pose[{space}]+aug, image fallback"] = fuse(p_img, p_aug, has_te, "fallback").argmax(1)
-            preds[f"product[{space}]+aug"] = fuse(p_img, p_aug, has_te, "product").argmax(1)
+        cm = head().fit(cat(train, has_tr, Xtr), train["y"])
+        preds[f"concat[{space}]"] = full_proba(cm, cat(test, has_te, Xte), classes).argmax(1)
+        # Pose head trained on landmark-augmented copies.
+        hands_tr = [h for h in train["hands"] if h is not None]
+        Xa, ya = augmented(hands_tr, train["y"][has_tr], space, seed)
+        am = head().fit(Xa, ya)
+        p_aug = np.zeros_like(p_img)
+        if has_te.any():
+            p_aug[has_te] = full_proba(am, Xte[has_te], classes)
+        preds[f"pose[{space}]+aug, image fallback"] = fuse(p_img, p_aug, has_te, "fallback").argmax(1)
+        preds[f"product[{space}]+aug"] = fuse(p_img, p_aug, has_te, "product").argmax(1)
     return preds
 
 
@@ -251,7 +250,11 @@ def cv(data: dict, seed: int = 0, spaces: tuple[P.Space, ...] = SPACES) -> dict[
     for tr, te in skf.split(data["E"], data["y"]):
         for name, pred in evaluate(subset(data, tr), subset(data, te), classes, seed, spaces).items():
             correct.setdefault(name, np.zeros(len(data["y"]), bool))[te] = pred == data["y"][te]
-    return {k: round(float(v.mean()), 3) for k, v in correct.items()}
+    out = {k: round(float(v.mean()), 3) for k, v in correct.items()}
+    has = np.array([h is not None for h in data["hands"]])
+    for k in [k for k in correct if k.endswith(" only")]:
+        out[k.replace(" only", " | hand found")] = round(float(correct[k][has].mean()), 3)
+    return out
 
 
 def dataset(name: str, paths: list[Path], y: np.ndarray, hands: list, E: np.ndarray) -> dict:

@@ -169,6 +169,7 @@ def test_tracking_mode_follows_a_still_hand() -> None:
     assert np.isnan(second[0].score) or 0 <= second[0].score <= 1
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_detection_keeps_stderr_clean() -> None:
