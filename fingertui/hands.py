@@ -268,10 +268,14 @@ class HandDetector:
                 self._graph.reset()
 
     def detect(self, rgb: np.ndarray) -> list[Hand]:
-        """Hands in an RGB uint8 (H, W, 3) image, best handedness score first; [] if none."""
+        """Hands in an RGB uint8 (H, W, 3) image (grey and RGBA accepted), best handedness
+        score first; [] if none."""
         rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] not in (1, 3, 4)):
             raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+        if rgb.ndim == 2 or rgb.shape[2] == 1:  # grey: what a PNG or an IR camera may give
+            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        rgb = rgb[:, :, :3]  # RGBA: the alpha channel carries no hand
         h, w = rgb.shape[:2]
         if h < 2 or w < 2:
             return []

@@ -119,8 +119,10 @@ def test_blank_and_noise_give_no_hand(detector: H.HandDetector) -> None:
         np.zeros((1, 1, 3), np.uint8),
     ):
         assert detector.detect(img) == []
+    assert detector.detect(np.zeros((50, 50), np.uint8)) == []  # grey
+    assert detector.detect(np.zeros((50, 50, 4), np.uint8)) == []  # RGBA
     with pytest.raises(ValueError):
-        detector.detect(np.zeros((50, 50), np.uint8))
+        detector.detect(np.zeros((50, 50, 3), np.float32))
 
 
 @needs_mediapipe
