@@ -1,6 +1,7 @@
 """The pipelined embedding path: same vectors as one image at a time, cancellable, deterministic."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -137,3 +138,32 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
     assert not [t for t in threading.enumerate() if t.name == "fingertui-embed-feed"]
     # The images before it were embedded and kept.
     assert features.EmbeddingCache(dataset).count(bb.id) == len(samples)
+
+
+async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
+    from fingertui.camera import ScriptedSource
+    from fingertui.runs import train_run
+    from fingertui.train import TrainConfig
+    from fingertui.tui.app import TRAINING_PREDICT_EVERY_S, make_app
+    from tests.test_tui import frames
+
+    train_run(dataset, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
+    app = make_app(dataset.ws, ScriptedSource(frames(), hold=False), backbone="dev-random")  # a new frame each look
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(1200):
+            if app.prediction is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.prediction is not None
+        made: list[float] = []
+        predict = app.predictor.predict_image
+        app.predictor.predict_image = lambda img: (made.append(time.monotonic()), predict(img))[1]
+        app.training = True  # what the app sets while its training worker runs
+        await pilot.pause(2.5)
+        status = str(app.screen.query_one("#status").render())
+        # Stop live prediction before the app closes (a late prediction would find no screen).
+        app.predictor = None
+        await pilot.pause(0.2)
+    assert "predicting slower while training" in status
+    gaps = np.diff(made[1:])  # the first may have started before training did
+    assert len(made) >= 2 and (gaps >= TRAINING_PREDICT_EVERY_S).all()
