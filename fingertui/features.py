@@ -44,8 +44,8 @@ PLAIN = "plain"
 # efficientnet-lite0 cut at block 5, channels-last: 211 images/s alone, 87 in batches of 8,
 # 55 in batches of 32), so the pipeline feeds the network single views, back to back.
 BATCH = 1
-# Vectors written to the cache per transaction (one transaction per image cost more than
-# the network); a cancelled run still writes what it computed.
+# Vectors written to the cache per transaction (it used to be two transactions per
+# image); a cancelled or failed run still writes what it computed.
 FLUSH_EVERY = 512
 # Prepared views waiting for the network: enough to hide a slow decode, little memory.
 PREFETCH = 16
@@ -164,8 +164,8 @@ class Embedder:
     def __init__(self, store: Store, backbone: Backbone) -> None:
         self.store = store
         self.bb = backbone
-        self.on_cpu = next(backbone.features.parameters()).device.type == "cpu"
-        self.batch = BATCH if self.on_cpu else 32
+        on_cpu = next(backbone.features.parameters()).device.type == "cpu"
+        self.batch = BATCH if on_cpu else 32
         self.cache = EmbeddingCache(store)
         self.computed = 0  # vectors computed (not found in the cache) by this embedder
         self._lock = threading.Lock()
