@@ -24,6 +24,10 @@ from fingertui.tui.screens.capture import CaptureScreen
 from fingertui.tui.widgets.panels import TrainingBar
 from fingertui.workspace import Workspace
 
+# While a training run embeds images, live prediction would run the same network on the
+# same cores at full rate and take them from it; it predicts this often instead.
+TRAINING_PREDICT_EVERY_S = 0.5
+
 
 @dataclass
 class PredictionMade(Message):
@@ -158,13 +162,17 @@ class FingerApp(App):
 
         worker = get_current_worker()
         tracker = None
-        last, done, t0 = -1, 0, time.monotonic()
+        last, done, t0, started = -1, 0, time.monotonic(), 0.0
         while not worker.is_cancelled:
+            if self.training and self.predictor is not None and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
+                time.sleep(0.02)  # training has the cores (the status line says so)
+                continue
             got = self.source.latest()
             if got is None or got[0] == last:
                 time.sleep(0.01)
                 continue
             last, frame = got
+            started = time.monotonic()
             screen = self.capture_screen
             view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame
             track = None

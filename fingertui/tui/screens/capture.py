@@ -106,6 +106,7 @@ class CaptureScreen(Screen):
             app.source.name,
             f"{self.fps:.1f} fps",
             f"{app.predictions_per_s:.1f} predictions/s" if app.predictor else "",
+            "[yellow]predicting slower while training[/]" if app.predictor and app.training else "",
             self.square_words(),
             f"mirror {'on' if self.mirror else 'off'}",
             "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
