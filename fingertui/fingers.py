@@ -26,9 +26,18 @@ from typing import Any
 import numpy as np
 
 from fingertui.hands import Hand
-from fingertui.pose import FINGER_FEATURES, PINKY_MCP, TIPS, canonical_image, canonical_world, finger_features
+from fingertui.pose import (
+    FINGER_FEATURES,
+    INDEX_MCP,
+    PINKY_MCP,
+    TIPS,
+    canonical_image,
+    canonical_world,
+    finger_features,
+)
 
 N_FINGERS = 5
+THUMB_MCP, THUMB_TIP = 2, 4
 N_COUNTS = N_FINGERS + 1
 HEAD_VERSION = 1
 # Joint angles and reach from the image landmarks: on sign-digits → hagrid-rooms they
@@ -36,7 +45,7 @@ HEAD_VERSION = 1
 # 81 % with those six alone, bench/starter.py's protocol); the thumb's extras use both.
 FF_SPACE = "image"
 EXTRA_SPACES = ("image", "world")
-EXTRA = 2 * len(EXTRA_SPACES)
+EXTRA = 3 * len(EXTRA_SPACES)
 K = FINGER_FEATURES + EXTRA
 # Names the feature function and the head's form; a head whose id differs cannot read
 # these features.
@@ -47,38 +56,49 @@ FINGERS_ID = f"fingers/{HEAD_VERSION}:ff{FINGER_FEATURES}-{FF_SPACE}+thumb{EXTRA
 # which matters when these log-probabilities are pooled with another expert's.
 LAPSE = 0.02
 # Label smoothing: 0.1 kept the starter from over-trusting sign-digits' one way of showing
-# each count (hagrid-rooms hands 94.1 % → 95.3 %, frames unchanged; bench/starter.py).
+# each count (bench/starter.py; it moved hagrid-rooms by at most one photo either way).
 DEFAULT_SMOOTH = 0.1
 # The starter's pull towards zero, in units of one image's loss (see FingerHead.fit):
-# 10 cost 0.5–1 point on hagrid-rooms, 1 is what ships.
+# 10 cost 1–2 points on hagrid-rooms, 1 is what ships.
 STARTER_L2 = 1.0
 
 
-def _contact(p: np.ndarray) -> np.ndarray:
-    """(5, 2) for canonical points ``p`` (palm units): the thumb's row holds its tip's
-    distance to the little-finger knuckle and to the nearest other fingertip; every other
-    finger's its tip's distance to the thumb tip, and 0."""
+def _extras(p: np.ndarray) -> np.ndarray:
+    """(5, 3) for canonical points ``p`` (palm units, thumb-side knuckle on +x).
+
+    The thumb's row: its tip's distance to the little-finger knuckle; where its tip lies
+    across the palm (0 at the index knuckle, 1 at the little one); the x part of its
+    MCP→tip direction (out from the palm or across it). Each finger's row: its tip's
+    distance to the thumb tip (a finger bent to touch the thumb, sign-digits' O, is down),
+    then zeros.
+
+    Every thumb column describes the thumb alone. A "nearest fingertip" column scored 2.6
+    points more on hagrid-rooms frames but made the thumb's state depend on the other
+    fingers: four raised fingers made a folded thumb count as up (a synthetic 4 read 5).
+    """
     tips = p[list(TIPS)]
-    to_thumb = np.linalg.norm(tips - tips[0], axis=1)
-    out = np.zeros((5, 2))
-    out[0] = np.linalg.norm(tips[0] - p[PINKY_MCP]), to_thumb[1:].min()
-    out[1:, 0] = to_thumb[1:]
+    out = np.zeros((5, 3))
+    across = p[PINKY_MCP] - p[INDEX_MCP]
+    thumb = p[THUMB_TIP] - p[THUMB_MCP]
+    out[0, 0] = np.linalg.norm(tips[0] - p[PINKY_MCP])
+    out[0, 1] = (tips[0] - p[INDEX_MCP]) @ across / max(float(across @ across), 1e-9)
+    out[0, 2] = thumb[0] / max(float(np.linalg.norm(thumb)), 1e-9)
+    out[1:, 0] = np.linalg.norm(tips[1:] - tips[0], axis=1)
     return out
 
 
 def hand_fingers(hand: Hand) -> np.ndarray:
     """(5, K) float64 features of one hand, thumb first: ``pose.finger_features`` in image
-    space, then ``_contact`` in image and in world space.
+    space, then ``_extras`` in image and in world space.
 
-    Why the contact columns: joint angles alone cannot tell a thumb held straight beside
-    the palm (hagrid's "stop", up) from one folded across it (sign-digits' 4, down), nor a
-    finger bent to touch the thumb (sign-digits' O) from a raised one. Measured on
-    sign-digits → hagrid-rooms frames: 86 % without them, 91 % with them.
-    """
+    Why the extras: joint angles alone cannot tell a thumb held straight beside the palm
+    (hagrid's "stop", up) from one folded across it (sign-digits' 4, down), nor a finger
+    bent to touch the thumb from a raised one. Sign-digits → hagrid-rooms frames, zero
+    user labels: 86 % without them, 88 % with them (bench/starter.py)."""
     cols = [finger_features(hand, FF_SPACE).astype(np.float64)]
     for space in EXTRA_SPACES:
         p = canonical_image(hand)[:, :2] if space == "image" else canonical_world(hand)
-        cols.append(_contact(p))
+        cols.append(_extras(p))
     return np.concatenate(cols, axis=1)
 
 
