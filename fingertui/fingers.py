@@ -7,7 +7,7 @@ by the likelihood of the labelled count, so no one has to label single fingers. 
 it knows what a count *is* (a sum of raised fingers) it needs no examples of a particular
 way to show 3 — the reason it carries over from one set of photos to another room.
 
-About 40 numbers in all, so a starter fitted on sign-digits ships with the package
+65 numbers in all (13 per finger), so a starter fitted on sign-digits ships with the package
 (``load_starter``) and a user's own fit is pulled towards it by an L2 penalty
 (``FingerHead.fit(..., prior=load_starter())``). ``log_probs`` is what the pooled model
 takes as this expert's logits.
