@@ -38,6 +38,7 @@ class PredictionMade(Message):
     unsure: bool
     model: object  # the model that made it: a prediction from a replaced model is dropped
     note: str = ""
+    fingers: list[float] | None = None
 
 
 @dataclass
@@ -111,8 +112,7 @@ class FingerApp(App):
             self.notify(self.source.notice, severity="warning", timeout=8)
         if self.pose_note and self.source.name != "demo":
             self.notify(self.pose_note, severity="warning", timeout=8)
-        if self.active is not None:
-            self.load_model()
+        self.load_model()
         self.live_loop()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -142,6 +142,10 @@ class FingerApp(App):
         from fingertui.model import Model
 
         try:
+            if self.active is None:  # no run yet: the shipped starter counts (if hand pose runs here)
+                pred = Model.starter()
+                self.post_message(ModelLoaded(pred, None))
+                return
             pred = Model.for_run(self.store, self.active, weights_file=self.weights, warn=lambda m: None)
         except UserError as e:
             self.post_message(ModelLoaded(None, str(e)))
@@ -194,7 +198,9 @@ class FingerApp(App):
                 p = predictor.predict_image(crop, hand=hand, hand_known=True)
             else:
                 p = predictor.predict_image(crop, tracking=True)
-            self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note))
+            self.post_message(
+                PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note, p.fingers)
+            )
             done += 1
             if time.monotonic() - t0 >= 1.0:
                 self.predictions_per_s = done / (time.monotonic() - t0)
@@ -215,7 +221,7 @@ class FingerApp(App):
         if msg.label is None:
             panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
             return
-        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note)
+        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note, msg.fingers)
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
