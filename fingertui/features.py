@@ -40,10 +40,10 @@ Progress = Callable[[str, int, int], None]
 
 
 def load_rgb(path: str) -> torch.Tensor:
-    """(3, H, W) uint8 tensor of an image file."""
-    with Image.open(path) as img:
-        arr = np.asarray(img.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    """(3, H, W) uint8 tensor of an image file (decoded safely and bounded: images.py)."""
+    from fingertui.images import open_rgb
+
+    return torch.from_numpy(open_rgb(path)).permute(2, 0, 1)
 
 
 def image_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:

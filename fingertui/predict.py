@@ -45,7 +45,32 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(
             f"checkpoint {path} predicts classes {ckpt.get('classes')}, this fingertui uses {list(CLASSES)}; retrain"
         )
+    _check_fields(path, ckpt)
     return ckpt
+
+
+def _check_fields(path: Path, ckpt: dict) -> None:
+    """Every field the predictor reads, checked before use: one line, never a traceback."""
+    import math
+
+    def bad(what: str) -> UserError:
+        return UserError(f"checkpoint {path} is damaged ({what}); retrain with `fingertui train`")
+
+    head = ckpt.get("head")
+    if not isinstance(head, dict) or head.get("kind") not in ("linear", "mlp"):
+        raise bad("unknown head kind")
+    for key, top in (("dim", 65536), ("hidden", 65536)):
+        v = head.get(key, 256 if key == "hidden" else None)
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
+            raise bad(f"head {key} {v!r} out of range")
+    for key, lo, hi in (("temperature", 1e-3, 1e3), ("unsure_threshold", 0.0, 1.0)):
+        v = ckpt.get(key)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
+            raise bad(f"{key} {v!r} is not a number in [{lo}, {hi}]")
+    if not isinstance(ckpt.get("backbone"), str) or not ckpt["backbone"]:
+        raise bad("no backbone id")
+    if not isinstance(ckpt.get("head_state"), dict):
+        raise bad("no head weights")
 
 
 @dataclass
@@ -90,7 +115,7 @@ class Predictor:
         head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
         try:
             head.load_state_dict(ckpt["head_state"])
-        except (RuntimeError, KeyError) as e:
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
             raise UserError(
                 f"checkpoint {path.name} does not fit backbone {want} ({str(e).splitlines()[0]}); retrain"
             ) from e

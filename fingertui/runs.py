@@ -186,6 +186,17 @@ def train_run(
 def _record(
     store, started, bb, cfg, fit, temperature, threshold, metrics, train, test, val_idx, oof, p_te
 ) -> RunRecord:  # noqa: ANN001, PLR0913
+    # The writer lock spans saving the checkpoint and recording its run, so doctor never
+    # sees the checkpoint as an orphan in between.
+    with store.writing():
+        return _record_locked(
+            store, started, bb, cfg, fit, temperature, threshold, metrics, train, test, val_idx, oof, p_te
+        )
+
+
+def _record_locked(
+    store, started, bb, cfg, fit, temperature, threshold, metrics, train, test, val_idx, oof, p_te
+) -> RunRecord:  # noqa: ANN001, PLR0913
     from fingertui.predict import FORMAT, save_checkpoint
 
     ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}.pt"

@@ -111,7 +111,9 @@ def _m6_landmarks(db: sqlite_utils.Database) -> None:
 def _m7_journal(db: sqlite_utils.Database) -> None:
     # Intent records of multi-step changes (files and rows), so a crash at any step is
     # completed or rolled back by the next writer (see store/journal.py).
-    db.execute("CREATE TABLE journal (id INTEGER PRIMARY KEY, op TEXT NOT NULL, payload TEXT NOT NULL, created TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE journal (id INTEGER PRIMARY KEY, op TEXT NOT NULL, payload TEXT NOT NULL, created TEXT NOT NULL)"
+    )
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
