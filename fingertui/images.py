@@ -133,10 +133,10 @@ def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
         img = img.transpose(_TRANSPOSE[orientation])
         if orientation >= 5:
             w, h = h, w
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a writable copy (torch warns about read-only arrays)
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - _to_rgb guarantees it
         raise UserError(f"{name}: could not convert image mode {img.mode} to RGB")
-    return Decoded(np.ascontiguousarray(arr), fmt, FORMATS.get(fmt, "png"), w, h)
+    return Decoded(arr, fmt, FORMATS.get(fmt, "png"), w, h)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
