@@ -138,9 +138,7 @@ class Store:
         self.readonly = not writable
         try:
             if self.readonly:
-                # Nothing can be written: read the file as it is, without WAL bookkeeping.
-                uri = f"file:{quote(str(db_path))}?mode=ro&immutable=1"
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                conn = self._connect_readonly(db_path)
             else:
                 conn = sqlite3.connect(db_path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
@@ -187,6 +185,17 @@ class Store:
                     pass
             except UserError:
                 pass
+
+    @staticmethod
+    def _connect_readonly(db_path: Path) -> sqlite3.Connection:
+        """Read-only: through the WAL when SQLite can, else the file as it is (immutable)."""
+        base = f"file:{quote(str(db_path))}?mode=ro"
+        try:
+            conn = sqlite3.connect(base, uri=True, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            return sqlite3.connect(base + "&immutable=1", uri=True, check_same_thread=False)
 
     def _backup_before_migration(self, start: int) -> None:
         if start > 0:
