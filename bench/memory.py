@@ -44,7 +44,12 @@ def peak(home: Path, *args: str) -> tuple[float, float, int]:
 
 def normal_images(dest: Path, n: int) -> Path:
     """n distinct small photos: the shared ones, each with one pixel changed per copy."""
-    photos = sorted(p for p in SHARED.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    found = sorted(p for p in SHARED.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    by_label: dict[str, list[Path]] = {}
+    for p in found:
+        by_label.setdefault(p.parent.name, []).append(p)
+    # Round-robin over the labels, so any prefix has every class.
+    photos = [p for group in zip(*by_label.values(), strict=False) for p in group]
     for k in range(n):
         src = photos[k % len(photos)]
         label = src.parent.name
@@ -60,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--only", choices=["big", "normal"], help="run one half")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,17 +74,21 @@ def main() -> None:
         big.parent.mkdir(parents=True)
         Image.new("RGB", (12000, 12000)).save(big)
         print(f"12000×12000 PNG: {big.stat().st_size / 1024:.0f} KB")
-        small = normal_images(tmp / "normal", args.n)
+        small = normal_images(tmp / "normal", args.n) if args.only != "big" else tmp
 
         home = tmp / "ws-big"
         # A little real data beside the big image so there is something to train on.
-        few = normal_images(tmp / "few", 60)
-        peak(home, "import", str(few))
-        for name, cmd in [
-            ("import", ["import", str(tmp / "big")]),
-            ("train", ["train", "--backbone", "efficientnet-lite0", "--views", "1"]),
-            ("predict", ["predict", str(big)]),
-        ]:
+        if args.only != "normal":
+            peak(home, "import", str(normal_images(tmp / "few", 60)))
+        for name, cmd in (
+            []
+            if args.only == "normal"
+            else [
+                ("import", ["import", str(tmp / "big")]),
+                ("train", ["train", "--backbone", "efficientnet-lite0", "--views", "1"]),
+                ("predict", ["predict", str(big)]),
+            ]
+        ):
             if name == "train" and args.skip_train:
                 continue
             mb, s, code = peak(home, *cmd)
@@ -87,11 +97,15 @@ def main() -> None:
 
         home = tmp / "ws-normal"
         some = [str(p) for p in sorted(small.rglob("*.png"))[:50]]
-        for name, cmd in [
-            ("import", ["import", str(small)]),
-            ("train", ["train", "--backbone", "efficientnet-lite0", "--views", "0"]),
-            ("predict", ["predict", *some]),
-        ]:
+        for name, cmd in (
+            []
+            if args.only == "big"
+            else [
+                ("import", ["import", str(small)]),
+                ("train", ["train", "--backbone", "efficientnet-lite0", "--views", "0"]),
+                ("predict", ["predict", *some]),
+            ]
+        ):
             if name == "train" and args.skip_train:
                 continue
             mb, s, code = peak(home, *cmd)
@@ -99,9 +113,11 @@ def main() -> None:
             rows.append((label, name, round(mb), round(s, 1), code))
             print(rows[-1])
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT, "w", newline="") as f:
+    new = not OUT.exists()
+    with open(OUT, "a", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["input", "command", "peak_rss_mb", "seconds", "exit"])
+        if new:
+            w.writerow(["input", "command", "peak_rss_mb", "seconds", "exit"])
         w.writerows(rows)
     print(f"wrote {OUT}")
 
