@@ -57,9 +57,10 @@ Progress = Callable[[str, int, int], None]
 
 
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB array of an image file."""
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB")).copy()
+    """(H, W, 3) uint8 RGB array of an image file (decoded safely and bounded: images.py)."""
+    from fingertui.images import open_rgb
+
+    return open_rgb(path)
 
 
 def load_rgb(path: str | os.PathLike[str], box: tuple[int, int, int, int] | None = None) -> torch.Tensor:

@@ -310,9 +310,25 @@ def train(
 
     report("recording", 0, 1)
     metrics["duration_s"] = round(time.perf_counter() - t0, 3)
-    run = _record(
-        store, started, cfg, used, experts, weights, image_t, threshold, metrics, train_s, test_s, val_idx, oof, p_te
-    )
+    # The writer lock spans saving the checkpoint and recording its run, so doctor never
+    # sees the checkpoint as an orphan in between.
+    with store.writing():
+        run = _record(
+            store,
+            started,
+            cfg,
+            used,
+            experts,
+            weights,
+            image_t,
+            threshold,
+            metrics,
+            train_s,
+            test_s,
+            val_idx,
+            oof,
+            p_te,
+        )
     report("recording", 1, 1)
     summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
     if flags:

@@ -339,7 +339,9 @@ def sample_features(
         hands = stored_hands(store, pose, samples, progress, cancel)
     hand = np.array([h is not None for h in hands], dtype=bool)
     boxes: list[Box | None] = [
-        frame_box(h, (s.height, s.width), image.framing if image else None) for h, s in zip(hands, samples, strict=True)
+        # The hand's own image size: the one the detector saw (images.py bounds big ones).
+        frame_box(h, (h.image_size[1], h.image_size[0]), image.framing if image else None) if h is not None else None
+        for h in hands
     ]
     X_img = X_pose = None
     new = 0
