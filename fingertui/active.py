@@ -10,6 +10,9 @@ Flags (stored in SQLite, so the queue survives restarts):
   self-confidence; the suggestion is the most probable class;
 - ``no-hand``: the run looks at the hand's pose but the detector found no hand in the
   image (often a bad snapshot: blurred, cut off, no hand at all);
+- ``finger-borderline``: the run's finger-state expert cannot tell whether a finger is up
+  (its up-probability is between 0.35 and 0.65): the snapshot shows the finger half-bent,
+  hidden or blurred, exactly the case where the label deserves a second look;
 - ``weak-class``: added to flagged samples of the class with the lowest recall, and of the
   most-confused pair, which boosts them in the queue;
 - ``near-duplicate``: in the queue, near-identical images (embedding cosine similarity)
@@ -32,12 +35,20 @@ from fingertui.labels import CLASSES
 from fingertui.runs import RunRecord, active_run, run_predictions
 from fingertui.store import Store
 
-REASONS = ("unsure", "misclassified", "label-error", "no-hand", "weak-class", "near-duplicate")
+REASONS = ("unsure", "misclassified", "label-error", "no-hand", "finger-borderline", "weak-class", "near-duplicate")
+BORDERLINE = (0.35, 0.65)
 STRATEGIES = ("margin", "least-confidence", "entropy", "random")
 DEFAULT_STRATEGY = "margin"
 # Queue score = uncertainty (0–1) + a bonus per reason: a likely wrong label costs the
 # model most, then a known mistake; a weak-class sample is worth a little more.
-BONUS = {"label-error": 1.0, "misclassified": 0.5, "no-hand": 0.3, "weak-class": 0.25, "unsure": 0.0}
+BONUS = {
+    "label-error": 1.0,
+    "misclassified": 0.5,
+    "no-hand": 0.3,
+    "finger-borderline": 0.2,
+    "weak-class": 0.25,
+    "unsure": 0.0,
+}
 NEAR_DUPLICATE_COS = 0.97
 STATE_KEY = "flags_state"
 
@@ -176,6 +187,30 @@ def _probs_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) 
     return Model.for_run(store, run, lazy=True).sample_probs(store, [by_id[i] for i in sample_ids])
 
 
+def finger_ups(store: Store, run: RunRecord, samples: Sequence[object]) -> dict[int, list[float] | None]:
+    """Per sample, the run's finger-state up-probabilities (thumb … little), from the cached
+    landmarks; None where no hand was found or the run has no finger expert."""
+    detector = run.metrics.get("detector")
+    if not detector or "fingers" not in run.metrics.get("experts", []):
+        return {}
+    from fingertui.fingers import finger_matrix
+    from fingertui.hands import hands_from_bytes
+    from fingertui.model import Model
+    from fingertui.streams import POSE_VIEW
+
+    head = Model.for_run(store, run, lazy=True).fingers
+    blobs = store.landmarks.get(detector, POSE_VIEW, [s.sha256 for s in samples])
+    hands = []
+    for s in samples:
+        got = hands_from_bytes(blobs[s.sha256]) if s.sha256 in blobs else []
+        hands.append(got[0] if got else None)
+    if head is None or not samples:
+        return {}
+    F, mask = finger_matrix(hands)
+    ups = head.up(F)
+    return {s.id: ([float(u) for u in ups[i]] if mask[i] else None) for i, s in enumerate(samples)}
+
+
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
     """Every flag the run raises on the current dataset (labels as they are now)."""
     current = {s.id: s for s in store.samples("excluded = 0")}
@@ -217,6 +252,13 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
             if found.get(s.sha256) == b"":  # searched, and no hand found
                 p = P[ids.index(s.id)] if s.id in ids else np.full(len(CLASSES), 1.0 / len(CLASSES))
                 flag(s.id, "no-hand", 0.5, None, p)
+        for sid, ups in finger_ups(store, run, list(current.values())).items():
+            if ups is None:
+                continue
+            closeness = [0.5 - abs(u - 0.5) for u in ups if BORDERLINE[0] < u < BORDERLINE[1]]
+            if closeness:
+                p = P[ids.index(sid)] if sid in ids else np.full(len(CLASSES), 1.0 / len(CLASSES))
+                flag(sid, "finger-borderline", max(closeness), None, p)
     unlabelled = [s.id for s in current.values() if s.label is None]
     if unlabelled:
         UP, _ = _probs_and_vectors(store, run, unlabelled)

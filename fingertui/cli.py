@@ -366,14 +366,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fingertui.model import Model
-    from fingertui.runs import resolve_run
+    from fingertui.runs import active_run, resolve_run
 
     for p in args.images:
         if not Path(p).is_file():
             raise UserError(f"{p}: no such image file")
     store = open_store(args)
-    run = resolve_run(store, args.run)
-    pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
+    run = None
+    if args.run is None and active_run(store) is None:
+        # No run yet: the shipped starter counts fingers from the hand's pose.
+        pred = Model.starter(warn=_warn_err)
+        if pred is None:
+            raise UserError(
+                "no trained model yet and no hand-pose detector for the starter model; "
+                "label some images and run `fingertui train`"
+            )
+    else:
+        run = resolve_run(store, args.run)
+        pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
     results = []
     for p in args.images:
         try:
@@ -384,13 +394,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UserError(f"{p} is not a readable image ({e})") from e
         results.append({"path": p, **r.as_json()})
     if args.json:
-        emit_json({"run": run.id, "backbone": run.backbone, "threshold": pred.threshold, "predictions": results})
+        emit_json(
+            {
+                "run": run.id if run else None,
+                "model": "run" if run else "starter",
+                "backbone": run.backbone if run else None,
+                "threshold": pred.threshold,
+                "predictions": results,
+            }
+        )
         return 0
+    if run is None:
+        print("starter model (no run yet) — capture or import a few of each and train to make it yours")
     for r in results:
         probs = " ".join(f"{c}:{100 * q:.0f}%" for c, q in enumerate(r["probs"]))
         flag = "  UNSURE" if r["unsure"] else ""
-        note = f"  ({r['note']})" if r.get("note") else ""
-        print(f"{r['path']}: {r['label']} ({100 * r['confidence']:.1f}%){flag}{note}   [{probs}]")
+        note = f"  ({r['note']})" if r.get("note") and run is not None else ""
+        if r["label"] is None:
+            print(f"{r['path']}: no hand found")
+            continue
+        fingers = ""
+        if r.get("fingers"):
+            names = ("thumb", "index", "middle", "ring", "little")
+            fingers = "   fingers " + " ".join(f"{n}:{u:.2f}" for n, u in zip(names, r["fingers"], strict=True))
+        print(f"{r['path']}: {r['label']} ({100 * r['confidence']:.1f}%){flag}{note}   [{probs}]{fingers}")
     return 0
 
 

@@ -93,3 +93,55 @@ def test_cli_features_pose_without_detector_is_one_line_exit_2(store, tmp_path, 
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mediapipe" in err[0]
+
+
+def test_a_fresh_workspace_counts_with_the_starter_model(store, tmp_path, dev, capsys):
+    import json
+
+    paths = []
+    for k in (1, 3, 4):
+        p = tmp_path / f"hand{k}.png"
+        finger_image(k, 50 + k).save(p)
+        paths.append(str(p))
+    capsys.readouterr()
+    assert main(["--home", str(store.ws.root), "predict", *paths, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "starter" and out["run"] is None
+    assert [p["label"] for p in out["predictions"]] == [1, 3, 4]
+    assert all("starter model" in p["note"] and len(p["fingers"]) == 5 for p in out["predictions"])
+
+
+async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
+    from fingertui.camera import ScriptedSource
+    from fingertui.tui.app import make_app
+    from fingertui.tui.widgets.panels import PredictionPanel
+
+    frame = np.asarray(finger_image(2, 11).resize((320, 240)))
+    app = make_app(ws, ScriptedSource([frame]))
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(2400):  # importing torch alone takes seconds on a busy machine
+            if app.screen.query_one(PredictionPanel).shown is not None:
+                break
+            await pilot.pause(0.05)
+        label, probs, unsure = app.screen.query_one(PredictionPanel).shown
+        assert label == 2
+        assert "starter model" in str(app.screen.query_one("#model").render())
+        assert "thumb" in str(app.screen.query_one(PredictionPanel).render())  # the fingers line
+
+
+def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
+    from fingertui import fingers
+
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    target = bars_store.labelled()[0]
+    real = fingers.FingerHead.up
+
+    def up(self, F):  # the first sample's index finger reads 0.5: neither up nor down
+        out = real(self, F)
+        if len(F) == len(bars_store.samples("excluded = 0")):
+            out[0, 1] = 0.5
+        return out
+
+    monkeypatch.setattr(fingers.FingerHead, "up", up)
+    active.recompute(bars_store, run)
+    assert "finger-borderline" in bars_store.flags.open_for(target.id)

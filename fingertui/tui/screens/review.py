@@ -17,7 +17,7 @@ from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
 from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
 
-REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "no-hand", "weak-class"]
+REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "no-hand", "finger-borderline", "weak-class"]
 
 
 def explain(item: active.QueueItem) -> str:
@@ -32,6 +32,8 @@ def explain(item: active.QueueItem) -> str:
         words.append(
             f"unlabelled — model guesses {item.pred} at {conf}" if item.label is None else f"model unsure ({conf})"
         )
+    if "finger-borderline" in item.reasons:
+        words.append("a finger is neither clearly up nor down (see the fingers line) — is the label right?")
     if "no-hand" in item.reasons:
         words.append("no hand found in this snapshot — a bad snapshot? (x marks it not a hand)")
     if "weak-class" in item.reasons:
@@ -134,7 +136,13 @@ class ReviewScreen(Screen):
         self.query_one("#why", Static).update(explain(it) or "no flag: " + ", ".join(it.reasons))
         if it.probs:
             thr = self.app.active.metrics["unsure_threshold"] if self.app.active else 0.0
-            self.query_one(PredictionPanel).show(it.pred, it.confidence, it.probs, it.confidence < thr, thr)
+            fingers = None
+            if self.app.active is not None:
+                sample = self.app.store.get(it.sample_id)
+                fingers = active.finger_ups(self.app.store, self.app.active, [sample]).get(it.sample_id)
+            self.query_one(PredictionPanel).show(
+                it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers
+            )
         else:
             self.query_one(PredictionPanel).show_waiting("no prediction stored")
         try:
