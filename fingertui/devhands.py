@@ -58,8 +58,14 @@ def synthetic_hand(
             pts[base + 1 + j] = pts[base + j] + d * length
     pts += rng.normal(0, jitter, pts.shape)
     world = (pts - pts[9]) * np.array([0.2, 0.2, 0.2])  # metres around the middle knuckle
+    # The hand is drawn in the centred square of a (width, height) picture: keep its shape
+    # in pixels whatever the picture's aspect ratio.
+    w, h = size
+    side = min(w, h)
+    px = pts[:, :2] * side + np.array([(w - side) / 2, (h - side) / 2])
+    lm = np.column_stack([px[:, 0] / w, px[:, 1] / h, pts[:, 2] * side / w])
     return Hand(
-        landmarks=pts.astype(np.float32),
+        landmarks=lm.astype(np.float32),
         world=world.astype(np.float32),
         handedness="Right",
         handedness_score=0.99,
@@ -87,7 +93,8 @@ class StandInDetector:
             return []
         k = min(count_bars(rgb), 5)
         seed = int(hashlib.sha256(rgb.tobytes()).hexdigest()[:8], 16)
-        return [synthetic_hand(fingers_for_count(k), seed, (rgb.shape[1], rgb.shape[0]))]
+        # Little jitter: the stand-in should read as its count, like a clear real photo.
+        return [synthetic_hand(fingers_for_count(k), seed, (rgb.shape[1], rgb.shape[0]), jitter=0.002)]
 
     def close(self) -> None:
         pass

@@ -126,7 +126,8 @@ async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
         label, probs, unsure = app.screen.query_one(PredictionPanel).shown
         assert label == 2
         assert "starter model" in str(app.screen.query_one("#model").render())
-        assert "thumb" in str(app.screen.query_one(PredictionPanel).render())  # the fingers line
+        ups = app.screen.query_one(PredictionPanel).shown_fingers  # the fingers line under the bars
+        assert ups is not None and [u > 0.5 for u in ups] == [False, True, True, False, False]
 
 
 def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):

@@ -166,16 +166,20 @@ class FingerApp(App):
 
         worker = get_current_worker()
         tracker = None
+        last_model = None
         last, done, t0, started = -1, 0, time.monotonic(), 0.0
         while not worker.is_cancelled:
             if self.training and self.predictor is not None and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
                 time.sleep(0.02)  # training has the cores (the status line says so)
                 continue
             got = self.source.latest()
-            if got is None or got[0] == last:
+            # A frame already seen is seen again only for a model that has not seen it
+            # (a still picture, or a slideshow, when the model has just loaded).
+            if got is None or (got[0] == last and self.predictor is last_model):
                 time.sleep(0.01)
                 continue
             last, frame = got
+            last_model = self.predictor
             started = time.monotonic()
             screen = self.capture_screen
             view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame

@@ -32,6 +32,7 @@ class PredictionPanel(Static):
         self.update(Text(message, style="italic"))
 
     shown: tuple[int, list[float], bool] | None = None
+    shown_fingers: list[float] | None = None
 
     def show(
         self,
@@ -44,6 +45,7 @@ class PredictionPanel(Static):
         fingers: list[float] | None = None,
     ) -> None:
         self.shown = (label, probs, unsure)
+        self.shown_fingers = fingers
         head = Text()
         head.append(f" {label} ", style="bold reverse")
         head.append(f"  {100 * confidence:.0f}%  ")
