@@ -256,7 +256,7 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
     img = str(dataset.ws.abs(dataset.labelled()[0].path))
     pr = js([*home, "predict", img, "--json"])
     p = pr["predictions"][0]
-    assert set(p) == {"path", "label", "confidence", "probs", "unsure", "hand_found", "note"}
+    assert set(p) == {"path", "label", "confidence", "probs", "unsure", "hand_found", "note", "fingers"}
     assert sum(p["probs"]) == pytest.approx(1, abs=1e-4)
     assert p["confidence"] == max(p["probs"]) and p["unsure"] == (p["confidence"] < pr["threshold"])
     t2 = js([*home, "train", "--backbone", "dev-random", "--views", "1", "--seed", "1", "--json"])
