@@ -20,8 +20,10 @@ def finger_line(ups: list[float]) -> Text:
     line = Text("fingers ")
     for name, p in zip(FINGER_NAMES, ups, strict=True):
         style = "green" if p >= 0.65 else "grey50" if p <= 0.35 else "yellow bold"
-        mark = "▲" if p >= 0.65 else "▽" if p <= 0.35 else "?"
-        line.append(f"{name} {mark}{p:.2f} ", style=style)
+        # Plain ASCII marks: arrows and triangles are "ambiguous width" and some terminals
+        # (tmux among them) draw them two cells wide, which shifts the panel.
+        mark = "up" if p >= 0.65 else "dn" if p <= 0.35 else "??"
+        line.append(f"{name} {mark} {p:.2f}  ", style=style)
     return line
 
 
@@ -73,9 +75,9 @@ class CountsPanel(Static):
             row = counts.get(c, {"train": 0, "test": 0})
             total = row["train"] + row["test"]
             style = "bold yellow" if c == needy else None
-            mark = " ◀ needs data" if c == needy else ""
+            mark = " < needs data" if c == needy else ""
             t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
-        note = Text(f"unlabelled: {unlabeled}" + (f"   ◀ {why}" if needy is not None else ""), style="dim")
+        note = Text(f"unlabelled: {unlabeled}" + (f"   < {why}" if needy is not None else ""), style="dim")
         self.update(Group(t, note))
 
 
