@@ -21,11 +21,11 @@ from PIL import Image
 
 os.environ["FINGERTUI_DEV_RANDOM_BACKBONE"] = "1"
 
-from fingertui import active  # noqa: E402
-from fingertui.importer import import_paths  # noqa: E402
-from fingertui.pipeline import train_run  # noqa: E402
-from fingertui.store import Store  # noqa: E402
-from fingertui.workspace import Workspace  # noqa: E402
+from fingertui import active
+from fingertui.importer import import_paths
+from fingertui.pipeline import train_run
+from fingertui.store import Store
+from fingertui.workspace import Workspace
 
 
 def main() -> int:
