@@ -21,6 +21,8 @@ from PIL import Image
 
 os.environ["FINGERTUI_DEV_RANDOM_BACKBONE"] = "1"
 
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
+
 from fingertui import active
 from fingertui.importer import import_paths
 from fingertui.pipeline import train_run
@@ -29,6 +31,7 @@ from fingertui.workspace import Workspace
 
 
 def main() -> int:
+    record(__file__)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
