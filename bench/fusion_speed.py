@@ -3,7 +3,7 @@ frozen batch norm into its convolution (`backbones._fuse_for_inference`), one im
 time and in batches of 16 (the embedder's batch size, `features.BATCH`, rests on this).
 
 Both networks get the same preprocessed 224×224 inputs; their outputs are checked equal
-(to float tolerance) before timing. Median of --repeats timed passes after 3 warm-ups.
+(to float tolerance) before timing. Median of --repeats timed passes after 2 warm-ups.
 
 Writes bench/results/fusion_speed.json.
 
@@ -46,7 +46,7 @@ class UnfusedCut(nn.Module):
 def timed(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median seconds per image of ``model(x)``."""
     with torch.inference_mode():
-        for _ in range(3):
+        for _ in range(2):
             model(x)
         times = []
         for _ in range(repeats):
@@ -59,10 +59,10 @@ def timed(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--quick", action="store_true", help="10 repeats")
+    ap.add_argument("--quick", action="store_true", help="5 repeats, one image at a time only")
     args = ap.parse_args()
     if args.quick:
-        args.repeats = 10
+        args.repeats = 5
     torch.manual_seed(0)
     fused = backbones.load("efficientnet-lite0").features.eval()
     unfused = UnfusedCut(full_effnet()).eval()
@@ -74,7 +74,7 @@ def main() -> int:
         return 1
     res = {"threads": torch.get_num_threads(), "repeats": args.repeats}
     for name, model in (("unfused", unfused), ("fused", fused)):
-        for batch in (1, 16):
+        for batch in (1,) if args.quick else (1, 16):
             ms = 1000 * timed(model, x16[:batch].contiguous(memory_format=torch.channels_last), args.repeats)
             res[f"{name}_batch{batch}_ms_per_image"] = round(ms, 2)
             print(f"{name:8s} batch {batch:2d}: {ms:6.2f} ms per image")

@@ -1,4 +1,5 @@
-"""Side panels of the capture screen (prediction bars, dataset counts) and the training\nbar every screen shows while a run trains."""
+"""Side panels of the capture screen (prediction bars, dataset counts) and the training
+bar every screen shows while a run trains."""
 
 from __future__ import annotations
 
