@@ -35,6 +35,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from fingertui import hands as H
 from fingertui import pose as P
@@ -48,6 +49,7 @@ AUG_COPIES = 10
 CS = [0.01, 0.1, 1.0, 10.0]
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
+warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
 
 
 def listing(name: str) -> tuple[list[Path], np.ndarray]:
@@ -128,7 +130,7 @@ def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cach
     from fingertui.features import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(make())).permute(2, 0, 1)
+        t = torch.from_numpy(np.array(make(), copy=True)).permute(2, 0, 1)
         return Embedder.embed_images(bb, [t])[0]
 
     vecs = [cache.get(key, lambda m=make: one(m)) for key, make in items]
@@ -213,28 +215,27 @@ def evaluate(
         pose_only = np.where(has_te, p_pose.argmax(1), -1)
         preds[f"pose[{space}] only"] = pose_only
         preds[f"pose[{space}], image fallback"] = fuse(p_img, p_pose, has_te, "fallback").argmax(1)
-        if space == P.DEFAULT_SPACE or space == "world":
-            preds[f"product[{space}]"] = fuse(p_img, p_pose, has_te, "product").argmax(1)
-            preds[f"mixture[{space}]"] = fuse(p_img, p_pose, has_te, "mixture").argmax(1)
-            # Concatenation: a missing hand's pose is the training mean (0 once
-            # standardised) plus a has-hand flag, so one head handles both cases.
-            mu = np.nanmean(Xtr[has_tr], 0)
+        preds[f"product[{space}]"] = fuse(p_img, p_pose, has_te, "product").argmax(1)
+        preds[f"mixture[{space}]"] = fuse(p_img, p_pose, has_te, "mixture").argmax(1)
+        # Concatenation: a missing hand's pose is the training mean (0 once
+        # standardised) plus a has-hand flag, so one head handles both cases.
+        mu = np.nanmean(Xtr[has_tr], 0)
 
-            def cat(d: dict, has: np.ndarray, X: np.ndarray, mu: np.ndarray = mu) -> np.ndarray:
-                Xf = np.where(has[:, None], X, mu)
-                return np.hstack([d["E"], Xf, has[:, None].astype(np.float32)])
+        def cat(d: dict, has: np.ndarray, X: np.ndarray, mu: np.ndarray = mu) -> np.ndarray:
+            Xf = np.where(has[:, None], X, mu)
+            return np.hstack([d["E"], Xf, has[:, None].astype(np.float32)])
 
-            cm = head().fit(cat(train, has_tr, Xtr), train["y"])
-            preds[f"concat[{space}]"] = full_proba(cm, cat(test, has_te, Xte), classes).argmax(1)
-            # Pose head trained on landmark-augmented copies.
-            hands_tr = [h for h in train["hands"] if h is not None]
-            Xa, ya = augmented(hands_tr, train["y"][has_tr], space, seed)
-            am = head().fit(Xa, ya)
-            p_aug = np.zeros_like(p_img)
-            if has_te.any():
-                p_aug[has_te] = full_proba(am, Xte[has_te], classes)
-            preds[f"pose[{space}]+aug, image fallback"] = fuse(p_img, p_aug, has_te, "fallback").argmax(1)
-            preds[f"product[{space}]+aug"] = fuse(p_img, p_aug, has_te, "product").argmax(1)
+        cm = head().fit(cat(train, has_tr, Xtr), train["y"])
+        preds[f"concat[{space}]"] = full_proba(cm, cat(test, has_te, Xte), classes).argmax(1)
+        # Pose head trained on landmark-augmented copies.
+        hands_tr = [h for h in train["hands"] if h is not None]
+        Xa, ya = augmented(hands_tr, train["y"][has_tr], space, seed)
+        am = head().fit(Xa, ya)
+        p_aug = np.zeros_like(p_img)
+        if has_te.any():
+            p_aug[has_te] = full_proba(am, Xte[has_te], classes)
+        preds[f"pose[{space}]+aug, image fallback"] = fuse(p_img, p_aug, has_te, "fallback").argmax(1)
+        preds[f"product[{space}]+aug"] = fuse(p_img, p_aug, has_te, "product").argmax(1)
     return preds
 
 
@@ -242,14 +243,18 @@ def subset(d: dict, idx: np.ndarray) -> dict:
     return {k: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]) for k, v in d.items()}
 
 
-def cv(data: dict, seed: int = 0) -> dict[str, float]:
+def cv(data: dict, seed: int = 0, spaces: tuple[P.Space, ...] = SPACES) -> dict[str, float]:
     classes = np.arange(6)
     correct: dict[str, np.ndarray] = {}
     skf = StratifiedKFold(5, shuffle=True, random_state=seed)
     for tr, te in skf.split(data["E"], data["y"]):
-        for name, pred in evaluate(subset(data, tr), subset(data, te), classes, seed).items():
+        for name, pred in evaluate(subset(data, tr), subset(data, te), classes, seed, spaces).items():
             correct.setdefault(name, np.zeros(len(data["y"]), bool))[te] = pred == data["y"][te]
-    return {k: round(float(v.mean()), 3) for k, v in correct.items()}
+    out = {k: round(float(v.mean()), 3) for k, v in correct.items()}
+    has = np.array([h is not None for h in data["hands"]])
+    for k in [k for k in correct if k.endswith(" only")]:
+        out[k.replace(" only", " | hand found")] = round(float(correct[k][has].mean()), 3)
+    return out
 
 
 def dataset(name: str, paths: list[Path], y: np.ndarray, hands: list, E: np.ndarray) -> dict:
@@ -263,6 +268,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweep", action="store_true", help="also try other padding fractions")
     args = ap.parse_args()
+    # One BLAS thread: on 2 shared cores a threaded BLAS made one logistic-regression fit on
+    # 155 × 1280 take 10 s instead of 0.2 s (oversubscription).
+    threadpool_limits(1)
     if not SHARED.is_dir():
         print(f"no datasets at {SHARED} (set FINGERTUI_SHARED to the folder holding datasets/)")
         return 2
@@ -321,7 +329,7 @@ def main() -> int:
     frames = dataset("frames", fr_paths, fr_y, fr_hands, E_framed)
     acc: dict = {}
     acc["hagrid frames"] = cv(frames)
-    acc["hagrid frames"]["image (whole frame)"] = cv({**frames, "E": E_whole})["image"]
+    acc["hagrid frames"]["image (whole frame)"] = cv({**frames, "E": E_whole}, spaces=())["image"]
     acc["hagrid frames"]["image (hand-framed crop)"] = acc["hagrid frames"].pop("image")
     print("frames", acc["hagrid frames"], flush=True)
     hands_set = dataset("hands", hd_paths, hd_y, hd_hands, E_hd)

@@ -8,6 +8,8 @@ Flags (stored in SQLite, so the queue survives restarts):
 - ``label-error``: confident learning on out-of-fold probabilities — another class is
   the most probable and the given label's probability is below that class's typical
   self-confidence; the suggestion is the most probable class;
+- ``no-hand``: the run looks at the hand's pose but the detector found no hand in the
+  image (often a bad snapshot: blurred, cut off, no hand at all);
 - ``weak-class``: added to flagged samples of the class with the lowest recall, and of the
   most-confused pair, which boosts them in the queue;
 - ``near-duplicate``: in the queue, near-identical images (embedding cosine similarity)
@@ -30,12 +32,12 @@ from fingertui.labels import CLASSES
 from fingertui.runs import RunRecord, active_run, run_predictions
 from fingertui.store import Store
 
-REASONS = ("unsure", "misclassified", "label-error", "weak-class", "near-duplicate")
+REASONS = ("unsure", "misclassified", "label-error", "no-hand", "weak-class", "near-duplicate")
 STRATEGIES = ("margin", "least-confidence", "entropy", "random")
 DEFAULT_STRATEGY = "margin"
 # Queue score = uncertainty (0–1) + a bonus per reason: a likely wrong label costs the
 # model most, then a known mistake; a weak-class sample is worth a little more.
-BONUS = {"label-error": 1.0, "misclassified": 0.5, "weak-class": 0.25, "unsure": 0.0}
+BONUS = {"label-error": 1.0, "misclassified": 0.5, "no-hand": 0.3, "weak-class": 0.25, "unsure": 0.0}
 NEAR_DUPLICATE_COS = 0.97
 STATE_KEY = "flags_state"
 
@@ -206,6 +208,15 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
             flag(sid, "misclassified", p[pr] - p[y], pr, p)
     for n, suggested, score in label_errors(labels, P):
         flag(ids[n], "label-error", score, suggested, P[n])
+    detector = run.metrics.get("detector")
+    if detector:
+        from fingertui.streams import POSE_VIEW
+
+        found = store.landmarks.get(detector, POSE_VIEW, [s.sha256 for s in current.values()])
+        for s in current.values():
+            if found.get(s.sha256) == b"":  # searched, and no hand found
+                p = P[ids.index(s.id)] if s.id in ids else np.full(len(CLASSES), 1.0 / len(CLASSES))
+                flag(s.id, "no-hand", 0.5, None, p)
     unlabelled = [s.id for s in current.values() if s.label is None]
     if unlabelled:
         UP, _ = _probs_and_vectors(store, run, unlabelled)

@@ -32,8 +32,10 @@ WRIST = 0
 PALM = (0, 5, 9, 13, 17)
 
 # The padding recipe. A tight 100–150 px crop leaves the palm detector no context: MediaPipe
-# finds a hand in 65 % of sign-digits and 79 % of hagrid hand crops as they are, 99 % and
-# 98 % once each side gets a replicated border of 0.35 × the side (bench/pose_experiment.py).
+# finds a hand in 83.2 % of sign-digits (100 px) and 87.6 % of hagrid hand crops (150 px) as
+# they are, 99.8 % and 97.6 % once upscaled to 256 px and given a replicated border of 0.35 ×
+# the side on each side (fractions 0.2 / 0.5 / 0.75: 98.4 / 100 / 99.9 % and 95.3 / 97.0 /
+# 95.3 %; bench/pose_experiment.py --sweep). ~5 ms more per image.
 # Large images (whole frames) are left alone: padding only shrinks their hand further.
 PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
 COMPLEXITY = 1  # the full landmark model; 0 (lite) is faster but less accurate
@@ -169,8 +171,9 @@ def hands_from_bytes(blob: bytes) -> list[Hand]:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence MediaPipe's C++ start-up chatter (TFLite delegate, absl warnings), which
-    writes straight to file descriptor 2 and would scribble over a terminal UI."""
+    """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
+    straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
+    it lasts (one detector call, ~60 ms): another thread's stderr in that window is lost."""
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded interpreter): nothing to silence
@@ -241,7 +244,10 @@ class HandDetector:
                 },
                 outputs=["multi_hand_landmarks", "multi_hand_world_landmarks", "multi_handedness", "palm_detections"],
             )
-        self._warm = False
+            # The graph opens its models on worker threads after start-up, and they log as
+            # they do; one blank frame waits for that while stderr is still muted.
+            self._graph.process({"image": np.zeros((64, 64, 3), np.uint8)})
+            self._graph.reset()
 
     def __enter__(self) -> HandDetector:
         return self
@@ -262,10 +268,14 @@ class HandDetector:
                 self._graph.reset()
 
     def detect(self, rgb: np.ndarray) -> list[Hand]:
-        """Hands in an RGB uint8 (H, W, 3) image, best handedness score first; [] if none."""
+        """Hands in an RGB uint8 (H, W, 3) image (grey and RGBA accepted), best handedness
+        score first; [] if none."""
         rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] not in (1, 3, 4)):
             raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+        if rgb.ndim == 2 or rgb.shape[2] == 1:  # grey: what a PNG or an IR camera may give
+            rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], 1), 3, axis=2)
+        rgb = rgb[:, :, :3]  # RGBA: the alpha channel carries no hand
         h, w = rgb.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -274,12 +284,10 @@ class HandDetector:
         with self._lock:
             if self._graph is None:
                 raise RuntimeError("hand detector is closed")
-            if self._warm:
+            # Muted on every call, not just the first: the landmark model's start-up warning
+            # comes with the first hand found and another with the first non-square image.
+            with _quiet_stderr():
                 res = self._graph.process({"image": img})
-            else:
-                with _quiet_stderr():
-                    res = self._graph.process({"image": img})
-                self._warm = True
         if not res.multi_hand_landmarks:
             return []
         ph, pw = img.shape[:2]

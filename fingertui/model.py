@@ -287,11 +287,20 @@ class Model:
 
     # --- images ------------------------------------------------------------------------
 
-    def features_of_images(self, images: Sequence[np.ndarray], *, tracking: bool = False) -> Features:
-        """Features of RGB frames (H, W, 3 uint8): hands found, framing, embedding."""
+    def features_of_images(
+        self, images: Sequence[np.ndarray], *, tracking: bool = False, hands: Sequence[object] | None = None
+    ) -> Features:
+        """Features of RGB frames (H, W, 3 uint8): hands found (or given in ``hands``, e.g.
+        by the live tracker), framing, embedding."""
         from fingertui.streams import observe
 
-        obs = observe(images, self.pose, tracking=tracking, framing=self.image.framing if self.image else None)
+        obs = observe(
+            images,
+            self.pose if self.uses_pose else None,
+            tracking=tracking,
+            framing=self.image.framing if self.image else None,
+            hands=hands,
+        )
         f = Features(hand=np.array([o.hand is not None for o in obs], dtype=bool), boxes=[o.box for o in obs])
         if self.image is not None:
             f.image = self.image.embed([o.framed for o in obs])
@@ -299,13 +308,18 @@ class Model:
             f.pose = self.pose.features([o.hand for o in obs])
         return f
 
-    def predict_images(self, images: Sequence[np.ndarray], *, tracking: bool = False) -> list[Prediction]:
-        f = self.features_of_images(images, tracking=tracking)
+    def predict_images(
+        self, images: Sequence[np.ndarray], *, tracking: bool = False, hands: Sequence[object] | None = None
+    ) -> list[Prediction]:
+        f = self.features_of_images(images, tracking=tracking, hands=hands)
         return [self._prediction(p, bool(h), b) for p, h, b in zip(self.probs(f), f.hand, f.boxes, strict=True)]
 
-    def predict_image(self, img: np.ndarray, *, tracking: bool = False) -> Prediction:
-        """One RGB frame, e.g. the capture square (``tracking`` for live video)."""
-        return self.predict_images([img], tracking=tracking)[0]
+    def predict_image(
+        self, img: np.ndarray, *, tracking: bool = False, hand: object | None = None, hand_known: bool = False
+    ) -> Prediction:
+        """One RGB frame, e.g. the capture square (``tracking`` for live video). With
+        ``hand_known`` the hand (or None) is taken as given instead of searched for."""
+        return self.predict_images([img], tracking=tracking, hands=[hand] if hand_known else None)[0]
 
     def predict_paths(self, paths: Sequence[str | Path]) -> list[Prediction]:
         from fingertui.features import read_rgb

@@ -122,7 +122,8 @@ def train(
         )
 
     report("loading model", 0, 1)
-    pose = streams.PoseStream.create(warn) if features in ("pose", "both") else None
+    # Asked for pose alone, a missing detector is an error (below), not a warning.
+    pose = streams.PoseStream.create(warn if features == "both" else None) if features != "image" else None
     if pose is None and features == "pose":
         raise UserError(
             f"--features pose needs the hand-pose detector: {streams.pose_unavailable_reason()}; "

@@ -89,9 +89,13 @@ def test_missing_camera_falls_back_to_demo_with_a_notice():
 async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
     app = make_app(ws, "webcam:9")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if any("demo" in str(n.message) for n in app._notifications):
+                break
         assert isinstance(app.source, DemoSource)
         assert any("demo" in str(n.message) for n in app._notifications)
+        assert "does not see it" in (app.pose_note or "")  # the drawn hand: pose says it is off
         await pilot.press("1")
         await pilot.pause()
         assert app.store.count() == 1
@@ -109,7 +113,7 @@ async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path
     expected = Model.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
     app = make_app(ws, ScriptedSource([frame]))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(600):
+        for _ in range(2400):  # the model and the hand tracker load first; slow on a busy machine
             await pilot.pause(0.05)
             if app.screen.query_one(PredictionPanel).shown is not None:
                 break
@@ -193,3 +197,46 @@ async def test_training_bar_shows_phase_progress_and_hides():
         bar.hide()
         await pilot.pause()
         assert not bar.display
+
+
+async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monkeypatch):
+    # The stand-in detector finds a synthetic hand in any non-blank frame (landmarks in
+    # the image's middle-left, fingertips high): the square must move onto it.
+    monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
+    wide = [np.asarray(finger_image(2, 7).resize((320, 240)))]
+    app = make_app(ws, ScriptedSource(wide))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.capture_screen
+        for _ in range(100):
+            if app.track is not None and app.track.box is not None:
+                break
+            await pilot.pause(0.05)
+        box = app.track.box
+        assert box != screen.square(wide[0].shape, None)  # not the fixed centred square
+        assert "follows the hand" in screen.square_words()
+        # The skeleton is drawn over the picture (its colour appears where the hand is).
+        await pilot.pause(0.2)
+        pic = np.asarray(screen.query_one("#camera").picture)
+        assert ((pic == (0, 200, 255)).all(axis=2)).sum() > 20
+        await pilot.press("4")
+        await pilot.pause()
+        [s] = app.store.samples()
+        x0, y0, x1, y1 = box
+        view = wide[0][:, ::-1]
+        assert np.array_equal(np.asarray(Image.open(ws.abs(s.path))), view[y0:y1, x0:x1])
+        await pilot.press("f")  # back to the fixed square
+        await pilot.pause()
+        assert screen.square(wide[0].shape, app.track) == screen.square(wide[0].shape, None)
+        assert "fixed square" in screen.square_words()
+
+
+async def test_no_hand_in_view_is_said_live(ws, monkeypatch):
+    monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
+    blank = [np.full((240, 320, 3), 90, np.uint8)]
+    app = make_app(ws, ScriptedSource(blank))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(40):
+            await pilot.pause(0.05)
+        assert app.track is not None and app.track.box is None
+        assert "no hand in view" in app.capture_screen.square_words()

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from fingertui.camera import FrameSource, crop_square, open_source
+from fingertui.camera import FrameSource, open_source
 from fingertui.capture import CaptureSession
 from fingertui.runs import RunRecord, active_run
 from fingertui.store import Store
@@ -28,10 +28,12 @@ from fingertui.workspace import Workspace
 @dataclass
 class PredictionMade(Message):
     frame_no: int
-    label: int
+    label: int | None
     confidence: float
     probs: list[float]
     unsure: bool
+    model: object  # the model that made it: a prediction from a replaced model is dropped
+    note: str = ""
 
 
 @dataclass
@@ -83,13 +85,31 @@ class FingerApp(App):
         self.predictions_per_s = 0.0
         self.started = time.monotonic()
         self.first_frame_s: float | None = None
+        # The square follows the hand when the hand-pose detector can run on this source;
+        # otherwise ``pose_note`` says why it cannot, in one line.
+        self.pose_note: str | None = None
+        self.track = None  # tracking.Track of the newest frame, read when painting
 
     def on_mount(self) -> None:
-        self.push_screen(CaptureScreen())
+        from fingertui.streams import pose_unavailable_reason
+
+        screen = CaptureScreen()
+        if self.source.name == "demo":
+            self.pose_note = "the demo hand is drawn, not photographed: the hand-pose model does not see it"
+            screen.follow = False
+        else:
+            reason = pose_unavailable_reason()
+            if reason is not None:
+                self.pose_note = f"hand pose unavailable ({reason}): fixed square, image only"
+                screen.follow = False
+        self.push_screen(screen)
         if self.source.notice:
             self.notify(self.source.notice, severity="warning", timeout=8)
+        if self.pose_note and self.source.name != "demo":
+            self.notify(self.pose_note, severity="warning", timeout=8)
         if self.active is not None:
             self.load_model()
+        self.live_loop()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key of the screen on show, and every app-wide key, is also a command in the
@@ -117,7 +137,7 @@ class FingerApp(App):
         return next(s for s in self.screen_stack if isinstance(s, CaptureScreen))
 
     def last_prediction_tuple(self) -> tuple[int | None, int | None, float | None] | None:
-        if self.prediction is None or self.active is None:
+        if self.prediction is None or self.active is None or self.prediction.label is None:
             return None
         return (self.active.id, self.prediction.label, self.prediction.confidence)
 
@@ -139,38 +159,66 @@ class FingerApp(App):
     def model_loaded(self, msg: ModelLoaded) -> None:
         self.predictor, self.model_error = msg.predictor, msg.error
         self.capture_screen.show_model()
-        if self.predictor is not None:
-            self.infer_loop()
 
-    @work(thread=True, exclusive=True, group="infer", exit_on_error=False, description="live prediction")
-    def infer_loop(self) -> None:
-        """Predict the newest frame, then the newest again: frames that arrive meanwhile
-        are skipped, never queued, so the prediction never lags behind."""
+    @work(thread=True, exclusive=True, group="live", exit_on_error=False, description="live view")
+    def live_loop(self) -> None:
+        """For the newest frame: find the hand and move the square (if it follows the
+        hand), then predict the square; then the newest frame again. Frames that arrive
+        meanwhile are skipped, never queued, so the view never lags behind."""
+        import numpy as np
+
         worker = get_current_worker()
-        predictor = self.predictor
+        tracker = None
         last, done, t0 = -1, 0, time.monotonic()
-        while not worker.is_cancelled and self.predictor is predictor and predictor is not None:
+        while not worker.is_cancelled:
             got = self.source.latest()
             if got is None or got[0] == last:
                 time.sleep(0.01)
                 continue
             last, frame = got
             screen = self.capture_screen
-            p = predictor.predict_image(crop_square(frame, screen.size_frac, screen.mirror))
-            self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure))
+            view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame
+            track = None
+            if screen.follow and self.pose_note is None:
+                if tracker is None:
+                    tracker = self._make_tracker()
+                track = tracker.update(view)
+            self.track = track
+            box = screen.square(view.shape, track)
+            predictor = self.predictor
+            if predictor is None:
+                continue
+            x0, y0, x1, y1 = box
+            crop = np.ascontiguousarray(view[y0:y1, x0:x1])
+            if track is not None and predictor.uses_pose:
+                from fingertui.tracking import hand_in_box
+
+                hand = hand_in_box(track.hand, box) if track.hand is not None else None
+                p = predictor.predict_image(crop, hand=hand, hand_known=True)
+            else:
+                p = predictor.predict_image(crop, tracking=True)
+            self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note))
             done += 1
             if time.monotonic() - t0 >= 1.0:
                 self.predictions_per_s = done / (time.monotonic() - t0)
                 done, t0 = 0, time.monotonic()
 
+    def _make_tracker(self) -> object:
+        from fingertui.streams import PoseStream
+        from fingertui.tracking import HandTracker
+
+        return HandTracker(PoseStream().detector(tracking=True))
+
     @on(PredictionMade)
     def prediction_made(self, msg: PredictionMade) -> None:
-        if self.predictor is None:  # from a model that was just replaced
+        if self.predictor is None or msg.model is not self.predictor:  # from a model just replaced
             return
         self.prediction = msg
-        self.capture_screen.query_one("#prediction").show(
-            msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold
-        )
+        panel = self.capture_screen.query_one("#prediction")
+        if msg.label is None:
+            panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
+            return
+        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note)
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
@@ -280,7 +328,6 @@ class FingerApp(App):
         self.active = run
         self.predictor = None
         self.prediction = None
-        self.workers.cancel_group(self, "infer")
         self.capture_screen.show_model()
         self.capture_screen.refresh_counts()
         self.load_model()

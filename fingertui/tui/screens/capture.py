@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from fingertui.camera import crop_square
+from fingertui.camera import square_box
 from fingertui.labels import CLASSES
 from fingertui.tui.widgets.camera_view import CameraView, overlay
 from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, TrainingBar
@@ -35,6 +36,7 @@ class CaptureScreen(Screen):
         Binding("b", "burst", "burst"),
         Binding("u", "undo", "undo"),
         Binding("m", "mirror", "mirror"),
+        Binding("f", "follow", "follow hand / fixed"),
         Binding("plus,equals_sign", "resize(1)", "square +", key_display="+"),
         Binding("minus", "resize(-1)", "square -", key_display="-"),
         Binding("escape", "cancel_training", "cancel training", show=False),
@@ -45,6 +47,7 @@ class CaptureScreen(Screen):
         super().__init__()
         self.size_frac = 0.6
         self.mirror = True
+        self.follow = True  # the square follows the hand (f toggles a fixed square)
         self.burst_armed = False
         self.last_frame_no = -1
         self.frames_shown = 0
@@ -79,8 +82,13 @@ class CaptureScreen(Screen):
         if got is None or got[0] == self.last_frame_no:
             return
         self.last_frame_no, frame = got
-        colour = (255, 200, 0) if self.burst_armed else (0, 220, 0)
-        self.query_one(CameraView).show(overlay(frame, self.size_frac, self.mirror, colour))
+        track = self.app.track if self.follow else None
+        lost = self.follow and self.app.pose_note is None and (track is None or track.box is None)
+        colour = (255, 200, 0) if self.burst_armed else (150, 150, 150) if lost else (0, 220, 0)
+        view = frame[:, ::-1] if self.mirror else frame
+        box = self.square(view.shape, track)
+        skeleton = track.skeleton if track is not None and track.hand is not None else None
+        self.query_one(CameraView).show(overlay(view, box, colour, skeleton))
         self.frames_shown += 1
         if self.app.first_frame_s is None:
             self.app.first_frame_s = time.monotonic() - self.app.started
@@ -98,18 +106,41 @@ class CaptureScreen(Screen):
             app.source.name,
             f"{self.fps:.1f} fps",
             f"{app.predictions_per_s:.1f} predictions/s" if app.predictor else "",
-            f"square {100 * self.size_frac:.0f}%",
+            self.square_words(),
             f"mirror {'on' if self.mirror else 'off'}",
             "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
         ]
         text = " · ".join(p for p in parts if p)
         if notice:
             text += f"\n[yellow]{notice}[/]"
+        if app.pose_note:
+            text += f"\n[dim]{app.pose_note}[/]"
         self.query_one("#status", Static).update(text)
 
-    def current_crop(self):  # noqa: ANN201
+    def square_words(self) -> str:
+        if not self.follow or self.app.pose_note:
+            return f"fixed square {100 * self.size_frac:.0f}%"
+        track = self.app.track
+        if track is None or track.box is None:
+            return "[yellow]no hand in view[/] (square waits in the middle)"
+        return "square follows the hand"
+
+    def square(self, shape: tuple[int, ...], track: object | None) -> tuple[int, int, int, int]:
+        """The capture square in the (mirrored) view: around the hand when it follows
+        the hand and one is in view, else the fixed centred square."""
+        if self.follow and track is not None and track.box is not None:
+            return track.box
+        return square_box(shape, self.size_frac)
+
+    def current_crop(self) -> np.ndarray | None:
+        """What a capture stores: the square as the user sees it (mirrored if on)."""
         got = self.app.source.latest()
-        return None if got is None else crop_square(got[1], self.size_frac, self.mirror)
+        if got is None:
+            return None
+        frame = got[1]
+        view = frame[:, ::-1] if self.mirror else frame
+        x0, y0, x1, y1 = self.square(view.shape, self.app.track if self.follow else None)
+        return np.ascontiguousarray(view[y0:y1, x0:x1])
 
     def refresh_counts(self) -> None:
         store = self.app.store
@@ -187,6 +218,14 @@ class CaptureScreen(Screen):
 
     def action_mirror(self) -> None:
         self.mirror = not self.mirror
+        self.update_status()
+
+    def action_follow(self) -> None:
+        if self.app.pose_note and not self.follow:
+            self.notify(f"the square cannot follow the hand: {self.app.pose_note}", severity="warning")
+            return
+        self.follow = not self.follow
+        self.notify("the square follows the hand" if self.follow else "fixed square (+/- resize it)")
         self.update_status()
 
     def action_resize(self, step: int) -> None:

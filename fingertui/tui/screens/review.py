@@ -17,7 +17,7 @@ from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
 from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
 
-REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "weak-class"]
+REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "no-hand", "weak-class"]
 
 
 def explain(item: active.QueueItem) -> str:
@@ -32,6 +32,8 @@ def explain(item: active.QueueItem) -> str:
         words.append(
             f"unlabelled — model guesses {item.pred} at {conf}" if item.label is None else f"model unsure ({conf})"
         )
+    if "no-hand" in item.reasons:
+        words.append("no hand found in this snapshot — a bad snapshot? (x marks it not a hand)")
     if "weak-class" in item.reasons:
         words.append("involves the weakest class")
     if item.duplicates:

@@ -18,17 +18,48 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from fingertui.camera import square_box
+# MediaPipe's hand skeleton: wrist to each finger's base, then along each finger.
+BONES = [
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (0, 5),
+    (5, 6),
+    (6, 7),
+    (7, 8),
+    (5, 9),
+    (9, 10),
+    (10, 11),
+    (11, 12),
+    (9, 13),
+    (13, 14),
+    (14, 15),
+    (15, 16),
+    (13, 17),
+    (0, 17),
+    (17, 18),
+    (18, 19),
+    (19, 20),
+]
 
 
-def overlay(frame: np.ndarray, size: float, mirror: bool, colour: tuple[int, int, int]) -> Image.Image:
-    """The frame as the user sees it (mirrored if on) with the capture square outlined."""
-    if mirror:
-        frame = frame[:, ::-1]
-    img = Image.fromarray(np.ascontiguousarray(frame))
-    box = square_box(frame.shape, size)
+def overlay(
+    view: np.ndarray,
+    box: tuple[int, int, int, int],
+    colour: tuple[int, int, int],
+    skeleton: np.ndarray | None = None,
+) -> Image.Image:
+    """The frame as the user sees it with the capture square outlined and, when a hand was
+    found, its skeleton drawn over it."""
+    img = Image.fromarray(np.ascontiguousarray(view))
+    draw = ImageDraw.Draw(img)
     width = max(2, img.width // 80)
-    ImageDraw.Draw(img).rectangle(box, outline=colour, width=width)
+    if skeleton is not None:
+        pts = [tuple(map(float, p)) for p in skeleton]
+        for a, b in BONES:
+            draw.line([pts[a], pts[b]], fill=(0, 200, 255), width=max(1, width // 2))
+    draw.rectangle(box, outline=colour, width=width)
     return img
 
 
@@ -61,7 +92,7 @@ def halfblock_strips(img: Image.Image, width: int, height: int) -> list[Strip]:
 class CameraView(Widget):
     """Shows the newest frame; keeps the last picture for tests to inspect."""
 
-    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.picture: Image.Image | None = None
         self._strips: list[Strip] = []

@@ -25,14 +25,16 @@ class PredictionPanel(Static):
 
     shown: tuple[int, list[float], bool] | None = None
 
-    def show(self, label: int, confidence: float, probs: list[float], unsure: bool, threshold: float) -> None:
+    def show(
+        self, label: int, confidence: float, probs: list[float], unsure: bool, threshold: float, note: str = ""
+    ) -> None:
         self.shown = (label, probs, unsure)
         head = Text()
         head.append(f" {label} ", style="bold reverse")
         head.append(f"  {100 * confidence:.0f}%  ")
         head.append("unsure" if unsure else "sure", style="yellow bold" if unsure else "green")
         head.append(f"  (unsure below {100 * threshold:.0f}%)", style="dim")
-        rows = [head, Text("")]
+        rows = [head, Text(note, style="yellow") if note else Text("")]
         for c, p in zip(CLASSES, probs, strict=True):
             line = Text(f"{c} ")
             n = round(p * BAR)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fingertui import hands as H
+from tests.conftest import SHARED
+from tests.test_pose import FIST, TWO
+
+# The shared datasets: $FINGERTUI_SHARED/datasets, else ../shared/datasets beside the
+# repository (conftest's SHARED is its sign-digits folder; worktrees resolve the same way).
+DATASETS = Path(os.environ["FINGERTUI_SHARED"]) / "datasets" if os.environ.get("FINGERTUI_SHARED") else SHARED.parent
+needs_photos = pytest.mark.skipif(
+    not (DATASETS / "hagrid-rooms").is_dir() or not (DATASETS / "sign-digits").is_dir(),
+    reason=f"real photos not found at {DATASETS} (a user checkout has no ../shared; set FINGERTUI_SHARED)",
+)
+needs_mediapipe = pytest.mark.skipif(not H.available(), reason=f"{H.unavailable_reason()}")
+
+
+def photo(rel: str) -> np.ndarray:
+    folder = DATASETS / rel
+    with Image.open(sorted(folder.iterdir())[0]) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def detector() -> H.HandDetector:
+    if not H.available():
+        pytest.skip(H.unavailable_reason() or "")
+    det = H.HandDetector("still")
+    yield det
+    det.close()
+
+
+def test_serialisation_round_trips() -> None:
+    tracked = replace(FIST, score=float("nan"), handedness="Left")  # no detector score
+    for hands in ([TWO], [TWO, tracked], []):
+        blob = H.hands_to_bytes(hands)
+        assert len(blob) == len(hands) * H.HAND_FLOATS * 4
+        back = H.hands_from_bytes(blob)
+        assert len(back) == len(hands)
+        for a, b in zip(hands, back, strict=True):
+            np.testing.assert_allclose(b.landmarks, a.landmarks)
+            np.testing.assert_allclose(b.world, a.world)
+            assert (b.handedness, b.image_size) == (a.handedness, a.image_size)
+            assert b.handedness_score == pytest.approx(a.handedness_score)
+            assert b.score == pytest.approx(a.score, nan_ok=True)
+    with pytest.raises(ValueError):
+        H.hands_from_bytes(b"\0" * 12)
+
+
+def test_crop_box_is_a_square_inside_the_image_around_the_hand() -> None:
+    x0, y0, x1, y1 = H.crop_box(TWO, margin=0.25)
+    assert x1 - x0 == y1 - y0
+    w, h = TWO.image_size
+    assert 0 <= x0 and 0 <= y0 and x1 <= w and y1 <= h
+    bx0, by0, bx1, by1 = TWO.bbox
+    assert x0 <= bx0 and y0 <= by0 and x1 >= bx1 and y1 >= by1
+    # A box larger than a small image becomes the largest square that fits.
+    assert H.square_in_image(50, 50, 500, (120, 90)) == (5, 0, 95, 90)
+    # Near the edge the square slides inward instead of shrinking.
+    assert H.square_in_image(5, 5, 40, (200, 200)) == (0, 0, 40, 40)
+
+
+def test_box_smoother_glides_holds_and_lets_go() -> None:
+    sm = H.BoxSmoother(alpha=0.5, hold=2)
+    size = (640, 480)
+    assert sm.update((100, 100, 200, 200), size) == (100, 100, 200, 200)
+    moved = sm.update((200, 100, 300, 200), size)
+    assert moved[0] == 150  # halfway: smoothed, not jumped
+    for _ in range(20):
+        last = sm.update((200, 100, 300, 200), size)
+    assert last == (200, 100, 300, 200)
+    assert sm.update(None, size) == last  # a missed frame keeps the square
+    assert sm.update(None, size) == last
+    assert sm.update(None, size) is None  # then lets go
+
+
+def test_detector_id_names_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert H.DETECTOR_ID.startswith("mediapipe-hands@") and "pad-" in H.DETECTOR_ID
+    assert H.detector_id(pad=False) != H.DETECTOR_ID
+    assert H.detector_id(complexity=0) != H.DETECTOR_ID
+    monkeypatch.setitem(H.PAD, "frac", 0.9)
+    assert H.detector_id() != H.DETECTOR_ID
+
+
+def test_missing_mediapipe_gives_one_line_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    for mod in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe…` fail
+    reason = H.unavailable_reason()
+    assert reason is not None and "\n" not in reason and "mediapipe" in reason
+    assert not H.available()
+    with pytest.raises(RuntimeError, match="mediapipe"):
+        H.HandDetector()
+
+
+def test_core_import_loads_neither_mediapipe_nor_textual() -> None:
+    code = "import sys, fingertui.hands, fingertui.pose; print(any(m in sys.modules for m in ('mediapipe', 'textual')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@needs_mediapipe
+def test_blank_and_noise_give_no_hand(detector: H.HandDetector) -> None:
+    rng = np.random.default_rng(0)
+    for img in (
+        np.zeros((120, 120, 3), np.uint8),
+        np.full((480, 640, 3), 255, np.uint8),
+        rng.integers(0, 256, (150, 150, 3), dtype=np.uint8),
+        rng.integers(0, 256, (360, 480, 3), dtype=np.uint8),
+        np.zeros((1, 1, 3), np.uint8),
+    ):
+        assert detector.detect(img) == []
+    assert detector.detect(np.zeros((50, 50), np.uint8)) == []  # grey
+    assert detector.detect(np.zeros((50, 50, 4), np.uint8)) == []  # RGBA
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((50, 50, 3), np.float32))
+
+
+@needs_mediapipe
+@needs_photos
+def test_finds_a_hand_in_real_photos(detector: H.HandDetector) -> None:
+    for rel in ("sign-digits/3", "hagrid-rooms/hands/2", "hagrid-rooms/frames/5"):
+        img = photo(rel)
+        found = detector.detect(img)
+        assert found, f"no hand found in the first photo of {rel}"
+        hand = found[0]
+        h, w = img.shape[:2]
+        assert hand.image_size == (w, h)
+        assert hand.landmarks.shape == (21, 3) and hand.world.shape == (21, 3)
+        assert hand.handedness in ("Left", "Right") and 0.5 <= hand.handedness_score <= 1
+        assert 0.5 <= hand.score <= 1
+        x0, y0, x1, y1 = hand.bbox
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        # World landmarks are metres: a hand is 10–30 cm across, not pixels or 0–1 units.
+        assert 0.05 < np.ptp(hand.world, axis=0).max() < 0.3
+
+
+@needs_mediapipe
+@needs_photos
+def test_padding_maps_landmarks_back_to_the_original(detector: H.HandDetector) -> None:
+    # Find the hand in a whole frame (not padded: too large), cut a tight square around it
+    # (padded: small), and the two sets of landmarks must land on the same pixels.
+    frame = photo("hagrid-rooms/frames/5")
+    hand = detector.detect(frame)[0]
+    x0, y0, x1, y1 = H.crop_box(hand, margin=0.05)
+    assert x1 - x0 <= H.PAD["max_side"]
+    tight = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    found = detector.detect(tight)
+    assert found
+    err = np.abs(found[0].pixels + np.array([x0, y0]) - hand.pixels).max()
+    assert err < 0.08 * (x1 - x0), f"landmarks {err:.1f} px apart"
+
+
+@needs_mediapipe
+@needs_photos
+def test_tracking_mode_follows_a_still_hand() -> None:
+    img = photo("hagrid-rooms/frames/5")
+    with H.HandDetector("track", max_hands=1) as det:
+        first = det.detect(img)
+        second = det.detect(img)
+    assert first and second
+    assert np.isnan(second[0].score) or 0 <= second[0].score <= 1
+
+
+@pytest.mark.slow
+@needs_mediapipe
+@needs_photos
+def test_detection_keeps_stderr_clean() -> None:
+    # MediaPipe's C++ warnings would scribble over the terminal UI.
+    code = (
+        "import numpy as np, sys; from PIL import Image; from fingertui import hands as H; "
+        "d = H.HandDetector(); "
+        "[d.detect(np.asarray(Image.open(p).convert('RGB'))) for p in sys.argv[1:]]"
+    )
+    photos = [sorted((DATASETS / rel).iterdir())[0] for rel in ("hagrid-rooms/frames/2", "sign-digits/4")]
+    out = subprocess.run([sys.executable, "-c", code, *map(str, photos)], capture_output=True, text=True, check=True)
+    assert out.stderr == ""

@@ -1,0 +1,95 @@
+"""The hand-pose stream in the pipeline, without real photos: a stand-in landmark source
+(FINGERTUI_DEV_HANDS=1) finds a synthetic hand with as many fingers up as a drawn test
+image has bars, so the whole loop — cache, experts, pooling, predict, review — runs here."""
+
+import numpy as np
+import pytest
+
+from fingertui import active, backbones, streams
+from fingertui.cli import main
+from fingertui.errors import UserError
+from fingertui.importer import import_paths
+from fingertui.model import Model
+from fingertui.pipeline import train
+from fingertui.train import TrainConfig
+from tests.conftest import finger_image, write_bars
+
+FAST = TrainConfig(views=1, max_epochs=40)
+
+
+@pytest.fixture
+def dev(monkeypatch):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
+
+
+@pytest.fixture
+def bars_store(store, tmp_path, dev):
+    import_paths(store, [write_bars(tmp_path / "bars", 8)])
+    return store
+
+
+def test_pose_features_count_where_random_image_features_cannot(bars_store):
+    pose = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
+    both = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    assert pose.features == "pose" and both.features == "both"
+    assert pose.metrics["hands_found"]["train"] == pose.n_train  # every drawn image "holds" a hand
+    assert pose.metrics["test"]["accuracy"] >= 0.9
+    assert both.metrics["test"]["accuracy"] >= 0.9
+    # The landmarks were searched once per image and cached, not again for the second run.
+    assert bars_store.landmarks.count("dev-standin-hands/1") == len(bars_store.labelled())
+
+
+def test_a_frame_without_a_hand_says_so_never_raises(bars_store):
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    model = Model.for_run(bars_store, run)
+    blank = np.full((96, 96, 3), 128, np.uint8)
+    p = model.predict_image(blank)
+    assert p.hand_found is False and "no hand" in p.note and p.label is not None  # the image answers alone
+    three = model.predict_image(np.asarray(finger_image(3, 999)))
+    assert three.hand_found is True and three.label == 3
+    pose_only = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
+    p = Model.for_run(bars_store, pose_only).predict_image(blank)
+    assert p.label is None and p.hand_found is False and p.unsure
+
+
+def test_no_hand_images_are_flagged_for_review(bars_store, tmp_path):
+    import hashlib
+
+    from PIL import Image
+
+    blank = tmp_path / "blank" / "2" / "blank.png"
+    blank.parent.mkdir(parents=True)
+    Image.new("RGB", (96, 96), (120, 120, 120)).save(blank)
+    import_paths(bars_store, [tmp_path / "blank"])
+    sid = bars_store.by_sha(hashlib.sha256(blank.read_bytes()).hexdigest()).id
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST).run
+    found = run.metrics["hands_found"]
+    assert found["train"] + found["test"] == len(bars_store.labelled()) - 1
+    items = {it.sample_id: it for it in active.queue(bars_store)}
+    assert "no-hand" in items[sid].reasons
+    others = [it for i, it in items.items() if i != sid]
+    assert all("no-hand" not in it.reasons for it in others)
+
+
+def test_without_the_hand_detector_training_falls_back_to_the_image_in_one_line(store, tmp_path, monkeypatch):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
+    import_paths(store, [write_bars(tmp_path / "bars", 4)])
+    said = []
+    run = train(store, backbone="dev-random", cfg=FAST, warn=said.append, flags=False).run
+    assert run.features == "image"
+    assert said == ["hand pose is off: No module named 'mediapipe'; fingertui runs image-only"]
+    with pytest.raises(UserError, match="--features pose needs the hand-pose detector"):
+        train(store, features="pose", backbone="dev-random", cfg=FAST)
+
+
+def test_cli_features_pose_without_detector_is_one_line_exit_2(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
+    import_paths(store, [write_bars(tmp_path / "bars", 4)])
+    assert (
+        main(["--home", str(store.ws.root), "train", "--backbone", "dev-random", "--features", "pose", "--json"]) == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mediapipe" in err[0]
