@@ -19,6 +19,6 @@ def test_efficientnet_learns_to_count_held_out_drawn_hands(store, tmp_path):
     assert test["accuracy"] >= 0.6 and test["accuracy_ci95"][0] > 1 / 6
     # Fresh drawings (new seeds, never stored) are counted too, through the saved model.
     model = Model.for_run(store, run)
-    fresh = [(c, np.asarray(finger_image(c, 50_000 + 10 * c + k))) for c in range(6) for k in range(3)]
+    fresh = [(c, np.array(finger_image(c, 50_000 + 10 * c + k))) for c in range(6) for k in range(3)]
     right = sum(model.predict_image(img).label == c for c, img in fresh)
     assert right >= 0.5 * len(fresh)  # chance: 3 of 18
