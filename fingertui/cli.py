@@ -8,6 +8,7 @@ import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fingertui import __version__
@@ -29,8 +30,19 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
     return deco
 
 
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as null: JSON has no NaN."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def emit_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
+    json.dump(_finite(obj), sys.stdout, indent=2, sort_keys=False, allow_nan=False)
     sys.stdout.write("\n")
 
 
@@ -150,22 +162,64 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command("doctor")
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from fingertui.doctor import check
+    from fingertui import doctor
+    from fingertui.workspace import Workspace
 
-    store = open_store(args)
-    report = check(store, fix=not args.dry_run)
+    ws = Workspace.resolve(args.home)
+    if args.empty_trash:
+        n, size = doctor.usage(ws.trash_dir)
+        if n == 0:
+            print("the trash is empty")
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"{n} files ({size / 2**20:.1f} MB) in the trash; pass --yes to delete them for good")
+            answer = input(f"delete {n} files ({size / 2**20:.1f} MB) in {ws.trash_dir} for good? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("kept the trash")
+                return 0
+        n, size = doctor.empty_trash(ws)
+        print(f"deleted {n} files ({size / 2**20:.1f} MB) from the trash")
+        return 0
+    report = doctor.run(ws, fix=not args.dry_run, restore=args.restore, reindex_files=args.reindex)
     if args.json:
         emit_json(report.as_json())
+        return 0 if report.healthy else 1
+    if report.restored_backup:
+        print(f"index restored from {report.restored_backup} (the previous one is kept beside it in db/)")
+    for line in report.recovered:
+        print(f"interrupted change finished: {line}")
+    if report.readonly:
+        print("read-only workspace: only checked, nothing was moved")
+    n_orph = len(report.orphans)
+    if report.fixed:
+        where = f" → {Path(report.quarantined[0]).parts[2]}" if report.quarantined else ""
+        print(f"{report.checked} samples checked; {n_orph} unindexed files moved to data/quarantine{where}")
     else:
-        verb = "would remove" if args.dry_run else "removed"
+        print(f"{report.checked} samples checked; {n_orph} unindexed files (would move to data/quarantine)")
+    for path in report.refound:
+        print(f"{path}: was missing, put back from the trash/quarantine")
+    for sid in report.missing:
+        print(f"sample {sid}: image file is missing — re-import it or `fingertui delete {sid}`")
+    for sid in report.corrupt:
+        print(f"sample {sid}: image file no longer matches its hash — re-import it or `fingertui delete {sid}`")
+    for path in report.orphan_models:
+        print(f"{path}: checkpoint no run records{' (moved to data/trash/models)' if report.fixed else ''}")
+    for rid in report.missing_models:
+        print(f"run {rid}: checkpoint is missing — `fingertui train` again or pick another run")
+    if report.reindexed:
         print(
-            f"{store.count()} samples checked; {len(report.orphans)} orphaned files ({verb} {len(report.orphans) if args.dry_run else len(report.removed)})"
+            f"{report.reindexed} quarantined images indexed again, unlabelled (`fingertui review` / the app to label)"
         )
-        for sid in report.missing:
-            print(f"sample {sid}: image file is missing — re-import it or `fingertui delete {sid}`")
-        for sid in report.corrupt:
-            print(f"sample {sid}: image file no longer matches its hash — re-import it or `fingertui delete {sid}`")
-        print("healthy" if report.healthy else "problems found (see above)")
+    if report.quarantine_files:
+        print(
+            f"{report.quarantine_files} files wait in data/quarantine; `fingertui doctor --reindex` adds them back unlabelled"
+        )
+    print(
+        f"trash: {report.trash_files} files, {report.trash_bytes / 2**20:.1f} MB"
+        + (" (`fingertui doctor --empty-trash` frees it)" if report.trash_files else "")
+    )
+    print("healthy" if report.healthy else "problems found (see above)")
     return 0 if report.healthy else 1
 
 
@@ -350,8 +404,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             try:
                 probs.append(pred.predict_paths([e.path])[0].probs)
                 labels.append(e.label)
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, UserError) as err:
                 skipped.append((str(e.path), f"unreadable image: {err}"))
+        if not probs:
+            raise UserError(f"none of the {len(entries)} images in {args.dir} could be read; check the files")
         m = evaluate(np.array(labels), np.array(probs))
         where = f"{args.dir} ({len(skipped)} files skipped)"
     if args.json:
@@ -382,6 +438,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for p in args.images:
         try:
             r = pred.predict_paths([p])[0]
+        except UserError:
+            raise
         except (OSError, ValueError) as e:
             raise UserError(f"{p} is not a readable image ({e})") from e
         results.append({"path": p, **r.as_json()})
@@ -652,8 +710,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("stats", parents=[common, json_opt], help="counts per label and split, with warnings")
 
-    s = sub.add_parser("doctor", parents=[common, json_opt], help="find and clean orphaned files, report broken rows")
-    s.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
+    s = sub.add_parser(
+        "doctor", parents=[common, json_opt], help="check the workspace; quarantine unindexed files, never delete"
+    )
+    s.add_argument("--dry-run", action="store_true", help="report only; move nothing")
+    s.add_argument("--restore", action="store_true", help="put back the newest backup of the index (data/backups)")
+    s.add_argument("--reindex", action="store_true", help="add quarantined (or unindexed) images back, unlabelled")
+    s.add_argument("--empty-trash", action="store_true", help="delete data/trash for good (asks first)")
+    s.add_argument("--yes", action="store_true", help="with --empty-trash: do not ask")
 
     weights_opt = argparse.ArgumentParser(add_help=False)
     weights_opt.add_argument(
@@ -723,6 +787,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sqlite_message(e: Exception) -> str:
+    text = str(e)
+    low = text.lower()
+    if "full" in low:
+        return "disk full; free some space and try again (nothing stored was lost)"
+    if "readonly" in low or "read-only" in low:
+        return "this workspace is read-only; make it writable (chmod -R u+w) or copy it somewhere writable"
+    if "locked" in low or "busy" in low:
+        return "another fingertui is writing to this workspace; try again when it has finished"
+    return (
+        f"the index cannot be read ({text}); run `fingertui doctor --restore` to put back the newest backup, "
+        "or `fingertui doctor --reindex` to index the images again"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -735,19 +814,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"fingertui: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `fingertui … --json | head -1`: the reader went away. Point stdout at /dev/null
+        # so the interpreter's final flush does not raise again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        print("fingertui: error: output closed early (broken pipe)", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno == errno.ENOSPC:
             print(
                 "fingertui: error: disk full; free some space and try again (nothing stored was lost)", file=sys.stderr
             )
-            return 2
-        raise
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            print(
+                f"fingertui: error: permission denied ({e.filename or e}); check the folder's permissions",
+                file=sys.stderr,
+            )
+        else:
+            print(f"fingertui: error: {e.strerror or e} ({e.filename or 'no file'})", file=sys.stderr)
+        return 2
     except Cancelled:
         print("fingertui: cancelled; nothing was recorded", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("fingertui: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        import sqlite3
+
+        if isinstance(e, sqlite3.Error):
+            print(f"fingertui: error: {_sqlite_message(e)}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

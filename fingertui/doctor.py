@@ -1,49 +1,299 @@
-"""Consistency check of the workspace: files without rows, rows without (intact) files."""
+"""Consistency check and repair of a workspace. Doctor never deletes a user's image.
+
+* Files under ``data/images`` that no row points to are moved to
+  ``data/quarantine/<time>/`` with a ``manifest.json``; ``--reindex`` brings them back as
+  unlabelled samples.
+* A row whose file is missing gets it back from the trash or the quarantine when the
+  same image is there; otherwise it is reported.
+* Checkpoints under ``data/models`` that no run records (a crash between saving and
+  recording) go to ``data/trash/models``; runs whose checkpoint is gone are reported.
+* With a missing, empty or unreadable index nothing is touched (the Store refuses to open
+  it); ``--restore`` puts back the newest backup, ``--reindex`` indexes images again.
+* The orphan scan runs holding the writer lock, so nothing being imported at the same
+  time is mistaken for an orphan.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from fingertui.store import TMP_PREFIX, Store, sha256_bytes
+from fingertui.errors import UserError
+from fingertui.store import TMP_PREFIX, IndexUnusable, Store, recovery_advice
+from fingertui.store.util import sha256_file
+from fingertui.workspace import Workspace
+
+MANIFEST = "manifest.json"
 
 
 @dataclass
 class DoctorReport:
-    orphans: list[str] = field(default_factory=list)  # files no row points to
-    removed: list[str] = field(default_factory=list)
+    checked: int = 0
+    orphans: list[str] = field(default_factory=list)  # unindexed image files found
+    quarantined: list[str] = field(default_factory=list)  # where they went
     missing: list[int] = field(default_factory=list)  # sample ids whose file is gone
     corrupt: list[int] = field(default_factory=list)  # sample ids whose file changed
+    refound: list[str] = field(default_factory=list)  # missing files put back from trash/quarantine
+    orphan_models: list[str] = field(default_factory=list)  # checkpoints no run records
+    models_moved: list[str] = field(default_factory=list)
+    missing_models: list[int] = field(default_factory=list)  # run ids without their checkpoint
+    recovered: list[str] = field(default_factory=list)  # interrupted changes completed / rolled back
+    restored_backup: str | None = None
+    reindexed: int = 0
+    trash_files: int = 0
+    trash_bytes: int = 0
+    quarantine_files: int = 0
+    readonly: bool = False
+    fixed: bool = True
 
     @property
     def healthy(self) -> bool:
-        return not self.missing and not self.corrupt and len(self.removed) == len(self.orphans)
+        handled = len(self.quarantined) == len(self.orphans) and len(self.models_moved) == len(self.orphan_models)
+        return not self.missing and not self.corrupt and not self.missing_models and handled
 
     def as_json(self) -> dict:
         return {
             "healthy": self.healthy,
+            "checked": self.checked,
             "orphans": self.orphans,
-            "removed": self.removed,
+            "quarantined": self.quarantined,
             "missing": self.missing,
             "corrupt": self.corrupt,
+            "refound": self.refound,
+            "orphan_models": self.orphan_models,
+            "models_moved": self.models_moved,
+            "missing_models": self.missing_models,
+            "recovered": self.recovered,
+            "restored_backup": self.restored_backup,
+            "reindexed": self.reindexed,
+            "trash": {"files": self.trash_files, "bytes": self.trash_bytes},
+            "quarantine_files": self.quarantine_files,
+            "readonly": self.readonly,
         }
 
 
-def check(store: Store, *, fix: bool = True) -> DoctorReport:
-    """Find orphaned files (removed when ``fix``) and rows whose file is missing or altered."""
-    report = DoctorReport()
-    known = {}
-    for s in store.samples():
-        known[s.path] = s
-        f = store.ws.abs(s.path)
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def usage(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under a folder."""
+    files = _files(folder)
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
+
+
+def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> DoctorReport:
+    """Check every row's file, then (holding the writer lock) move unindexed files to the
+    quarantine, put back missing files found in the trash, and set orphan checkpoints
+    aside. ``fix=False`` only reports."""
+    ws = store.ws
+    report = DoctorReport(readonly=store.readonly, fixed=fix and not store.readonly)
+    fix = report.fixed
+    report.recovered += store.recovered
+    # Hashing is the slow part and only reads: done without the lock.
+    samples = store.samples()
+    report.checked = len(samples)
+    bad: dict[int, str] = {}
+    for s in samples:
+        f = ws.abs(s.path)
         if not f.exists():
-            report.missing.append(s.id)
-        elif sha256_bytes(f.read_bytes()) != s.sha256:
-            report.corrupt.append(s.id)
-    if store.ws.images_dir.exists():
-        for f in sorted(store.ws.images_dir.rglob("*")):
-            if f.is_file() and (f.name.startswith(TMP_PREFIX) or store.ws.rel(f) not in known):
-                report.orphans.append(store.ws.rel(f))
-                if fix:
-                    f.unlink(missing_ok=True)
-                    report.removed.append(store.ws.rel(f))
+            bad[s.id] = "missing"
+        elif sha256_file(f) != s.sha256:
+            bad[s.id] = "corrupt"
+    if fix:
+        with store.writing():  # also completes or rolls back a crashed writer's changes
+            report.recovered += [r for r in store.recovered if r not in report.recovered]
+            _scan_locked(store, report, bad, fix=True, allow_empty=allow_empty)
+    else:
+        _scan_locked(store, report, bad, fix=False, allow_empty=allow_empty)
+    report.trash_files, report.trash_bytes = usage(ws.trash_dir)
+    report.quarantine_files = sum(1 for p in _files(ws.quarantine_dir) if p.name != MANIFEST)
     return report
+
+
+def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix: bool, allow_empty: bool) -> None:
+    ws = store.ws
+    samples = {s.path: s for s in store.samples()}  # again: what is indexed now
+    found = [f for f in _files(ws.images_dir)]
+    orphans = [f for f in found if ws.rel(f) not in samples]
+    if orphans and not samples and not allow_empty:
+        raise IndexUnusable(recovery_advice(ws, "the index holds no samples but data/images holds images"))
+    # Missing files: the same image may sit in the trash or the quarantine.
+    spare = {p.name: p for p in _files(ws.trash_dir) + _files(ws.quarantine_dir)}
+    for path, s in samples.items():
+        why = bad.get(s.id)
+        if why is None and ws.abs(path).exists():
+            continue
+        f = ws.abs(path)
+        if not f.exists():
+            cand = spare.get(f.name)
+            if fix and cand is not None and sha256_file(cand) == s.sha256:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(cand, f)
+                report.refound.append(path)
+                continue
+            report.missing.append(s.id)
+        elif why == "corrupt" or sha256_file(f) != s.sha256:
+            report.corrupt.append(s.id)
+    report.orphans = [ws.rel(f) for f in orphans]
+    if fix and orphans:
+        report.quarantined = quarantine(ws, orphans, "not in the index")
+    # Checkpoints.
+    recorded = store.runs.checkpoints()
+    for f in _files(ws.models_dir):
+        if ws.rel(f) not in recorded:
+            report.orphan_models.append(ws.rel(f))
+            if fix:
+                dest = ws.trash_dir / "models" / f.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+                report.models_moved.append(ws.rel(dest))
+    for run in store.runs.rows():
+        if not ws.abs(run["checkpoint"]).exists():
+            report.missing_models.append(run["id"])
+
+
+def quarantine(ws: Workspace, files: list[Path], reason: str) -> list[str]:
+    """Move files into a new ``data/quarantine/<time>/`` folder with a manifest."""
+    folder = ws.quarantine_dir / _stamp()
+    entries, moved = [], []
+    for f in files:
+        rel = f.relative_to(ws.images_dir) if f.is_relative_to(ws.images_dir) else Path(f.name)
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        size = f.stat().st_size
+        os.replace(f, dest)
+        moved.append(ws.rel(dest))
+        entries.append(
+            {
+                "file": rel.as_posix(),
+                "original": ws.rel(f),
+                "bytes": size,
+                "reason": "partial write" if f.name.startswith(TMP_PREFIX) else reason,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+    (folder / MANIFEST).write_text(json.dumps(entries, indent=2))
+    return moved
+
+
+def reindex(store: Store) -> tuple[int, int, int]:
+    """Bring quarantined files back as unlabelled samples. Returns (added, duplicates,
+    set aside): files that are not images go to the trash, never deleted."""
+    from fingertui import splits
+    from fingertui.images import decode
+
+    ws = store.ws
+    added = dup = aside = 0
+    with store.writing():
+        for f in _files(ws.quarantine_dir):
+            if f.name == MANIFEST:
+                continue
+            try:
+                d = decode(f)
+                data = f.read_bytes()
+            except (UserError, OSError):
+                _to_trash(ws, f)
+                aside += 1
+                continue
+            from PIL import Image
+
+            res = store.add_image(
+                data,
+                d.ext,
+                width=d.width,
+                height=d.height,
+                source="import",
+                label=None,
+                split=None,
+                group_key=None,
+                phash=splits.phash(Image.fromarray(d.rgb)),
+                origin=f"quarantine:{ws.rel(f)}",
+                actor="import",
+                reason="reindex",
+            )
+            if res.duplicate:
+                dup += 1
+                _to_trash(ws, f)
+            else:
+                added += 1
+                f.unlink()  # its bytes are now stored under data/images
+        for folder in sorted(ws.quarantine_dir.glob("*"), reverse=True) if ws.quarantine_dir.is_dir() else []:
+            if folder.is_dir() and not any(p.name != MANIFEST for p in _files(folder)):
+                shutil.rmtree(folder)
+    if added:
+        store.backup("reindex")
+    return added, dup, aside
+
+
+def _to_trash(ws: Workspace, f: Path) -> None:
+    dest = ws.trash_dir / "quarantine" / f.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(f, dest)
+
+
+def set_index_aside(ws: Workspace) -> Path | None:
+    """Move the current index (and its WAL files) aside, never deleting it."""
+    if not ws.db_path.exists():
+        return None
+    aside = ws.db_dir / f"fingertui.db.replaced-{_stamp()}"
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{ws.db_path}{suffix}")
+        if src.exists():
+            os.replace(src, Path(f"{aside}{suffix}"))
+    return aside
+
+
+def restore_backup(ws: Workspace) -> Path:
+    """Put the newest backup in place of the index (the old one is set aside)."""
+    from fingertui.store.backup import newest, restore
+
+    last = newest(ws.backups_dir)
+    if last is None:
+        raise UserError(
+            f"no backup in {ws.rel(ws.backups_dir)}; run `fingertui doctor --reindex` to index the images again, unlabelled"
+        )
+    ws.db_dir.mkdir(parents=True, exist_ok=True)
+    set_index_aside(ws)
+    restore(last, ws.db_path)
+    return last
+
+
+def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files: bool = False) -> DoctorReport:
+    """What ``fingertui doctor`` does: restore and reindex when asked, then check."""
+    restored = None
+    if restore:
+        restored = restore_backup(ws)
+    try:
+        store = Store(ws)
+    except IndexUnusable:
+        if not reindex_files:
+            raise
+        # The index is beyond use and the user asked to index the images again.
+        set_index_aside(ws)
+        store = Store(ws, new_index_ok=True)
+    try:
+        report = check(store, fix=fix, allow_empty=reindex_files)
+        report.restored_backup = ws.rel(restored) if restored else None
+        if reindex_files and fix and not store.readonly:
+            report.reindexed, _, _ = reindex(store)
+            report.quarantine_files = sum(1 for p in _files(ws.quarantine_dir) if p.name != MANIFEST)
+        return report
+    finally:
+        store.close()
+
+
+def empty_trash(ws: Workspace) -> tuple[int, int]:
+    """Delete everything in ``data/trash`` for good (the CLI asks first)."""
+    n, size = usage(ws.trash_dir)
+    if ws.trash_dir.is_dir():
+        shutil.rmtree(ws.trash_dir)
+    return n, size

@@ -25,6 +25,8 @@ class ExportReport:
 def export_dataset(store: Store, dest: Path) -> ExportReport:
     """Write ``dest/{train,test}/<label>/`` (and ``unlabeled/``) plus ``labels.csv``."""
     dest = dest.expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"{dest} is a file; export into a new or empty folder")
     if dest.exists() and any(dest.iterdir()):
         raise UserError(f"{dest} is not empty; export into a new or empty folder")
     rows = []

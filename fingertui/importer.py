@@ -7,19 +7,19 @@ label folder are groups (one capture session), kept together in one split.
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fingertui import splits
 from fingertui.errors import UserError
 from fingertui.labels import ACCEPTED, try_parse_label
 from fingertui.splits import Existing
 from fingertui.store import Store, sha256_bytes
+from fingertui.store.util import sha256_file
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 SPLIT_FOLDERS = {"train": "train", "val": "train", "valid": "train", "validation": "train", "test": "test"}
@@ -37,7 +37,8 @@ class FileEntry:
 
 @dataclass
 class LoadedImage:
-    data: bytes
+    """What pass 1 keeps of an image: a description, not its bytes (memory stays flat)."""
+
     ext: str
     width: int
     height: int
@@ -66,16 +67,16 @@ class ImportReport:
         }
 
 
-def load_image(data: bytes, name: str) -> LoadedImage:
-    """Decode fully (catches truncated files) and describe an image; raises ValueError."""
+def load_image(path: Path) -> LoadedImage:
+    """Hash (in chunks) and decode (bounded, see images.py) one file; raises UserError."""
+    from fingertui.images import decode
+
+    d = decode(path)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            fmt = (img.format or "").lower()
-            ext = {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt) or Path(name).suffix.lstrip(".").lower()
-            return LoadedImage(data, ext, img.width, img.height, splits.phash(img), sha256_bytes(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(str(e) or type(e).__name__) from e
+        sha = sha256_file(path)
+    except OSError as e:
+        raise UserError(f"cannot read ({e.strerror or e})") from e
+    return LoadedImage(d.ext, d.width, d.height, splits.phash(Image.fromarray(d.rgb)), sha)
 
 
 def _classify_parts(parts: list[str]) -> tuple[int | None, str | None, list[str], str | None, bool]:
@@ -129,12 +130,15 @@ def scan(
                 continue
             parts = lead + list(f.relative_to(base).parts[:-1])
             group_parts = list(f.relative_to(base).parts[:-1])
+            # A folder that carries no label says nothing about which images belong
+            # together (a flat folder would be one group, none of it ever tested):
+            # unlabelled images are grouped by near-duplicate hashes instead.
             if unlabeled:
-                entries.append(FileEntry(f, None, None, _hint(root, group_parts)))
+                entries.append(FileEntry(f, None, None, None))
                 continue
             lab, split, below, unknown, unlab_folder = _classify_parts(parts)
             if unlab_folder:
-                entries.append(FileEntry(f, None, None, _hint(root, group_parts)))
+                entries.append(FileEntry(f, None, None, None))
                 continue
             if label is not None:
                 # --label N: the whole tree is one class; sub-folders are groups.
@@ -172,18 +176,23 @@ def import_paths(
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import images into the store; returns what was added, duplicated and skipped."""
+    paths = list(paths)
     entries, skipped = scan(paths, label=label, unlabeled=unlabeled, skip_unknown=skip_unknown)
+    if not entries:
+        where = ", ".join(str(p) for p in paths)
+        extra = f" ({len(skipped)} other files skipped)" if skipped else ""
+        raise UserError(f"found no images in {where}{extra}; fingertui reads {', '.join(sorted(IMAGE_EXTS))}")
     report = ImportReport(skipped=skipped)
     total = len(entries) * 2
     # Pass 1: decode and hash everything, so groups and splits are planned over the whole
-    # import (order-independent) before anything is written.
+    # import (order-independent) before anything is written. Only descriptions are kept.
     loaded: list[tuple[FileEntry, LoadedImage]] = []
     seen: set[str] = set()
     for k, entry in enumerate(entries):
         try:
-            img = load_image(entry.path.read_bytes(), entry.path.name)
-        except (OSError, ValueError) as e:
-            report.skipped.append((str(entry.path), f"unreadable image: {e}"))
+            img = load_image(entry.path)
+        except UserError as e:
+            report.skipped.append((str(entry.path), str(e).removeprefix(f"{entry.path}: ")))
         else:
             if img.sha256 in seen or store.by_sha(img.sha256) is not None:
                 report.duplicates += 1
@@ -195,10 +204,18 @@ def import_paths(
     items = [splits.Item(e.label, img.phash, e.group_hint, e.split, img.sha256) for e, img in loaded]
     existing = [Existing(p, g, s) for _, p, g, s in store.group_index()]
     plan = splits.plan(items, existing, store.split_counts())
-    # Pass 2: write each sample atomically.
+    # Pass 2: write each sample atomically (one file's bytes in memory at a time).
     for k, ((entry, img), (group_key, split)) in enumerate(zip(loaded, plan, strict=True)):
+        try:
+            data = entry.path.read_bytes()
+        except OSError as e:
+            report.skipped.append((str(entry.path), f"cannot read ({e.strerror or e})"))
+            continue
+        if sha256_bytes(data) != img.sha256:
+            report.skipped.append((str(entry.path), "changed while being imported; import it again"))
+            continue
         res = store.add_image(
-            img.data,
+            data,
             img.ext,
             width=img.width,
             height=img.height,
@@ -211,6 +228,7 @@ def import_paths(
             actor="import",
             reason="import",
         )
+        del data
         if res.duplicate:
             report.duplicates += 1
         else:
@@ -220,6 +238,8 @@ def import_paths(
             report.per_label_split[(lab, split or "-")] += 1
         if progress:
             progress(len(entries) + k + 1, total)
+    if report.added:
+        store.backup("import")
     if progress:
         progress(total, total)
     return report

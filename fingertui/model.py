@@ -2,15 +2,20 @@
 calibration, loaded once from a checkpoint and used by predict, eval, active learning,
 export and the app.
 
-A model is a set of *experts*, one per feature stream:
+A model is a set of *experts*:
 
 - ``image``: the frozen backbone's embedding of the (hand-framed) image, and a linear head;
-- ``pose``: features of the hand's 21 landmarks (see ``pose.py``), and a linear head.
+- ``pose``: features of the hand's 21 landmarks (see ``pose.py``), and a linear head;
+- ``fingers``: the finger-state head (``fingers.py``): five up/down probabilities whose sum
+  is the count, fitted from count labels towards the shipped starter.
 
-Their logits are pooled log-linearly, ``z = w_image·z_image + w_pose·z_pose``, with weights
-fitted on the validation fold. Where no hand is found the image expert answers alone with
-its own temperature, and the prediction says so. A run trained with ``--features image``
-or ``pose`` simply has one expert.
+Their log-probabilities are pooled log-linearly, ``z = Σ w_e · z_e``, with weights fitted
+on the validation fold. Where no hand is found the image expert answers alone with its own
+temperature, and the prediction says so. A run trained with ``--features image`` has the
+image expert only; ``pose`` has pose and fingers.
+
+The *starter* model is the fingers expert alone, with the parameters fingertui ships: it
+counts before the user has captured anything.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from fingertui.train import Head, logits, softmax
 FORMAT = "fingertui.model/2"
 FORMAT_V1 = "fingertui.head/1"  # image-only checkpoints written before the pose stream
 FEATURE_SETS = ("image", "pose", "both")
+# The starter has no validation on the user's data: below this confidence it says unsure.
+STARTER_UNSURE = 0.7
 MAX_DIM = 1 << 16  # no head of ours is this wide; a bigger number is a corrupt checkpoint
 N = len(CLASSES)
 
@@ -96,9 +103,13 @@ def load_checkpoint(path: Path) -> dict:
             "image_temperature": t,
         }
     experts = ckpt.get("experts")
-    if not isinstance(experts, dict) or not experts or set(experts) - {"image", "pose"}:
+    if not isinstance(experts, dict) or not experts or set(experts) - {"image", "pose", "fingers"}:
         raise _bad(path, "no experts")
     for name, e in experts.items():
+        if name == "fingers":
+            if not isinstance(e, dict) or not isinstance(e.get("head_json"), dict):
+                raise _bad(path, "finger head")
+            continue
         _check_head_spec(path, e.get("head") if isinstance(e, dict) else None)
         if name == "image" and not isinstance(e.get("backbone"), str):
             raise _bad(path, "backbone field")
@@ -129,6 +140,7 @@ class Prediction:
     hand_found: bool | None = None  # None: the model has no pose expert
     box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) of the hand framing used
     note: str = ""
+    fingers: list[float] | None = None  # P(up) of thumb, index, middle, ring, little
 
     def as_json(self) -> dict:
         return {
@@ -138,6 +150,7 @@ class Prediction:
             "unsure": self.unsure,
             "hand_found": self.hand_found,
             "note": self.note,
+            "fingers": self.fingers,
         }
 
 
@@ -148,6 +161,7 @@ class Features:
 
     image: np.ndarray | None = None
     pose: np.ndarray | None = None
+    fingers: np.ndarray | None = None  # (N, 5, K) finger features (fingers.finger_matrix)
     hand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     boxes: list[tuple[int, int, int, int] | None] = field(default_factory=list)
 
@@ -159,15 +173,18 @@ def pool_logits(
     weights: dict[str, float],
     image_temperature: float,
     temperature: float = 1.0,
+    z_fingers: np.ndarray | None = None,
 ) -> np.ndarray:
     """Calibrated probabilities from the experts' logits (see the module docstring).
 
-    Rows with no hand use the image expert alone at its own temperature; in a pose-only
-    model they get the uniform distribution (the model cannot say anything)."""
+    Rows with no hand use the image expert alone at its own temperature; in a model
+    without an image expert they get the uniform distribution (it cannot say anything)."""
     n = len(hand)
     z = np.zeros((n, N))
     if z_pose is not None:
         z[hand] += weights.get("pose", 0.0) * z_pose[hand]
+    if z_fingers is not None:
+        z[hand] += weights.get("fingers", 0.0) * z_fingers[hand]
     if z_image is not None:
         z[hand] += weights.get("image", 0.0) * z_image[hand]
         z[~hand] = z_image[~hand] / image_temperature
@@ -181,7 +198,19 @@ class Model:
         self.meta = ckpt
         self.path = path
         self.features_set: str = ckpt.get("features", "image")
-        self.heads = {n: build_head(path, e["head"], e["head_state"]) for n, e in ckpt["experts"].items()}
+        self.heads = {
+            n: build_head(path, e["head"], e["head_state"]) for n, e in ckpt["experts"].items() if n != "fingers"
+        }
+        self.fingers = None  # fingers.FingerHead
+        if "fingers" in ckpt["experts"]:
+            from fingertui.fingers import FingerHead
+
+            try:
+                self.fingers = FingerHead.from_json(ckpt["experts"]["fingers"]["head_json"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise UserError(
+                    f"checkpoint {path.name}: its finger head does not fit this fingertui ({e}); retrain"
+                ) from e
         self.weights: dict[str, float] = {k: float(v) for k, v in ckpt["weights"].items()}
         self.temperature = float(ckpt["temperature"])
         self.image_temperature = float(ckpt.get("image_temperature", 1.0))
@@ -252,28 +281,62 @@ class Model:
 
     # --- probabilities ------------------------------------------------------------------
 
+    @classmethod
+    def starter(cls, warn: Callable[[str], None] | None = None) -> Model | None:
+        """The shipped finger-state model, or None when the hand-pose detector cannot run."""
+        from fingertui import streams
+        from fingertui.fingers import load_starter
+
+        pose = streams.PoseStream.create(warn)
+        if pose is None:
+            return None
+        ckpt = {
+            "format": FORMAT,
+            "classes": list(CLASSES),
+            "features": "starter",
+            "experts": {"fingers": {"head_json": load_starter().to_json()}},
+            "weights": {"fingers": 1.0},
+            "temperature": 1.0,
+            "unsure_threshold": STARTER_UNSURE,
+            "starter": True,
+        }
+        return cls(ckpt, Path("starter"), None, pose)
+
+    @property
+    def is_starter(self) -> bool:
+        return bool(self.meta.get("starter"))
+
     @property
     def uses_pose(self) -> bool:
-        return self.pose is not None and "pose" in self.heads
+        return self.pose is not None and ("pose" in self.heads or self.fingers is not None)
 
-    def expert_logits(self, f: Features) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def expert_logits(self, f: Features) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         zi = logits(self.heads["image"], f.image) if "image" in self.heads and f.image is not None else None
-        zp = None
-        if self.uses_pose and f.pose is not None:
+        zp = zf = None
+        if self.uses_pose and f.pose is not None and "pose" in self.heads:
             zp = logits(self.heads["pose"], f.pose)
-        return zi, zp
+        if self.uses_pose and f.fingers is not None and self.fingers is not None:
+            zf = self.fingers.log_probs(f.fingers)
+        return zi, zp, zf
 
     def probs(self, f: Features) -> np.ndarray:
         """Calibrated (N, 6) probabilities of feature rows."""
         if len(f.hand) == 0:
             return np.zeros((0, N))
-        zi, zp = self.expert_logits(f)
-        hand = f.hand if zp is not None else np.zeros(len(f.hand), dtype=bool)
-        if zi is None:  # pose-only model
-            p = pool_logits(None, zp, hand, self.weights, self.image_temperature, self.temperature)
+        zi, zp, zf = self.expert_logits(f)
+        hand = f.hand if (zp is not None or zf is not None) else np.zeros(len(f.hand), dtype=bool)
+        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf)
+        if zi is None:  # no image expert: nothing to say without a hand
             p[~hand] = 1.0 / N
-            return p
-        return pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature)
+        return p
+
+    def finger_ups(self, f: Features) -> np.ndarray | None:
+        """(N, 5) P(up) per finger where a hand was found (NaN elsewhere), or None."""
+        if self.fingers is None or f.fingers is None or not self.uses_pose:
+            return None
+        up = self.fingers.up(f.fingers)
+        up[~f.hand] = np.nan
+        return up
 
     def standardised(self, f: Features) -> np.ndarray:
         """Feature rows in the heads' standardised space (for near-duplicate search): raw
@@ -305,14 +368,24 @@ class Model:
         if self.image is not None:
             f.image = self.image.embed([o.framed for o in obs])
         if self.uses_pose:
-            f.pose = self.pose.features([o.hand for o in obs])
+            hands = [o.hand for o in obs]
+            if "pose" in self.heads:
+                f.pose = self.pose.features(hands)
+            if self.fingers is not None:
+                from fingertui.fingers import finger_matrix
+
+                f.fingers = finger_matrix(hands)[0]
         return f
 
     def predict_images(
         self, images: Sequence[np.ndarray], *, tracking: bool = False, hands: Sequence[object] | None = None
     ) -> list[Prediction]:
         f = self.features_of_images(images, tracking=tracking, hands=hands)
-        return [self._prediction(p, bool(h), b) for p, h, b in zip(self.probs(f), f.hand, f.boxes, strict=True)]
+        ups = self.finger_ups(f)
+        return [
+            self._prediction(p, bool(h), b, None if ups is None or not h else [float(x) for x in ups[i]])
+            for i, (p, h, b) in enumerate(zip(self.probs(f), f.hand, f.boxes, strict=True))
+        ]
 
     def predict_image(
         self, img: np.ndarray, *, tracking: bool = False, hand: object | None = None, hand_known: bool = False
@@ -326,15 +399,18 @@ class Model:
 
         return [self.predict_image(read_rgb(p)) for p in paths]
 
-    def _prediction(self, p: np.ndarray, hand: bool, box: tuple[int, int, int, int] | None) -> Prediction:
+    def _prediction(
+        self, p: np.ndarray, hand: bool, box: tuple[int, int, int, int] | None, fingers: list[float] | None
+    ) -> Prediction:
         hand_found = hand if self.uses_pose else None
         if self.uses_pose and not hand and "image" not in self.heads:
             return Prediction(None, 0.0, [float(x) for x in p], True, False, None, "no hand found")
         k = int(p.argmax())
         note = "no hand found: image only" if hand_found is False else ""
-        return Prediction(
-            CLASSES[k], float(p[k]), [float(x) for x in p], bool(p[k] < self.threshold), hand_found, box, note
-        )
+        if self.is_starter:
+            note = "starter model — capture a few of each to make it yours"
+        unsure = bool(p[k] < self.threshold)
+        return Prediction(CLASSES[k], float(p[k]), [float(x) for x in p], unsure, hand_found, box, note, fingers)
 
     # --- stored samples ----------------------------------------------------------------
 

@@ -305,6 +305,7 @@ class SampleFeatures:
     hand: np.ndarray
     boxes: list[Box | None]
     embedded_new: int = 0
+    fingers: np.ndarray | None = None  # (N, 5, K) finger features, no views (plain only)
 
     def plain(self, rows: np.ndarray | None = None) -> object:
         from fingertui.model import Features
@@ -313,6 +314,7 @@ class SampleFeatures:
         return Features(
             image=None if self.image is None else self.image[sel, 0],
             pose=None if self.pose is None else self.pose[sel, 0],
+            fingers=None if self.fingers is None else self.fingers[sel],
             hand=self.hand[sel],
             boxes=self.boxes if rows is None else [self.boxes[i] for i in np.arange(len(self.boxes))[sel]],
         )
@@ -337,7 +339,9 @@ def sample_features(
         hands = stored_hands(store, pose, samples, progress, cancel)
     hand = np.array([h is not None for h in hands], dtype=bool)
     boxes: list[Box | None] = [
-        frame_box(h, (s.height, s.width), image.framing if image else None) for h, s in zip(hands, samples, strict=True)
+        # The hand's own image size: the one the detector saw (images.py bounds big ones).
+        frame_box(h, (h.image_size[1], h.image_size[0]), image.framing if image else None) if h is not None else None
+        for h in hands
     ]
     X_img = X_pose = None
     new = 0
@@ -369,4 +373,9 @@ def sample_features(
         for n, (s, h) in enumerate(zip(samples, hands, strict=True)):
             X_pose[n, : per[n] + 1] = pose.view_features(h, s.sha256, per[n])
             X_pose[n, per[n] + 1 :] = X_pose[n, 0]
-    return SampleFeatures(X_img, X_pose, hand, boxes, new)
+    F = None
+    if pose is not None:
+        from fingertui.fingers import finger_matrix
+
+        F = finger_matrix(hands)[0]
+    return SampleFeatures(X_img, X_pose, hand, boxes, new, F)

@@ -38,12 +38,27 @@ class Workspace:
         return self.data_dir / "trash"
 
     @property
+    def quarantine_dir(self) -> Path:
+        """Files ``doctor`` found unindexed: moved here with a manifest, never deleted."""
+        return self.data_dir / "quarantine"
+
+    @property
+    def backups_dir(self) -> Path:
+        """Online backups of the index (outside ``db/``, so losing that folder spares them)."""
+        return self.data_dir / "backups"
+
+    @property
     def db_dir(self) -> Path:
         return self.root / "db"
 
     @property
     def db_path(self) -> Path:
         return self.db_dir / "fingertui.db"
+
+    @property
+    def lock_path(self) -> Path:
+        """The OS file lock one writer at a time holds."""
+        return self.db_dir / "writer.lock"
 
     def image_path(self, sha256: str, ext: str) -> Path:
         """Content-addressed location of an image: ``data/images/ab/<sha256>.<ext>``."""

@@ -151,7 +151,7 @@ def test_json_shapes(tmp_path, labelled_tree, capsys):
     assert any("fewer" in w or "only 10" in w for w in st["warnings"])
     code, doc = run_json(capsys, [*home, "doctor", "--json"])
     assert code == 0 and doc["healthy"] is True
-    assert set(doc) == {"healthy", "orphans", "removed", "missing", "corrupt"}
+    assert {"healthy", "orphans", "quarantined", "missing", "corrupt", "trash", "orphan_models"} <= set(doc)
 
 
 def test_stats_warns_about_imbalance_and_missing_test(store, tmp_path):

@@ -88,7 +88,7 @@ def test_content_addressed_and_duplicate_is_noop(store):
     assert [(e["old"], e["new"], e["actor"], e["kind"]) for e in events] == [(None, 3, "user", "add")]
 
 
-def test_crash_between_file_and_row_leaves_orphan_that_doctor_cleans(store, monkeypatch):
+def test_failure_inside_the_insert_leaves_neither_row_nor_file(store, monkeypatch):
     add(store, 1)
 
     def boom(*a, **k):
@@ -98,11 +98,56 @@ def test_crash_between_file_and_row_leaves_orphan_that_doctor_cleans(store, monk
     with pytest.raises(RuntimeError):
         add(store, 2)
     assert store.count() == 1  # the transaction rolled back: no half sample
-    files = [p for p in store.ws.images_dir.rglob("*") if p.is_file()]
-    assert len(files) == 2
+    assert len([p for p in store.ws.images_dir.rglob("*") if p.is_file()]) == 1  # and no stray file
+    assert not store.journal.has_pending()
+
+
+def test_doctor_quarantines_unindexed_files_and_reindex_brings_them_back(store):
+    add(store, 1)
+    stray = store.ws.image_path("f" * 64, "png")
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(png_bytes(noise_image(9)))
     report = doctor.check(store)
-    assert len(report.orphans) == 1 and report.healthy
-    assert len([p for p in store.ws.images_dir.rglob("*") if p.is_file()]) == 1
+    assert report.orphans == [store.ws.rel(stray)] and report.healthy
+    assert not stray.exists() and report.quarantine_files == 1  # moved, never deleted
+    manifest = next(store.ws.quarantine_dir.rglob("manifest.json")).read_text()
+    assert store.ws.rel(stray) in manifest
+    added, dup, aside = doctor.reindex(store)
+    assert (added, dup, aside) == (1, 0, 0) and store.count() == 2 and store.unlabelled_count() == 1
+    assert not any(p.is_file() for p in store.ws.quarantine_dir.rglob("*"))
+
+
+def test_backups_are_online_copies_a_few_kept(store):
+    from fingertui.store.backup import KEEP, backups
+
+    add(store, 1)
+    for _ in range(KEEP + 2):
+        store.backup("test")
+    kept = backups(store.ws.backups_dir)
+    assert len(kept) == KEEP
+    copy = sqlite3.connect(kept[-1])
+    assert copy.execute("SELECT count(*) FROM samples").fetchone()[0] == 1
+
+
+def test_second_writer_waits_then_says_so_in_one_line(ws, monkeypatch):
+    monkeypatch.setenv("FINGERTUI_LOCK_WAIT_S", "0.2")
+    a, b = Store(ws), Store(ws)
+    with a.writing():
+        with pytest.raises(UserError, match="another fingertui is writing"):
+            add(b, 1)
+        assert b.count() == 0  # readers never block
+    add(b, 1)  # free again
+    a.close()
+    b.close()
+
+
+def test_orphan_checkpoint_is_set_aside_not_deleted(store):
+    ckpt = store.ws.models_dir / "run-crashed.pt"
+    ckpt.write_bytes(b"weights")
+    report = doctor.check(store)
+    assert report.orphan_models == ["data/models/run-crashed.pt"] and report.healthy
+    assert (store.ws.trash_dir / "models" / "run-crashed.pt").read_bytes() == b"weights"
+    assert report.trash_files == 1
 
 
 def test_doctor_reports_missing_and_altered_files(store):

@@ -2,8 +2,8 @@
 
 Writes are atomic: an image is written to a temporary name and renamed into its
 content-addressed place, then its row (and its first label event) is inserted in one
-transaction. A crash leaves either no sample or a complete one, plus at worst an
-orphaned file that ``fingertui doctor`` removes.
+transaction; the change is journalled first, so a crash at any step is completed or
+rolled back by the next writer (store/journal.py). One writer at a time per workspace.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -22,7 +24,8 @@ from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.store.flags import FlagsTable
 from fingertui.store.history import UNDOABLE, History
-from fingertui.store.migrations import SCHEMA_VERSION, migrate
+from fingertui.store.journal import Journal, WriterLock, crash_point
+from fingertui.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.store.run_table import RunTable
 from fingertui.store.util import TMP_PREFIX, atomic_write, now_iso, sha256_bytes
 from fingertui.store.vectors import EmbeddingTable, LandmarkTable
@@ -34,6 +37,7 @@ __all__ = [
     "TMP_PREFIX",
     "UNDOABLE",
     "AddResult",
+    "IndexUnusable",
     "Sample",
     "Store",
     "atomic_write",
@@ -75,40 +79,160 @@ class AddResult:
     duplicate: bool
 
 
+class IndexUnusable(UserError):
+    """The index is missing, empty or unreadable while images exist: nothing is touched."""
+
+
+def has_images(ws: Workspace) -> bool:
+    """Whether ``data/images`` holds any file (stops at the first one)."""
+    if not ws.images_dir.is_dir():
+        return False
+    for sub in os.scandir(ws.images_dir):
+        if sub.is_file():
+            return True
+        if sub.is_dir() and any(e.is_file() for e in os.scandir(sub.path)):
+            return True
+    return False
+
+
+def recovery_advice(ws: Workspace, problem: str) -> str:
+    """One line: what is wrong with the index and the doctor command that recovers."""
+    from fingertui.store.backup import newest
+
+    last = newest(ws.backups_dir)
+    restore = (
+        f"run `fingertui doctor --restore` to put back the newest backup ({ws.rel(last)}), then "
+        "`fingertui doctor --reindex` for images added since"
+        if last
+        else "no backup exists; run `fingertui doctor --reindex` to index the images again, unlabelled"
+    )
+    return f"{problem}; nothing was changed. To recover, {restore}"
+
+
 class Store:
     """All reads and writes of the dataset go through here."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.ws = workspace.ensure()
+    def __init__(self, workspace: Workspace, *, new_index_ok: bool = False) -> None:
+        self.ws = workspace
+        self.readonly = False
+        self.warnings: list[str] = []
+        root = workspace.root
+        if root.exists() and not root.is_dir():
+            raise UserError(f"{root} is a file, not a workspace folder; pass a folder with --home")
+        db_path = workspace.db_path
+        have_db = db_path.is_file() and db_path.stat().st_size > 0
+        images = has_images(workspace)
+        rel_db = f"the index {db_path.relative_to(root)}"
+        if not have_db and images and not new_index_ok:
+            what = "is missing" if not db_path.exists() else "is empty"
+            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} {what} but data/images holds images"))
         try:
-            conn = sqlite3.connect(self.ws.db_path, check_same_thread=False, timeout=30)
+            workspace.ensure()
+            writable = os.access(workspace.db_dir, os.W_OK) and (not have_db or os.access(db_path, os.W_OK))
+        except OSError as e:
+            if not have_db:
+                raise UserError(
+                    f"cannot create a workspace in {root} ({e.strerror or e}); pass a writable folder with --home"
+                ) from e
+            writable = False
+        self.readonly = not writable
+        try:
+            if self.readonly:
+                conn = self._connect_readonly(db_path)
+            else:
+                conn = sqlite3.connect(db_path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL keeps the database consistent on a crash (a power cut may
-            # drop the last commits, whose files doctor then finds as orphans).
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not self.readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL keeps the database consistent on a crash (a power cut may
+                # drop the last commits; the journal then completes or rolls them back).
+                self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.migrated_from = migrate(self.db)
+            start = version(self.db)
         except sqlite3.DatabaseError as e:
-            raise UserError(
-                f"cannot open the index {self.ws.db_path}: {e}; run `fingertui doctor` or restore a backup"
-            ) from e
+            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+        if start == 0 and images and not new_index_ok:
+            self.db.close()
+            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} is empty but data/images holds images"))
         # One connection shared by the CLI, tests and the TUI's worker threads.
         self.lock = threading.RLock()
+        # One writer per workspace (OS file lock); a crashed writer's journal is dealt
+        # with by whoever takes the lock next.
+        self.writer = WriterLock(workspace.lock_path, readonly=self.readonly)
+        self.journal = Journal(self)
+        self._ready = False
+        self.writer.on_acquire.append(self._recover)
+        self.recovered: list[str] = []
+        try:
+            if start < SCHEMA_VERSION:
+                with self.writer.hold():
+                    self.migrated_from = migrate(self.db, before=self._backup_before_migration)
+            else:
+                self.migrated_from = migrate(self.db)
+        except sqlite3.DatabaseError as e:
+            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+        self._ready = True
         # The tables other modules read and write, each through its owner.
         self.flags = FlagsTable(self)
         self.history = History(self)
         self.runs = RunTable(self)
         self.embeddings = EmbeddingTable(self)
         self.landmarks = LandmarkTable(self)
+        if not self.readonly and self.journal.has_pending():
+            # Finish what a crashed writer left, unless a live one holds the lock now.
+            try:
+                with self.writer.hold(wait=0):
+                    pass
+            except UserError:
+                pass
+
+    @staticmethod
+    def _connect_readonly(db_path: Path) -> sqlite3.Connection:
+        """Read-only: through the WAL when SQLite can, else the file as it is (immutable)."""
+        base = f"file:{quote(str(db_path))}?mode=ro"
+        try:
+            conn = sqlite3.connect(base, uri=True, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            return sqlite3.connect(base + "&immutable=1", uri=True, check_same_thread=False)
+
+    def _backup_before_migration(self, start: int) -> None:
+        if start > 0:
+            self.backup(f"schema{start}")
+
+    def _recover(self) -> None:
+        if self._ready and self.journal.has_pending():
+            self.recovered += self.journal.recover()
+
+    def backup(self, reason: str) -> Path | None:
+        """An online backup of the index into ``data/backups/`` (a few newest are kept)."""
+        from fingertui.store.backup import backup
+
+        if self.readonly:
+            return None
+        try:
+            with self.lock:
+                return backup(self.db.conn, self.ws.backups_dir, reason)
+        except (OSError, sqlite3.Error) as e:
+            self.warnings.append(f"could not back up the index ({e}); check free space")
+            return None
 
     def close(self) -> None:
         self.db.close()
+        self.writer.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the workspace's write lock across several changes (reentrant)."""
+        with self.writer.hold():
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        with self.lock, self.db.atomic():
+        with self.writer.hold(), self.lock, self.db.atomic():
             yield self.db
+            crash_point("commit")
 
     # --- reads ------------------------------------------------------------------------
 
@@ -189,34 +313,39 @@ class Store:
     ) -> AddResult:
         """Store an image and its row atomically; an image already stored is a no-op."""
         sha = sha256_bytes(data)
-        existing = self.by_sha(sha)
-        if existing is not None:
-            return AddResult(existing, duplicate=True)
         if label is not None and label not in CLASSES:
             raise UserError(f"unknown label {label!r}: use 0–5")
         if label is None:
             split = None
-        path = self.ws.image_path(sha, ext.lower().lstrip("."))
-        atomic_write(path, data)
-        row = {
-            "sha256": sha,
-            "path": self.ws.rel(path),
-            "width": width,
-            "height": height,
-            "source": source,
-            "origin": origin,
-            "session": session,
-            "created": now_iso(),
-            "label": label,
-            "split": split,
-            "group_key": group_key,
-            "phash": phash,
-        }
-        if capture is not None:
-            row["capture_run"], row["capture_pred"], row["capture_conf"] = capture
-        with self.transaction() as db:
-            sample_id = self._insert_row(db, row)
-            self.history.record(db, sample_id, None, label, actor, reason or source, kind="add")
+        with self.writer.hold():
+            existing = self.by_sha(sha)
+            if existing is not None:
+                return AddResult(existing, duplicate=True)
+            path = self.ws.image_path(sha, ext.lower().lstrip("."))
+            row = {
+                "sha256": sha,
+                "path": self.ws.rel(path),
+                "width": width,
+                "height": height,
+                "source": source,
+                "origin": origin,
+                "session": session,
+                "created": now_iso(),
+                "label": label,
+                "split": split,
+                "group_key": group_key,
+                "phash": phash,
+            }
+            if capture is not None:
+                row["capture_run"], row["capture_pred"], row["capture_conf"] = capture
+            event = {"actor": actor, "reason": reason or source}
+            with self.journal.step("add", {"row": row, "event": event}) as entry:
+                atomic_write(path, data)
+                crash_point("add:written")
+                with self.transaction() as db:
+                    sample_id = self._insert_row(db, row)
+                    self.history.record(db, sample_id, None, label, actor, event["reason"], kind="add")
+                    self.journal.finish(db, entry)
         return AddResult(self.get(sample_id), duplicate=False)
 
     def _split_for(self, sample: Sample, label: int) -> str:
@@ -245,6 +374,12 @@ class Store:
         """Change a sample's label, recording the change; a newly labelled sample gets a
         split (``split`` if given, else its group's or a planned one) that never changes.
         Open review flags of the sample are resolved by the change."""
+        with self.writer.hold():
+            return self._set_label(sample_id, label, split, actor, reason)
+
+    def _set_label(
+        self, sample_id: int, label: int | None, split: str | None, actor: str, reason: str | None
+    ) -> Sample:
         sample = self.get(sample_id)
         if label is not None and label not in CLASSES:
             raise UserError(f"unknown label {label!r}: use 0–5")
@@ -263,6 +398,10 @@ class Store:
 
     def confirm(self, sample_id: int, reason: str | None = "review") -> Sample:
         """The user says the label is right: the sample's open flags are resolved."""
+        with self.writer.hold():
+            return self._confirm(sample_id, reason)
+
+    def _confirm(self, sample_id: int, reason: str | None) -> Sample:
         sample = self.get(sample_id)
         if sample.label is None:
             raise UserError(
@@ -279,6 +418,10 @@ class Store:
         self, sample_id: int, excluded: bool = True, reason: str | None = "not a hand / bad image"
     ) -> Sample:
         """Keep the image on disk but leave it out of training and evaluation (or back in)."""
+        with self.writer.hold():
+            return self._set_excluded(sample_id, excluded, reason)
+
+    def _set_excluded(self, sample_id: int, excluded: bool, reason: str | None) -> Sample:
         sample = self.get(sample_id)
         with self.transaction() as db:
             self._write_excluded(db, sample_id, excluded)
@@ -301,41 +444,52 @@ class Store:
     def delete(self, sample_id: int, *, reason: str | None = "delete") -> Sample:
         """Remove a sample. Its file moves to ``data/trash/`` and its row is kept in the
         event, so `undo` can bring it back exactly."""
-        sample = self.get(sample_id)
-        src = self.ws.abs(sample.path)
-        trash = self.ws.trash_dir / src.name
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        if src.exists():
-            os.replace(src, trash)
-        try:
-            with self.transaction() as db:
-                flags = self.flags.resolve_open(db, sample_id, "delete")
-                db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
-                row = {k: getattr(sample, k) for k in Sample.__dataclass_fields__}
-                self.history.record(
-                    db,
-                    sample_id,
-                    sample.label,
-                    None,
-                    "user",
-                    reason,
-                    kind="delete",
-                    payload={"row": row, "flags": flags},
-                )
-        except BaseException:
-            if trash.exists():
-                os.replace(trash, src)
-            raise
+        with self.writer.hold():
+            sample = self.get(sample_id)
+            src = self.ws.abs(sample.path)
+            trash = self.ws.trash_dir / src.name
+            payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
+            with self.journal.step("delete", payload) as entry:
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                if src.exists():
+                    os.replace(src, trash)
+                crash_point("delete:moved")
+                with self.transaction() as db:
+                    flags = self.flags.resolve_open(db, sample_id, "delete")
+                    db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+                    row = {k: getattr(sample, k) for k in Sample.__dataclass_fields__}
+                    self.history.record(
+                        db,
+                        sample_id,
+                        sample.label,
+                        None,
+                        "user",
+                        reason,
+                        kind="delete",
+                        payload={"row": row, "flags": flags},
+                    )
+                    self.journal.finish(db, entry)
         return sample
 
     def remove_capture(self, sample_id: int) -> Sample:
-        """Take back a capture exactly: row, file and its 'add' event (marked undone)."""
-        sample = self.get(sample_id)
-        with self.transaction() as db:
-            self.flags.drop_for(db, sample_id)
-            db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
-            self.history.mark_add_undone(db, sample_id)
-        self.ws.abs(sample.path).unlink(missing_ok=True)
+        """Take back a capture exactly: row and its 'add' event (marked undone); the file
+        goes to the trash (``doctor --empty-trash`` removes it for good)."""
+        with self.writer.hold():
+            sample = self.get(sample_id)
+            src = self.ws.abs(sample.path)
+            trash = self.ws.trash_dir / src.name
+            payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
+            with self.journal.step("remove", payload) as entry:
+                with self.transaction() as db:
+                    self.flags.drop_for(db, sample_id)
+                    db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
+                    self.history.mark_add_undone(db, sample_id)
+                if src.exists():
+                    trash.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, trash)
+                crash_point("remove:moved")
+                with self.transaction() as db:
+                    self.journal.finish(db, entry)
         return sample
 
     def undo(self) -> dict[str, Any]:

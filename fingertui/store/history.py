@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from fingertui.errors import UserError
+from fingertui.store.journal import crash_point
 from fingertui.store.util import now_iso
 
 if TYPE_CHECKING:
@@ -73,36 +74,79 @@ class History:
         return rows[0] if rows else None
 
     def undo(self) -> dict[str, Any]:
-        """Revert the newest not-yet-undone user change exactly; repeatable."""
+        """Revert the newest not-yet-undone user change exactly; repeatable. A change that
+        can no longer be reverted (its sample is gone, or was imported again) is marked
+        undone with a note, so older changes stay reachable."""
+        with self.store.writer.hold():
+            return self._undo()
+
+    def _mark_undone(self, db: sqlite_utils.Database, event_id: int) -> None:
+        db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [event_id])
+
+    def _undo(self) -> dict[str, Any]:
         store = self.store
         ev = self._newest_undoable()
         if ev is None:
             raise UserError("nothing to undo")
         payload = json.loads(ev["payload"]) if ev["payload"] else {}
         sid, kind = ev["sample_id"], ev["kind"]
-        if kind == "add":  # a capture: remove it again, file and all
-            store.remove_capture(sid)
-            return {"event": ev["id"], "kind": kind, "sample": sid, "undone": f"removed capture {sid}"}
+        out = {"event": ev["id"], "kind": kind, "sample": sid}
         if kind == "delete":
-            row = payload["row"]
-            trash = store.ws.trash_dir / Path(row["path"]).name
-            if trash.exists():
-                store.ws.abs(row["path"]).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(trash, store.ws.abs(row["path"]))
+            return {**out, "undone": self._undo_delete(ev, payload)}
+        exists = store.samples("id = ?", [sid])
+        if not exists:  # deleted since (and that delete was not undone): nothing to put back
+            with store.transaction() as db:
+                self._mark_undone(db, ev["id"])
+            return {**out, "undone": f"nothing: sample {sid} no longer exists"}
+        if kind == "add":  # a capture: remove it again (its file goes to the trash)
+            store.remove_capture(sid)
+            return {**out, "undone": f"removed capture {sid}"}
         with store.transaction() as db:
             if kind == "label":
                 store._write_label(db, sid, ev["old"], payload.get("split"))
             elif kind in ("exclude", "include"):
                 store._write_excluded(db, sid, kind == "include")
-            elif kind == "delete":
-                store._insert_row(db, payload["row"])
             store.flags.reopen(db, payload.get("flags") or [])
-            db.execute("UPDATE label_events SET undone = 1 WHERE id = ?", [ev["id"]])
+            self._mark_undone(db, ev["id"])
         what = {
             "label": f"label of {sid} back to {ev['old']}",
             "confirm": f"confirmation of {sid}",
             "exclude": f"{sid} included again",
             "include": f"{sid} excluded again",
-            "delete": f"{sid} restored",
         }[kind]
-        return {"event": ev["id"], "kind": kind, "sample": sid, "undone": what}
+        return {**out, "undone": what}
+
+    def _undo_delete(self, ev: dict[str, Any], payload: dict[str, Any]) -> str:
+        store = self.store
+        row = payload["row"]
+        sid = ev["sample_id"]
+        again = store.by_sha(row["sha256"])
+        if again is not None:
+            # The same image was imported again: keep that sample, give it back the label
+            # the deleted one had if it has none (its split too: a split never changes).
+            with store.transaction() as db:
+                note = f"{sid} was imported again as {again.id}"
+                if again.label is None and row["label"] is not None:
+                    store._write_label(db, again.id, row["label"], row["split"])
+                    self.record(db, again.id, None, row["label"], "import", f"undo of delete of {sid}")
+                    note += f"; label {row['label']} restored"
+                self._mark_undone(db, ev["id"])
+            return note
+        dst = store.ws.abs(row["path"])
+        trash = store.ws.trash_dir / Path(row["path"]).name
+        if not trash.exists() and not dst.exists():
+            with store.transaction() as db:
+                self._mark_undone(db, ev["id"])
+            return f"nothing: the image of {sid} was emptied from the trash"
+        p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
+        with store.journal.step("undo_delete", p) as entry:
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(trash, dst)
+            crash_point("undo:moved")
+            with store.transaction() as db:
+                store._insert_row(db, row)
+                store.flags.reopen(db, payload.get("flags") or [])
+                self._mark_undone(db, ev["id"])
+                store.journal.finish(db, entry)
+        return f"{sid} restored"

@@ -108,6 +108,14 @@ def _m6_landmarks(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m7_journal(db: sqlite_utils.Database) -> None:
+    # Intent records of multi-step changes (files and rows), so a crash at any step is
+    # completed or rolled back by the next writer (see store/journal.py).
+    db.execute(
+        "CREATE TABLE journal (id INTEGER PRIMARY KEY, op TEXT NOT NULL, payload TEXT NOT NULL, created TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_samples,
     _m2_phash,
@@ -115,19 +123,27 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m4_review,
     _m5_capture,
     _m6_landmarks,
+    _m7_journal,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(db: sqlite_utils.Database) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version it started at."""
-    start = db.execute("PRAGMA user_version").fetchone()[0]
+def version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, before: Callable[[int], None] | None = None) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it started at.
+    ``before(start)`` runs first when there is something to migrate (the backup)."""
+    start = version(db)
     if start > SCHEMA_VERSION:
         raise UserError(
             f"this workspace was written by a newer fingertui (schema {start} > {SCHEMA_VERSION}); upgrade fingertui"
         )
-    for version in range(start, SCHEMA_VERSION):
+    if start < SCHEMA_VERSION and before is not None:
+        before(start)
+    for v in range(start, SCHEMA_VERSION):
         with db.atomic():
-            MIGRATIONS[version](db)
-            db.execute(f"PRAGMA user_version = {version + 1}")
+            MIGRATIONS[v](db)
+            db.execute(f"PRAGMA user_version = {v + 1}")
     return start

@@ -32,6 +32,7 @@ class RunTable:
             )
             if activate:
                 db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [ACTIVE_KEY, str(run_id)])
+        self.store.backup("run")  # labels survive the loss of db/: doctor --restore
         return run_id
 
     def rows(self) -> list[dict[str, Any]]:

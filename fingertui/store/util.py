@@ -21,15 +21,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hash a file in chunks (memory stays flat whatever its size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    from fingertui.store.journal import crash_point
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            crash_point("write:half")
+            f.write(data[len(data) // 2 :])
             f.flush()
             os.fsync(f.fileno())
+        crash_point("write:before-rename")
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

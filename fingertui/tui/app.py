@@ -24,6 +24,10 @@ from fingertui.tui.screens.capture import CaptureScreen
 from fingertui.tui.widgets.panels import TrainingBar
 from fingertui.workspace import Workspace
 
+# While a training run embeds images, live prediction would run the same network on the
+# same cores at full rate and take them from it; it predicts this often instead.
+TRAINING_PREDICT_EVERY_S = 0.5
+
 
 @dataclass
 class PredictionMade(Message):
@@ -34,6 +38,7 @@ class PredictionMade(Message):
     unsure: bool
     model: object  # the model that made it: a prediction from a replaced model is dropped
     note: str = ""
+    fingers: list[float] | None = None
 
 
 @dataclass
@@ -107,8 +112,7 @@ class FingerApp(App):
             self.notify(self.source.notice, severity="warning", timeout=8)
         if self.pose_note and self.source.name != "demo":
             self.notify(self.pose_note, severity="warning", timeout=8)
-        if self.active is not None:
-            self.load_model()
+        self.load_model()
         self.live_loop()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -149,6 +153,10 @@ class FingerApp(App):
         from fingertui.model import Model
 
         try:
+            if self.active is None:  # no run yet: the shipped starter counts (if hand pose runs here)
+                pred = Model.starter()
+                self.post_message(ModelLoaded(pred, None))
+                return
             pred = Model.for_run(self.store, self.active, weights_file=self.weights, warn=lambda m: None)
         except UserError as e:
             self.post_message(ModelLoaded(None, str(e)))
@@ -169,13 +177,17 @@ class FingerApp(App):
 
         worker = get_current_worker()
         tracker = None
-        last, done, t0 = -1, 0, time.monotonic()
+        last, done, t0, started = -1, 0, time.monotonic(), 0.0
         while not worker.is_cancelled:
+            if self.training and self.predictor is not None and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
+                time.sleep(0.02)  # training has the cores (the status line says so)
+                continue
             got = self.source.latest()
             if got is None or got[0] == last:
                 time.sleep(0.01)
                 continue
             last, frame = got
+            started = time.monotonic()
             screen = self.capture_screen
             view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame
             track = None
@@ -197,7 +209,9 @@ class FingerApp(App):
                 p = predictor.predict_image(crop, hand=hand, hand_known=True)
             else:
                 p = predictor.predict_image(crop, tracking=True)
-            self.post_message(PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note))
+            self.post_message(
+                PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note, p.fingers)
+            )
             done += 1
             if time.monotonic() - t0 >= 1.0:
                 self.predictions_per_s = done / (time.monotonic() - t0)
@@ -218,7 +232,7 @@ class FingerApp(App):
         if msg.label is None:
             panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
             return
-        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note)
+        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note, msg.fingers)
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:

@@ -106,6 +106,7 @@ class CaptureScreen(Screen):
             app.source.name,
             f"{self.fps:.1f} fps",
             f"{app.predictions_per_s:.1f} predictions/s" if app.predictor else "",
+            "[yellow]predicting slower while training[/]" if app.predictor and app.training else "",
             self.square_words(),
             f"mirror {'on' if self.mirror else 'off'}",
             "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
@@ -252,6 +253,11 @@ class CaptureScreen(Screen):
         if app.model_error:
             box.update(f"[red]{app.model_error}[/]")
             pred.show_waiting("no prediction")
+        elif app.active is None and app.predictor is not None:
+            box.update(
+                "[b]starter model[/b] — counts raised fingers from the hand's pose out of the box\n"
+                "capture a few of each, then press t to make it yours"
+            )
         elif app.active is None:
             box.update("[b]no model yet[/b] — capture a few of each, then press t")
             pred.show_waiting("no prediction until a model is trained")

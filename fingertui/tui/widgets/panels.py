@@ -17,6 +17,19 @@ from fingertui.labels import CLASSES
 BAR = 24
 
 
+FINGER_NAMES = ("thumb", "index", "middle", "ring", "little")
+
+
+def finger_line(ups: list[float]) -> Text:
+    """The five fingers' up-probabilities: why the count is what it is."""
+    line = Text("fingers ")
+    for name, p in zip(FINGER_NAMES, ups, strict=True):
+        style = "green" if p >= 0.65 else "grey50" if p <= 0.35 else "yellow bold"
+        mark = "▲" if p >= 0.65 else "▽" if p <= 0.35 else "?"
+        line.append(f"{name} {mark}{p:.2f} ", style=style)
+    return line
+
+
 class PredictionPanel(Static):
     """The prediction for the capture square, with calibrated confidence for every class."""
 
@@ -26,7 +39,14 @@ class PredictionPanel(Static):
     shown: tuple[int, list[float], bool] | None = None
 
     def show(
-        self, label: int, confidence: float, probs: list[float], unsure: bool, threshold: float, note: str = ""
+        self,
+        label: int,
+        confidence: float,
+        probs: list[float],
+        unsure: bool,
+        threshold: float,
+        note: str = "",
+        fingers: list[float] | None = None,
     ) -> None:
         self.shown = (label, probs, unsure)
         head = Text()
@@ -42,6 +62,8 @@ class PredictionPanel(Static):
             line.append("·" * (BAR - n), style="grey23")
             line.append(f" {100 * p:5.1f}%")
             rows.append(line)
+        if fingers is not None:
+            rows += [Text(""), finger_line(fingers)]
         self.update(Group(*rows))
 
 
