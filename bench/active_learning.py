@@ -10,9 +10,9 @@ the train split; each round the strategy picks 10 images from the rest and an or
 reveals their labels. A strategy runs to --budget labels, and with --until T on until it
 first reaches test accuracy T (or the pool runs out).
 
-Writes bench/results/active_learning.csv (one row per round of every strategy and seed:
-everything the printed table and the plot are made of), active_learning.json (labels
-needed to reach each target) and active_learning.png.
+Writes bench/results/active_learning.csv (one row per round of every strategy and seed,
+written as each round finishes: everything the printed table and the plot are made of),
+active_learning.json (labels needed to reach each target) and active_learning.png.
 
 Run: PYTHONPATH=. .venv/bin/python bench/active_learning.py [--quick] [--home WS]
      --quick: random vs the default, 1 seed, 120 labels, pool of 60 per class (minutes)
@@ -76,6 +76,7 @@ def simulate(
     budget: int,
     until: float | None,
     views: int,
+    log: csv.writer,
 ) -> list[Round]:
     spec = STRATEGIES[name]
     rng = np.random.default_rng(seed)
@@ -119,6 +120,10 @@ def simulate(
                 run.id,
                 round(time.perf_counter() - t0, 2),
             )
+        )
+        r = rounds[-1]
+        log.writerow(
+            [name, seed, r.round, r.labels, f"{r.accuracy:.4f}", f"{r.balanced_accuracy:.4f}", r.run, r.seconds]
         )
         print(f"  {name} seed {seed}: {run.n_train} labels → {100 * m['accuracy']:.1f}%", flush=True)
         if done or not rest:
@@ -164,27 +169,15 @@ def main() -> int:
     print(f"pool {len(pool)} images, test {len(test)}, {BACKBONE}, strategies {names}, {args.seeds} seeds", flush=True)
     t0 = time.perf_counter()
     rounds: list[Round] = []
-    for name in names:
-        for seed in range(args.seeds):
-            rounds += simulate(store, pool, test, name, seed, args.budget, args.until, args.views)
-    elapsed = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / "active_learning.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["strategy", "seed", "round", "labels", "accuracy", "balanced_accuracy", "run", "seconds"])
-        for r in rounds:
-            w.writerow(
-                [
-                    r.strategy,
-                    r.seed,
-                    r.round,
-                    r.labels,
-                    f"{r.accuracy:.4f}",
-                    f"{r.balanced_accuracy:.4f}",
-                    r.run,
-                    r.seconds,
-                ]
-            )
+    # Written round by round, so an interrupted run keeps every round it finished.
+    with open(OUT / "active_learning.csv", "w", newline="", buffering=1) as f:
+        log = csv.writer(f)
+        log.writerow(["strategy", "seed", "round", "labels", "accuracy", "balanced_accuracy", "run", "seconds"])
+        for name in names:
+            for seed in range(args.seeds):
+                rounds += simulate(store, pool, test, name, seed, args.budget, args.until, args.views, log)
+    elapsed = time.perf_counter() - t0
     summary: dict = {
         "config": {**vars(args), "pool": len(pool), "test": len(test), "backbone": BACKBONE, "batch": BATCH},
         "seconds": round(elapsed, 1),
