@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui.importer import import_paths
 from fingertui.pipeline import train_run
@@ -25,6 +26,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-dig
 
 
 def main() -> int:
+    record(__file__)
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--per-class", type=int, default=150)

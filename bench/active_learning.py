@@ -1,167 +1,235 @@
-"""Simulated pool-based active learning on the shared sign-digits photos.
+"""Simulated pool-based active learning on the shared sign-digits photos, through the app's
+own code: every round is a real `pipeline.train` run (the path `fingertui train` takes,
+recorded in a scratch workspace), the unlabelled pool is scored with that run's
+`Model.sample_probs` (calibrated probabilities and the head's standardised features),
+and the next batch is chosen by `fingertui.active.select` — the queue's strategies,
+near-duplicate folding, k-center diversity and weak-class boost — on exactly those.
 
-The test split is fixed. Each simulation starts from 3 labelled images per class drawn
-from the train split; each round a strategy picks 10 images from the unlabelled rest, an
-oracle reveals their labels, and the head is retrained exactly as `fingertui train` does
-(all augmented views, early stopping, temperature) on the cached embeddings. Every
-strategy runs to 300 labels (table and plot), then on until it first reaches 98 % (or
-the pool runs out), so the labels each needs are measured, not guessed. 5 seeds each.
+The test split is fixed. Each simulation starts from 3 labelled images per class from
+the train split; each round the strategy picks 10 images from the rest and an oracle
+reveals their labels. A strategy runs to --budget labels, and with --until T on until it
+first reaches test accuracy T (or the pool runs out).
 
-Writes bench/out/active_learning.png and .csv, prints a table.
+Writes bench/results/active_learning.csv (one row per round of every strategy and seed,
+written as each round finishes: everything the printed table and the plot are made of),
+active_learning.json (labels needed to reach each target) and active_learning.png.
 
-Run: .venv/bin/python bench/active_learning.py [--home WORKSPACE] [--seeds 5]
+Run: PYTHONPATH=. .venv/bin/python bench/active_learning.py [--quick] [--home WS]
+     --quick: random vs the default, 1 seed, 120 labels, pool of 60 per class (minutes)
+     full:    5 strategies, 5 seeds, 300 labels, then on to 98 % (hours on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fingertui import active, backbones
-from fingertui.features import Embedder
+from fingertui import active
 from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.train import TrainConfig, train_calibrated
+from fingertui.model import Model
+from fingertui.pipeline import train
+from fingertui.store import Sample, Store
+from fingertui.train import TrainConfig
 from fingertui.workspace import Workspace
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
-OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"
+OUT = ROOT / "bench" / "results"
+BACKBONE = "efficientnet-lite0"
 STRATEGIES = {
     "random": dict(strategy="random", diversity=False, boost=False),
     "least-confidence": dict(strategy="least-confidence", diversity=False, boost=False),
     "entropy": dict(strategy="entropy", diversity=False, boost=False),
     "margin": dict(strategy="margin", diversity=False, boost=False),
-    "default (margin+diversity+weak-class)": dict(strategy="margin", diversity=True, boost=True),
+    "default": dict(strategy="margin", diversity=True, boost=True),  # what `fingertui review` does
 }
-START_PER_CLASS, BATCH, BUDGET = 3, 10, 300
+START_PER_CLASS, BATCH = 3, 10
+TARGETS = (0.90, 0.95, 0.98)
 
 
-def simulate(V, y, g, T, yt, spec, seed, budget, until=None):  # noqa: ANN001
+@dataclass
+class Round:
+    strategy: str
+    seed: int
+    round: int
+    labels: int
+    accuracy: float
+    balanced_accuracy: float
+    run: int
+    seconds: float
+
+
+def simulate(
+    store: Store,
+    pool: list[Sample],
+    test: list[Sample],
+    name: str,
+    seed: int,
+    budget: int,
+    until: float | None,
+    views: int,
+    log: csv.writer,
+) -> list[Round]:
+    spec = STRATEGIES[name]
     rng = np.random.default_rng(seed)
-    labelled = [int(i) for c in range(6) for i in rng.choice(np.nonzero(y == c)[0], START_PER_CLASS, replace=False)]
-    curve = []
-    cfg = TrainConfig(seed=seed)
+    labelled = [pool[i] for c in range(6) for i in rng.choice(ids_of(pool, c), START_PER_CLASS, replace=False)]
+    rounds: list[Round] = []
     while True:
-        L = np.array(labelled)
-        model = train_calibrated(V[L], y[L], g[L], cfg)
-        pt = model.probs(T)
-        acc = float((pt.argmax(1) == yt).mean())
-        curve.append((len(L), acc))
-        if len(L) >= budget or (until is not None and acc >= until and len(L) >= BUDGET):
-            break
-        pool = np.setdiff1d(np.arange(len(y)), L)
-        if len(pool) == 0:
-            break
-        recall = [((pt.argmax(1) == c) & (yt == c)).sum() / max(1, (yt == c).sum()) for c in range(6)]
-        picked = active.select(
-            model.probs(V[pool, 0]),
-            V[pool, 0],
-            min(BATCH, len(pool)),
-            spec["strategy"],
-            diversity=spec["diversity"],
-            boost_class=int(np.argmin(recall)) if spec["boost"] else None,
-            seed=seed,
+        t0 = time.perf_counter()
+        run = train(
+            store,
+            samples=labelled + test,
+            features="image",
+            backbone=BACKBONE,
+            cfg=TrainConfig(seed=seed, views=views),
+            flags=False,
+        ).run
+        m = run.metrics["test"]
+        taken = {s.id for s in labelled}
+        rest = [s for s in pool if s.id not in taken]
+        done = len(labelled) >= budget and (until is None or m["accuracy"] >= until or len(labelled) >= len(pool))
+        if not done and rest:
+            probs, vectors = Model.for_run(store, run, lazy=True).sample_probs(store, rest)
+            weakest = m.get("weakest_class")
+            picked = active.select(
+                probs,
+                vectors,
+                min(BATCH, len(rest)),
+                spec["strategy"],
+                diversity=spec["diversity"],
+                boost_class=int(weakest) if spec["boost"] and weakest is not None else None,
+                seed=seed * 1000 + len(rounds),
+            )
+            labelled += [rest[i] for i in picked]
+        rounds.append(
+            Round(
+                name,
+                seed,
+                len(rounds),
+                run.n_train,
+                m["accuracy"],
+                m["balanced_accuracy"],
+                run.id,
+                round(time.perf_counter() - t0, 2),
+            )
         )
-        labelled += [int(pool[i]) for i in picked]
-    return curve
+        r = rounds[-1]
+        log.writerow(
+            [name, seed, r.round, r.labels, f"{r.accuracy:.4f}", f"{r.balanced_accuracy:.4f}", r.run, r.seconds]
+        )
+        print(f"  {name} seed {seed}: {run.n_train} labels → {100 * m['accuracy']:.1f}%", flush=True)
+        if done or not rest:
+            return rounds
 
 
-def first_reaching(curve, target):  # noqa: ANN001
-    return next((n for n, a in curve if a >= target), None)
+def ids_of(samples: list[Sample], label: int) -> list[int]:
+    return [i for i, s in enumerate(samples) if s.label == label]
+
+
+def first_reaching(rounds: list[Round], target: float) -> int | None:
+    return next((r.labels for r in rounds if r.accuracy >= target), None)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", help="workspace with sign-digits imported (embeddings are cached there)")
+    ap.add_argument("--quick", action="store_true", help="random vs default, 1 seed, 120 labels, 60 per class")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--until", type=float, default=0.98, help="past the budget, go on until this test accuracy")
+    ap.add_argument("--pool-per-class", type=int, default=0, help="use only this many train images per class")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--views", type=int, default=TrainConfig().views)
     args = ap.parse_args()
-    tmp = None
-    if args.home:
-        store = Store(Workspace(Path(args.home)))
-    else:
-        tmp = tempfile.TemporaryDirectory()
-        store = Store(Workspace(Path(tmp.name)))
+    if args.quick:
+        args.seeds, args.budget, args.until, args.pool_per_class = 1, 120, None, 60
+        args.strategies = "random,default"
+    if not SHARED.is_dir() and not args.home:
+        print(f"no dataset at {SHARED}")
+        return 2
+    tmp = tempfile.TemporaryDirectory() if not args.home else None
+    store = Store(Workspace(Path(args.home or tmp.name)))
     if store.count() == 0:
         import_paths(store, [SHARED])
-    bb = backbones.load("efficientnet-lite0")
-    emb = Embedder(store, bb)
     labelled = store.labelled()
-    train = [s for s in labelled if s.split == "train"]
+    pool = [s for s in labelled if s.split == "train"]
     test = [s for s in labelled if s.split == "test"]
-    V = np.stack(emb.vectors([(s.sha256, s.path) for s in train], TrainConfig().views))
-    T = np.stack(emb.vectors([(s.sha256, s.path) for s in test], 0))[:, 0]
-    y = np.array([s.label for s in train])
-    yt = np.array([s.label for s in test])
-    g = np.array([s.group_key for s in train])
-    print(f"pool {len(train)} images, test {len(test)}, backbone {bb.id}", flush=True)
-    results = {}
+    if args.pool_per_class:
+        rng = np.random.default_rng(12345)
+        pool = [pool[i] for c in range(6) for i in rng.choice(ids_of(pool, c), args.pool_per_class, replace=False)]
+    names = args.strategies.split(",")
+    print(f"pool {len(pool)} images, test {len(test)}, {BACKBONE}, strategies {names}, {args.seeds} seeds", flush=True)
     t0 = time.perf_counter()
-    for name, spec in STRATEGIES.items():
-        runs = []
-        for seed in range(args.seeds):
-            # Past 300 labels every strategy goes on until it first reaches 98 %, so the labels
-            # each one needs are measured, not guessed.
-            runs.append(simulate(V, y, g, T, yt, spec, seed, len(y), until=0.98))
-        results[name] = runs
-        print(f"  {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    OUT.mkdir(exist_ok=True)
-    grid = list(range(START_PER_CLASS * 6, BUDGET + 1, BATCH))
-    mean = {}
-    for name, runs in results.items():
-        per = [[dict(c).get(n) for n in grid] for c in runs]
-        mean[name] = [
-            float(np.mean([p[i] for p in per if p[i] is not None])) if any(p[i] is not None for p in per) else None
-            for i in range(len(grid))
-        ]
-    with open(OUT / "active_learning.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["labels", *results])
-        for i, n in enumerate(grid):
-            w.writerow([n, *[("" if mean[k][i] is None else f"{mean[k][i]:.4f}") for k in results]])
+    rounds: list[Round] = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    # Written round by round, so an interrupted run keeps every round it finished.
+    with open(OUT / "active_learning.csv", "w", newline="", buffering=1) as f:
+        log = csv.writer(f)
+        log.writerow(["strategy", "seed", "round", "labels", "accuracy", "balanced_accuracy", "run", "seconds"])
+        for name in names:
+            for seed in range(args.seeds):
+                rounds += simulate(store, pool, test, name, seed, args.budget, args.until, args.views, log)
+    elapsed = time.perf_counter() - t0
+    summary: dict = {
+        "config": {**vars(args), "pool": len(pool), "test": len(test), "backbone": BACKBONE, "batch": BATCH},
+        "seconds": round(elapsed, 1),
+        "labels_to_reach": {},
+        "accuracy_at": {},
+    }
+    print(
+        f"\nlabels needed to first reach {' / '.join(f'{100 * t:.0f}%' for t in TARGETS)} (mean over seeds; — = not reached):"
+    )
+    for name in names:
+        per_seed = [[r for r in rounds if r.strategy == name and r.seed == s] for s in range(args.seeds)]
+        need = {}
+        for t in TARGETS:
+            hits = [first_reaching(rs, t) for rs in per_seed]
+            need[str(t)] = {
+                "mean": float(np.mean(hits)) if all(h is not None for h in hits) else None,
+                "per_seed": hits,
+            }
+        summary["labels_to_reach"][name] = need
+        at = {}
+        for n in sorted({r.labels for r in rounds if r.strategy == name}):
+            accs = [r.accuracy for r in rounds if r.strategy == name and r.labels == n]
+            if len(accs) == args.seeds:
+                at[n] = float(np.mean(accs))
+        summary["accuracy_at"][name] = at
+        row = " / ".join("—" if need[str(t)]["mean"] is None else f"{need[str(t)]['mean']:.0f}" for t in TARGETS)
+        print(f"  {name:18s} {row}")
+    common = set.intersection(*(set(summary["accuracy_at"][n]) for n in names)) if names else set()
+    if common:
+        n = max(common)
+        print(
+            f"\nmean test accuracy at {n} labels: "
+            + ", ".join(f"{k} {100 * summary['accuracy_at'][k][n]:.1f}%" for k in names)
+        )
+    (OUT / "active_learning.json").write_text(json.dumps(summary, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name in results:
-        xs = [n for n, a in zip(grid, mean[name], strict=True) if a is not None]
-        ax.plot(xs, [a for a in mean[name] if a is not None], label=name, lw=2 if name.startswith("default") else 1)
-    ax.axhline(0.98, color="grey", ls=":", lw=1)
+    for name in names:
+        xs = sorted(summary["accuracy_at"][name])
+        ax.plot(xs, [summary["accuracy_at"][name][x] for x in xs], label=name, lw=2 if name == "default" else 1)
     ax.set_xlabel("labelled images")
-    ax.set_ylabel(f"test accuracy (mean of {args.seeds} seeds)")
-    ax.set_title("Active learning on sign-digits (efficientnet-lite0)")
-    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel(f"test accuracy (mean of {args.seeds} seed(s))")
+    ax.set_title(f"Active learning on sign-digits ({BACKBONE}, pipeline.train each round)")
     ax.legend()
     fig.savefig(OUT / "active_learning.png", dpi=100, bbox_inches="tight")
-    print("\nmean test accuracy by labels:")
-    print("labels " + " ".join(f"{n:>6d}" for n in grid[::3]))
-    for name in results:
-        print(f"{name[:18]:18s} " + " ".join("     —" if a is None else f"{100 * a:5.1f}%" for a in mean[name][::3]))
-    print("\nlabels needed to first reach 95% / 98% (mean over seeds; — = not within budget):")
-    need = {}
-    for name, runs in results.items():
-        row = []
-        for target in (0.95, 0.98):
-            hits = [first_reaching(c, target) for c in runs]
-            row.append(float(np.mean(hits)) if all(h is not None for h in hits) else None)
-        need[name] = row
-        print(
-            f"  {name:40s} "
-            + " / ".join("—" if x is None else f"{x:.0f}" for x in row)
-            + f"   per seed 98%: {[first_reaching(c, 0.98) for c in runs]}"
-        )
-    d, r = need["default (margin+diversity+weak-class)"][1], need["random"][1]
-    if d is not None and r is not None:
-        print(f"\ndefault needs {d:.0f} labels for 98%, random {r:.0f}: {100 * d / r:.0f}% of random's (bar: <= 60%)")
-    print(f"wrote {OUT / 'active_learning.png'} and {OUT / 'active_learning.csv'}")
+    print(f"{len(rounds)} rounds in {elapsed:.0f} s; wrote {OUT}/active_learning.csv, .json and .png")
     if tmp:
+        store.close()
         tmp.cleanup()
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui import backbones
 from fingertui.features import Embedder
@@ -42,6 +43,7 @@ def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:
 
 
 def main() -> int:
+    record(__file__)
     print(f"{torch.get_num_threads()} threads, device {backbones.device()}, 240×240 RGB input")
     with tempfile.TemporaryDirectory() as tmp:
         from torchvision.models import resnet18

@@ -21,14 +21,17 @@ from PIL import Image
 
 os.environ["FINGERTUI_DEV_RANDOM_BACKBONE"] = "1"
 
-from fingertui import active  # noqa: E402
-from fingertui.importer import import_paths  # noqa: E402
-from fingertui.pipeline import train_run  # noqa: E402
-from fingertui.store import Store  # noqa: E402
-from fingertui.workspace import Workspace  # noqa: E402
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
+
+from fingertui import active
+from fingertui.importer import import_paths
+from fingertui.pipeline import train_run
+from fingertui.store import Store
+from fingertui.workspace import Workspace
 
 
 def main() -> int:
+    record(__file__)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"

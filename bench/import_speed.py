@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
+
 from fingertui.importer import import_paths
 from fingertui.store import Store
 from fingertui.workspace import Workspace
@@ -18,6 +20,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-di
 
 
 def main() -> int:
+    record(__file__)
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     if not src.is_dir():
         print(f"no dataset at {src}; pass a folder of labelled images")

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui import active
 from fingertui.importer import import_paths
@@ -28,6 +29,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-dig
 
 
 def main() -> int:
+    record(__file__)
     ap = argparse.ArgumentParser()
     ap.add_argument("--home")
     ap.add_argument("--seed", type=int, default=0)

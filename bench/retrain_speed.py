@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui import backbones
 from fingertui.importer import import_paths
@@ -53,6 +54,7 @@ def notebook_seconds_per_image(batches: int = 3, batch: int = 32) -> float:
 
 
 def main() -> int:
+    record(__file__)
     if not SHARED.is_dir():
         print(f"no dataset at {SHARED}")
         return 2

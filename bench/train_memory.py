@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
 from PIL import Image, ImageEnhance
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
@@ -24,6 +25,7 @@ N = 5000
 
 
 def main() -> int:
+    record(__file__)
     files = sorted(p for p in SHARED.rglob("*") if p.is_file())
     if not files:
         print(f"no dataset at {SHARED}")

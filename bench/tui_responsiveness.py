@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import record  # bench/_results.py: what this prints goes to bench/results/
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 
 
@@ -52,6 +54,7 @@ async def run(home: Path) -> tuple[list[float], bool]:
 
 
 def main() -> int:
+    record(__file__)
     files = sorted(p for p in SHARED.rglob("*") if p.is_file())[::4][:300]
     if not files:
         print(f"no dataset at {SHARED}")

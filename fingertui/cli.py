@@ -9,10 +9,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fingertui import __version__
 from fingertui.errors import Cancelled, UserError
+
+if TYPE_CHECKING:  # for hints only: rich and the store load lazily, --help stays instant
+    from rich.console import Console
+
+    from fingertui.store import Store
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -41,13 +46,13 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def console():  # noqa: ANN201 — rich is imported lazily
+def console() -> Console:
     from rich.console import Console
 
     return Console()
 
 
-def open_store(args: argparse.Namespace):  # noqa: ANN201
+def open_store(args: argparse.Namespace) -> Store:
     from fingertui.store import Store
     from fingertui.workspace import Workspace
 
@@ -108,7 +113,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def console_err():  # noqa: ANN201
+def console_err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
@@ -229,7 +234,7 @@ def _pct(x: float | None) -> str:
     return "—" if x is None or x != x else f"{100 * x:.1f}%"
 
 
-def print_metrics(out, m: dict, title: str) -> None:  # noqa: ANN001
+def print_metrics(out: Console, m: dict, title: str) -> None:
     from rich.table import Table
 
     lo, hi = m["accuracy_ci95"]
@@ -261,20 +266,74 @@ def print_metrics(out, m: dict, title: str) -> None:  # noqa: ANN001
         out.print(f"classes without test images (left out): {', '.join(map(str, m['missing_classes']))}")
 
 
-def _progress_printer(enabled: bool):  # noqa: ANN202
-    state = {"phase": None, "last": 0.0}
+class _TrainProgress:
+    """Progress of `fingertui train` from the pipeline's (phase, k, n) reports: on a
+    terminal one live bar (phase, k/N, elapsed, ETA of the phase); piped, one line per
+    phase and one every ``every_s`` seconds of a long phase; nothing when disabled."""
 
-    def report(phase: str, k: int, n: int) -> None:
+    def __init__(self, enabled: bool, live: bool | None = None, every_s: float = 30.0) -> None:
+        self.enabled = enabled
+        self.live = enabled and (sys.stderr.isatty() if live is None else live)
+        self.every_s = every_s
+        self.phase: str | None = None
+        self.bar: Any = None
+        self.task: Any = None
+        self._started = self._printed = 0.0
+
+    def __enter__(self) -> _TrainProgress:
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("training: {task.description:<14}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console_err(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, phase: str, k: int, n: int) -> None:
         import time
 
-        if not enabled:
+        if not self.enabled:
             return
         now = time.monotonic()
-        if phase != state["phase"] or k == n or now - state["last"] > 0.5:
-            print(f"  {phase} {k}/{n}", file=sys.stderr, flush=True)
-            state.update(phase=phase, last=now)
+        new_phase = phase != self.phase
+        if new_phase:
+            self.phase, self._started, self._printed = phase, now, now
+        if self.bar is not None:
+            if new_phase:  # the ETA is the phase's own: its speed starts afresh
+                self.bar.reset(self.task, total=n or None, completed=k, description=phase)
+            else:
+                self.bar.update(self.task, total=n or None, completed=k)
+        elif new_phase or now - self._printed >= self.every_s:
+            self._printed = now
+            left = ""
+            if not new_phase and 0 < k < n:
+                left = f", about {(now - self._started) * (n - k) / k:.0f} s left"
+            print(f"  {phase} {k}/{n}{left}", file=sys.stderr, flush=True)
 
-    return report
+
+def _progress_printer(enabled: bool, live: bool | None = None) -> _TrainProgress:
+    """The train command's progress display (a context manager that is also the callback)."""
+    return _TrainProgress(enabled, live)
 
 
 @command("train")
@@ -284,15 +343,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
-    result = train(
-        store,
-        features=args.features,
-        backbone=args.backbone,
-        weights_file=args.weights,
-        cfg=cfg,
-        progress=_progress_printer(not args.json),
-        warn=_warn_err,
-    )
+    with _progress_printer(not args.json) as progress:
+        result = train(
+            store,
+            features=args.features,
+            backbone=args.backbone,
+            weights_file=args.weights,
+            cfg=cfg,
+            progress=progress,
+            warn=_warn_err,
+        )
     run, flags = result.run, result.flags
     if args.json:
         emit_json({"run": run.summary(), "metrics": run.metrics, "flags": flags})

@@ -1,9 +1,10 @@
-"""Evaluation metrics: accuracy with a bootstrap interval, per-class scores, confusion
-matrices (rows = true label, columns = predicted), calibration error, McNemar's test."""
+"""Evaluation metrics: scikit-learn's confusion matrix (rows = true label, columns =
+predicted), per-class precision/recall/F1 and balanced accuracy, plus our own bootstrap
+interval of the accuracy, calibration error (ECE) and exact McNemar test."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 
 import numpy as np
 
@@ -39,52 +40,52 @@ def bootstrap_ci(correct: np.ndarray, seed: int = 0, n_boot: int = N_BOOT) -> tu
     return (float(lo), float(hi))
 
 
-def confusion(y: np.ndarray, pred: np.ndarray, classes: Sequence[int] = CLASSES) -> np.ndarray:
-    """Counts, rows = true label, columns = predicted label."""
-    k = len(classes)
-    pos = {c: i for i, c in enumerate(classes)}
-    m = np.zeros((k, k), dtype=int)
-    for t, p in zip(y, pred, strict=True):
-        m[pos[int(t)], pos[int(p)]] += 1
-    return m
-
-
 def evaluate(y: np.ndarray, probs: np.ndarray, seed: int = 0) -> dict:
     """Everything the results table shows, as plain JSON-able values.
 
-    Classes with no samples in ``y`` are left out of the per-class scores and balanced
-    accuracy, and listed under ``missing_classes``.
+    Confusion matrix, precision/recall/F1 and balanced accuracy come from scikit-learn;
+    the bootstrap interval and ECE are ours. Classes with no samples in ``y`` are left out
+    of the per-class scores and balanced accuracy, and listed under ``missing_classes``.
     """
+    from sklearn import metrics as skm
+
     y = np.asarray(y, dtype=int)
+    labels = list(CLASSES)
     pred = probs.argmax(axis=1) if len(y) else np.zeros(0, dtype=int)
     present = [c for c in CLASSES if (y == c).any()]
-    cm = confusion(y, pred)
+    cm = skm.confusion_matrix(y, pred, labels=labels) if len(y) else np.zeros((len(labels),) * 2, dtype=int)
     per_class = {}
-    for c in present:
-        tp = int(cm[c, c])
-        support = int(cm[c].sum())
-        predicted = int(cm[:, c].sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(c)] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    if present:
+        prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=present, zero_division=0)
+        for i, c in enumerate(present):
+            per_class[str(c)] = {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+    balanced = float("nan")
+    if present:
+        with warnings.catch_warnings():
+            # It warns when a prediction names a class absent from y: expected here (such
+            # classes are listed under missing_classes and left out of the mean).
+            warnings.simplefilter("ignore", UserWarning)
+            balanced = float(skm.balanced_accuracy_score(y, pred))
     correct = (pred == y).astype(float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
     weakest = min(per_class, key=lambda c: per_class[c]["recall"]) if per_class else None
     return {
         "n": int(len(y)),
-        "accuracy": float(correct.mean()) if len(y) else float("nan"),
+        "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else float("nan"),
         "accuracy_ci95": list(bootstrap_ci(correct, seed)),
-        "balanced_accuracy": float(np.mean([per_class[str(c)]["recall"] for c in present]))
-        if present
-        else float("nan"),
+        "balanced_accuracy": balanced,
         "per_class": per_class,
         "weakest_class": weakest,
         "confusion": {
             "rows": "true",
             "columns": "predicted",
-            "labels": list(CLASSES),
+            "labels": labels,
             "counts": cm.tolist(),
             "row_normalised": norm.round(4).tolist(),
         },

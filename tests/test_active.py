@@ -153,11 +153,19 @@ def test_strategies_rank_a_hand_made_table():
             [0.40, 0.20, 0.20, 0.20, 0, 0],  # low confidence, high entropy, bigger margin
         ]
     )
-    rank = lambda s: list(np.argsort(-active.uncertainty(P, s)))  # noqa: E731
+
+    def rank(strategy: str) -> list[int]:
+        return list(np.argsort(-active.uncertainty(P, strategy)))
+
     assert rank("margin") == [1, 2, 0]
     assert rank("least-confidence") == [2, 1, 0]
     assert rank("entropy") == [2, 1, 0]
-    assert sorted(rank("random")) == [0, 1, 2]
+    # "random" ignores the probabilities but is repeatable: same seed, same order.
+    many = np.tile(P, (20, 1))
+    first = active.uncertainty(many, "random", seed=3)
+    assert np.array_equal(first, active.uncertainty(many, "random", seed=3))
+    assert not np.array_equal(first, active.uncertainty(many, "random", seed=4))
+    assert not np.array_equal(np.argsort(-first), np.argsort(-active.uncertainty(many, "margin")))
     with pytest.raises(UserError):
         active.uncertainty(P, "coin-flip")
 
@@ -265,3 +273,58 @@ def test_cli_review_label_delete_undo(clean, capsys):
     assert main([*home, "delete", str(ids[(0, 0)])]) == 0
     assert main([*home, "undo"]) == 0 and main([*home, "undo"]) == 0
     assert Store(store.ws).get(item["sample_id"]).label == 2 and Store(store.ws).get(ids[(0, 0)]).label == 0
+
+
+# --- on a real trained run ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Drawn stand-in hands (0–5 bars, 12 per class) with two planted label errors — a 0
+    labelled 5 and a 5 labelled 0 — and a real `pipeline.train` run on them (the tiny
+    dev-random backbone, image features: no ../shared and no downloads needed)."""
+    from fingertui import backbones
+    from fingertui.importer import import_paths
+    from fingertui.pipeline import train
+    from fingertui.train import TrainConfig
+    from fingertui.workspace import Workspace
+    from tests.conftest import write_bars
+
+    root = tmp_path_factory.mktemp("planted")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(backbones.ENV_DEV_RANDOM, "1")
+        store = Store(Workspace(root / "ws"))
+        import_paths(store, [write_bars(root / "bars", 12)])
+        train_s = [s for s in store.labelled() if s.split == "train"]
+        zero = next(s for s in train_s if s.label == 0)
+        five = next(s for s in train_s if s.label == 5)
+        store.set_label(zero.id, 5)
+        store.set_label(five.id, 0)
+        result = train(store, features="image", backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=40))
+        yield store, result, {zero.id: 0, five.id: 5}
+        store.close()
+
+
+def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(planted, capsys):
+    store, result, truth = planted
+    assert result.flags["run"] == result.run.id and result.flags["added"] > 0
+    items = {it.sample_id: it for it in active.queue(store, reason="label-error")}
+    for sid, true_label in truth.items():
+        assert "label-error" in store.flags.open_for(sid)
+        assert items[sid].suggested == true_label and items[sid].label != true_label
+    # The CLI shows the same suggestion.
+    capsys.readouterr()
+    assert main(["--home", str(store.ws.root), "review", "--reason", "label-error", "--json"]) == 0
+    shown = {it["sample_id"]: it["suggested"] for it in json.loads(capsys.readouterr().out)["items"]}
+    assert {sid: shown[sid] for sid in truth} == truth
+
+
+def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_back(planted):
+    store, _, truth = planted
+    sid, true_label = next(iter(truth.items()))
+    active.resolve(store, sid, "relabel", true_label)
+    assert store.get(sid).label == true_label
+    assert "label-error" not in store.flags.open_for(sid)
+    assert all(it.sample_id != sid for it in active.queue(store))
+    store.undo()
+    assert store.get(sid).label != true_label and "label-error" in store.flags.open_for(sid)

@@ -11,6 +11,7 @@ from fingertui.model import Model
 from fingertui.pipeline import train_run
 from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
+from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import finger_image, write_bars
 
@@ -58,14 +59,22 @@ async def test_space_stores_unlabelled_and_undo_removes_it_exactly(ws):
         assert app.store.count() == 0 and not path.exists()
 
 
-async def test_burst_stores_several_frames_in_one_group(ws):
-    app = make_app(ws, ScriptedSource(frames(12), hold=False))
+async def test_burst_stores_eight_distinct_frames_in_one_group(ws):
+    # 120 distinct frames, one per read: the 8 captures over 2 s each get a new frame.
+    app = make_app(ws, ScriptedSource(frames(120), hold=False))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("b", "2")
-        await pilot.pause(2.8)
+        done = f"burst: {BURST_FRAMES} frames captured as 2"
+        for _ in range(400):  # wait for the burst's own "done" notice, not a fixed sleep
+            if any(done in str(n.message) for n in app._notifications):
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("the burst never finished")
         samples = app.store.samples()
-        assert len(samples) >= 5 and {s.label for s in samples} == {2}
+        assert len(samples) == BURST_FRAMES and {s.label for s in samples} == {2}
+        assert len({s.sha256 for s in samples}) == BURST_FRAMES  # eight different frames, none dropped
         assert len({s.group_key for s in samples}) == 1 and len({s.split for s in samples}) == 1
 
 
@@ -130,11 +139,64 @@ async def test_capture_keys_are_commands_in_the_palette(ws):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Capture 0", "Capture 3", "Burst", "Undo", "Mirror", "Unlabelled"} <= titles
+        assert {"Capture 0", "Capture 3", "Burst", "Undo", "Mirror", "Unlabelled", "Square +", "Help"} <= titles
+        assert {"Train", "Review", "Results", "Runs", "Cancel training"} <= titles  # app-wide keys too
         [cmd] = [c for c in app.get_system_commands(app.screen) if c.title == "Capture 3"]
         await cmd.callback()
         await pilot.pause()
         assert [s.label for s in app.store.samples()] == [3]
+
+
+async def test_every_screens_keys_are_commands_in_the_palette(ws):
+    from fingertui.tui.screens.results import ResultsScreen
+    from fingertui.tui.screens.review import ReviewScreen
+    from fingertui.tui.screens.runs import RunsScreen
+
+    def titles() -> dict[str, object]:
+        return {c.title: c for c in app.get_system_commands(app.screen)}
+
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        for screen_cls, name in ((ReviewScreen, "Review"), (ResultsScreen, "Results"), (RunsScreen, "Runs")):
+            await titles()[name].callback()
+            await pilot.pause()
+            assert isinstance(app.screen, screen_cls)
+            got = titles()
+            for b in screen_cls.BINDINGS:  # every key of the screen on show
+                want = b.description if not b.key.isdigit() else f"{b.description.split()[0]} {b.key}"
+                assert want.capitalize() in got, (screen_cls.__name__, want)
+            await got["Back"].callback()  # runs the screen's own action, like esc
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "CaptureScreen"
+
+
+async def test_training_bar_shows_phase_progress_and_hides():
+    from textual.app import App
+    from textual.widgets import Label, ProgressBar
+
+    from fingertui.tui.widgets.panels import TrainingBar
+
+    class Host(App):
+        def compose(self):
+            yield TrainingBar()
+
+    app = Host()
+    async with app.run_test(size=(100, 5)) as pilot:
+        bar = app.query_one(TrainingBar)
+        assert not bar.display
+        bar.show_progress("embedding", 30, 120, 4.2)
+        await pilot.pause()
+        assert bar.display and bar.query_one(ProgressBar).percentage == pytest.approx(0.25)
+        text = " ".join(str(w.render()) for w in bar.query(Label))
+        assert "embedding" in text and "30/120" in text and "4.2 s" in text
+        bar.show_progress("training image", 3, 40, 6.0)  # a new phase: the bar starts again
+        await pilot.pause()
+        assert bar.query_one(ProgressBar).percentage == pytest.approx(3 / 40)
+        assert "training image" in " ".join(str(w.render()) for w in bar.query(Label))
+        bar.hide()
+        await pilot.pause()
+        assert not bar.display
 
 
 async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monkeypatch):

@@ -3,7 +3,6 @@
 import json
 import time
 
-import numpy as np
 import pytest
 from textual.widgets import DataTable
 
@@ -19,6 +18,7 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
+from fingertui.tui.widgets.panels import TrainingBar
 from tests.conftest import finger_image, write_bars
 from tests.test_tui import frames
 
@@ -70,7 +70,15 @@ async def test_relabel_in_review_writes_an_event_and_undo_reverts_it(bars_ws):
         assert app.store.get(u.id).label is None
 
 
-async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, capsys):
+async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, capsys, monkeypatch):
+    shown_phases = []
+    show = TrainingBar.show_progress
+
+    def recording(self, phase, k, n, elapsed):
+        shown_phases.append((phase, k, n))
+        show(self, phase, k, n, elapsed)
+
+    monkeypatch.setattr(TrainingBar, "show_progress", recording)
     app = app_for(bars_ws)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
@@ -81,6 +89,11 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
             seconds=180,
         )
         run = app.active
+        # The bar named the real phases with their k/N, and is gone now the run is done.
+        phases = [p for p, _, _ in shown_phases]
+        assert {"embedding", "training image", "calibrating", "evaluating"} <= set(phases)
+        assert any(p == "embedding" and k == n == run.n_train + run.n_test for p, k, n in shown_phases)
+        assert not any(bar.display for bar in app.screen.query(TrainingBar))
         table = app.screen.query_one("#matrix", DataTable)
         shown = [[int(str(table.get_cell_at((r, c))).split()[0]) for c in range(1, 7)] for r in range(table.row_count)]
         # Capturing still works on the capture screen underneath, with the new model live.
@@ -138,4 +151,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         assert app.predictor.meta["metrics"] == json.loads(
             json.dumps({"accuracy": first.metrics["test"]["accuracy"], "ece": first.metrics["test"]["ece"]})
         )
-    assert np.isfinite(first.metrics["test"]["accuracy"])
+        await pilot.press("escape")
+        await pilot.pause()
+        # Back on the capture screen, the model box names the rolled-back run.
+        assert f"run {first.id}" in str(app.screen.query_one("#model").render())

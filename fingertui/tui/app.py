@@ -116,14 +116,25 @@ class FingerApp(App):
         self.live_loop()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every key of the capture screen is also a command in the palette (ctrl+p)."""
-        yield from super().get_system_commands(screen)
-        if isinstance(screen, CaptureScreen):
-            for b in screen.BINDINGS:
-                title = b.description if b.description != "capture" else "capture 0"
-                yield SystemCommand(
-                    title.capitalize(), f"key {b.key_display or b.key}", partial(screen.run_action, b.action)
-                )
+        """Every key of the screen on show, and every app-wide key, is also a command in the
+        palette (ctrl+p), run exactly as the key would run it."""
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        seen = {c.title.lower() for c in builtin}
+        for owner, bindings in ((screen, screen.BINDINGS), (self, self.BINDINGS)):
+            for b in bindings:
+                if not isinstance(b, Binding):
+                    continue
+                title, key = b.description, b.key.split(",")[0]
+                key_shown = b.key_display or key
+                if key.isdigit():  # one binding per digit, shown once as "0-5": name each
+                    key_shown = key
+                    if not title.endswith(key):
+                        title = f"{title.split()[0]} {key}"  # "capture" → "capture 0"
+                if title.lower() in seen:  # "quit" is built in already
+                    continue
+                seen.add(title.lower())
+                yield SystemCommand(title.capitalize(), f"key {key_shown}", partial(owner.run_action, b.action))
 
     @property
     def capture_screen(self) -> CaptureScreen:
@@ -221,7 +232,10 @@ class FingerApp(App):
         if self.predictor is None or msg.model is not self.predictor:  # from a model just replaced
             return
         self.prediction = msg
-        panel = self.capture_screen.query_one("#prediction")
+        panels = [p for s in self.screen_stack if isinstance(s, CaptureScreen) for p in s.query("#prediction")]
+        if not panels:  # the app is closing: its screens are gone
+            return
+        panel = panels[0]
         if msg.label is None:
             panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
             return

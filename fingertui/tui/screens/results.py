@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -132,7 +133,7 @@ class ResultsScreen(Screen):
             f"true {true}, predicted {pred}: {len(ids)} image(s) {ids[:12]}{' …' if len(ids) > 12 else ''} — enter opens them"
         )
 
-    def _cell(self, coord) -> tuple[int, int]:  # noqa: ANN001
+    def _cell(self, coord: Coordinate) -> tuple[int, int]:
         table = self.query_one("#matrix", DataTable)
         row_key = table.coordinate_to_cell_key(coord).row_key.value
         return int(row_key), CLASSES[coord.column - 1]

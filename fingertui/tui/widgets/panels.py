@@ -1,11 +1,16 @@
-"""Side panels of the capture screen: prediction bars, model, dataset counts."""
+"""Side panels of the capture screen (prediction bars, dataset counts) and the training
+bar every screen shows while a run trains."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Label, ProgressBar, Static
 
 from fingertui.labels import CLASSES
 
@@ -81,17 +86,40 @@ class CountsPanel(Static):
         self.update(Group(t, note))
 
 
-class TrainingBar(Static):
-    """Progress of a training run started from the app: phase, progress, elapsed time."""
+class TrainingBar(Widget):
+    """Progress of a training run started from the app: phase, a bar with the phase's ETA
+    (Textual's ``ProgressBar``), k/N and the elapsed time of the whole run."""
 
-    DEFAULT_CSS = "TrainingBar { height: auto; display: none; padding: 0 1; background: $boost; }"
+    DEFAULT_CSS = """
+    TrainingBar { height: 1; display: none; padding: 0 1; background: $boost; layout: horizontal; }
+    TrainingBar > #phase { width: auto; min-width: 26; }
+    TrainingBar > ProgressBar { width: auto; margin: 0 1; }
+    TrainingBar > #count { width: 1fr; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.phase: str | None = None
+        self.k = self.n = 0
+        self.elapsed = 0.0
+        self._phase = Label(id="phase")
+        self._bar = ProgressBar(total=None, show_percentage=False, show_eta=True)
+        self._count = Label(id="count")
+
+    def compose(self) -> ComposeResult:
+        yield self._phase
+        yield self._bar
+        yield self._count
 
     def show_progress(self, phase: str, k: int, n: int, elapsed: float) -> None:
         self.display = True
-        width = 30
-        done = int(width * k / n) if n else 0
-        bar = "█" * done + "·" * (width - done)
-        self.update(f"[b]training[/b] {phase} {k}/{n} {bar} {elapsed:.1f} s   [dim]esc cancels[/dim]")
+        if phase != self.phase:
+            self._bar.update(total=None)  # a new phase: its ETA starts afresh
+            self._phase.update(Text.assemble(("training", "bold"), f" {phase}"))
+        self.phase, self.k, self.n, self.elapsed = phase, k, n, elapsed
+        self._bar.update(total=n or None, progress=k)
+        self._count.update(Text.assemble(f"{k}/{n}  {elapsed:.1f} s  ", ("esc cancels", "dim")))
 
     def hide(self) -> None:
         self.display = False
+        self.phase = None

@@ -1,0 +1,53 @@
+"""What a benchmark printed, kept: ``record(__file__)`` at the start of a bench's main
+copies everything it prints to bench/results/<name>.json when it ends, with the command
+line and the time, so every figure quoted in the README has a file behind it."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+class _Tee:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.text: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.text.append(s)
+        return self.stream.write(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+def record(script: str) -> None:
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    started = time.time()
+
+    def save() -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        name = Path(script).stem
+        lines = [line for line in "".join(tee.text).splitlines() if line.strip()]
+        report = {
+            "script": f"bench/{name}.py",
+            "argv": sys.argv[1:],
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.time() - started, 1),
+            "cpus": os.cpu_count(),
+            "output": lines,
+        }
+        (OUT / f"{name}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+    atexit.register(save)
