@@ -7,6 +7,8 @@
    ``frames`` (whole photos, hand often small) and ``hands`` (150 px crops).
 2. Transfer with no data from the rooms: train on all of sign-digits, then
    ``fingertui eval DIR`` on hagrid-rooms classes 1–5 (its 0 is a fist, sign-digits' an O).
+   And the shipped starter with no labels at all (``fingertui predict`` in an empty
+   workspace), all classes.
 3. sign-digits itself: import (its frozen ~20 % test split), train, test accuracy and
    class-2 recall.
 
@@ -142,9 +144,35 @@ def sign_digits() -> list[dict]:
     return rows
 
 
+def starter() -> list[dict]:
+    """The shipped starter model with no labels at all, as a user meets it: `fingertui
+    predict` in an empty workspace (hand search with tiles, the finger head)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("frames", "hands"):
+            by = files_by_label(DATA / "hagrid-rooms" / name)
+            paths = [p for ps in by.values() for p in ps]
+            y = np.array([c for c, ps in by.items() for _ in ps])
+            out = cli("--home", str(Path(tmp) / "ws"), "predict", *map(str, paths))
+            pred = np.array([-1 if p["label"] is None else p["label"] for p in out["predictions"]])
+            found = np.array([bool(p["hand_found"]) for p in out["predictions"]])
+            row = {
+                "model": out["model"],
+                "scored_on": f"hagrid-rooms/{name}",
+                "n": len(y),
+                "accuracy_0to5": float((pred == y).mean()),
+                "accuracy_1to5": float((pred == y)[y > 0].mean()),
+                "hand_found": float(found.mean()),
+                "accuracy_where_hand_found": float((pred == y)[found].mean()),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["cv", "transfer", "signdigits"])
+    ap.add_argument("--only", choices=["cv", "transfer", "signdigits", "starter"])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--sets", nargs="+", default=["frames", "hands"])
     args = ap.parse_args()
@@ -169,6 +197,8 @@ def main() -> int:
         print("cross-validated accuracy:", json.dumps(summary, indent=1))
     if args.only in (None, "transfer"):
         result["transfer"] = transfer()
+    if args.only in (None, "starter"):
+        result["starter"] = starter()
     if args.only in (None, "signdigits"):
         result["sign_digits"] = sign_digits()
     result["machine"] = {"cores": os.cpu_count(), "load_avg_at_end": os.getloadavg()}
