@@ -435,7 +435,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run = None
     if args.run is None and active_run(store) is None:
         # No run yet: the shipped starter counts fingers from the hand's pose.
-        pred = Model.starter(warn=_warn_err)
+        pred = Model.starter()  # None without the detector: the error below says it all
         if pred is None:
             raise UserError(
                 "no trained model yet and no hand-pose detector for the starter model; "

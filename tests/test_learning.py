@@ -277,11 +277,16 @@ def test_eval_on_external_folder_adds_nothing(dataset, bars, capsys):
     assert out["metrics"]["n"] == 48 and dataset.count() == before
 
 
-def test_no_model_yet_is_one_line_exit_2(tmp_path, capsys):
+def test_no_model_and_no_hand_pose_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    from fingertui import streams
+
+    # Without the hand-pose detector there is no starter model either.
+    monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
     img = tmp_path / "a.png"
     finger_image(1, 1).save(img)
     assert main(["--home", str(tmp_path / "h"), "predict", str(img)]) == 2
-    assert "no trained model yet" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no trained model yet" in err[0]
 
 
 @needs_shared()
