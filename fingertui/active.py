@@ -247,17 +247,19 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
     if detector:
         from fingertui.streams import POSE_VIEW
 
+        row_of = {sid: n for n, sid in enumerate(ids)}
+        uniform = np.full(len(CLASSES), 1.0 / len(CLASSES))
+
         found = store.landmarks.get(detector, POSE_VIEW, [s.sha256 for s in current.values()])
         for s in current.values():
             if found.get(s.sha256) == b"":  # searched, and no hand found
-                p = P[ids.index(s.id)] if s.id in ids else np.full(len(CLASSES), 1.0 / len(CLASSES))
-                flag(s.id, "no-hand", 0.5, None, p)
+                flag(s.id, "no-hand", 0.5, None, P[row_of[s.id]] if s.id in row_of else uniform)
         for sid, ups in finger_ups(store, run, list(current.values())).items():
             if ups is None:
                 continue
             closeness = [0.5 - abs(u - 0.5) for u in ups if BORDERLINE[0] < u < BORDERLINE[1]]
             if closeness:
-                p = P[ids.index(sid)] if sid in ids else np.full(len(CLASSES), 1.0 / len(CLASSES))
+                p = P[row_of[sid]] if sid in row_of else uniform
                 flag(sid, "finger-borderline", max(closeness), None, p)
     unlabelled = [s.id for s in current.values() if s.label is None]
     if unlabelled:
