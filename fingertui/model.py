@@ -271,12 +271,14 @@ class Model:
     def for_run(cls, store: object, run: object, **kw: object) -> Model:
         """The model of a recorded run (cached per checkpoint: loading takes a second)."""
         path = store.ws.abs(run.checkpoint)  # type: ignore[attr-defined]
-        key = (str(path), kw.get("weights_file"), bool(kw.get("lazy")))
+        key = (str(path), kw.get("weights_file"))
         got = _LOADED.get(key)
         if got is None:
             got = cls.from_checkpoint(path, **kw)  # type: ignore[arg-type]
             _LOADED.clear()  # keep one: a model holds a network
             _LOADED[key] = got
+        elif not kw.get("lazy") and got.image is not None:
+            got.image.bb  # noqa: B018 — a lazily loaded one, now wanted ready: load the network now
         return got
 
     # --- probabilities ------------------------------------------------------------------
@@ -426,4 +428,4 @@ class Model:
         return self.probs(f), self.standardised(f)
 
 
-_LOADED: dict[tuple[str, str | None, bool], Model] = {}
+_LOADED: dict[tuple[str, str | None], Model] = {}
