@@ -180,7 +180,7 @@ class FingerApp(App):
         last_model = None
         last, done, t0, started = -1, 0, time.monotonic(), 0.0
         while not worker.is_cancelled:
-            if self.training and self.predictor is not None and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
+            if self.training and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
                 time.sleep(0.02)  # training has the cores (the status line says so)
                 continue
             got = self.source.latest()
@@ -191,7 +191,6 @@ class FingerApp(App):
                 continue
             last, frame = got
             last_model = self.predictor
-            started = time.monotonic()
             screen = self.capture_screen
             view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame
             track = None
@@ -203,9 +202,11 @@ class FingerApp(App):
             box = screen.square(view.shape, track)
             predictor = self.predictor
             if predictor is None:
+                started = time.monotonic()  # tracking alone also yields to a training run
                 continue
             x0, y0, x1, y1 = box
             crop = np.ascontiguousarray(view[y0:y1, x0:x1])
+            started = time.monotonic()  # predictions, not frames, are what training throttles
             if track is not None and predictor.uses_pose:
                 from fingertui.tracking import hand_in_box
 
