@@ -23,6 +23,18 @@ def _from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
+def _rows_for_shas(store: Store, sql: str, params: Sequence[object], shas: Sequence[str]) -> list[tuple]:
+    """Rows of ``sql`` (ending in ``sha256 IN ({marks})``) for every sha, in chunks."""
+    uniq = sorted(set(shas))
+    rows: list[tuple] = []
+    with store.lock:
+        for start in range(0, len(uniq), CHUNK):
+            chunk = uniq[start : start + CHUNK]
+            query = sql.format(marks=",".join("?" * len(chunk)))
+            rows += store.db.execute(query, [*params, *chunk]).fetchall()
+    return rows
+
+
 class EmbeddingTable:
     """Vectors keyed by (image sha256, backbone id, recipe, view)."""
 
@@ -30,21 +42,14 @@ class EmbeddingTable:
         self.store = store
 
     def get(self, backbone_id: str, recipe: str, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
-        out: dict[tuple[str, int], np.ndarray] = {}
-        shas = sorted({k[0] for k in keys})
         wanted = set(keys)
-        with self.store.lock:
-            for start in range(0, len(shas), CHUNK):
-                chunk = shas[start : start + CHUNK]
-                rows = self.store.db.execute(
-                    f"SELECT sha256, view, vec FROM embeddings WHERE backbone = ? AND recipe = ? "
-                    f"AND sha256 IN ({','.join('?' * len(chunk))})",
-                    [backbone_id, recipe, *chunk],
-                ).fetchall()
-                for sha, view, blob in rows:
-                    if (sha, view) in wanted:
-                        out[(sha, view)] = _from_blob(blob)
-        return out
+        rows = _rows_for_shas(
+            self.store,
+            "SELECT sha256, view, vec FROM embeddings WHERE backbone = ? AND recipe = ? AND sha256 IN ({marks})",
+            [backbone_id, recipe],
+            [k[0] for k in keys],
+        )
+        return {(sha, view): _from_blob(blob) for sha, view, blob in rows if (sha, view) in wanted}
 
     def put(self, backbone_id: str, recipe: str, items: dict[tuple[str, int], np.ndarray]) -> None:
         if not items:
@@ -71,18 +76,13 @@ class LandmarkTable:
         self.store = store
 
     def get(self, detector: str, view: str, shas: Sequence[str]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        uniq = sorted(set(shas))
-        with self.store.lock:
-            for start in range(0, len(uniq), CHUNK):
-                chunk = uniq[start : start + CHUNK]
-                rows = self.store.db.execute(
-                    f"SELECT sha256, hands FROM landmarks WHERE detector = ? AND view = ? "
-                    f"AND sha256 IN ({','.join('?' * len(chunk))})",
-                    [detector, view, *chunk],
-                ).fetchall()
-                out.update({sha: bytes(blob) for sha, blob in rows})
-        return out
+        rows = _rows_for_shas(
+            self.store,
+            "SELECT sha256, hands FROM landmarks WHERE detector = ? AND view = ? AND sha256 IN ({marks})",
+            [detector, view],
+            shas,
+        )
+        return {sha: bytes(blob) for sha, blob in rows}
 
     def put(self, detector: str, view: str, items: dict[str, bytes]) -> None:
         if not items:
