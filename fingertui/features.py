@@ -7,12 +7,18 @@ The cache key includes the backbone id and a hash of the augmentation recipe: ch
 either and the old vectors are simply not found.
 
 Missing vectors are computed by a small pipeline: one thread decodes and augments the
-next image while the calling thread runs the network on the current one (PIL and torch
-release the GIL), and new vectors reach the cache in a few large transactions.
+next images while a pool of network threads, one per core, each runs the network on one
+view with a single torch thread (PIL and torch release the GIL), and new vectors reach
+the cache in a few large transactions. A single-threaded forward pass gives the same
+vector whatever the machine's core count or load; torch's own 2-thread split of a batch-1
+pass was both slower under load (each op waits for the busier core) and, in 0.13 % of
+values, one float16 step different — so the cache keys name it ("t1").
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -39,12 +45,16 @@ RECIPE = {
     "jitter": [0.3, 0.3, 0.25, 0.03],
     "hflip": 0.5,  # a mirrored hand shows the same count
 }
-RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8]
-PLAIN = "plain"
+# "t1": computed by single-threaded forward passes (see the module docstring). Vectors
+# cached before that (torch's default thread count) are not reused.
+RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8] + "-t1"
+PLAIN = "plain-t1"
 # Images per forward pass. On a CPU, batches of one run fastest (measured idle on 2 cores,
 # efficientnet-lite0 cut at block 5, channels-last: 211 images/s alone, 87 in batches of 8,
 # 55 in batches of 32), so the pipeline feeds the network single views, back to back.
 BATCH = 1
+# Network threads (each a single-threaded forward pass): one per core, at most 8.
+NET_WORKERS = max(1, min(8, os.cpu_count() or 1))
 # Vectors written to the cache per transaction (it used to be two transactions per
 # image); a cancelled or failed run still writes what it computed.
 FLUSH_EVERY = 512
@@ -109,6 +119,23 @@ def augmented_view(img: torch.Tensor, sha256: str, view: int) -> torch.Tensor:
         # The CPU generator only (what torch.manual_seed also sets, without touching CUDA's).
         torch.default_generator.manual_seed(seed)
         return augment(img)
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)  # this thread's own setting (OpenMP keeps one per thread)
+
+
+@functools.lru_cache(maxsize=1)
+def _net_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The network threads, shared by every embedder in the process (started on first use)."""
+    return concurrent.futures.ThreadPoolExecutor(
+        NET_WORKERS, thread_name_prefix="fingertui-net", initializer=_single_threaded
+    )
+
+
+def run_network(fn: Callable[..., np.ndarray], *args: object) -> concurrent.futures.Future:
+    """Run ``fn(*args)`` (a forward pass) on a network thread."""
+    return _net_pool().submit(fn, *args)
 
 
 class EmbeddingCache:
@@ -188,30 +215,47 @@ class Embedder:
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> None:
-        """Run the network on every missing view, ``self.batch`` views at a time, while a
-        second thread decodes and augments the images ahead of it."""
+        """Run the network on every missing view, ``self.batch`` views at a time on the
+        network threads, while a decoding thread prepares the images ahead of them. The
+        calling thread collects the vectors in order, writes the cache and reports."""
         pending: dict[tuple[str, int], np.ndarray] = {}
         done, last_report = 0, time.monotonic()
-        # torch's thread count is left as it is: one thread gave vectors one float16 step
-        # apart from two threads' in 0.13 % of values, and the cache promises the same
-        # vector for the same image (and the live view embeds with the default count).
+        in_flight: collections.deque = collections.deque()
+
+        def collect() -> None:
+            nonlocal done, last_report
+            batch, fut = in_flight.popleft()
+            new = fut.result()
+            with self._lock:
+                self.computed += len(batch)
+            for (key, _, last), vec in zip(batch, new, strict=True):
+                found[key] = pending[key] = vec
+                done += int(last)
+            if len(pending) >= FLUSH_EVERY:
+                self._flush(pending)
+            if progress and (done == len(todo) or time.monotonic() - last_report >= PROGRESS_EVERY):
+                progress("embedding", done, len(todo))
+                last_report = time.monotonic()
+
         # closing(): stop the decoding thread at once, also when the network raises.
         with contextlib.closing(self._batches(todo, cancel)) as batches:
             try:
                 for batch in batches:
-                    new = self._embed_batch([x for _, x, _ in batch])
-                    with self._lock:
-                        self.computed += len(batch)
-                    for (key, _, last), vec in zip(batch, new, strict=True):
-                        found[key] = pending[key] = vec
-                        done += int(last)
-                    if len(pending) >= FLUSH_EVERY:
-                        self._flush(pending)
-                    if progress and (done == len(todo) or time.monotonic() - last_report >= PROGRESS_EVERY):
-                        progress("embedding", done, len(todo))
-                        last_report = time.monotonic()
+                    in_flight.append((batch, run_network(self._embed_batch, [x for _, x, _ in batch])))
+                    # Two views per network thread in flight: each finds its next one ready.
+                    while len(in_flight) > 2 * NET_WORKERS or (in_flight and in_flight[0][1].done()):
+                        collect()
+                while in_flight:
+                    collect()
             finally:
-                # Also on cancel or error: every vector computed so far is right, keep it.
+                # Also on cancel or error: every vector computed so far is right, keep it
+                # (the few views in flight finish first: at most two per network thread).
+                for batch, fut in in_flight:
+                    if fut.exception() is None:
+                        for (key, _, _), vec in zip(batch, fut.result(), strict=True):
+                            found[key] = pending[key] = vec
+                        with self._lock:
+                            self.computed += len(batch)
                 self._flush(pending)
 
     def _batches(
@@ -305,4 +349,6 @@ class Embedder:
         """Embed (3, H, W) uint8 images of any sizes; returns (N, dim) float32."""
         if not tensors:
             return np.zeros((0, bb.dim), dtype=np.float32)
-        return Embedder._forward(bb, Embedder._prepare(bb, tensors))
+        x = Embedder._prepare(bb, tensors)
+        # On a network thread: the same single-threaded pass as the cached vectors.
+        return run_network(Embedder._forward, bb, x).result()

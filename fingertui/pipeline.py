@@ -34,6 +34,7 @@ from fingertui.train import (
     fit_temperature,
     group_folds,
     logits,
+    one_torch_thread,
     softmax,
     train_calibrated,
     unsure_threshold,
@@ -88,6 +89,7 @@ def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
     return {k: v for k, v in w.items() if k in experts}
 
 
+@one_torch_thread
 def train(
     store: Store,
     *,

@@ -12,10 +12,15 @@ stored: its embedding is cached under an identity that names the image and the b
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
 import hashlib
+import itertools
 import os
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +46,8 @@ POSE_VIEW = "still"  # landmarks of stored images come from the still-image dete
 # 0.6 find 6 of those 12 (3×3 of 0.5: 4, 4×4 of 0.4: 2).
 TILES = {"grid": 2, "frac": 0.6, "min_side": 200}
 TILES_ID = "tiles-{grid}x{grid}-{frac}".format(**TILES)
+# Still detectors searching stored images at once (one per core, at most this many).
+MAX_DETECTORS = 4
 
 
 def _dev_hands() -> bool:
@@ -127,6 +134,8 @@ class PoseStream:
         # Names the detector and the feature function (its landmark space and length).
         self.id = f"{self.detector_id}|pose-{pose.DEFAULT_SPACE}-{pose.FEATURE_DIM}"
         self._still = still
+        self._spare: queue.SimpleQueue = queue.SimpleQueue()  # still detectors not in use
+        self._made = 0
         self._track = None
         self._lock = threading.Lock()
 
@@ -168,14 +177,57 @@ class PoseStream:
                 self._still = HandDetector(mode="still", max_hands=2)
             return self._still
 
+    def workers(self, images: int) -> int:
+        """How many still detectors to search ``images`` images with: one per core."""
+        return max(1, min(os.cpu_count() or 1, MAX_DETECTORS, images))
+
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[object]:
+        """A still detector of its own for the calling thread (made on first need, kept)."""
+        if _dev_hands():
+            yield self.detector()
+            return
+        try:
+            det = self._spare.get_nowait()
+        except queue.Empty:
+            from fingertui.hands import HandDetector
+
+            with self._lock:
+                # The first one lent is the stream's own still detector.
+                det = self._still if self._made == 0 and self._still is not None else None
+                det = det or HandDetector(mode="still", max_hands=2)
+                if self._still is None:
+                    self._still = det
+                self._made += 1
+        try:
+            yield det
+        finally:
+            self._spare.put(det)
+
+    def search_file(self, path: str | os.PathLike[str]) -> Hand | None:
+        """``search`` on an image file, with a detector of this thread's own (so several
+        threads search at once)."""
+        from fingertui.features import read_rgb
+
+        img = read_rgb(path)
+        with self._borrowed() as det:
+            return self.search(img, det)
+
     def find(self, img: np.ndarray, tracking: bool = False) -> Hand | None:
         """The most confident hand in an RGB image, or None."""
         found = self.detector(tracking).detect(img)
         return found[0] if found else None
 
-    def search(self, img: np.ndarray) -> Hand | None:
-        """A still image's hand: the whole picture first, then tiles (see ``TILES``)."""
-        hand = self.find(img)
+    def search(self, img: np.ndarray, det: object | None = None) -> Hand | None:
+        """A still image's hand: the whole picture first, then tiles (see ``TILES``).
+        ``det``: the still detector to use (default: the stream's own)."""
+        det = det or self.detector()
+
+        def find(im: np.ndarray) -> Hand | None:
+            found = det.detect(im)
+            return found[0] if found else None
+
+        hand = find(img)
         if hand is not None or _dev_hands():
             return hand
         h, w = img.shape[:2]
@@ -188,7 +240,7 @@ class PoseStream:
             for gx in range(n):
                 x0 = round(gx * (w - side) / (n - 1))
                 y0 = round(gy * (h - side) / (n - 1))
-                got = self.find(np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]))
+                got = find(np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]))
                 if got is not None and (best is None or got.handedness_score > best.handedness_score):
                     best = hand_from_box(got, (x0, y0, x0 + side, y0 + side), (w, h))
         return best
@@ -268,8 +320,8 @@ def stored_hands(
     cancel: threading.Event | None = None,
 ) -> list[Hand | None]:
     """The best hand of each stored sample, from the landmarks cache (searching the
-    images not searched yet with the still-image detector)."""
-    from fingertui.features import read_rgb
+    images not searched yet with still-image detectors, one per core, in parallel: a
+    MediaPipe graph works one image at a time on about one core)."""
     from fingertui.hands import hands_from_bytes, hands_to_bytes
 
     cached = store.landmarks.get(pose.detector_id, POSE_VIEW, [s.sha256 for s in samples])
@@ -277,18 +329,33 @@ def stored_hands(
     if progress:
         progress("finding hands", 0, len(todo))
     pending: dict[str, bytes] = {}
-    for k, s in enumerate(todo):
-        if cancel is not None and cancel.is_set():
+    with concurrent.futures.ThreadPoolExecutor(pose.workers(len(todo)), thread_name_prefix="fingertui-hands") as pool:
+        # Submitted a window at a time, so a cancel stops within a few images.
+        window = 4 * pose.workers(len(todo))
+        futures: collections.deque = collections.deque()
+        it = iter(todo)
+        for s in itertools.islice(it, window):
+            futures.append((s, pool.submit(pose.search_file, store.ws.abs(s.path))))
+        k = 0
+        try:
+            while futures:
+                s, fut = futures.popleft()
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                found = fut.result()
+                pending[s.sha256] = cached[s.sha256] = hands_to_bytes([found] if found is not None else [])
+                for nxt in itertools.islice(it, 1):
+                    futures.append((nxt, pool.submit(pose.search_file, store.ws.abs(nxt.path))))
+                if len(pending) >= 64:  # a few transactions, and little lost to a crash
+                    store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+                    pending = {}
+                k += 1
+                if progress:
+                    progress("finding hands", k, len(todo))
+        finally:
+            for _, fut in futures:
+                fut.cancel()
             store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
-            raise Cancelled()
-        found = pose.search(read_rgb(store.ws.abs(s.path)))
-        pending[s.sha256] = cached[s.sha256] = hands_to_bytes([found] if found is not None else [])
-        if len(pending) >= 64:  # a few transactions, and little lost to a crash
-            store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
-            pending = {}
-        if progress:
-            progress("finding hands", k + 1, len(todo))
-    store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
     out = []
     for s in samples:
         got = hands_from_bytes(cached[s.sha256])

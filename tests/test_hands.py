@@ -184,3 +184,46 @@ def test_detection_keeps_stderr_clean() -> None:
     photos = [sorted((DATASETS / rel).iterdir())[0] for rel in ("hagrid-rooms/frames/2", "sign-digits/4")]
     out = subprocess.run([sys.executable, "-c", code, *map(str, photos)], capture_output=True, text=True, check=True)
     assert out.stderr == ""
+
+
+@needs_mediapipe
+@needs_photos
+def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_one(store, tmp_path) -> None:
+    # A first train searches every stored image with one still detector per core; the
+    # landmarks it caches must be exactly what one detector finds image by image.
+    import shutil
+
+    from fingertui import streams
+    from fingertui.importer import import_paths
+
+    src = tmp_path / "photos"
+    for label in ("1", "3"):
+        (src / label).mkdir(parents=True)
+        for p in sorted((DATASETS / "sign-digits" / label).iterdir())[:5]:
+            shutil.copy(p, src / label / p.name)
+    (src / "5").mkdir()
+    for p in sorted((DATASETS / "hagrid-rooms" / "frames" / "5").iterdir())[:3]:
+        shutil.copy(p, src / "5" / p.name)
+    import_paths(store, [src])
+    samples = store.samples()
+    pose = streams.PoseStream()
+    assert pose.workers(len(samples)) == min(os.cpu_count() or 1, streams.MAX_DETECTORS, len(samples))
+    seen: list[tuple[str, int, int]] = []
+    parallel = streams.stored_hands(store, pose, samples, lambda *a: seen.append(a))
+    assert seen[-1] == ("finding hands", len(samples), len(samples))
+    assert sum(h is not None for h in parallel) >= len(samples) - 2  # real photos: hands are there
+    one = H.HandDetector("still")
+    try:
+        for s, got in zip(samples, parallel, strict=True):
+            alone = pose.search(read_stored(store, s), one)
+            assert (got is None) == (alone is None), s.path
+            if got is not None:
+                np.testing.assert_array_equal(got.landmarks, alone.landmarks)
+    finally:
+        one.close()
+
+
+def read_stored(store, sample) -> np.ndarray:
+    from fingertui.features import read_rgb
+
+    return read_rgb(store.ws.abs(sample.path))
