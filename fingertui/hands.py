@@ -170,24 +170,30 @@ def hands_from_bytes(blob: bytes) -> list[Hand]:
 # --- detection -----------------------------------------------------------------------
 
 
+class _Mute:
+    linger = 0.0  # seconds to stay muted after the block (set inside it)
+
+
 @contextlib.contextmanager
-def _quiet_stderr(linger: float = 0.0) -> Iterator[None]:
+def _quiet_stderr(linger: float = 0.0) -> Iterator[_Mute]:
     """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
     straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
     it lasts (one detector call, ~60 ms): another thread's stderr in that window is lost."""
+    mute = _Mute()
+    mute.linger = linger
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded interpreter): nothing to silence
-        yield
+        yield mute
         return
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
-            yield
+            yield mute
             # A model's first use logs from the graph's own threads, sometimes just after
-            # the call returned (seen once in a full test run under load): wait for it.
-            if linger:
-                time.sleep(linger)
+            # the call returned: wait for it.
+            if mute.linger:
+                time.sleep(mute.linger)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -234,6 +240,7 @@ class HandDetector:
         self.id = detector_id(complexity, min_detection, pad)
         self._lock = threading.Lock()
         self._calls = 0
+        self._landmarks_open = False
         with _quiet_stderr(linger=0.1):
             # The Hands graph as mp.solutions.hands.Hands builds it, plus its palm detections
             # output, the only place the detector's confidence is exposed.
@@ -252,8 +259,12 @@ class HandDetector:
             )
             # The graph opens its models on worker threads after start-up, and they log as
             # they do; one blank frame waits for that while stderr is still muted.
-            self._graph.process({"image": np.zeros((64, 64, 3), np.uint8)})
+            blank = {"image": np.zeros((64, 64, 3), np.uint8)}
+            self._graph.process(blank)
+            # reset() restarts the graph, which opens (and logs) its models again: a second
+            # blank frame waits for that too.
             self._graph.reset()
+            self._graph.process(blank)
 
     def __enter__(self) -> HandDetector:
         return self
@@ -293,8 +304,16 @@ class HandDetector:
             # Muted on every call, not just the first: the landmark model's start-up warning
             # comes with the first hand found and another with the first non-square image.
             self._calls += 1
-            with _quiet_stderr(linger=0.1 if self._calls <= 3 else 0.0):
+            with _quiet_stderr() as mute:
                 res = self._graph.process({"image": img})
+                # The landmark model opens with the first hand found, and logs from the
+                # graph's own thread, sometimes well after the call returned on a busy
+                # machine: wait longer for that one than for the first few calls.
+                if res.multi_hand_landmarks and not self._landmarks_open:
+                    self._landmarks_open = True
+                    mute.linger = 0.5
+                elif self._calls <= 3:
+                    mute.linger = 0.1
         if not res.multi_hand_landmarks:
             return []
         ph, pw = img.shape[:2]

@@ -227,3 +227,34 @@ def read_stored(store, sample) -> np.ndarray:
     from fingertui.features import read_rgb
 
     return read_rgb(store.ws.abs(sample.path))
+
+
+@needs_mediapipe
+@needs_photos
+def test_a_hand_the_whole_frame_and_the_coarse_tiles_miss_is_found_by_the_finer_ones() -> None:
+    from fingertui import streams
+    from fingertui.features import read_rgb
+
+    img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "5" / "stop_00016.jpg")
+    pose = streams.PoseStream()
+    det = pose.detector()
+    assert not det.detect(img), "the whole frame should miss this hand"
+    hand = pose.search(img)
+    assert hand is not None
+    h, w = img.shape[:2]
+    assert hand.image_size == (w, h)
+    x0, y0, x1, y1 = hand.bbox
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h  # placed back in the whole frame
+
+
+@needs_mediapipe
+def test_a_model_trained_with_another_tile_recipe_still_loads_but_other_features_do_not() -> None:
+    from fingertui import streams
+    from fingertui.errors import UserError
+
+    now = streams.PoseStream()
+    older = now.id.replace(streams.TILES_ID, "tiles-2x2-0.6")
+    assert older != now.id
+    assert streams.PoseStream.for_checkpoint({"stream": older}) is not None
+    with pytest.raises(UserError, match="retrain"):
+        streams.PoseStream.for_checkpoint({"stream": now.id.replace("pose-", "pose-world-")})
