@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import math
 import os
@@ -62,6 +63,7 @@ class Decoded:
     ext: str  # extension for a stored copy, e.g. "png"
     width: int  # the original's size, upright (as a viewer shows it)
     height: int
+    taken: float | None = None  # when the camera took it (EXIF), seconds; None if unknown
 
 
 def _name(src: str | os.PathLike[str] | bytes) -> str:
@@ -117,9 +119,11 @@ def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
         )
     fmt = img.format or ""
     try:
-        orientation = int(img.getexif().get(0x0112, 1))
+        exif = img.getexif()
+        orientation = int(exif.get(0x0112, 1))
     except Exception:  # a broken EXIF block must not make the picture unreadable
-        orientation = 1
+        exif, orientation = None, 1
+    taken = _taken(exif)
     if fmt in ("JPEG", "MPO"):
         # Decode at 1/2, 1/4 or 1/8 scale straight away when that still covers max_side.
         img.draft("RGB" if img.mode in ("RGB", "YCbCr") else None, (max_side, max_side))
@@ -136,7 +140,24 @@ def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
     arr = np.array(img, dtype=np.uint8)  # a writable copy (torch warns about read-only arrays)
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - _to_rgb guarantees it
         raise UserError(f"{name}: could not convert image mode {img.mode} to RGB")
-    return Decoded(arr, fmt, FORMATS.get(fmt, "png"), w, h)
+    return Decoded(arr, fmt, FORMATS.get(fmt, "png"), w, h, taken)
+
+
+def _taken(exif: Image.Exif | None) -> float | None:
+    """The camera's capture time (EXIF DateTimeOriginal + SubSecTimeOriginal) as seconds
+    on the camera's own clock, or None. (A file's mtime is no use: copying resets it.)"""
+    if exif is None:
+        return None
+    try:
+        sub = exif.get_ifd(0x8769)  # the Exif sub-IFD
+        stamp = sub.get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, else DateTime
+        if not stamp:
+            return None
+        t = datetime.datetime.strptime(str(stamp).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        frac = str(sub.get(0x9291) or "").strip("\x00 ")
+        return t.replace(tzinfo=datetime.UTC).timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+    except Exception:  # a broken or odd EXIF block only means "time unknown"
+        return None
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

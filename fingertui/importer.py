@@ -44,6 +44,7 @@ class LoadedImage:
     height: int
     phash: str
     sha256: str
+    taken: float | None = None  # EXIF capture time (seconds), if the camera wrote one
 
 
 @dataclass
@@ -76,7 +77,30 @@ def load_image(path: Path) -> LoadedImage:
         sha = sha256_file(path)
     except OSError as e:
         raise UserError(f"cannot read ({e.strerror or e})") from e
-    return LoadedImage(d.ext, d.width, d.height, splits.phash(Image.fromarray(d.rgb)), sha)
+    return LoadedImage(d.ext, d.width, d.height, splits.phash(Image.fromarray(d.rgb)), sha, d.taken)
+
+
+# Photos the camera took within this many seconds of the previous one are one burst:
+# the same hand in the same pose, so they must share a split like near-duplicates do.
+BURST_GAP_S = 2.0
+
+
+def burst_hints(loaded: list[tuple[FileEntry, LoadedImage]]) -> list[str | None]:
+    """A burst hint for each image without a folder group, from the cameras' capture times
+    (EXIF): consecutive shots no more than ``BURST_GAP_S`` apart share one."""
+    hints: list[str | None] = [None] * len(loaded)
+    timed = sorted(
+        (img.taken, k) for k, (e, img) in enumerate(loaded) if e.group_hint is None and img.taken is not None
+    )
+    start, prev = None, None
+    for t, k in timed:
+        if prev is None or t - prev > BURST_GAP_S:
+            start = loaded[k][1].sha256[:16]
+        prev = t
+        hints[k] = f"burst-exif:{start}"
+    # A "burst" of one photo is no group at all.
+    sizes = Counter(h for h in hints if h)
+    return [h if h and sizes[h] > 1 else None for h in hints]
 
 
 def _classify_parts(parts: list[str]) -> tuple[int | None, str | None, list[str], str | None, bool]:
@@ -132,7 +156,8 @@ def scan(
             group_parts = list(f.relative_to(base).parts[:-1])
             # A folder that carries no label says nothing about which images belong
             # together (a flat folder would be one group, none of it ever tested):
-            # unlabelled images are grouped by near-duplicate hashes instead.
+            # unlabelled images are grouped by near-duplicate hashes and by the camera's
+            # capture times (bursts) instead.
             if unlabeled:
                 entries.append(FileEntry(f, None, None, None))
                 continue
@@ -201,7 +226,11 @@ def import_paths(
                 loaded.append((entry, img))
         if progress:
             progress(k + 1, total)
-    items = [splits.Item(e.label, img.phash, e.group_hint, e.split, img.sha256) for e, img in loaded]
+    bursts = burst_hints(loaded)
+    items = [
+        splits.Item(e.label, img.phash, e.group_hint or burst, e.split, img.sha256)
+        for (e, img), burst in zip(loaded, bursts, strict=True)
+    ]
     existing = [Existing(p, g, s) for _, p, g, s in store.group_index()]
     plan = splits.plan(items, existing, store.split_counts())
     # Pass 2: write each sample atomically (one file's bytes in memory at a time).

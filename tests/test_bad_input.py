@@ -293,3 +293,29 @@ def test_flat_unlabelled_folder_is_not_one_group(tmp_path, store):
 def test_doctor_json_has_no_nan(home, capsys):
     assert main(["--home", str(home), "doctor", "--json"]) == 0
     json.loads(capsys.readouterr().out)
+
+
+def test_unlabelled_shots_of_one_burst_share_a_split_by_their_capture_times(tmp_path, store):
+    # Four bursts of five different-looking JPEGs, shots 0.3 s apart on the camera's clock,
+    # bursts a minute apart; copied, so file times say nothing. Only EXIF tells the bursts.
+    for b in range(4):
+        for k in range(5):
+            exif = Image.Exif()
+            sub = exif.get_ifd(0x8769)
+            sub[0x9003] = f"2026:11:29 10:{10 + b:02d}:0{(k * 3) // 10}"
+            sub[0x9291] = str((k * 3) % 10)
+            path = tmp_path / "flat" / f"b{b}_{k}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            noise_image(500 + 10 * b + k).save(path, format="JPEG", exif=exif)
+    import_paths(store, [tmp_path / "flat"], unlabeled=True)
+    by_burst: dict[str, set] = {}
+    for s in store.samples():
+        by_burst.setdefault(s.origin.rsplit("/", 1)[1].split("_")[0], set()).add(s.group_key)
+    assert len(by_burst) == 4 and all(len(keys) == 1 for keys in by_burst.values())
+    assert len({next(iter(keys)) for keys in by_burst.values()}) == 4  # four groups, not one
+    for s in store.samples():
+        store.set_label(s.id, 1)
+    splits_by_burst: dict[str, set] = {}
+    for s in store.samples():
+        splits_by_burst.setdefault(s.origin.rsplit("/", 1)[1].split("_")[0], set()).add(s.split)
+    assert all(len(v) == 1 for v in splits_by_burst.values())
