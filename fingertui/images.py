@@ -144,17 +144,20 @@ def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
 
 
 def _taken(exif: Image.Exif | None) -> float | None:
-    """The camera's capture time (EXIF DateTimeOriginal + SubSecTimeOriginal) as seconds
-    on the camera's own clock, or None. (A file's mtime is no use: copying resets it.)"""
+    """The camera's capture time as seconds on the camera's own clock, or None: the main
+    IFD's DateTime (already parsed, and cameras write the shot's time there), else the Exif
+    sub-IFD's DateTimeOriginal + SubSecTimeOriginal (parsing that sub-IFD cost 14 ms per
+    sign-digits photo, so only when needed). A file's mtime is no use: copying resets it."""
     if exif is None:
         return None
     try:
-        sub = exif.get_ifd(0x8769)  # the Exif sub-IFD
-        stamp = sub.get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, else DateTime
+        stamp, frac = exif.get(0x0132), ""
+        if not stamp and 0x8769 in exif:
+            sub = exif.get_ifd(0x8769)
+            stamp, frac = sub.get(0x9003), str(sub.get(0x9291) or "").strip("\x00 ")
         if not stamp:
             return None
         t = datetime.datetime.strptime(str(stamp).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
-        frac = str(sub.get(0x9291) or "").strip("\x00 ")
         return t.replace(tzinfo=datetime.UTC).timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
     except Exception:  # a broken or odd EXIF block only means "time unknown"
         return None

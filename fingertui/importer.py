@@ -86,11 +86,15 @@ BURST_GAP_S = 2.0
 
 
 def burst_hints(loaded: list[tuple[FileEntry, LoadedImage]]) -> list[str | None]:
-    """A burst hint for each image without a folder group, from the cameras' capture times
-    (EXIF): consecutive shots no more than ``BURST_GAP_S`` apart share one."""
+    """A burst hint for each unlabelled image, from the cameras' capture times (EXIF):
+    consecutive shots no more than ``BURST_GAP_S`` apart share one. (Labelled folders keep
+    their sub-folder and near-duplicate groups, so the splits of an existing labelled set
+    do not move; 225 of sign-digits' 1,236 time gaps are under 2 s.)"""
     hints: list[str | None] = [None] * len(loaded)
     timed = sorted(
-        (img.taken, k) for k, (e, img) in enumerate(loaded) if e.group_hint is None and img.taken is not None
+        (img.taken, k)
+        for k, (e, img) in enumerate(loaded)
+        if e.label is None and e.group_hint is None and img.taken is not None
     )
     start, prev = None, None
     for t, k in timed:
