@@ -604,7 +604,12 @@ def cmd_review(args: argparse.Namespace) -> int:
         emit_json({"strategy": args.strategy, "items": [it.as_json() for it in items]})
         return 0
     if not items:
-        print("review queue is empty" if active.active_run(store) else "no model yet: `fingertui train` first")
+        print(
+            "review queue is empty"
+            if active.active_run(store)
+            else "no model yet: `fingertui train` first; `fingertui samples --label none` lists unlabelled snapshots "
+            "to label now with `fingertui label ID N`"
+        )
         return 0
     from rich.table import Table
 
