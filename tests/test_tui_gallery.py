@@ -54,9 +54,12 @@ async def test_gallery_shows_own_captures_first_as_thumbnails(ws, tmp_path):
     app = make_app(ws, ScriptedSource([solid(RED), solid(BLUE)]))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
+        now = [1000.0]
+        app.capture_screen.clock = lambda: now[0]  # two taps a second apart: not one hold
         await pilot.press("3")
         await pilot.pause()
         app.source.advance()
+        now[0] += 1.0
         await pilot.press("3")
         await pilot.pause()
         red, blue = app.store.samples()[-2:]
