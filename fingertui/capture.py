@@ -100,6 +100,7 @@ class CaptureSession:
     store: Store
     id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     history: list[Take] = field(default_factory=list)  # newest last
+    last_duplicate: bool = False  # the newest capture was a frame already stored (nothing added)
     _last: tuple[int | None, float, str] | None = None  # (label, time, group hint)
 
     def capture(
@@ -142,6 +143,7 @@ class CaptureSession:
             reason="capture",
             capture=prediction,
         )
+        self.last_duplicate = res.duplicate
         if not res.duplicate:
             if burst is not None and self.history and self.history[-1].key == burst:
                 self.history[-1].ids.append(res.sample.id)

@@ -82,6 +82,26 @@ async def test_holding_a_digit_records_steadily_with_a_live_counter_and_u_takes_
         assert not any(ws.abs(s.path).exists() for s in held)
 
 
+async def test_a_still_picture_is_not_stored_twice_and_the_app_says_so(ws):
+    app = make_app(ws, ScriptedSource(frames(1)))  # a paused camera: the same frame every time
+    toasts(app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.capture_screen
+        now = [1000.0]
+        screen.clock = lambda: now[0]
+        for k in range(12):  # a held 2 over a still picture
+            now[0] = 1000.0 + k / 30
+            await pilot.press("2")
+        [s] = app.store.samples()
+        assert "holding 2: 1 captured (1 unchanged frames skipped)" in str(screen.query_one("#hold").render())
+        now[0] += 5
+        await pilot.press("2")  # a tap later: the same frame again
+        await pilot.pause()
+        assert app.store.count() == 1
+        assert any(t.startswith(f"this frame is already stored as sample {s.id}") for t in toasts(app))
+
+
 async def test_u_after_a_burst_takes_back_the_whole_burst(ws):
     app = make_app(ws, ScriptedSource(frames(120), hold=False))
     toasts(app)

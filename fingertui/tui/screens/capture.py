@@ -205,9 +205,13 @@ class CaptureScreen(Screen):
             label, n = self.burst_progress
             line = f"[b yellow]burst {label}: {n}/{BURST_FRAMES} captured[/]"
         elif self.pacer.label is not None and self.pacer.captured > 1:
+            take = self.app.capture.history[-1] if self.app.capture.history else None
+            stored = len(take.ids) if take is not None and take.key == self.pacer.key else 0
+            same = self.pacer.captured - stored
             line = (
-                f"[b yellow]holding {self.pacer.label}: {self.pacer.captured} captured[/] "
-                f"[dim](at most {self.pacer.rate:.0f} a second; let go to stop)[/]"
+                f"[b yellow]holding {self.pacer.label}: {stored} captured[/] "
+                + (f"[yellow]({same} unchanged frames skipped)[/] " if same else "")
+                + f"[dim](at most {self.pacer.rate:.0f} a second; let go to stop)[/]"
             )
         self.query_one("#hold", Static).update(line)
 
@@ -224,8 +228,9 @@ class CaptureScreen(Screen):
         if label is None or n < 2 or take is None or take.key != self.pacer.key:
             return  # a single press: its own toast said it all
         total = sum(self.app.store.split_counts()[label].values())
+        same = f" ({n - len(take.ids)} unchanged frames skipped)" if n > len(take.ids) else ""
         self.notify(
-            f"held {label}: {len(take.ids)} captured (samples {id_span(take.ids)}) - class {label} now has "
+            f"held {label}: {len(take.ids)} captured{same} (samples {id_span(take.ids)}) - class {label} now has "
             f"{total} images; u takes back the whole hold"
         )
 
@@ -244,7 +249,9 @@ class CaptureScreen(Screen):
         if label is not None:
             self.app.labels_changed()
         if not quiet:
-            if label is None:
+            if self.app.capture.last_duplicate:  # a still picture (a slideshow, a paused camera)
+                self.notify(f"this frame is already stored as sample {sample.id}: nothing added", severity="warning")
+            elif label is None:
                 self.notify(f"captured sample {sample.id}, unlabelled - label it in review (r) or the gallery (g)")
             else:
                 n = sum(self.app.store.split_counts()[label].values())
