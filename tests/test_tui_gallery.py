@@ -123,6 +123,12 @@ async def test_gallery_is_a_key_in_help_and_the_palette_and_lists_its_keys(ws):
         await titles["Gallery"].callback()
         await pilot.pause()
         assert isinstance(app.screen, GalleryScreen)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "[ " in help_text and "previous class" in help_text and "[/b]" not in help_text
+        await pilot.press("escape")
+        await pilot.pause()
         got = {c.title for c in app.get_system_commands(app.screen)}
         for b in GalleryScreen.BINDINGS:
             want = b.description if not b.key.isdigit() else f"{b.description.split()[0]} {b.key}"
