@@ -428,3 +428,21 @@ def resolve(store: Store, sample_id: int, action: str, label: int | None = None)
     else:
         raise UserError(f"unknown action {action!r}")
     return {"sample": s.id, "action": action, "label": s.label}
+
+
+def unlabelled_items(store: Store, model: object | None = None) -> list[QueueItem]:
+    """Before any run exists the queue is empty (flags come from a run), yet unlabelled
+    captures wait for a label: they are the review items then, in capture order. With the
+    shipped starter ``model`` its count is the suggestion where it sees a hand."""
+    samples = store.find(unlabelled=True)
+    samples = [s for s in samples if not s.excluded]
+    items = [QueueItem(s.id, s.path, None, None, None, None, ["unlabelled"], 0.0, None) for s in samples]
+    if model is None or not samples:
+        return items
+    f = model.features_of_samples(store, samples)
+    for it, p, hand in zip(items, model.probs(f), f.hand, strict=True):
+        if hand:  # no hand: the starter cannot count, so it suggests nothing
+            k = int(p.argmax())
+            it.pred, it.suggested, it.confidence = CLASSES[k], CLASSES[k], float(p[k])
+            it.probs = [float(x) for x in p]
+    return items

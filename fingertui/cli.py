@@ -582,7 +582,7 @@ def _sample_id(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise UserError(f"sample id must be a number, not {text!r}; `fingertui review` lists them") from None
+        raise UserError(f"sample id must be a number, not {text!r}; `fingertui samples` lists them") from None
 
 
 @command("review")
@@ -604,7 +604,12 @@ def cmd_review(args: argparse.Namespace) -> int:
         emit_json({"strategy": args.strategy, "items": [it.as_json() for it in items]})
         return 0
     if not items:
-        print("review queue is empty" if active.active_run(store) else "no model yet: `fingertui train` first")
+        print(
+            "review queue is empty"
+            if active.active_run(store)
+            else "no model yet: `fingertui train` first; `fingertui samples --label none` lists unlabelled snapshots "
+            "to label now with `fingertui label ID N`"
+        )
         return 0
     from rich.table import Table
 
@@ -623,6 +628,49 @@ def cmd_review(args: argparse.Namespace) -> int:
         )
     console().print(t)
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
+    return 0
+
+
+UNLABELLED_WORDS = ("none", "unlabelled", "unlabeled")
+
+
+@command("samples")
+def cmd_samples(args: argparse.Namespace) -> int:
+    from fingertui import catalog
+    from fingertui.labels import ACCEPTED, try_parse_label
+
+    store = open_store(args)
+    unlabelled = args.label is not None and args.label.strip().lower() in UNLABELLED_WORDS
+    label = None
+    if args.label is not None and not unlabelled:
+        label = try_parse_label(args.label)
+        if label is None:
+            raise UserError(f"unknown label {args.label!r}: use one of {ACCEPTED}, or none for the unlabelled")
+    items = catalog.listing(store, label=label, unlabelled=unlabelled, split=args.split)
+    if args.json:
+        emit_json({"samples": [catalog.row(s) for s in items]})
+        return 0
+    if not items:
+        print("no samples match" if store.count() else "no samples yet: `fingertui import DIR` or capture in the app")
+        return 0
+    # Plain columns, the origin last and whole: a table at 80 columns would cut the file
+    # names, which are what a user looks for here.
+    rows = [
+        (
+            str(s.id),
+            ("-" if s.label is None else str(s.label)) + (" x" if s.excluded else ""),
+            s.split or "-",
+            s.source,
+            s.origin or catalog.origin_name(s) + (f" (session {s.session})" if s.session else ""),
+        )
+        for s in items
+    ]
+    head = ("id", "label", "split", "source", "origin")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, *rows]:
+        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), r[4]]))
+    note = "; x = excluded from training" if any(s.excluded for s in items) else ""
+    print(f"{len(items)} samples{note}. Change one: fingertui label ID N | delete ID")
     return 0
 
 
@@ -800,6 +848,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", metavar="N", help="only items labelled (or, unlabelled, predicted) N")
     s.add_argument("--limit", type=int, metavar="K", help="at most K items (a diverse batch)")
     s.add_argument("--no-diversity", action="store_true", help="plain score order, no k-center pass")
+
+    s = sub.add_parser(
+        "samples", parents=[common, json_opt], help="list the samples: id, label, split, where each came from"
+    )
+    s.add_argument("--label", metavar="N", help="only samples labelled N (0–5), or none: the unlabelled ones")
+    s.add_argument("--split", metavar="SPLIT", help="only the train or the test split")
 
     s = sub.add_parser("label", parents=[common, json_opt], help="label ID N | label ID --confirm | label ID --exclude")
     s.add_argument("id", metavar="ID")

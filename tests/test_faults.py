@@ -159,6 +159,24 @@ def test_kill_during_capture_and_its_undo(template, tmp_path):
     assert walk(template, tmp_path, op, check) >= 5
 
 
+def test_kill_while_taking_back_a_whole_hold(template, tmp_path):
+    frames = [np.asarray(noise_image(80 + k, 64)) for k in range(3)]
+
+    def op(store):
+        session = CaptureSession(store)
+        for f in frames:
+            session.capture(f, 4, burst="hold1")
+        # The frames a crash left are taken back by the next run too: all of them or none.
+        store.remove_captures([s.id for s in store.samples() if s.label == 4])
+
+    def check(ws, before):
+        now = state(ws)
+        assert {k: v for k, v in now.items() if k in before} == before
+        assert all(v[0] == 4 for k, v in now.items() if k not in before)
+
+    assert walk(template, tmp_path, op, check) >= 10
+
+
 def test_kill_during_delete_undo_and_relabel(template, tmp_path):
     s = Store(template)
     victim, other = s.samples()[0], s.samples()[1]

@@ -240,7 +240,7 @@ class Store:
         with self.lock:
             rows = list(self.db.query("SELECT * FROM samples WHERE id = ?", [sample_id]))
         if not rows:
-            raise UserError(f"no sample with id {sample_id}; `fingertui stats` shows what is stored")
+            raise UserError(f"no sample with id {sample_id}; `fingertui samples` lists the ids")
         return Sample.from_row(rows[0])
 
     def by_sha(self, sha: str) -> Sample | None:
@@ -252,6 +252,19 @@ class Store:
         with self.lock:
             rows = self.db.query(f"SELECT * FROM samples WHERE {where} ORDER BY id", params or [])
             return [Sample.from_row(r) for r in rows]
+
+    def find(self, *, label: int | None = None, unlabelled: bool = False, split: str | None = None) -> list[Sample]:
+        """Samples with this label (or none, with ``unlabelled``) and in this split, by id."""
+        where, params = ["1"], []
+        if unlabelled:
+            where.append("label IS NULL")
+        elif label is not None:
+            where.append("label = ?")
+            params.append(label)
+        if split is not None:
+            where.append("split = ?")
+            params.append(split)
+        return self.samples(" AND ".join(where), params)
 
     def labelled(self) -> list[Sample]:
         """Samples that take part in training and evaluation (labelled, not excluded)."""
@@ -472,25 +485,45 @@ class Store:
         return sample
 
     def remove_capture(self, sample_id: int) -> Sample:
-        """Take back a capture exactly: row and its 'add' event (marked undone); the file
-        goes to the trash (``doctor --empty-trash`` removes it for good)."""
+        """Take back one capture exactly (see :meth:`remove_captures`)."""
+        removed = self.remove_captures([sample_id])
+        if not removed:
+            self.get(sample_id)  # raises the usual "no sample" error
+        return removed[0]
+
+    def remove_captures(self, sample_ids: list[int]) -> list[Sample]:
+        """Take back captures (a burst, a hold) exactly and all at once: their rows go and
+        their 'add' events are marked undone in one transaction; the files go to the trash
+        (``doctor --empty-trash`` removes them for good). Ids already gone are skipped;
+        returns the samples removed."""
         with self.writer.hold():
-            sample = self.get(sample_id)
-            src = self.ws.abs(sample.path)
-            trash = self.ws.trash_dir / src.name
-            payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
-            with self.journal.step("remove", payload) as entry:
+            samples = []
+            for sid in sample_ids:
+                try:
+                    samples.append(self.get(sid))
+                except UserError:  # deleted since (review, gallery): nothing to take back
+                    continue
+            if not samples:
+                return []
+            items = [
+                {"path": s.path, "trash": self.ws.rel(self.ws.trash_dir / Path(s.path).name), "sha256": s.sha256}
+                for s in samples
+            ]
+            with self.journal.step("remove", {"items": items}) as entry:
                 with self.transaction() as db:
-                    self.flags.drop_for(db, sample_id)
-                    db.execute("DELETE FROM samples WHERE id = ?", [sample_id])
-                    self.history.mark_add_undone(db, sample_id)
-                if src.exists():
-                    trash.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, trash)
-                crash_point("remove:moved")
+                    for s in samples:
+                        self.flags.drop_for(db, s.id)
+                        db.execute("DELETE FROM samples WHERE id = ?", [s.id])
+                        self.history.mark_add_undone(db, s.id)
+                for item in items:
+                    src, trash = self.ws.abs(item["path"]), self.ws.abs(item["trash"])
+                    if src.exists():
+                        trash.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(src, trash)
+                    crash_point("remove:moved")
                 with self.transaction() as db:
                     self.journal.finish(db, entry)
-        return sample
+        return samples
 
     def undo(self) -> dict[str, Any]:
         """Revert the newest not-yet-undone user change exactly; repeatable."""

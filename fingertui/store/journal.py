@@ -238,12 +238,17 @@ class Journal:
         return f"undo of the delete of {p['path']} rolled back"
 
     def _recover_remove(self, p: dict[str, Any], forward: bool) -> str:
-        """Taking back a capture: once its row is gone, its file belongs in the trash."""
+        """Taking back captures: once their rows are gone (one transaction), their files
+        belong in the trash; while the rows are there, the files stay."""
         store = self.store
-        src, trash = store.ws.abs(p["path"]), store.ws.abs(p["trash"])
-        if store.by_sha(p["sha256"]) is not None:
-            return f"{p['path']} kept (rolled back)"
-        if src.exists():
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, trash)
-        return f"{p['path']} moved to the trash (completed)"
+        done = []
+        for item in p.get("items", [p]):  # an entry of one capture has no list
+            src, trash = store.ws.abs(item["path"]), store.ws.abs(item["trash"])
+            if store.by_sha(item["sha256"]) is not None:
+                done.append(f"{item['path']} kept (rolled back)")
+                continue
+            if src.exists():
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, trash)
+            done.append(f"{item['path']} moved to the trash (completed)")
+        return "; ".join(done)

@@ -60,6 +60,7 @@ class FingerApp(App):
         Binding("q", "quit", "quit"),
         Binding("t", "train", "train"),
         Binding("r", "review", "review"),
+        Binding("g", "gallery", "gallery"),
         Binding("c", "results", "results"),
         Binding("h", "runs", "runs"),
     ]
@@ -255,6 +256,15 @@ class FingerApp(App):
         from fingertui.tui.screens.review import ReviewScreen
 
         self.push_screen(ReviewScreen())
+
+    def action_gallery(self) -> None:
+        from fingertui.tui.screens.gallery import GalleryScreen
+
+        if isinstance(self.screen, GalleryScreen):
+            return
+        # Open on the class just captured (its frames are what gets pruned), else 0.
+        last = self.capture.history[-1].label if self.capture.history else 0
+        self.push_screen(GalleryScreen(last))
 
     def action_results(self) -> None:
         from fingertui.tui.screens.results import ResultsScreen

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from fingertui.camera import square_box
+from fingertui.capture import HoldPacer, id_span
 from fingertui.labels import CLASSES
 from fingertui.tui.widgets.camera_view import CameraView, overlay
 from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, TrainingBar
@@ -54,12 +57,21 @@ class CaptureScreen(Screen):
         self.fps = 0.0
         self._fps_t0 = time.monotonic()
         self._fps_n = 0
+        self.clock = time.monotonic  # replaced by tests that play key repeat at a set pace
+        # How late the newest key event is handled (a busy app falls behind the keyboard):
+        # a hold is paced by when keys were read, so a lagging app neither splits one hold
+        # in two nor ends it early.
+        self.key_lag = 0.0
+        self.pacer = HoldPacer()
+        self._burst_timer: Timer | None = None
+        self.burst_progress: tuple[int, int] | None = None  # (label, frames taken) while a burst runs
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal():
             with Vertical(id="left"):
                 yield CameraView(id="camera")
+                yield Static(id="hold")
                 yield Static(id="status")
             with Vertical(id="right"):
                 yield Static(id="model", classes="box")
@@ -74,6 +86,7 @@ class CaptureScreen(Screen):
         self.refresh_counts()
         self.show_model()
         self.set_interval(1 / 15, self.refresh_frame)
+        self.set_interval(0.1, self.check_hold)
 
     # --- live view --------------------------------------------------------------------
 
@@ -162,15 +175,68 @@ class CaptureScreen(Screen):
 
     # --- actions ----------------------------------------------------------------------
 
+    def on_key(self, event: events.Key) -> None:
+        # Runs before the key's binding (bindings are checked once the event has bubbled
+        # up to the app). Key events are stamped when the terminal's input is read.
+        # Event times are on the real clock; a test's own clock has no lag to make up.
+        self.key_lag = max(0.0, time.monotonic() - event.time) if self.clock is time.monotonic else 0.0
+
     def action_capture(self, label: int) -> None:
         if self.burst_armed:
             self.burst_armed = False
             self.start_burst(label)
             return
-        self.capture_now(label)
+        if self._burst_timer is not None:
+            return  # a burst is running: its key's repeats must not start a hold over it
+        now = self.clock() - self.key_lag
+        if self.pacer.label is not None and (self.pacer.label != label or not self.pacer.active(now)):
+            self.finish_hold()
+        first = self.pacer.label is None
+        if self.pacer.press(label, now):
+            # Every frame of a hold shares its key: one take (u takes it all back) and one
+            # split group (consecutive frames of one pose never straddle train and test).
+            self.capture_now(label, burst=self.pacer.key, quiet=not first)
+        self.show_hold()
+
+    def show_hold(self) -> None:
+        """The live counter under the camera: a hold or a burst in progress."""
+        line = ""
+        if self.burst_progress is not None:
+            label, n = self.burst_progress
+            line = f"[b yellow]burst {label}: {n}/{BURST_FRAMES} captured[/]"
+        elif self.pacer.label is not None and self.pacer.captured > 1:
+            take = self.app.capture.history[-1] if self.app.capture.history else None
+            stored = len(take.ids) if take is not None and take.key == self.pacer.key else 0
+            same = self.pacer.captured - stored
+            line = (
+                f"[b yellow]holding {self.pacer.label}: {stored} captured[/] "
+                + (f"[yellow]({same} unchanged frames skipped)[/] " if same else "")
+                + f"[dim](at most {self.pacer.rate:.0f} a second; let go to stop)[/]"
+            )
+        self.query_one("#hold", Static).update(line)
+
+    def check_hold(self) -> None:
+        if self.pacer.label is not None and not self.pacer.active(self.clock() - self.key_lag):
+            self.finish_hold()
+
+    def finish_hold(self) -> None:
+        """The key was let go (no repeat for a moment): say what the hold stored."""
+        label, n = self.pacer.label, self.pacer.captured
+        take = self.app.capture.history[-1] if self.app.capture.history else None
+        self.pacer.end()
+        self.show_hold()
+        if label is None or n < 2 or take is None or take.key != self.pacer.key:
+            return  # a single press: its own toast said it all
+        total = sum(self.app.store.split_counts()[label].values())
+        same = f" ({n - len(take.ids)} unchanged frames skipped)" if n > len(take.ids) else ""
+        self.notify(
+            f"held {label}: {len(take.ids)} captured{same} (samples {id_span(take.ids)}) - class {label} now has "
+            f"{total} images; u takes back the whole hold"
+        )
 
     def action_capture_unlabelled(self) -> None:
         self.burst_armed = False
+        self.finish_hold()
         self.capture_now(None)
 
     def capture_now(self, label: int | None, burst: str | None = None, quiet: bool = False) -> None:
@@ -183,11 +249,15 @@ class CaptureScreen(Screen):
         if label is not None:
             self.app.labels_changed()
         if not quiet:
-            if label is None:
-                self.notify(f"captured unlabelled snapshot {sample.id} — it waits in the review queue")
+            if self.app.capture.last_duplicate:  # a still picture (a slideshow, a paused camera)
+                self.notify(f"this frame is already stored as sample {sample.id}: nothing added", severity="warning")
+            elif label is None:
+                self.notify(f"captured sample {sample.id}, unlabelled - label it in review (r) or the gallery (g)")
             else:
                 n = sum(self.app.store.split_counts()[label].values())
-                self.notify(f"captured {label} → class {label} now has {n} images ({sample.split})")
+                self.notify(
+                    f"captured sample {sample.id} as {label} ({sample.split}) - class {label} now has {n} images"
+                )
 
     def action_burst(self) -> None:
         self.burst_armed = not self.burst_armed
@@ -195,27 +265,50 @@ class CaptureScreen(Screen):
         self.update_status()
 
     def start_burst(self, label: int) -> None:
-        burst_id = f"{time.time():.3f}"
-        taken = [0]
+        self.finish_hold()
+        burst_id = f"burst{time.time():.3f}"
+        self.burst_progress = (label, 0)
+        self.show_hold()
 
         def tick() -> None:
             self.capture_now(label, burst=burst_id, quiet=True)
-            taken[0] += 1
-            if taken[0] >= BURST_FRAMES:
-                timer.stop()
+            taken = self.burst_progress[1] + 1 if self.burst_progress else 1
+            self.burst_progress = (label, taken)
+            self.show_hold()
+            if taken >= BURST_FRAMES:
+                self.stop_burst()
+                take = self.app.capture.history[-1]
                 n = sum(self.app.store.split_counts()[label].values())
-                self.notify(f"burst: {BURST_FRAMES} frames captured as {label} → class {label} now has {n}")
+                self.notify(
+                    f"burst: {BURST_FRAMES} frames captured as {label} (samples {id_span(take.ids)}) - "
+                    f"class {label} now has {n}; u takes back the whole burst"
+                )
 
-        timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, tick)
+        self._burst_timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, tick)
+
+    def stop_burst(self) -> None:
+        if self._burst_timer is not None:
+            self._burst_timer.stop()
+            self._burst_timer = None
+        self.burst_progress = None
+        self.show_hold()
 
     def action_undo(self) -> None:
-        sample = self.app.capture.undo_last()
-        if sample is None:
+        self.stop_burst()  # u during a burst takes back what it stored so far, and stops it
+        self.pacer.end()
+        self.show_hold()
+        removed = self.app.capture.undo_last()
+        if not removed:
             self.notify("nothing captured in this session to undo", severity="warning")
             return
         self.refresh_counts()
-        what = "unlabelled snapshot" if sample.label is None else f"{sample.label}"
-        self.notify(f"removed the last capture ({what}, sample {sample.id})")
+        what = "/".join(str(x) for x in sorted({s.label for s in removed if s.label is not None})) or "unlabelled"
+        if len(removed) == 1:
+            self.notify(f"took back the last capture: sample {removed[0].id} ({what})")
+        else:
+            self.notify(
+                f"took back the last {len(removed)} captures ({what}): samples {id_span([s.id for s in removed])}"
+            )
 
     def action_mirror(self) -> None:
         self.mirror = not self.mirror
@@ -240,8 +333,15 @@ class CaptureScreen(Screen):
         from fingertui.tui.screens.help import HelpScreen
 
         rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
-        rows[0] = ("0-5", "capture the square with that label")
-        rows += [("t", "train (esc cancels)"), ("r", "review queue"), ("c", "results"), ("h", "runs"), ("q", "quit")]
+        rows[0] = ("0-5", "capture the square with that label; hold the key to keep capturing")
+        rows += [
+            ("t", "train (esc cancels)"),
+            ("r", "review queue"),
+            ("g", "gallery: every image of a class"),
+            ("c", "results"),
+            ("h", "runs"),
+            ("q", "quit"),
+        ]
         self.app.push_screen(HelpScreen(rows))
 
     # --- model ------------------------------------------------------------------------

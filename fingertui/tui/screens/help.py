@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -18,7 +19,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max(len(k) for k, _ in self.rows) + 2
-        text = "\n".join(f"[b]{k:<{width}}[/b] {d}" for k, d in self.rows)
+        # Styled pieces, not markup: a key such as "[" would be read as the start of a tag.
+        text = Content("\n").join(Content.assemble((k.ljust(width), "bold"), f" {d}") for k, d in self.rows)
         with Vertical(id="help"):
             yield Static("[b]fingertui — keys[/b]\n")
             yield Static(text)

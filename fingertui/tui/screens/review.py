@@ -43,6 +43,17 @@ def explain(item: active.QueueItem) -> str:
     return "\n".join(words)
 
 
+def explain_unlabelled(item: active.QueueItem) -> str:
+    """An unlabelled capture shown before any model was trained."""
+    if item.suggested is None:
+        return "unlabelled - no model yet: press 0-5 to label it"
+    conf = f"{100 * item.confidence:.0f}%"
+    return (
+        f"unlabelled - the starter model counts {item.suggested} ({conf}): "
+        f"press {item.suggested} if it is right, else the right count"
+    )
+
+
 class ReviewScreen(Screen):
     BINDINGS = [
         *[
@@ -106,9 +117,19 @@ class ReviewScreen(Screen):
                         continue
                     result.append(active.QueueItem(s.id, s.path, s.label, None, None, None, [], 0.0, None))
             items = result
+        elif active.active_run(store) is None:
+            items = self.unlabelled()
         else:
             items = active.queue(store, reason=self.reason, label=self.label)
         self.app.call_from_thread(self.set_items, items)
+
+    def unlabelled(self) -> list[active.QueueItem]:
+        """No run yet: the unlabelled captures, with the starter's count where it has one."""
+        model = self.app.predictor if getattr(self.app.predictor, "is_starter", False) else None
+        if self.reason not in (None, "unsure"):
+            return []
+        items = active.unlabelled_items(self.app.store, model)
+        return [it for it in items if self.label is None or it.pred == self.label]
 
     def set_items(self, items: list[active.QueueItem]) -> None:
         self.items = items
@@ -133,9 +154,10 @@ class ReviewScreen(Screen):
             f"sample {it.sample_id} · label [b]{'—' if it.label is None else it.label}[/b]"
             f" · suggested [b]{'—' if it.suggested is None else it.suggested}[/b]\n{filters}"
         )
-        self.query_one("#why", Static).update(explain(it) or "no flag: " + ", ".join(it.reasons))
+        why = explain_unlabelled(it) if it.reasons == ["unlabelled"] else explain(it)
+        self.query_one("#why", Static).update(why or "no flag: " + ", ".join(it.reasons))
         if it.probs:
-            thr = self.app.active.metrics["unsure_threshold"] if self.app.active else 0.0
+            thr = self.app.active.metrics["unsure_threshold"] if self.app.active else self.app.predictor.threshold
             fingers = None
             if self.app.active is not None:
                 sample = self.app.store.get(it.sample_id)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
-from textual.widgets import Label, ProgressBar, Static
+from textual.widgets import Digits, Label, ProgressBar, Static
 
 from fingertui.labels import CLASSES
 
@@ -32,14 +32,38 @@ def finger_line(ups: list[float]) -> Text:
     return line
 
 
-class PredictionPanel(Static):
-    """The prediction for the capture square, with calibrated confidence for every class."""
+class PredictionPanel(Widget):
+    """The prediction for the capture square: the count in large digits (Textual's
+    ``Digits``) with its calibrated confidence under it, then every class's bar and the
+    fingers line."""
 
-    def show_waiting(self, message: str) -> None:
-        self.update(Text(message, style="italic"))
+    DEFAULT_CSS = """
+    PredictionPanel { height: auto; layout: vertical; }
+    PredictionPanel > Digits { width: auto; margin: 0 0 0 1; }
+    PredictionPanel > #confidence { height: auto; }
+    PredictionPanel > #detail { height: auto; }
+    """
 
     shown: tuple[int, list[float], bool] | None = None
     shown_fingers: list[float] | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._digit = Digits("")
+        self._digit.display = False
+        self._confidence = Static(id="confidence")
+        self._detail = Static(id="detail")
+
+    def compose(self) -> ComposeResult:
+        yield self._digit
+        yield self._confidence
+        yield self._detail
+
+    def show_waiting(self, message: str) -> None:
+        self.shown = self.shown_fingers = None
+        self._digit.display = False
+        self._confidence.update(Text(message, style="italic"))
+        self._detail.update("")
 
     def show(
         self,
@@ -53,12 +77,15 @@ class PredictionPanel(Static):
     ) -> None:
         self.shown = (label, probs, unsure)
         self.shown_fingers = fingers
+        self._digit.update(str(label))
+        self._digit.display = True
+        self._digit.set_class(unsure, "unsure")
         head = Text()
-        head.append(f" {label} ", style="bold reverse")
-        head.append(f"  {100 * confidence:.0f}%  ")
+        head.append(f"{100 * confidence:.0f}% ", style="bold")
         head.append("unsure" if unsure else "sure", style="yellow bold" if unsure else "green")
         head.append(f"  (unsure below {100 * threshold:.0f}%)", style="dim")
-        rows = [head, Text(note, style="yellow") if note else Text("")]
+        self._confidence.update(head)
+        rows = [Text(note, style="yellow") if note else Text("")]
         for c, p in zip(CLASSES, probs, strict=True):
             line = Text(f"{c} ")
             n = round(p * BAR)
@@ -68,7 +95,7 @@ class PredictionPanel(Static):
             rows.append(line)
         if fingers is not None:
             rows += [Text(""), finger_line(fingers)]
-        self.update(Group(*rows))
+        self._detail.update(Group(*rows))
 
 
 class CountsPanel(Static):
@@ -82,7 +109,8 @@ class CountsPanel(Static):
             style = "bold yellow" if c == needy else None
             mark = " < needs data" if c == needy else ""
             t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
-        note = Text(f"unlabelled: {unlabeled}" + (f"   < {why}" if needy is not None else ""), style="dim")
+        waiting = f"unlabelled: {unlabeled}" + (" (r labels them)" if unlabeled else "")
+        note = Text(waiting + (f"   < {why}" if needy is not None else ""), style="dim")
         self.update(Group(t, note))
 
 
