@@ -680,11 +680,19 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    import os
+
     from fingertui.tui.app import make_app
+    from fingertui.tui.app import run_app as run
 
     app = make_app(args.home, args.source, weights=args.app_weights, auto_retrain=args.auto_retrain)
-    app.run()
-    return 0
+    code = run(app)  # returns once nothing is being written and the store is closed
+    # Quit at once: the interpreter's own teardown of torch and MediaPipe took 2.6–6 s
+    # (measured in tmux on 2 busy cores), and threads still reading (a model loading)
+    # have nothing to save.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- parser -----------------------------------------------------------------------------

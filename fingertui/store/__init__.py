@@ -218,8 +218,11 @@ class Store:
             self.warnings.append(f"could not back up the index ({e}); check free space")
             return None
 
-    def close(self) -> None:
-        self.db.close()
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the index once no other thread of this process is writing to it: a write
+        under way ends first (waiting at most ``timeout`` s); a later one fails whole."""
+        with self.writer.quiet(timeout), self.lock:
+            self.db.close()
         self.writer.close()
 
     @contextmanager
@@ -281,6 +284,17 @@ class Store:
     def unlabelled_count(self) -> int:
         with self.lock:
             return self.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+
+    def data_version(self) -> int | None:
+        """A number that changes when another process (``fingertui label`` in another
+        terminal) commits to the index; this process's own writes leave it alone. Cheap to
+        poll; None while another thread of this process is using the connection."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self.db.execute("PRAGMA data_version").fetchone()[0]
+        finally:
+            self.lock.release()
 
     def change_marker(self) -> str:
         """Changes whenever a sample is added, removed or relabelled (cheap to poll)."""

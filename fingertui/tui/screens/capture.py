@@ -158,7 +158,7 @@ class CaptureScreen(Screen):
             totals = {c: counts[c]["train"] + counts[c]["test"] for c in CLASSES}
             needy = min(totals, key=lambda c: (totals[c], c))
             why = "fewest images"
-        self.query_one(CountsPanel).show(counts, unlabeled, needy, why)
+        self.query_one(CountsPanel).show(counts, unlabeled, needy, why, store.flags.open_sample_count())
 
     # --- actions ----------------------------------------------------------------------
 

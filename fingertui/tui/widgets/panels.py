@@ -74,7 +74,12 @@ class PredictionPanel(Static):
 class CountsPanel(Static):
     """Labelled images per class and split; the class that most needs data is marked."""
 
-    def show(self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str) -> None:
+    shown: tuple[dict[int, dict[str, int]], int, int] | None = None  # counts, unlabelled, to review
+
+    def show(
+        self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str, to_review: int = 0
+    ) -> None:
+        self.shown = (counts, unlabeled, to_review)
         t = Table("class", "train", "test", "all", box=None, padding=(0, 1), expand=False)
         for c in CLASSES:
             row = counts.get(c, {"train": 0, "test": 0})
@@ -83,7 +88,8 @@ class CountsPanel(Static):
             mark = " < needs data" if c == needy else ""
             t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
         note = Text(f"unlabelled: {unlabeled}" + (f"   < {why}" if needy is not None else ""), style="dim")
-        self.update(Group(t, note))
+        queue = Text(f"to review: {to_review} flagged (r)", style="dim")
+        self.update(Group(t, note, queue))
 
 
 class TrainingBar(Widget):
