@@ -519,11 +519,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"runs": runs})
         return 0
-    from rich.table import Table
+    from fingertui.tables import print_table
 
-    t = Table("run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time")
-    for r in runs:
-        t.add_row(
+    rows = [
+        [
             f"{r['id']}{' *' if r['active'] else ''}",
             r["finished"][:19].replace("T", " "),
             f"{r['n_train']}/{r['n_test']}",
@@ -533,9 +532,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
-        )
+        ]
+        for r in runs
+    ]
+    headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
     out = console()
-    out.print(t)
+    print_table(out, headers, rows, whole={"run", "train/test", "accuracy", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
     return 0
 
@@ -600,28 +602,37 @@ def cmd_review(args: argparse.Namespace) -> int:
         limit=args.limit,
         diversity=not args.no_diversity,
     )
+    # Where each item came from (the imported file, or the capture), not its content hash.
+    by_id = store.by_ids([it.sample_id for it in items])
+
+    def where_from(it: active.QueueItem) -> dict[str, str | None]:
+        s = by_id.get(it.sample_id)  # None: deleted meanwhile by someone else
+        return {"origin": s.origin if s else None, "from": s.origin_name if s else it.path}
+
     if args.json:
-        emit_json({"strategy": args.strategy, "items": [it.as_json() for it in items]})
+        emit_json({"strategy": args.strategy, "items": [{**it.as_json(), **where_from(it)} for it in items]})
         return 0
     if not items:
         print("review queue is empty" if active.active_run(store) else "no model yet: `fingertui train` first")
         return 0
-    from rich.table import Table
+    from fingertui.tables import print_table
 
-    t = Table("id", "label", "pred", "conf", "reasons", "score", "suggest", "path", title="review queue (best first)")
-    for it in items:
-        reasons = ", ".join(it.reasons) + (f" (+{len(it.duplicates)})" if it.duplicates else "")
-        t.add_row(
+    rows = [
+        [
             str(it.sample_id),
             "—" if it.label is None else str(it.label),
             "—" if it.pred is None else str(it.pred),
             _pct(it.confidence),
-            reasons,
+            ", ".join(it.reasons) + (f" (+{len(it.duplicates)})" if it.duplicates else ""),
             f"{it.score:.2f}",
             "—" if it.suggested is None else str(it.suggested),
-            it.path,
-        )
-    console().print(t)
+            where_from(it)["from"],
+        ]
+        for it in items
+    ]
+    headers = ["id", "label", "pred", "conf", "reasons", "score", "suggest", "from"]
+    whole = {"id", "label", "pred", "conf", "score", "suggest"}
+    print_table(console(), headers, rows, whole=whole, title="review queue (best first)")
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
     return 0
 

@@ -3,25 +3,18 @@ terminal): counts, the review queue and the active run refresh without a retrain
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from fingertui import active, backbones
+from fingertui import active
 from fingertui.camera import ScriptedSource
-from fingertui.importer import import_paths
-from fingertui.pipeline import train
 from fingertui.runs import set_active
 from fingertui.store import Store
-from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel
-from fingertui.workspace import Workspace
-from tests.conftest import noise_image, png_bytes, write_bars
+from tests.conftest import noise_image, png_bytes
 from tests.test_tui import frames
 from tests.test_tui_loop import wait_for
 
@@ -40,27 +33,6 @@ def add(store, seed, label=None, split=None):
         group_key=f"g{seed}",
         phash=f"{seed:016x}",
     ).sample
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    """Drawn bars (8 per class, one unlabelled) and two trained runs, run 2 active."""
-    root = tmp_path_factory.mktemp("watch")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(backbones.ENV_DEV_RANDOM, "1")
-        store = Store(Workspace(root / "ws"))
-        import_paths(store, [write_bars(root / "bars", 8)])
-        for seed in (0, 1):
-            train(store, backbone="dev-random", features="image", cfg=TrainConfig(views=1, max_epochs=20, seed=seed))
-        store.close()
-    return root / "ws"
-
-
-@pytest.fixture
-def runs_ws(two_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
-    shutil.copytree(two_runs, tmp_path / "copy")
-    return Workspace(tmp_path / "copy")
 
 
 def test_data_version_moves_for_other_connections_only(ws):
