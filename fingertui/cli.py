@@ -384,40 +384,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     run = resolve_run(store, args.run)
+    folder = None
     if args.dir is None:
         m = run.metrics["test"]
         where = "test split"
     else:
-        import numpy as np
-
-        from fingertui.importer import scan
-        from fingertui.metrics import evaluate
+        from fingertui.evaluation import eval_folder
         from fingertui.model import Model
 
-        entries, skipped = scan([args.dir], skip_unknown=args.skip_unknown)
-        entries = [e for e in entries if e.label is not None]
-        if not entries:
-            raise UserError(f"no labelled images found in {args.dir}; name folders 0–5 or zero…five")
-        pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-        probs, labels = [], []
-        for e in entries:
-            try:
-                probs.append(pred.predict_paths([e.path])[0].probs)
-                labels.append(e.label)
-            except (OSError, ValueError, UserError) as err:
-                skipped.append((str(e.path), f"unreadable image: {err}"))
-        if not probs:
-            raise UserError(f"none of the {len(entries)} images in {args.dir} could be read; check the files")
-        m = evaluate(np.array(labels), np.array(probs))
-        where = f"{args.dir} ({len(skipped)} files skipped)"
+        def load() -> Model:
+            return Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
+
+        folder = eval_folder(store, load, args.dir, skip_unknown=args.skip_unknown)
+        m = folder.metrics
+        where = f"{args.dir} ({len(folder.skipped)} files skipped)"
     if args.json:
-        emit_json(
-            {"run": run.id, "backbone": run.backbone, "on": "test" if args.dir is None else str(args.dir), "metrics": m}
-        )
+        out_json = {"run": run.id, "backbone": run.backbone, "on": "test" if args.dir is None else str(args.dir)}
+        emit_json({**out_json, "metrics": m} if folder is None else {**out_json, **folder.as_json()})
         return 0
     out = console()
     out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
-    print_metrics(out, m, "evaluation")
+    note = folder.overlap_note() if folder is not None else None
+    if note:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    print_metrics(out, m, "evaluation" if note is None else "all images")
+    if note and folder.unseen is not None:
+        print_metrics(out, folder.unseen, "images not in the workspace")
     return 0
 
 
