@@ -21,6 +21,9 @@ class FrameSource:
 
     name = "source"
     notice: str | None = None  # something the user should see (camera lost, fell back…)
+    # Photos and videos are framed already: by default the capture takes the whole image.
+    # A camera's picture is the room, so it starts with a centred square around the hand.
+    whole_frame = False
 
     def latest(self) -> tuple[int, np.ndarray] | None:
         raise NotImplementedError
@@ -119,6 +122,8 @@ class WebcamSource(_ThreadedSource):
 class VideoSource(_ThreadedSource):
     """A video file, looped."""
 
+    whole_frame = True
+
     def __init__(self, path: str) -> None:
         import cv2
 
@@ -145,6 +150,8 @@ class VideoSource(_ThreadedSource):
 
 class FolderSource(_ThreadedSource):
     """A slideshow of the images in a folder, ``rate`` images per second."""
+
+    whole_frame = True
 
     def __init__(self, path: str, rate: float = 1.0) -> None:
         from fingertui.importer import IMAGE_EXTS

@@ -384,40 +384,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     run = resolve_run(store, args.run)
+    folder = None
     if args.dir is None:
         m = run.metrics["test"]
         where = "test split"
     else:
-        import numpy as np
-
-        from fingertui.importer import scan
-        from fingertui.metrics import evaluate
+        from fingertui.evaluation import eval_folder
         from fingertui.model import Model
 
-        entries, skipped = scan([args.dir], skip_unknown=args.skip_unknown)
-        entries = [e for e in entries if e.label is not None]
-        if not entries:
-            raise UserError(f"no labelled images found in {args.dir}; name folders 0–5 or zero…five")
-        pred = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-        probs, labels = [], []
-        for e in entries:
-            try:
-                probs.append(pred.predict_paths([e.path])[0].probs)
-                labels.append(e.label)
-            except (OSError, ValueError, UserError) as err:
-                skipped.append((str(e.path), f"unreadable image: {err}"))
-        if not probs:
-            raise UserError(f"none of the {len(entries)} images in {args.dir} could be read; check the files")
-        m = evaluate(np.array(labels), np.array(probs))
-        where = f"{args.dir} ({len(skipped)} files skipped)"
+        def load() -> Model:
+            return Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
+
+        folder = eval_folder(store, load, args.dir, skip_unknown=args.skip_unknown)
+        m = folder.metrics
+        where = f"{args.dir} ({len(folder.skipped)} files skipped)"
     if args.json:
-        emit_json(
-            {"run": run.id, "backbone": run.backbone, "on": "test" if args.dir is None else str(args.dir), "metrics": m}
-        )
+        out_json = {"run": run.id, "backbone": run.backbone, "on": "test" if args.dir is None else str(args.dir)}
+        emit_json({**out_json, "metrics": m} if folder is None else {**out_json, **folder.as_json()})
         return 0
     out = console()
     out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
-    print_metrics(out, m, "evaluation")
+    note = folder.overlap_note() if folder is not None else None
+    if note:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    print_metrics(out, m, "evaluation" if note is None else "all images")
+    if note and folder.unseen is not None:
+        print_metrics(out, folder.unseen, "images not in the workspace")
     return 0
 
 
@@ -519,11 +511,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"runs": runs})
         return 0
-    from rich.table import Table
+    from fingertui.tables import print_table
 
-    t = Table("run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time")
-    for r in runs:
-        t.add_row(
+    rows = [
+        [
             f"{r['id']}{' *' if r['active'] else ''}",
             r["finished"][:19].replace("T", " "),
             f"{r['n_train']}/{r['n_test']}",
@@ -533,9 +524,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
-        )
+        ]
+        for r in runs
+    ]
+    headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
     out = console()
-    out.print(t)
+    print_table(out, headers, rows, whole={"run", "train/test", "accuracy", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
     return 0
 
@@ -600,8 +594,15 @@ def cmd_review(args: argparse.Namespace) -> int:
         limit=args.limit,
         diversity=not args.no_diversity,
     )
+    # Where each item came from (the imported file, or the capture), not its content hash.
+    by_id = store.by_ids([it.sample_id for it in items])
+
+    def where_from(it: active.QueueItem) -> dict[str, str | None]:
+        s = by_id.get(it.sample_id)  # None: deleted meanwhile by someone else
+        return {"origin": s.origin if s else None, "from": s.origin_name if s else it.path}
+
     if args.json:
-        emit_json({"strategy": args.strategy, "items": [it.as_json() for it in items]})
+        emit_json({"strategy": args.strategy, "items": [{**it.as_json(), **where_from(it)} for it in items]})
         return 0
     if not items:
         print(
@@ -611,22 +612,24 @@ def cmd_review(args: argparse.Namespace) -> int:
             "to label now with `fingertui label ID N`"
         )
         return 0
-    from rich.table import Table
+    from fingertui.tables import print_table
 
-    t = Table("id", "label", "pred", "conf", "reasons", "score", "suggest", "path", title="review queue (best first)")
-    for it in items:
-        reasons = ", ".join(it.reasons) + (f" (+{len(it.duplicates)})" if it.duplicates else "")
-        t.add_row(
+    rows = [
+        [
             str(it.sample_id),
             "—" if it.label is None else str(it.label),
             "—" if it.pred is None else str(it.pred),
             _pct(it.confidence),
-            reasons,
+            ", ".join(it.reasons) + (f" (+{len(it.duplicates)})" if it.duplicates else ""),
             f"{it.score:.2f}",
             "—" if it.suggested is None else str(it.suggested),
-            it.path,
-        )
-    console().print(t)
+            where_from(it)["from"],
+        ]
+        for it in items
+    ]
+    headers = ["id", "label", "pred", "conf", "reasons", "score", "suggest", "from"]
+    whole = {"id", "label", "pred", "conf", "score", "suggest"}
+    print_table(console(), headers, rows, whole=whole, title="review queue (best first)")
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
     return 0
 
@@ -728,11 +731,19 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    import os
+
     from fingertui.tui.app import make_app
+    from fingertui.tui.app import run_app as run
 
     app = make_app(args.home, args.source, weights=args.app_weights, auto_retrain=args.auto_retrain)
-    app.run()
-    return 0
+    code = run(app)  # returns once nothing is being written and the store is closed
+    # Quit at once: the interpreter's own teardown of torch and MediaPipe took 2.6–6 s
+    # (measured in tmux on 2 busy cores), and threads still reading (a model loading)
+    # have nothing to save.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- parser -----------------------------------------------------------------------------

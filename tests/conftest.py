@@ -86,3 +86,35 @@ def write_bars(root: Path, per_class: int) -> Path:
             p.parent.mkdir(parents=True, exist_ok=True)
             finger_image(label, label * 100 + k).save(p)
     return root
+
+
+@pytest.fixture(scope="session")
+def two_runs(tmp_path_factory) -> Path:
+    """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
+    image features, review flags computed), run 2 active. Shared: copy it before changing it."""
+    from fingertui import backbones
+    from fingertui.importer import import_paths
+    from fingertui.pipeline import train
+    from fingertui.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("two-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(backbones.ENV_DEV_RANDOM, "1")
+        store = Store(Workspace(root / "ws"))
+        import_paths(store, [write_bars(root / "bars", 8)])
+        for seed in (0, 1):
+            train(store, backbone="dev-random", features="image", cfg=TrainConfig(views=1, max_epochs=20, seed=seed))
+        store.close()
+    return root / "ws"
+
+
+@pytest.fixture
+def runs_ws(two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A copy of ``two_runs`` of this test's own, the dev-random backbone allowed."""
+    import shutil
+
+    from fingertui import backbones
+
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    shutil.copytree(two_runs, tmp_path / "two-runs")
+    return Workspace(tmp_path / "two-runs")

@@ -263,6 +263,8 @@ def test_cli_review_label_delete_undo(clean, capsys):
         "score",
         "suggested",
         "duplicates",
+        "origin",
+        "from",
     }
     assert main([*home, "label", str(item["sample_id"]), "one"]) == 0
     assert Store(store.ws).get(item["sample_id"]).label == 1

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +29,7 @@ from fingertui.store.journal import Journal, WriterLock, crash_point
 from fingertui.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.store.run_table import RunTable
 from fingertui.store.util import TMP_PREFIX, atomic_write, now_iso, sha256_bytes
-from fingertui.store.vectors import EmbeddingTable, LandmarkTable
+from fingertui.store.vectors import EmbeddingTable, LandmarkTable, rows_for_shas
 from fingertui.workspace import Workspace
 
 __all__ = [
@@ -71,6 +72,21 @@ class Sample:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Sample:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+    @property
+    def origin_name(self) -> str:
+        """Where the sample came from, as its user would name it: the imported file with its
+        folder ("3/IMG_4509.JPG"), else "capture" with the time it was taken."""
+        if self.origin and self.origin.startswith("quarantine:"):
+            return f"reindexed {Path(self.origin.partition(':')[2]).name}"
+        if self.origin:
+            p = Path(self.origin)
+            return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+        try:  # stored in UTC; shown in the user's own time
+            when = datetime.fromisoformat(self.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            when = self.created
+        return f"{self.source} {when}"
 
 
 @dataclass(frozen=True)
@@ -218,8 +234,11 @@ class Store:
             self.warnings.append(f"could not back up the index ({e}); check free space")
             return None
 
-    def close(self) -> None:
-        self.db.close()
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the index once no other thread of this process is writing to it: a write
+        under way ends first (waiting at most ``timeout`` s); a later one fails whole."""
+        with self.writer.quiet(timeout), self.lock:
+            self.db.close()
         self.writer.close()
 
     @contextmanager
@@ -247,6 +266,22 @@ class Store:
         with self.lock:
             rows = list(self.db.query("SELECT * FROM samples WHERE sha256 = ?", [sha]))
         return Sample.from_row(rows[0]) if rows else None
+
+    def by_ids(self, ids: Sequence[int]) -> dict[int, Sample]:
+        """The samples with these ids that exist, by id."""
+        uniq = sorted(set(ids))
+        out: dict[int, Sample] = {}
+        with self.lock:
+            for start in range(0, len(uniq), 500):
+                chunk = uniq[start : start + 500]
+                rows = self.db.query(f"SELECT * FROM samples WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                out.update((r["id"], Sample.from_row(r)) for r in rows)
+        return out
+
+    def by_shas(self, shas: Sequence[str]) -> dict[str, Sample]:
+        """The stored samples among these content hashes, by hash (one chunked lookup)."""
+        rows = rows_for_shas(self, "SELECT * FROM samples WHERE sha256 IN ({marks})", [], shas, dicts=True)
+        return {r["sha256"]: Sample.from_row(r) for r in rows}
 
     def samples(self, where: str = "1", params: list[Any] | None = None) -> list[Sample]:
         with self.lock:
@@ -294,6 +329,17 @@ class Store:
     def unlabelled_count(self) -> int:
         with self.lock:
             return self.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
+
+    def data_version(self) -> int | None:
+        """A number that changes when another process (``fingertui label`` in another
+        terminal) commits to the index; this process's own writes leave it alone. Cheap to
+        poll; None while another thread of this process is using the connection."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self.db.execute("PRAGMA data_version").fetchone()[0]
+        finally:
+            self.lock.release()
 
     def change_marker(self) -> str:
         """Changes whenever a sample is added, removed or relabelled (cheap to poll)."""

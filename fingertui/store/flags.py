@@ -34,6 +34,15 @@ class FlagsTable:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def open_sample_count(self) -> int:
+        """How many samples still in the dataset have an open flag (the review queue's size
+        before near-duplicates are folded together)."""
+        with self.store.lock:
+            return self.store.db.execute(
+                "SELECT count(DISTINCT f.sample_id) FROM flags f JOIN samples s ON s.id = f.sample_id "
+                "WHERE f.resolved IS NULL AND s.excluded = 0"
+            ).fetchone()[0]
+
     def open_with_samples(self) -> list[dict[str, Any]]:
         """Open flags of samples still in the dataset, with the sample's path and label."""
         with self.store.lock:

@@ -119,6 +119,17 @@ class WriterLock:
                 if self._depth == 0:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def quiet(self, timeout: float) -> Iterator[bool]:
+        """While inside, no other thread of this process writes: waits at most ``timeout`` s
+        for a write under way to end; yields whether it did."""
+        got = self._thread.acquire(timeout=timeout)
+        try:
+            yield got
+        finally:
+            if got:
+                self._thread.release()
+
     @property
     def held(self) -> bool:
         return self._depth > 0

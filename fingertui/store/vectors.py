@@ -23,15 +23,21 @@ def _from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
-def _rows_for_shas(store: Store, sql: str, params: Sequence[object], shas: Sequence[str]) -> list[tuple]:
-    """Rows of ``sql`` (ending in ``sha256 IN ({marks})``) for every sha, in chunks."""
+def rows_for_shas(
+    store: Store, sql: str, params: Sequence[object], shas: Sequence[str], *, dicts: bool = False
+) -> list:
+    """Rows of ``sql`` (ending in ``sha256 IN ({marks})``) for every sha, in chunks: tuples,
+    or dicts by column name."""
     uniq = sorted(set(shas))
-    rows: list[tuple] = []
+    rows: list = []
     with store.lock:
         for start in range(0, len(uniq), CHUNK):
             chunk = uniq[start : start + CHUNK]
             query = sql.format(marks=",".join("?" * len(chunk)))
-            rows += store.db.execute(query, [*params, *chunk]).fetchall()
+            if dicts:
+                rows += store.db.query(query, [*params, *chunk])
+            else:
+                rows += store.db.execute(query, [*params, *chunk]).fetchall()
     return rows
 
 
@@ -43,7 +49,7 @@ class EmbeddingTable:
 
     def get(self, backbone_id: str, recipe: str, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
         wanted = set(keys)
-        rows = _rows_for_shas(
+        rows = rows_for_shas(
             self.store,
             "SELECT sha256, view, vec FROM embeddings WHERE backbone = ? AND recipe = ? AND sha256 IN ({marks})",
             [backbone_id, recipe],
@@ -76,7 +82,7 @@ class LandmarkTable:
         self.store = store
 
     def get(self, detector: str, view: str, shas: Sequence[str]) -> dict[str, bytes]:
-        rows = _rows_for_shas(
+        rows = rows_for_shas(
             self.store,
             "SELECT sha256, hands FROM landmarks WHERE detector = ? AND view = ? AND sha256 IN ({marks})",
             [detector, view],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -27,6 +29,11 @@ from fingertui.workspace import Workspace
 # While a training run embeds images, live prediction would run the same network on the
 # same cores at full rate and take them from it; it predicts this often instead.
 TRAINING_PREDICT_EVERY_S = 0.5
+# How often the app looks for changes another process made to the store (`fingertui label`
+# in another terminal): one PRAGMA on the open connection, microseconds.
+STORE_POLL_S = 1.0
+# On quit, how long a training cancelled by quitting may take to store what it computed.
+QUIT_WAIT_S = 30.0
 
 
 @dataclass
@@ -79,6 +86,8 @@ class FingerApp(App):
         self.auto_retrain = auto_retrain  # retrain after this many new labels; 0 = off
         self._cancel: threading.Event | None = None
         self.training = False
+        self._train_idle = threading.Event()  # cleared while a training thread runs
+        self._train_idle.set()
         self.workspace = workspace
         self.source = source
         self.weights = weights
@@ -115,6 +124,27 @@ class FingerApp(App):
             self.notify(self.pose_note, severity="warning", timeout=8)
         self.load_model()
         self.live_loop()
+        self._store_version = self.store.data_version()
+        self.set_interval(STORE_POLL_S, self.check_store)
+
+    def check_store(self) -> None:
+        """Another process changed the store: show its counts, queue and active run now."""
+        version = self.store.data_version()
+        if version is None or version == self._store_version:
+            return  # unchanged, or a worker is using the connection: look again next tick
+        self._store_version = version
+        run = active_run(self.store)
+        if run is not None and (self.active is None or run.id != self.active.id) and not self.training:
+            # `fingertui train` or `runs activate` elsewhere: predict with that run.
+            self.notify(f"run {run.id} is the active model now (changed in another terminal)")
+            self.switch_model(run)
+        from fingertui.tui.screens.review import ReviewScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, CaptureScreen):
+                screen.refresh_counts()
+            elif isinstance(screen, ReviewScreen):
+                screen.load()  # the queue as it is now: items resolved elsewhere are gone
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key of the screen on show, and every app-wide key, is also a command in the
@@ -284,6 +314,7 @@ class FingerApp(App):
             return
         self.training = True
         self._cancel = threading.Event()
+        self._train_idle.clear()
         self.train_worker(self._cancel)
 
     def cancel_training(self) -> bool:
@@ -330,6 +361,7 @@ class FingerApp(App):
             return
         finally:
             self.training = False
+            self._train_idle.set()
         self.post_message(TrainingDone(run, None))
 
     def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
@@ -369,6 +401,32 @@ class FingerApp(App):
             self._cancel.set()
         self.workers.cancel_all()
         self.source.close()
+
+    def finish_writes(self, timeout: float = QUIT_WAIT_S) -> None:
+        """After the app closed: a training cancelled by quitting stores what it computed,
+        a write under way ends, then the store closes. Reads (a model still loading, a live
+        prediction) are not waited for: they change nothing."""
+        self._train_idle.wait(timeout)
+        self.store.close(timeout)
+
+
+def run_app(app: FingerApp, **kwargs: Any) -> int:
+    """Run the app until the user quits; returns its exit code once nothing is being written.
+
+    Textual's ``App.run`` (through ``asyncio.run``) would join every worker thread on the
+    way out, and a model that is still loading can hold that for seconds (importing torch
+    alone took 10 s on a busy 2-core machine). On an event loop of our own nothing is
+    joined; ``finish_writes`` waits for what must finish. The caller may then end the
+    process at once (the CLI does: interpreter teardown with torch and MediaPipe loaded
+    took 2.6–6 s more, measured in tmux)."""
+    loop = asyncio.new_event_loop()
+    try:
+        app.run(loop=loop, **kwargs)
+    finally:
+        app.finish_writes()
+    # The loop is left open: closing it would wait for nothing but could fail a worker that
+    # still hands back a result; the process ends right after.
+    return app.return_code or 0
 
 
 def make_app(

@@ -49,6 +49,7 @@ class CaptureScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.size_frac = 0.6
+        self.whole = False  # frame the whole image (folder and video sources start so)
         self.mirror = True
         self.follow = True  # the square follows the hand (f toggles a fixed square)
         self.burst_armed = False
@@ -81,6 +82,8 @@ class CaptureScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        # A 60 % square cut the fingertips off 100 px photos (bench/framing.py).
+        self.whole = self.app.source.whole_frame
         self.title = "fingertui"
         self.sub_title = f"workspace {self.app.workspace.root}"
         self.refresh_counts()
@@ -133,17 +136,20 @@ class CaptureScreen(Screen):
 
     def square_words(self) -> str:
         if not self.follow or self.app.pose_note:
-            return f"fixed square {100 * self.size_frac:.0f}%"
+            return "whole image" if self.whole else f"fixed square {100 * self.size_frac:.0f}%"
         track = self.app.track
         if track is None or track.box is None:
-            return "[yellow]no hand in view[/] (square waits in the middle)"
+            waits = "the whole image meanwhile" if self.whole else "square waits in the middle"
+            return f"[yellow]no hand in view[/] ({waits})"
         return "square follows the hand"
 
     def square(self, shape: tuple[int, ...], track: object | None) -> tuple[int, int, int, int]:
         """The capture square in the (mirrored) view: around the hand when it follows
-        the hand and one is in view, else the fixed centred square."""
+        the hand and one is in view, else the whole image or the fixed centred square."""
         if self.follow and track is not None and track.box is not None:
             return track.box
+        if self.whole:
+            return (0, 0, shape[1], shape[0])
         return square_box(shape, self.size_frac)
 
     def current_crop(self) -> np.ndarray | None:
@@ -171,7 +177,7 @@ class CaptureScreen(Screen):
             totals = {c: counts[c]["train"] + counts[c]["test"] for c in CLASSES}
             needy = min(totals, key=lambda c: (totals[c], c))
             why = "fewest images"
-        self.query_one(CountsPanel).show(counts, unlabeled, needy, why)
+        self.query_one(CountsPanel).show(counts, unlabeled, needy, why, store.flags.open_sample_count())
 
     # --- actions ----------------------------------------------------------------------
 
@@ -319,11 +325,19 @@ class CaptureScreen(Screen):
             self.notify(f"the square cannot follow the hand: {self.app.pose_note}", severity="warning")
             return
         self.follow = not self.follow
-        self.notify("the square follows the hand" if self.follow else "fixed square (+/- resize it)")
+        fixed = "fixed: the whole image (- for a square)" if self.whole else "fixed square (+/- resize it)"
+        self.notify("the square follows the hand" if self.follow else fixed)
         self.update_status()
 
     def action_resize(self, step: int) -> None:
-        self.size_frac = min(SIZE_MAX, max(SIZE_MIN, round(self.size_frac + step * SIZE_STEP, 2)))
+        # + past the largest square frames the whole image; - from there, squares again.
+        if self.whole:
+            if step < 0:
+                self.whole, self.size_frac = False, round(SIZE_MAX - SIZE_STEP, 2)
+        elif step > 0 and self.size_frac >= SIZE_MAX:
+            self.whole = True
+        else:
+            self.size_frac = min(SIZE_MAX, max(SIZE_MIN, round(self.size_frac + step * SIZE_STEP, 2)))
         self.update_status()
 
     def action_cancel_training(self) -> None:

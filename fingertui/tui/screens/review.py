@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PIL import Image
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -149,9 +150,12 @@ class ReviewScreen(Screen):
             self.query_one("#why", Static).update("")
             self.query_one(PredictionPanel).show_waiting("")
             return
+        sample = self.app.store.by_ids([it.sample_id]).get(it.sample_id)
+        origin = escape(sample.origin_name) if sample is not None else "?"
         counter.update(
             f"[b]{len(self.items) - self.index} left[/b] · item {self.index + 1} of {len(self.items)} · {self.done} done\n"
-            f"sample {it.sample_id} · label [b]{'—' if it.label is None else it.label}[/b]"
+            f"sample {it.sample_id} · from {origin}\n"
+            f"label [b]{'—' if it.label is None else it.label}[/b]"
             f" · suggested [b]{'—' if it.suggested is None else it.suggested}[/b]\n{filters}"
         )
         why = explain_unlabelled(it) if it.reasons == ["unlabelled"] else explain(it)

@@ -101,7 +101,12 @@ class PredictionPanel(Widget):
 class CountsPanel(Static):
     """Labelled images per class and split; the class that most needs data is marked."""
 
-    def show(self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str) -> None:
+    shown: tuple[dict[int, dict[str, int]], int, int] | None = None  # counts, unlabelled, to review
+
+    def show(
+        self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str, to_review: int = 0
+    ) -> None:
+        self.shown = (counts, unlabeled, to_review)
         t = Table("class", "train", "test", "all", box=None, padding=(0, 1), expand=False)
         for c in CLASSES:
             row = counts.get(c, {"train": 0, "test": 0})
@@ -111,7 +116,8 @@ class CountsPanel(Static):
             t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
         waiting = f"unlabelled: {unlabeled}" + (" (r labels them)" if unlabeled else "")
         note = Text(waiting + (f"   < {why}" if needy is not None else ""), style="dim")
-        self.update(Group(t, note))
+        queue = Text(f"to review: {to_review} flagged (r)", style="dim")
+        self.update(Group(t, note, queue))
 
 
 class TrainingBar(Widget):

@@ -1,0 +1,91 @@
+"""The app follows changes another process makes to the store (`fingertui label` in another
+terminal): counts, the review queue and the active run refresh without a retrain."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fingertui import active
+from fingertui.camera import ScriptedSource
+from fingertui.runs import set_active
+from fingertui.store import Store
+from fingertui.tui.app import make_app
+from fingertui.tui.screens.review import ReviewScreen
+from fingertui.tui.widgets.panels import CountsPanel
+from tests.conftest import noise_image, png_bytes
+from tests.test_tui import frames
+from tests.test_tui_loop import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def add(store, seed, label=None, split=None):
+    return store.add_image(
+        png_bytes(noise_image(seed)),
+        "png",
+        width=48,
+        height=48,
+        source="import",
+        label=label,
+        split=split,
+        group_key=f"g{seed}",
+        phash=f"{seed:016x}",
+    ).sample
+
+
+def test_data_version_moves_for_other_connections_only(ws):
+    mine = Store(ws)
+    before = mine.data_version()
+    add(mine, 1, label=2, split="train")
+    assert mine.data_version() == before  # its own writes the app shows already
+    other = Store(ws)
+    add(other, 2, label=3, split="train")
+    assert mine.data_version() != before
+
+
+async def test_counts_follow_a_label_given_in_another_terminal(ws):
+    store = Store(ws)
+    s = add(store, 7)
+    store.close()
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        panel = app.screen.query_one(CountsPanel)
+        assert panel.shown[1] == 1 and sum(panel.shown[0][3].values()) == 0
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "fingertui", "--home", str(ws.root), "label", str(s.id), "3"]
+        done = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        await wait_for(pilot, lambda: panel.shown[1] == 0, seconds=10)
+        assert sum(panel.shown[0][3].values()) == 1
+
+
+async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):
+    app = make_app(runs_ws, ScriptedSource(frames()), backbone="dev-random")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.items)
+        screen = app.screen
+        n = len(screen.items)
+        sid = screen.current.sample_id
+        before = app.capture_screen.query_one(CountsPanel).shown[2]
+        other = Store(runs_ws)
+        active.resolve(other, sid, "confirm")
+        await wait_for(pilot, lambda: sid not in [it.sample_id for it in screen.items], seconds=15)
+        assert len(screen.items) == n - 1
+        assert f"{n - 1} left" in str(screen.query_one("#counter").render())
+        # The capture screen underneath counts the queue again too.
+        assert app.capture_screen.query_one(CountsPanel).shown[2] == before - 1
+
+
+async def test_a_run_activated_elsewhere_becomes_the_live_model(runs_ws):
+    app = make_app(runs_ws, ScriptedSource(frames()), backbone="dev-random")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: app.predictor is not None)
+        assert app.active.id == 2
+        set_active(Store(runs_ws), 1)
+        await wait_for(pilot, lambda: app.active.id == 1 and app.predictor is not None, seconds=30)
+        assert "run 1" in str(app.capture_screen.query_one("#model").render())
+        assert any("run 1 is the active model now" in str(n.message) for n in app._notifications)
