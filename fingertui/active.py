@@ -278,7 +278,10 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
             touches = True
         if touches:
             flags.append(Flag(sid, "weak-class", BONUS["weak-class"], f.suggested, f.pred, f.confidence, f.probs))
-    return flags
+    # The user's word beats any run: a confirmed label is not asked about again until the
+    # label or the image changes (store.confirmed).
+    confirmed = store.confirmed()
+    return [f for f in flags if f.sample_id not in confirmed]
 
 
 def recompute(store: Store, run: RunRecord | None = None) -> dict:

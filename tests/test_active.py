@@ -222,12 +222,61 @@ def test_resolved_flags_stay_resolved_until_a_later_run_disagrees(clean):
     probs[ids[(2, 0)]] = onehot(1, 0.97)
     run = fake_run(store, probs, finished="2000-01-01T00:00:00.000+00:00")
     active.recompute(store, run)
-    active.resolve(store, ids[(2, 0)], "confirm")
+    active.resolve(store, ids[(2, 0)], "relabel", 3)  # relabelled, not confirmed
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
     active.recompute(store, run)  # the same run still disagrees: stays resolved
     assert reasons_of(store, ids[(2, 0)]) == set()
-    later = fake_run(store, probs)  # a run made after the confirmation disagrees again
+    later = fake_run(store, probs)  # a run made after the relabel disagrees again
     active.recompute(store, later)
     assert "misclassified" in reasons_of(store, ids[(2, 0)])
+
+
+def test_a_confirmed_label_is_not_asked_about_again_until_it_changes(clean):
+    store, ids = clean
+    sid = ids[(2, 0)]
+    probs = {s: onehot(c) for (c, _), s in ids.items()}
+    probs[sid] = onehot(1, 0.97)
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
+    active.resolve(store, sid, "confirm")
+    for _ in range(2):  # retrain twice: later runs that still disagree do not bring it back
+        active.recompute(store, fake_run(store, probs))
+        assert reasons_of(store, sid) == set()
+        assert sid not in {it.sample_id for it in active.queue(store)}
+    # The confirmation survives a restart (it is stored).
+    store.close()
+    store = Store(store.ws)
+    active.recompute(store, fake_run(store, probs))
+    assert reasons_of(store, sid) == set()
+    # Undoing the confirmation brings the question back at once.
+    store.undo()
+    assert "label-error" in reasons_of(store, sid)
+    active.resolve(store, sid, "confirm")
+    # A new label (from anywhere) is a new question: a run that disagrees asks again.
+    store.set_label(sid, 3, actor="import", reason="re-imported")
+    active.recompute(store, fake_run(store, {**probs, sid: onehot(1, 0.97)}))
+    assert "label-error" in reasons_of(store, sid)
+    # Back to the confirmed label through undo-free relabelling: still a change, asked again.
+    active.resolve(store, sid, "confirm")
+    store.set_label(sid, 2)
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
+
+
+def test_a_confirmation_is_for_the_image_it_was_made_on(clean):
+    store, ids = clean
+    sid = ids[(2, 0)]
+    probs = {s: onehot(c) for (c, _), s in ids.items()}
+    probs[sid] = onehot(1, 0.97)
+    active.recompute(store, fake_run(store, probs))
+    active.resolve(store, sid, "confirm")
+    assert sid in store.confirmed()
+    # The sample's image replaced under it (as a repair could): the confirmation no longer holds.
+    with store.transaction() as db:
+        db.execute("UPDATE samples SET sha256 = ? WHERE id = ?", ["f" * 64, sid])
+    assert sid not in store.confirmed()
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
 
 
 def test_queue_survives_a_restart(clean):
