@@ -624,8 +624,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     console().print(t)
     for it in items:
         if it.why:
-            verdict = "the label looks wrong" if "label-error" in it.reasons else "the model leans the other way"
-            print(f"{it.sample_id}: {verdict} ({it.why})")
+            lean = "the label looks wrong: probably" if "label-error" in it.reasons else "the model leans to"
+            print(f"{it.sample_id}: {lean} {it.suggested} ({it.why})")
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
     return 0
 

@@ -377,7 +377,7 @@ def test_cli_review_label_delete_undo(clean, capsys):
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """Drawn stand-in hands (0–5 bars, 12 per class) with three labels planted wrong among
+    """Drawn stand-in hands (0–5 bars, 12 per class) with seven labels planted wrong among
     the training images, and a real `pipeline.train` run on them with the default feature
     set: the tiny dev-random backbone, the stand-in hand detector and the finger count (no
     ../shared and no downloads needed). Yields the store, {id: true label} and a retrain."""
@@ -396,8 +396,8 @@ def planted(tmp_path_factory):
         import_paths(store, [write_bars(root / "bars", 12)])
         train_s = [s for s in store.labelled() if s.split == "train"]
         truth = {}
-        for true, wrong in ((1, 4), (3, 0), (5, 2)):
-            s = next(s for s in train_s if s.label == true)
+        for true, wrong in ((0, 5), (5, 0), (1, 4), (3, 0), (5, 2), (2, 4), (4, 1)):
+            s = next(s for s in train_s if s.label == true and s.id not in truth)
             store.set_label(s.id, wrong, actor="import", reason="planted")
             truth[s.id] = true
         cfg = TrainConfig(views=1, max_epochs=40)
@@ -422,6 +422,12 @@ def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(plan
     assert main(["--home", str(store.ws.root), "review", "--reason", "label-error", "--json"]) == 0
     shown = {it["sample_id"]: it["suggested"] for it in json.loads(capsys.readouterr().out)["items"]}
     assert {sid: shown[sid] for sid in truth} == truth
+    # ... and, under its table, why: the evidence of each.
+    assert main(["--home", str(store.ws.root), "review", "--reason", "label-error"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for sid, true_label in truth.items():
+        [line] = [x for x in lines if x.startswith(f"{sid}: ")]
+        assert f"the label looks wrong: probably {true_label} (out-of-fold: label {store.get(sid).label} at" in line
 
 
 def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_back(planted):
@@ -451,7 +457,7 @@ def test_planted_errors_come_first_with_their_evidence(planted):
 
 def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
     store, _, truth, retrain = planted
-    insisted, relabelled, _ = truth
+    insisted, relabelled, *_ = truth
     active.resolve(store, insisted, "confirm")  # the user says the odd label is right
     active.resolve(store, relabelled, "relabel", truth[relabelled])
     retrain()
