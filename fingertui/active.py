@@ -6,9 +6,9 @@ Flags (stored in SQLite, so the queue survives restarts):
 - ``misclassified``: the prediction (out-of-fold for training samples, the run's own for
   test samples) differs from the label;
 - ``label-error`` ("the label looks wrong"): strong evidence only — out-of-fold, the
-  label is improbable and another class far more probable, and no expert (image, hand
-  pose, finger states) favours the label; the suggestion is the most probable class, and
-  the flag keeps its evidence so the review can say why;
+  label is improbable and another class far more probable, and the views (image, hand
+  pose, finger count) agree against the label; the suggestion is the most probable
+  class, and the flag keeps its evidence so the review can say why;
 - ``disagrees`` ("the model leans to 4"): the weaker case — confident learning fires
   (another class is the most probable and the label's probability is below that class's
   typical self-confidence) but the evidence falls short of the above; ranked below;
@@ -22,8 +22,9 @@ Flags (stored in SQLite, so the queue survives restarts):
 - ``near-duplicate``: in the queue, near-identical images (embedding cosine similarity)
   are shown as one item that lists the others.
 
-A resolved flag stays resolved when the same (or an older) run still disagrees; a run
-finished after the resolution that disagrees again reopens it.
+A confirmed label raises no flag until its label or image changes (``Store.confirmed``).
+Any other resolved flag stays resolved when the same (or an older) run still disagrees; a
+run finished after the resolution that disagrees again reopens it.
 """
 
 from __future__ import annotations
