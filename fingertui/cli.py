@@ -630,6 +630,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     headers = ["id", "label", "pred", "conf", "reasons", "score", "suggest", "from"]
     whole = {"id", "label", "pred", "conf", "score", "suggest"}
     print_table(console(), headers, rows, whole=whole, title="review queue (best first)")
+    for it in items:
+        if it.why:
+            lean = "the label looks wrong: probably" if "label-error" in it.reasons else "the model leans to"
+            print(f"{it.sample_id}: {lean} {it.suggested} ({it.why})")
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
     return 0
 
@@ -855,7 +859,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = sub.add_parser("review", parents=[common, json_opt], help="the review queue: what to look at next, and why")
     s.add_argument("--strategy", default="margin", choices=["margin", "least-confidence", "entropy", "random"])
-    s.add_argument("--reason", choices=["unsure", "misclassified", "label-error", "weak-class", "near-duplicate"])
+    # The same names as active.REASONS (not imported here: --help stays fast).
+    reasons = ["label-error", "disagrees", "misclassified", "unsure", "no-hand", "finger-borderline", "weak-class"]
+    s.add_argument("--reason", choices=[*reasons, "near-duplicate"])
     s.add_argument("--label", metavar="N", help="only items labelled (or, unlabelled, predicted) N")
     s.add_argument("--limit", type=int, metavar="K", help="at most K items (a diverse batch)")
     s.add_argument("--no-diversity", action="store_true", help="plain score order, no k-center pass")

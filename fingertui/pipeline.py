@@ -253,6 +253,9 @@ def train(
     # samples for review, and being quick keeps retraining within seconds.
     folds = group_folds(ytr, groups, cfg.folds, cfg.seed)
     oof = np.full((ntr, N), np.nan)
+    # Each expert's own out-of-fold opinion as well: whether the image and the pose agree is
+    # part of the evidence that a label is wrong (active.label_errors).
+    oof_experts = {name: np.full((ntr, N), np.nan) for name in experts_used}
     for k, held in enumerate(folds):
         check()
         rest = np.setdiff1d(np.arange(ntr), held)
@@ -278,12 +281,20 @@ def train(
         if "image" not in heads:
             p[~h] = np.nan
         oof[held] = p
+        for name, zn in z.items():
+            seen = np.ones(len(held), dtype=bool) if name == "image" else h
+            oof_experts[name][held[seen]] = softmax(zn[seen])
         report("cross-checking", k + 1, len(folds))
 
     # --- test split ---------------------------------------------------------------------
     report("evaluating", 0, 1)
     rows_te = np.arange(ntr, len(both))
     p_te = pooled(rows_te, hand_te)
+    te_experts = {}
+    for name, zn in expert_z(rows_te).items():
+        te_experts[name] = softmax(zn)
+        if name != "image":
+            te_experts[name][~hand_te] = np.nan
     test_metrics = evaluate(yte, p_te, seed=cfg.seed)
     has_oof = ~np.isnan(oof[:, 0])
     metrics = {
@@ -330,6 +341,8 @@ def train(
             val_idx,
             oof,
             p_te,
+            oof_experts,
+            te_experts,
         )
     report("recording", 1, 1)
     summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
@@ -355,6 +368,8 @@ def _record(
     val_idx: np.ndarray,
     oof: np.ndarray,
     p_te: np.ndarray,
+    oof_experts: dict[str, np.ndarray],
+    te_experts: dict[str, np.ndarray],
 ) -> RunRecord:
     ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}.pt"
     backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
@@ -375,8 +390,9 @@ def _record(
     )
     val_set = set(val_idx.tolist())
 
-    def row(s: Sample, role: str, p: np.ndarray) -> tuple:
+    def row(s: Sample, role: str, p: np.ndarray, by_expert: dict[str, np.ndarray]) -> tuple:
         ok = not np.isnan(p[0])
+        seen = {n: [round(float(x), 5) for x in e] for n, e in by_expert.items() if not np.isnan(e[0])}
         return (
             s.id,
             s.label,
@@ -384,10 +400,14 @@ def _record(
             int(p.argmax()) if ok else None,
             float(p.max()) if ok else None,
             json.dumps([round(float(x), 5) for x in p]) if ok else None,
+            json.dumps(seen) if ok and seen else None,
         )
 
-    rows = [row(s, "val" if i in val_set else "train", oof[i]) for i, s in enumerate(train_s)]
-    rows += [row(s, "test", p_te[i]) for i, s in enumerate(test_s)]
+    rows = [
+        row(s, "val" if i in val_set else "train", oof[i], {n: e[i] for n, e in oof_experts.items()})
+        for i, s in enumerate(train_s)
+    ]
+    rows += [row(s, "test", p_te[i], {n: e[i] for n, e in te_experts.items()}) for i, s in enumerate(test_s)]
     config = {**cfg.as_dict(), "features": features}
     try:
         run_id = store.runs.add(

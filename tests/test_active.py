@@ -34,8 +34,11 @@ def add(store, seed, label, split="train"):
     ).sample
 
 
-def fake_run(store, probs_by_sample, *, weakest="2", confusion=None, threshold=0.7, finished=None, vectors=None):
-    """A run made by hand: its per-sample probabilities are the ones given."""
+def fake_run(
+    store, probs_by_sample, *, weakest="2", confusion=None, threshold=0.7, finished=None, vectors=None, experts=None
+):
+    """A run made by hand: its per-sample probabilities (and, per sample, each expert's
+    probabilities ``experts[id]``) are the ones given."""
     head = Head(DIM)
     path = store.ws.models_dir / f"fake-{len(list(store.ws.models_dir.glob('*')))}.pt"
     save_checkpoint(
@@ -55,7 +58,8 @@ def fake_run(store, probs_by_sample, *, weakest="2", confusion=None, threshold=0
     rows = []
     for sid, p in probs_by_sample.items():
         s = store.get(sid)
-        rows.append((sid, s.label, s.split, int(np.argmax(p)), float(max(p)), json.dumps(list(p))))
+        by_expert = json.dumps((experts or {})[sid]) if sid in (experts or {}) else None
+        rows.append((sid, s.label, s.split, int(np.argmax(p)), float(max(p)), json.dumps(list(p)), by_expert))
     rid = store.runs.add(
         {
             "started": now_iso(),
@@ -122,6 +126,48 @@ def test_each_reason_fires_on_its_case(clean):
     [item] = [it for it in active.queue(store) if it.sample_id == ids[(2, 0)]]
     assert item.suggested == 1 and item.label == 2 and item.pred == 1
     assert active.queue(store)[0].sample_id == ids[(2, 0)]  # a likely label error comes first
+
+
+def test_strong_evidence_is_a_label_error_weaker_disagreement_is_worded_as_such(clean):
+    store, ids = clean
+    probs = {sid: onehot(c) for (c, _), sid in ids.items()}
+    strong, ambiguous, split = ids[(2, 0)], ids[(3, 0)], ids[(1, 0)]
+    probs[strong] = [0.01, 0.01, 0.03, 0.01, 0.93, 0.01]  # label 2 at 3 %, 4 at 93 %
+    probs[ambiguous] = [0.01, 0.01, 0.01, 0.35, 0.01, 0.61]  # label 3 at 35 %: a close call
+    probs[split] = [0.01, 0.02, 0.94, 0.01, 0.01, 0.01]  # the pooled model says 2, but one expert says 1
+    experts = {
+        strong: {"image": onehot(4, 0.9), "pose": onehot(4, 0.8)},
+        split: {"image": onehot(2, 0.9), "fingers": onehot(1, 0.7)},
+    }
+    run = fake_run(store, probs, experts=experts, weakest=None)
+    active.recompute(store, run)
+    assert reasons_of(store, strong) == {"label-error", "misclassified"}
+    assert reasons_of(store, ambiguous) == {"disagrees", "misclassified", "unsure"}
+    assert reasons_of(store, split) == {"disagrees", "misclassified"}
+    items = {it.sample_id: it for it in active.queue(store)}
+    assert items[strong].why == "out-of-fold: label 2 at 3 %, 4 at 93 %; image and hand pose both say 4"
+    assert items[split].why.endswith("; image says 2, finger count says 1 (your label)")
+    # In the review screen only the strong case reads "the label looks wrong".
+    from fingertui.tui.screens.review import explain
+
+    assert "the label looks wrong: probably 4" in explain(items[strong])
+    assert "out-of-fold: label 2 at 3 %, 4 at 93 %" in explain(items[strong])
+    for weak in (ambiguous, split):
+        text = explain(items[weak])
+        assert "looks wrong" not in text and "leans to" in text and items[weak].why in text
+    # Strong first, then the disagreements by strength, then the rest.
+    order = [it.sample_id for it in active.queue(store)]
+    assert order[:3] == [strong, split, ambiguous]
+
+
+def test_evidence_names_test_split_predictions_and_rounds_tiny_probabilities():
+    labels = np.array([0] * 5 + [1] * 5)
+    P = np.tile([[0.9, 0.1, 0, 0, 0, 0]], (10, 1))
+    P[5:] = [0.1, 0.9, 0, 0, 0, 0]
+    P[9] = [0.998, 0.002, 0, 0, 0, 0]
+    [v] = active.label_errors(labels, P, roles=["train"] * 9 + ["test"])
+    assert v.index == 9 and v.suggested == 0 and v.strong
+    assert active.evidence_text(v.evidence) == "test split: label 1 at <1 %, 0 at 100 %"
 
 
 def test_unlabelled_samples_are_unsure_with_a_suggestion(clean):
@@ -222,12 +268,61 @@ def test_resolved_flags_stay_resolved_until_a_later_run_disagrees(clean):
     probs[ids[(2, 0)]] = onehot(1, 0.97)
     run = fake_run(store, probs, finished="2000-01-01T00:00:00.000+00:00")
     active.recompute(store, run)
-    active.resolve(store, ids[(2, 0)], "confirm")
+    active.resolve(store, ids[(2, 0)], "relabel", 3)  # relabelled, not confirmed
+    probs[ids[(2, 0)]] = onehot(1, 0.97)
     active.recompute(store, run)  # the same run still disagrees: stays resolved
     assert reasons_of(store, ids[(2, 0)]) == set()
-    later = fake_run(store, probs)  # a run made after the confirmation disagrees again
+    later = fake_run(store, probs)  # a run made after the relabel disagrees again
     active.recompute(store, later)
     assert "misclassified" in reasons_of(store, ids[(2, 0)])
+
+
+def test_a_confirmed_label_is_not_asked_about_again_until_it_changes(clean):
+    store, ids = clean
+    sid = ids[(2, 0)]
+    probs = {s: onehot(c) for (c, _), s in ids.items()}
+    probs[sid] = onehot(1, 0.97)
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
+    active.resolve(store, sid, "confirm")
+    for _ in range(2):  # retrain twice: later runs that still disagree do not bring it back
+        active.recompute(store, fake_run(store, probs))
+        assert reasons_of(store, sid) == set()
+        assert sid not in {it.sample_id for it in active.queue(store)}
+    # The confirmation survives a restart (it is stored).
+    store.close()
+    store = Store(store.ws)
+    active.recompute(store, fake_run(store, probs))
+    assert reasons_of(store, sid) == set()
+    # Undoing the confirmation brings the question back at once.
+    store.undo()
+    assert "label-error" in reasons_of(store, sid)
+    active.resolve(store, sid, "confirm")
+    # A new label (from anywhere) is a new question: a run that disagrees asks again.
+    store.set_label(sid, 3, actor="import", reason="re-imported")
+    active.recompute(store, fake_run(store, {**probs, sid: onehot(1, 0.97)}))
+    assert "label-error" in reasons_of(store, sid)
+    # Back to the confirmed label through undo-free relabelling: still a change, asked again.
+    active.resolve(store, sid, "confirm")
+    store.set_label(sid, 2)
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
+
+
+def test_a_confirmation_is_for_the_image_it_was_made_on(clean):
+    store, ids = clean
+    sid = ids[(2, 0)]
+    probs = {s: onehot(c) for (c, _), s in ids.items()}
+    probs[sid] = onehot(1, 0.97)
+    active.recompute(store, fake_run(store, probs))
+    active.resolve(store, sid, "confirm")
+    assert sid in store.confirmed()
+    # The sample's image replaced under it (as a repair could): the confirmation no longer holds.
+    with store.transaction() as db:
+        db.execute("UPDATE samples SET sha256 = ? WHERE id = ?", ["f" * 64, sid])
+    assert sid not in store.confirmed()
+    active.recompute(store, fake_run(store, probs))
+    assert "label-error" in reasons_of(store, sid)
 
 
 def test_queue_survives_a_restart(clean):
@@ -265,6 +360,8 @@ def test_cli_review_label_delete_undo(clean, capsys):
         "duplicates",
         "origin",
         "from",
+        "evidence",
+        "why",
     }
     assert main([*home, "label", str(item["sample_id"]), "one"]) == 0
     assert Store(store.ws).get(item["sample_id"]).label == 1
@@ -282,9 +379,10 @@ def test_cli_review_label_delete_undo(clean, capsys):
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    """Drawn stand-in hands (0–5 bars, 12 per class) with two planted label errors — a 0
-    labelled 5 and a 5 labelled 0 — and a real `pipeline.train` run on them (the tiny
-    dev-random backbone, image features: no ../shared and no downloads needed)."""
+    """Drawn stand-in hands (0–5 bars, 12 per class) with seven labels planted wrong among
+    the training images, and a real `pipeline.train` run on them with the default feature
+    set: the tiny dev-random backbone, the stand-in hand detector and the finger count (no
+    ../shared and no downloads needed). Yields the store, {id: true label} and a retrain."""
     from fingertui import backbones
     from fingertui.importer import import_paths
     from fingertui.pipeline import train
@@ -295,20 +393,27 @@ def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backbones.ENV_DEV_RANDOM, "1")
+        mp.setenv("FINGERTUI_DEV_HANDS", "1")
         store = Store(Workspace(root / "ws"))
         import_paths(store, [write_bars(root / "bars", 12)])
         train_s = [s for s in store.labelled() if s.split == "train"]
-        zero = next(s for s in train_s if s.label == 0)
-        five = next(s for s in train_s if s.label == 5)
-        store.set_label(zero.id, 5)
-        store.set_label(five.id, 0)
-        result = train(store, features="image", backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=40))
-        yield store, result, {zero.id: 0, five.id: 5}
+        truth = {}
+        for true, wrong in ((0, 5), (5, 0), (1, 4), (3, 0), (5, 2), (2, 4), (4, 1)):
+            s = next(s for s in train_s if s.label == true and s.id not in truth)
+            store.set_label(s.id, wrong, actor="import", reason="planted")
+            truth[s.id] = true
+        cfg = TrainConfig(views=1, max_epochs=40)
+
+        def retrain():
+            return train(store, backbone="dev-random", cfg=cfg)
+
+        result = retrain()
+        yield store, result, truth, retrain
         store.close()
 
 
 def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(planted, capsys):
-    store, result, truth = planted
+    store, result, truth, _ = planted
     assert result.flags["run"] == result.run.id and result.flags["added"] > 0
     items = {it.sample_id: it for it in active.queue(store, reason="label-error")}
     for sid, true_label in truth.items():
@@ -319,10 +424,16 @@ def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(plan
     assert main(["--home", str(store.ws.root), "review", "--reason", "label-error", "--json"]) == 0
     shown = {it["sample_id"]: it["suggested"] for it in json.loads(capsys.readouterr().out)["items"]}
     assert {sid: shown[sid] for sid in truth} == truth
+    # ... and, under its table, why: the evidence of each.
+    assert main(["--home", str(store.ws.root), "review", "--reason", "label-error"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for sid, true_label in truth.items():
+        [line] = [x for x in lines if x.startswith(f"{sid}: ")]
+        assert f"the label looks wrong: probably {true_label} (out-of-fold: label {store.get(sid).label} at" in line
 
 
 def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_back(planted):
-    store, _, truth = planted
+    store, _, truth, _ = planted
     sid, true_label = next(iter(truth.items()))
     active.resolve(store, sid, "relabel", true_label)
     assert store.get(sid).label == true_label
@@ -330,3 +441,35 @@ def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_b
     assert all(it.sample_id != sid for it in active.queue(store))
     store.undo()
     assert store.get(sid).label != true_label and "label-error" in store.flags.open_for(sid)
+
+
+def test_planted_errors_come_first_with_their_evidence(planted):
+    store, _, truth, _ = planted
+    items = active.queue(store)
+    top = items[: len(truth)]
+    assert {it.sample_id for it in top} == set(truth)
+    for it in top:
+        assert "label-error" in it.reasons and it.suggested == truth[it.sample_id]
+        assert it.why.startswith(f"out-of-fold: label {it.label} at ")
+        # The evidence names the experts, and none of them favours the given label.
+        assert "finger count" in it.why and "(your label)" not in it.why
+    # Nothing correctly labelled is called wrong.
+    assert all("label-error" not in it.reasons for it in items[len(truth) :])
+
+
+def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
+    store, _, truth, retrain = planted
+    insisted, relabelled, *_ = truth
+    active.resolve(store, insisted, "confirm")  # the user says the odd label is right
+    active.resolve(store, relabelled, "relabel", truth[relabelled])
+    retrain()
+    queued = {it.sample_id: it.reasons for it in active.queue(store)}
+    assert insisted not in queued
+    # The corrected one may still be worth a look for other reasons, but not for its label.
+    assert not {"label-error", "disagrees", "misclassified"} & set(queued.get(relabelled, []))
+    # A different label is a new question: the next run asks about it again.
+    other = next(c for c in range(6) if c not in (store.get(insisted).label, truth[insisted]))
+    store.set_label(insisted, other)
+    retrain()
+    [item] = [it for it in active.queue(store) if it.sample_id == insisted]
+    assert {"label-error", "disagrees"} & set(item.reasons) and item.suggested != other

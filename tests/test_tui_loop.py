@@ -155,3 +155,32 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         await pilot.pause()
         # Back on the capture screen, the model box names the rolled-back run.
         assert f"run {first.id}" in str(app.screen.query_one("#model").render())
+
+
+async def test_review_says_why_a_label_looks_wrong_and_a_confirmation_survives_retraining(bars_ws, monkeypatch):
+    from fingertui.pipeline import train
+
+    monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # the default features: image, hand pose, finger count
+    store = Store(bars_ws)
+    wrong = next(s for s in store.labelled() if s.split == "train" and s.label == 0)  # a fist labelled 5
+    store.set_label(wrong.id, 5, actor="import", reason="planted")
+    cfg = TrainConfig(views=1, max_epochs=20)
+    train(store, backbone="dev-random", cfg=cfg)
+    app = app_for(bars_ws)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.items)
+        screen = app.screen
+        assert screen.current.sample_id == wrong.id  # the planted error comes first
+        why = str(screen.query_one("#why").render())
+        assert "the label looks wrong: probably 0" in why and "out-of-fold: label 5 at" in why
+        left = len(screen.items)
+        await pilot.press("enter")  # the user insists: 5 is right
+        await pilot.pause()
+        assert len(screen.items) == left - 1
+        await pilot.press("escape")
+        train(store, backbone="dev-random", cfg=cfg)  # the next run disagrees again
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.items)
+        assert wrong.id not in {it.sample_id for it in app.screen.items}
+        assert "left" in str(app.screen.query_one("#counter").render())

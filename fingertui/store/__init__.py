@@ -350,6 +350,18 @@ class Store:
     def label_events(self, sample_id: int | None = None) -> list[dict[str, Any]]:
         return self.history.events(sample_id)
 
+    def confirmed(self) -> set[int]:
+        """Ids of samples whose current label the user confirmed on their current image."""
+        current = {}
+        with self.lock:
+            for sid, label, sha in self.db.execute("SELECT id, label, sha256 FROM samples"):
+                current[sid] = (label, sha)
+        return {
+            sid
+            for sid, (label, sha) in self.history.confirmed().items()
+            if sid in current and current[sid][0] == label and sha in (None, current[sid][1])
+        }
+
     # --- writes -----------------------------------------------------------------------
 
     def add_image(
@@ -456,7 +468,8 @@ class Store:
         return self.get(sample_id)
 
     def confirm(self, sample_id: int, reason: str | None = "review") -> Sample:
-        """The user says the label is right: the sample's open flags are resolved."""
+        """The user says the label is right: the sample's open flags are resolved, and no
+        run flags it again while its label and image stay as they are."""
         with self.writer.hold():
             return self._confirm(sample_id, reason)
 
@@ -468,8 +481,16 @@ class Store:
             )
         with self.transaction() as db:
             flags = self.flags.resolve_open(db, sample_id, "confirm")
+            # The image's hash too: a confirmation holds for this label on this image only.
             self.history.record(
-                db, sample_id, sample.label, sample.label, "user", reason, kind="confirm", payload={"flags": flags}
+                db,
+                sample_id,
+                sample.label,
+                sample.label,
+                "user",
+                reason,
+                kind="confirm",
+                payload={"flags": flags, "sha256": sample.sha256},
             )
         return self.get(sample_id)
 

@@ -61,18 +61,19 @@ class FlagsTable:
         cleared: Sequence[int],
     ) -> None:
         """Apply one recompute in one transaction: ``updates`` are (score, suggested, pred,
-        confidence, probs, run_id, id); ``inserts`` are (sample_id, reason, score, suggested,
-        pred, confidence, probs, run_id); ``cleared`` are flag ids no longer raised."""
+        confidence, probs, evidence, run_id, id); ``inserts`` are (sample_id, reason, score,
+        suggested, pred, confidence, probs, evidence, run_id); ``cleared`` are flag ids no
+        longer raised."""
         now = now_iso()
         with self.store.transaction() as db:
             db.conn.executemany(
-                "UPDATE flags SET score = ?, suggested = ?, pred = ?, confidence = ?, probs = ?, run_id = ? "
-                "WHERE id = ?",
+                "UPDATE flags SET score = ?, suggested = ?, pred = ?, confidence = ?, probs = ?, evidence = ?, "
+                "run_id = ? WHERE id = ?",
                 updates,
             )
             db.conn.executemany(
-                "INSERT INTO flags (sample_id, reason, score, suggested, pred, confidence, probs, run_id, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO flags (sample_id, reason, score, suggested, pred, confidence, probs, evidence, run_id, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*row, now) for row in inserts],
             )
             if cleared:
@@ -86,8 +87,9 @@ class FlagsTable:
         with self.store.transaction() as db:
             for r in rows:
                 row = {"created": now_iso(), **r}
-                if isinstance(row.get("probs"), list):
-                    row["probs"] = json.dumps(row["probs"])
+                for key in ("probs", "evidence"):
+                    if isinstance(row.get(key), list | dict):
+                        row[key] = json.dumps(row[key])
                 db.execute(
                     f"INSERT INTO flags ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
                 )

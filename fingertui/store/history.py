@@ -59,6 +59,23 @@ class History:
         )
         return cur.lastrowid
 
+    def confirmed(self) -> dict[int, tuple[int, str | None]]:
+        """Samples whose label the user confirmed and that have not changed since:
+        ``{sample_id: (label, image sha256 at the confirmation)}``. A later label change
+        (by anyone) ends a confirmation; undoing that change brings it back, undoing the
+        confirmation ends it."""
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT sample_id, kind, new, payload FROM label_events WHERE id IN ("
+                "SELECT max(id) FROM label_events WHERE undone = 0 AND kind IN ('add', 'label', 'confirm') "
+                "GROUP BY sample_id)"
+            ).fetchall()
+        out = {}
+        for sid, kind, label, payload in rows:
+            if kind == "confirm" and label is not None:
+                out[sid] = (label, json.loads(payload).get("sha256") if payload else None)
+        return out
+
     def mark_add_undone(self, db: sqlite_utils.Database, sample_id: int) -> None:
         db.execute("UPDATE label_events SET undone = 1 WHERE sample_id = ? AND kind = 'add'", [sample_id])
 

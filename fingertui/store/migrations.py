@@ -116,6 +116,13 @@ def _m7_journal(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m8_evidence(db: sqlite_utils.Database) -> None:
+    # Each expert's own out-of-fold probabilities per run sample (JSON {name: probs}), and a
+    # flag's evidence (JSON), so "the label looks wrong" can say why.
+    db.execute("ALTER TABLE run_samples ADD COLUMN experts TEXT")
+    db.execute("ALTER TABLE flags ADD COLUMN evidence TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_samples,
     _m2_phash,
@@ -124,6 +131,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m5_capture,
     _m6_landmarks,
     _m7_journal,
+    _m8_evidence,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,16 +19,17 @@ class RunTable:
 
     def add(self, run: dict[str, Any], samples: Sequence[tuple], *, activate: bool = True) -> int:
         """Insert a run and its per-sample rows — (sample_id, label, role, pred, confidence,
-        probs JSON) — in one transaction; the new run becomes the active one."""
+        probs JSON[, each expert's probs JSON]) — in one transaction; the new run becomes the
+        active one."""
         with self.store.transaction() as db:
             cur = db.execute(
                 f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})", list(run.values())
             )
             run_id = cur.lastrowid
             db.conn.executemany(
-                "INSERT INTO run_samples (run_id, sample_id, label, role, pred, confidence, probs) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *r) for r in samples],
+                "INSERT INTO run_samples (run_id, sample_id, label, role, pred, confidence, probs, experts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *r, None)[:8] for r in samples],
             )
             if activate:
                 db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [ACTIVE_KEY, str(run_id)])
@@ -50,10 +51,12 @@ class RunTable:
             return {r[0] for r in self.store.db.execute("SELECT checkpoint FROM runs")}
 
     def predictions(self, run_id: int, role: str | None = None) -> list[dict[str, Any]]:
-        """Per-sample rows of a run: sample_id, label, role, pred, confidence, probs."""
+        """Per-sample rows of a run: sample_id, label, role, pred, confidence, probs, and
+        experts (each expert's probabilities by name; {} when not stored)."""
         sql = "SELECT * FROM run_samples WHERE run_id = ?" + (" AND role = ?" if role else "") + " ORDER BY sample_id"
         with self.store.lock:
             rows = list(self.store.db.query(sql, [run_id, role] if role else [run_id]))
         for r in rows:
             r["probs"] = json.loads(r["probs"]) if r["probs"] else None
+            r["experts"] = json.loads(r["experts"]) if r.get("experts") else {}
         return rows

@@ -18,17 +18,31 @@ from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
 from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
 
-REASON_FILTERS = [None, "label-error", "misclassified", "unsure", "no-hand", "finger-borderline", "weak-class"]
+REASON_FILTERS = [
+    None,
+    "label-error",
+    "disagrees",
+    "misclassified",
+    "unsure",
+    "no-hand",
+    "finger-borderline",
+    "weak-class",
+]
 
 
 def explain(item: active.QueueItem) -> str:
-    """A flag's reasons in plain words."""
+    """A flag's reasons in plain words; a label error or disagreement with its evidence."""
     conf = f"{100 * item.confidence:.0f}%" if item.confidence is not None else "?"
+    says = f"model says {item.pred} at {conf} — you labelled {item.label}"
     words = []
-    if "label-error" in item.reasons or "misclassified" in item.reasons:
-        words.append(f"model says {item.pred} at {conf} — you labelled {item.label}")
     if "label-error" in item.reasons:
-        words.append(f"the label looks wrong: probably {item.suggested}")
+        words.append(f"[b]the label looks wrong: probably {item.suggested}[/b]")
+        words.append(item.why or says)
+    elif "disagrees" in item.reasons:
+        words.append(f"the model leans to {item.suggested}, not strongly enough to call your {item.label} wrong")
+        words.append(item.why or says)
+    elif "misclassified" in item.reasons:
+        words.append(says)
     if "unsure" in item.reasons:
         words.append(
             f"unlabelled — model guesses {item.pred} at {conf}" if item.label is None else f"model unsure ({conf})"
