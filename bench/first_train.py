@@ -57,6 +57,8 @@ def main() -> int:
             result[feats] = {
                 "first_train_s": round(secs, 1),
                 "pipeline_s": out["metrics"]["duration_s"],
+                "features_s": out["metrics"].get("features_s"),
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
                 "test_accuracy": out["metrics"]["test"]["accuracy"],
                 "retrain_after_20_s": round(resecs, 1),
                 "retrain_pipeline_s": re_out["metrics"]["duration_s"],
