@@ -4,6 +4,7 @@ commands that need them, so ``--help`` and ``--version`` answer at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import sys
@@ -52,11 +53,24 @@ def console() -> Console:
     return Console()
 
 
+# Stores this command opened: closed when it returns, so that a caller running several
+# commands in one process (tests, scripts) never reads through a stale connection.
+_OPENED: list[Store] = []
+
+
 def open_store(args: argparse.Namespace) -> Store:
     from fingertui.store import Store
     from fingertui.workspace import Workspace
 
-    return Store(Workspace.resolve(args.home))
+    store = Store(Workspace.resolve(args.home))
+    _OPENED.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    while _OPENED:
+        with contextlib.suppress(Exception):
+            _OPENED.pop().close()
 
 
 # --- dataset commands -------------------------------------------------------------------
@@ -630,10 +644,17 @@ def cmd_review(args: argparse.Namespace) -> int:
     headers = ["id", "label", "pred", "conf", "reasons", "score", "suggest", "from"]
     whole = {"id", "label", "pred", "conf", "score", "suggest"}
     print_table(console(), headers, rows, whole=whole, title="review queue (best first)")
+    out = console()
     for it in items:
         if it.why:
             lean = "the label looks wrong: probably" if "label-error" in it.reasons else "the model leans to"
-            print(f"{it.sample_id}: {lean} {it.suggested} ({it.why})")
+            # Wrapped to the terminal (one line when piped), never cut.
+            out.print(
+                f"{it.sample_id}: {lean} {it.suggested} ({it.why})",
+                highlight=False,
+                markup=False,
+                soft_wrap=not out.is_terminal,
+            )
     print("act on an item: fingertui label ID N | label ID --confirm | label ID --exclude | delete ID | undo")
     return 0
 
@@ -947,6 +968,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fingertui: error: {_sqlite_message(e)}", file=sys.stderr)
             return 2
         raise
+    finally:
+        _close_stores()
 
 
 if __name__ == "__main__":  # pragma: no cover
