@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from textual.app import App, ComposeResult
+from textual.widget import Widget
 
 from fingertui.store import Store
 from fingertui.workspace import Workspace
@@ -86,3 +89,13 @@ def write_bars(root: Path, per_class: int) -> Path:
             p.parent.mkdir(parents=True, exist_ok=True)
             finger_image(label, label * 100 + k).save(p)
     return root
+
+
+def widget_app(make: Callable[[], Widget]) -> App:
+    """An app showing one fresh widget alone (for testing a widget by itself)."""
+
+    class Host(App):
+        def compose(self) -> ComposeResult:
+            yield make()
+
+    return Host()

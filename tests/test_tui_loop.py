@@ -74,9 +74,9 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
     shown_phases = []
     show = TrainingBar.show_progress
 
-    def recording(self, phase, k, n, elapsed):
+    def recording(self, phase, k, n, elapsed, left=""):
         shown_phases.append((phase, k, n))
-        show(self, phase, k, n, elapsed)
+        show(self, phase, k, n, elapsed, left)
 
     monkeypatch.setattr(TrainingBar, "show_progress", recording)
     app = app_for(bars_ws)
