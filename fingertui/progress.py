@@ -27,21 +27,22 @@ PHASES = (
 )
 # Phases whose time grows with the images not yet cached (the others barely change).
 PER_IMAGE = ("finding hands", "embedding")
-# Without an earlier run to go by: seconds of each phase, and per new image, measured on the
-# first run of 36 sign-digits photos on 2 shared cores (efficientnet-lite0, hand pose on;
-# bench/first_train.py-style cold run, 2025: 39 s in all).
+# Without an earlier run to go by: seconds of each phase, and per new image, of a first run
+# on 36 sign-digits photos (efficientnet-lite0, hand pose on), bench/train_phases.py →
+# bench/results/train_phases.json: 146 s in all, measured on 2 cores shared with other
+# work (load average 10–16), so on the high side; once a phase counts, its own pace wins.
 FIRST_RUN_S = {
-    "loading model": 6.0,
-    "training image": 3.0,
-    "training pose": 2.0,
-    "training fingers": 0.5,
-    "calibrating": 0.5,
-    "cross-checking": 2.0,
-    "evaluating": 0.5,
-    "recording": 0.5,
-    "review queue": 1.0,
+    "loading model": 4.9,
+    "training image": 10.6,
+    "training pose": 9.1,
+    "training fingers": 2.7,
+    "calibrating": 13.8,
+    "cross-checking": 53.7,
+    "evaluating": 0.2,
+    "recording": 0.1,
+    "review queue": 1.0,  # not in a run's own timings (it runs after they are recorded): a guess
 }
-FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.15, "embedding": 0.6}
+FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.17, "embedding": 1.22}
 
 
 class PhaseTimer:
