@@ -140,8 +140,9 @@ class ReviewScreen(Screen):
             if self.app.active is not None:
                 sample = self.app.store.get(it.sample_id)
                 fingers = active.finger_ups(self.app.store, self.app.active, [sample]).get(it.sample_id)
+            checked = bool(self.app.active and (self.app.active.metrics.get("confidence") or {}).get("checked"))
             self.query_one(PredictionPanel).show(
-                it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers
+                it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers, checked=checked
             )
         else:
             self.query_one(PredictionPanel).show_waiting("no prediction stored")
