@@ -99,16 +99,28 @@ def expected_seconds(last: dict | None, new_images: int) -> dict[str, float]:
 
 class Eta:
     """Seconds left in a run: the current phase from its own pace once it has counted
-    something (else from the expected time), plus the expected time of the phases after it."""
+    something (else from the expected time), plus the expected time of the phases after it —
+    scaled by how this run's finished phases compared with what was expected (a busy or a
+    fast machine shows in the first phases already)."""
 
     def __init__(self, expected: dict[str, float]) -> None:
         self.expected = expected
         self.phase: str | None = None
         self._since = 0.0
+        self._took = self._thought = 0.0  # finished phases: actual and expected seconds
+
+    @property
+    def pace(self) -> float:
+        """Actual / expected seconds of the finished phases that were expected to take a
+        while (1 until one has); clamped, so one odd phase cannot swing it far."""
+        return min(max(self._took / self._thought, 0.25), 4.0) if self._thought >= 1.0 else 1.0
 
     def left(self, phase: str, k: int, n: int, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
         if phase != self.phase:
+            if self.phase is not None and self.expected.get(self.phase, 0.0) >= 0.5:
+                self._took += now - self._since
+                self._thought += self.expected[self.phase]
             self.phase, self._since = phase, now
         in_phase = now - self._since
         if 0 < k < n and n > 1:
@@ -116,9 +128,9 @@ class Eta:
         elif n and k >= n:
             current = 0.0
         else:
-            current = max(self.expected.get(phase, 0.0) - in_phase, 0.0)
+            current = max(self.expected.get(phase, 0.0) * self.pace - in_phase, 0.0)
         later = PHASES[PHASES.index(phase) + 1 :] if phase in PHASES else ()
-        return current + sum(self.expected.get(p, 0.0) for p in later)
+        return current + self.pace * sum(self.expected.get(p, 0.0) for p in later)
 
 
 def say_left(seconds: float) -> str:

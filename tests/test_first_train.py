@@ -165,12 +165,19 @@ def test_eta_follows_the_pace_of_the_phase_and_adds_the_phases_after_it():
     eta = Eta(expected)
     later = len(PHASES) - PHASES.index("embedding") - 1
     assert eta.left("loading model", 0, 1, now=0.0) == pytest.approx(len(PHASES))
-    eta.left("embedding", 0, 100, now=10.0)
+    eta.left("embedding", 0, 100, now=1.0)  # loading took the second it was expected to
     # 10 of 100 images in 5 s: 45 s more for this phase, then a second for each later one.
-    assert eta.left("embedding", 10, 100, now=15.0) == pytest.approx(45.0 + later)
-    assert (
-        say_left(47.0) == "about 45 s left" and say_left(1.0) == "almost done" and say_left(300) == "about 5 min left"
-    )
+    assert eta.left("embedding", 10, 100, now=6.0) == pytest.approx(45.0 + later)
+    assert say_left(47.0) == "about 45 s left" and say_left(1.0) == "almost done"
+    assert say_left(300) == "about 5 min left"
+
+
+def test_eta_scales_the_phases_to_come_by_how_the_run_has_gone_so_far():
+    eta = Eta({"loading model": 10.0, "embedding": 10.0, "training image": 5.0, "evaluating": 5.0})
+    eta.left("loading model", 0, 1, now=0.0)
+    eta.left("embedding", 0, 10, now=20.0)  # loading took 20 s, 10 were expected: a busy machine
+    assert eta.pace == pytest.approx(2.0)
+    assert eta.left("embedding", 0, 10, now=20.0) == pytest.approx(2 * (10 + 5 + 5))
 
 
 def test_a_run_records_its_phases_and_the_next_estimate_counts_only_new_images(store, tmp_path, monkeypatch):
