@@ -157,6 +157,11 @@ def compare(store: Store, a: int | str, b: int | str) -> dict:
         "accuracy_delta": float(right_b.mean() - right_a.mean()) if common else None,
         "mcnemar": mcnemar(right_a, right_b),
         "recall": recall_delta,
+        "changed": [
+            {"sample_id": int(i), "label": int(t), "pred_a": int(x), "pred_b": int(y)}
+            for i, t, x, y, ra_, rb_ in zip(common, truth, pred_a, pred_b, right_a, right_b, strict=True)
+            if ra_ != rb_
+        ],
         "right_to_wrong": [int(i) for i, x, y in zip(common, right_a, right_b, strict=True) if x and not y],
         "wrong_to_right": [int(i) for i, x, y in zip(common, right_a, right_b, strict=True) if not x and y],
     }

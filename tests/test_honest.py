@@ -276,6 +276,9 @@ async def test_runs_compare_in_words_opens_the_changed_images_and_rollback_keeps
         await pilot.press("v")
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.items)
         assert sorted(it.sample_id for it in app.screen.items) == sorted(fixed + broke)
+        first = app.screen.items[0].sample_id
+        why = " ".join(shown(app.screen.query_one("#why")).split())
+        assert f"fixed by run {b}: run {a} said 2, run {b} says 3" in why and first in fixed
         await pilot.press("escape")
         await pilot.pause()
         # Roll back to run a: the dialog sits in the middle of the screen, not over the title.

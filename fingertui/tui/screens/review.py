@@ -63,9 +63,12 @@ class ReviewScreen(Screen):
         Binding("escape", "back", "back"),
     ]
 
-    def __init__(self, sample_ids: list[int] | None = None, title: str = "review") -> None:
+    def __init__(
+        self, sample_ids: list[int] | None = None, title: str = "review", notes: dict[int, str] | None = None
+    ) -> None:
         super().__init__()
         self.only = sample_ids  # a fixed list (e.g. one confusion-matrix cell) instead of the queue
+        self.notes = notes or {}  # why each of those is shown, where the queue has no flag for it
         self.heading = title
         self.items: list[active.QueueItem] = []
         self.index = 0
@@ -133,7 +136,9 @@ class ReviewScreen(Screen):
             f"sample {it.sample_id} · label [b]{'—' if it.label is None else it.label}[/b]"
             f" · suggested [b]{'—' if it.suggested is None else it.suggested}[/b]\n{filters}"
         )
-        self.query_one("#why", Static).update(explain(it) or "no flag: " + ", ".join(it.reasons))
+        self.query_one("#why", Static).update(
+            explain(it) or self.notes.get(it.sample_id) or "no flag: " + ", ".join(it.reasons)
+        )
         if it.probs:
             thr = self.app.active.metrics["unsure_threshold"] if self.app.active else 0.0
             fingers = None

@@ -84,16 +84,19 @@ class RunsScreen(Screen):
         if not runs:
             self.query_one("#compare", Static).update("no runs yet: press t to train")
         else:
-            few = any(accuracy_caveat(r.metrics["test"]) for r in runs)
             self.query_one("#compare", Static).update(
                 "* = active model · + = marked · space marks two runs · p compares them · a makes the selected run active"
-                + (
-                    f"\n[yellow]! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is "
-                    "not yet meaningful (its 95% interval in brackets)[/]"
-                    if few
-                    else ""
-                )
+                + f"\n{self.legend()}"
             )
+
+    def legend(self) -> str:
+        """What a '!' after an accuracy means, when the table shows one."""
+        if not any(accuracy_caveat(r.metrics["test"]) for r in list_runs(self.app.store)):
+            return ""
+        return (
+            f"[yellow]! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
+            "meaningful (its 95% interval in brackets)[/]"
+        )
 
     def _selected(self) -> int | None:
         table = self.query_one("#runs", DataTable)
@@ -127,6 +130,7 @@ class RunsScreen(Screen):
             + "  ".join(f"{k}: {100 * v['delta']:+.1f}" for k, v in c["recall"].items()),
             f"fixed: {c['wrong_to_right'][:15] or 'none'}   broke: {c['right_to_wrong'][:15] or 'none'}",
             f"[b]v[/b] opens the {changed} changed images in review" if changed else "",
+            self.legend(),
         ]
         self.query_one("#compare", Static).update("\n".join(line for line in lines if line))
         self.last_comparison = c
@@ -138,6 +142,11 @@ class RunsScreen(Screen):
             self.notify("compare two runs first: space marks them, p compares", severity="warning")
             return
         ids = c["wrong_to_right"] + c["right_to_wrong"]
+        notes = {
+            ch["sample_id"]: f"{'fixed' if ch['pred_b'] == ch['label'] else 'broken'} by run {c['b']}: "
+            f"run {c['a']} said {ch['pred_a']}, run {c['b']} says {ch['pred_b']} (label {ch['label']})"
+            for ch in c["changed"]
+        }
         if not ids:
             self.notify(f"runs {c['a']} and {c['b']} get the same images right: nothing changed")
             return
@@ -147,6 +156,7 @@ class RunsScreen(Screen):
             ReviewScreen(
                 ids,
                 title=f"run {c['b']} vs run {c['a']}: {len(c['wrong_to_right'])} fixed, then {len(c['right_to_wrong'])} broken",
+                notes=notes,
             )
         )
 
