@@ -350,7 +350,7 @@ class _TrainProgress:
                 self.bar.reset(self.task, total=n or None, completed=k, description=phase, left=left)
         elif self.bar is not None:
             self.bar.update(self.task, total=n or None, completed=k, left=left)
-        elif now - self._printed >= self.every_s:
+        elif now - self._printed >= self.every_s and k < n:  # a finished phase gets its own line
             self._printed = now
             print(f"  {phase} {k}/{n}{', ' + left if left else ''}", file=sys.stderr, flush=True)
         self.k, self.n = k, n

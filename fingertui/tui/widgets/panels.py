@@ -130,7 +130,8 @@ class TrainingBar(Widget):
         self.display = True
         if phase != self.phase:
             self._bar.update(total=None)  # a new phase: the bar starts afresh
-            self._phase.update(Text.assemble(("training", "bold"), f" {phase}"))
+            # "training image" (a phase of the run) reads as "training image", not "training training image".
+            self._phase.update(Text.assemble(("training", "bold"), f" {phase.removeprefix('training ')}"))
         self.phase, self.k, self.n, self.elapsed, self.left = phase, k, n, elapsed, left
         self._bar.update(total=n or None, progress=k)
         self._count.update(
