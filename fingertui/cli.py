@@ -274,8 +274,8 @@ def print_metrics(out: Console, m: dict, title: str) -> None:
 class _TrainProgress:
     """Progress of `fingertui train` from the pipeline's (phase, k, n) reports: on a
     terminal one live bar (phase, k/N, elapsed, the whole run's time left); piped a few
-    lines — what to expect, then each phase that took a while, and one line every
-    ``every_s`` seconds of a long phase; nothing when disabled."""
+    lines, each indented — every phase that took a while, with the time left after it, and
+    one line every ``every_s`` seconds of a long phase; nothing when disabled."""
 
     def __init__(
         self,
@@ -318,10 +318,6 @@ class _TrainProgress:
             )
             self.bar.start()
             self.task = self.bar.add_task("loading model", total=None, left="")
-        elif self.enabled and self.expected:
-            from fingertui.progress import say_left
-
-            print(f"training: {say_left(sum(self.expected.values()))}", file=sys.stderr, flush=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -330,10 +326,11 @@ class _TrainProgress:
         elif exc[0] is None:
             self._phase_done(self.clock())
 
-    def _phase_done(self, now: float) -> None:
+    def _phase_done(self, now: float, left: str = "") -> None:
         if self.enabled and self.phase is not None and now - self._started >= self.min_phase_s:
             count = f" {self.k}/{self.n}" if self.n > 1 else ""
-            print(f"  {self.phase}{count}: {now - self._started:.0f} s", file=sys.stderr, flush=True)
+            after = f" ({left})" if left else ""
+            print(f"  {self.phase}{count}: {now - self._started:.0f} s{after}", file=sys.stderr, flush=True)
 
     def __call__(self, phase: str, k: int, n: int) -> None:
         from fingertui.progress import say_left
@@ -344,7 +341,7 @@ class _TrainProgress:
         left = say_left(self.eta.left(phase, k, n, now)) if self.expected is not None else ""
         if phase != self.phase:
             if self.bar is None:
-                self._phase_done(now)
+                self._phase_done(now, left)
             self.phase, self._started, self._printed = phase, now, now
             if self.bar is not None:  # the bar starts afresh for each phase
                 self.bar.reset(self.task, total=n or None, completed=k, description=phase, left=left)
