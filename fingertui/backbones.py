@@ -7,11 +7,14 @@ one set of weights are never mixed with another's.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -126,10 +129,97 @@ def _resnet_trunk(model: nn.Module) -> nn.Module:
 
 
 class WeightsUnavailable(Exception):
-    """ResNet-18 ImageNet weights are neither cached, downloadable nor given as a file."""
+    """ResNet-18 ImageNet weights are neither cached, downloadable nor given as a file.
+    ``remembered``: no download was tried, because one failed less than a day ago."""
+
+    def __init__(self, reason: str, remembered: bool = False) -> None:
+        super().__init__(reason)
+        self.remembered = remembered
 
 
-def load_resnet18(weights_file: str | os.PathLike[str] | None = None) -> Backbone:
+class Settings(Protocol):
+    """Where a failed download is remembered: the workspace's settings (``Store``)."""
+
+    def get_setting(self, key: str) -> str | None: ...
+
+    def set_setting(self, key: str, value: str | None) -> None: ...
+
+
+DOWNLOAD_FAILED_KEY = "resnet18_download_failed"
+# A failed download is tried again after a day (or at once with `fingertui fetch-weights`),
+# not on every run: offline, each try printed a line and could wait on the network.
+RETRY_AFTER_S = 24 * 3600
+
+
+def resnet18_cache_file() -> Path:
+    """Where torchvision keeps the downloaded ResNet-18 weights ($TORCH_HOME/hub/checkpoints)."""
+    from torch.hub import get_dir
+    from torchvision.models import ResNet18_Weights
+
+    return Path(get_dir()) / "checkpoints" / ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+
+
+def _download(url: str, dest: Path) -> None:
+    """torch.hub's download with the file's hash checked, and no "Downloading" line on stdout."""
+    from torch.hub import HASH_REGEX, download_url_to_file
+
+    match = HASH_REGEX.search(dest.name)
+    download_url_to_file(url, str(dest), match.group(1) if match else None, progress=False)
+
+
+def _reason(e: BaseException) -> str:
+    """The cause of a failed download in a word or two ("offline", not the whole URLError)."""
+    import socket
+    import urllib.error
+
+    if isinstance(e, urllib.error.URLError | socket.gaierror | ConnectionError | TimeoutError):
+        return "offline"
+    text = str(e).strip()
+    return text.splitlines()[0][:60] if text else type(e).__name__
+
+
+def download_failed_recently(settings: Settings | None) -> str | None:
+    """The reason of a failed download less than RETRY_AFTER_S ago, else None."""
+    raw = settings.get_setting(DOWNLOAD_FAILED_KEY) if settings is not None else None
+    try:
+        memo = json.loads(raw) if raw else None
+        if memo and time.time() - float(memo["at"]) < RETRY_AFTER_S:
+            return str(memo["reason"])
+    except (ValueError, KeyError, TypeError):
+        pass  # an unreadable note is no reason not to try
+    return None
+
+
+def _resnet18_state(settings: Settings | None, force: bool) -> dict:
+    from torchvision.models import ResNet18_Weights
+
+    path = resnet18_cache_file()
+    if not path.exists():
+        recent = None if force else download_failed_recently(settings)
+        if recent is not None:
+            raise WeightsUnavailable(recent, remembered=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _download(ResNet18_Weights.IMAGENET1K_V1.url, path)
+        except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError; a bad hash a RuntimeError
+            reason = _reason(e)
+            if settings is not None:
+                settings.set_setting(DOWNLOAD_FAILED_KEY, json.dumps({"at": time.time(), "reason": reason}))
+            raise WeightsUnavailable(reason) from e
+        if settings is not None and settings.get_setting(DOWNLOAD_FAILED_KEY) is not None:
+            settings.set_setting(DOWNLOAD_FAILED_KEY, None)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a half-written or damaged cache file
+        raise WeightsUnavailable(f"{path} is damaged ({type(e).__name__}); delete it") from e
+
+
+def load_resnet18(
+    weights_file: str | os.PathLike[str] | None = None, *, settings: Settings | None = None, force: bool = False
+) -> Backbone:
+    """ResNet-18 from ``weights_file``, $FINGERTUI_WEIGHTS or torchvision's cache, downloading
+    it if needed — unless a download failed less than a day ago (noted in ``settings``) and
+    ``force`` is not set."""
     from torchvision.models import ResNet18_Weights, resnet18
 
     weights = ResNet18_Weights.IMAGENET1K_V1
@@ -146,11 +236,8 @@ def load_resnet18(weights_file: str | os.PathLike[str] | None = None) -> Backbon
             raise UserError(f"{path} does not hold resnet18 weights ({str(e).splitlines()[0]})") from e
         ident = "file-" + _file_id(path)
     else:
-        # torchvision's own weights API: read from its cache, or downloaded once.
-        try:
-            model.load_state_dict(weights.get_state_dict(progress=False, check_hash=True))
-        except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError
-            raise WeightsUnavailable(str(e)) from e
+        # torchvision's weights: from its cache, or downloaded once into it.
+        model.load_state_dict(_resnet18_state(settings, force))
         ident = Path(weights.url).stem.rsplit("-", 1)[-1]
     return Backbone(
         f"resnet18@{ident}:l3g{GRID}", "resnet18", 256 * GRID * GRID, prep, _freeze(Pooled(_resnet_trunk(model)))
@@ -252,11 +339,14 @@ def load(
     *,
     weights_file: str | None = None,
     warn: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> Backbone:
     """The named backbone (``name`` or ``name@ident``), frozen, on the best device.
 
-    With ResNet-18 weights unavailable (offline and not cached, no file), says so through
-    ``warn`` and returns efficientnet-lite0 instead — never a randomly initialised network.
+    With ResNet-18 weights unavailable (offline and not cached, no file), says so in one
+    line through ``warn`` and returns efficientnet-lite0 instead — never a randomly
+    initialised network. With ``settings`` (the workspace's), a failed download is
+    remembered: for a day it is neither tried again nor said again.
     """
     name = (name or DEFAULT_BACKBONE).split("@", 1)[0]
     if name not in LOADERS:
@@ -266,14 +356,12 @@ def load(
         return _CACHE[key]
     set_threads()
     try:
-        bb = load_resnet18(weights_file) if name == "resnet18" else LOADERS[name]()
+        bb = load_resnet18(weights_file, settings=settings) if name == "resnet18" else LOADERS[name]()
     except WeightsUnavailable as e:
-        reason = str(e).splitlines()[0][:120]
-        (warn or _stderr)(
-            f"ResNet-18 ImageNet weights are not available ({reason}); using {OFFLINE_BACKBONE}. "
-            "Fix: run `fingertui fetch-weights` once on a networked machine, or pass --weights FILE "
-            f"(or set ${ENV_WEIGHTS}) with resnet18-f37072fd.pth"
-        )
+        if not e.remembered:
+            (warn or _stderr)(
+                f"no ResNet-18 weights ({e}): using {OFFLINE_BACKBONE}; fix: `fingertui fetch-weights` or --weights FILE"
+            )
         return load(OFFLINE_BACKBONE)
     bb.to(device())
     _CACHE[key] = bb

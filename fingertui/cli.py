@@ -251,12 +251,17 @@ def _pct(x: float | None) -> str:
 def print_metrics(out: Console, m: dict, title: str) -> None:
     from rich.table import Table
 
-    lo, hi = m["accuracy_ci95"]
+    from fingertui.metrics import accuracy_caveat, accuracy_interval
+
+    lo, hi = accuracy_interval(m)
     out.print(
-        f"[bold]{title}[/]: accuracy {_pct(m['accuracy'])} (95% CI {_pct(lo)}–{_pct(hi)}), "
+        f"[bold]{title}[/]: accuracy {_pct(m['accuracy'])} (95% interval {_pct(lo)}–{_pct(hi)}), "
         f"balanced {_pct(m['balanced_accuracy'])}, ECE {m['ece']:.3f}, n={m['n']}",
         highlight=False,
     )
+    caveat = accuracy_caveat(m)
+    if caveat:
+        out.print(f"[bold yellow]accuracy {caveat}[/]", highlight=False)
     t = Table("class", "precision", "recall", "F1", "n", title="per class")
     for c, row in m["per_class"].items():
         t.add_row(c, _pct(row["precision"]), _pct(row["recall"]), _pct(row["f1"]), str(row["support"]))
@@ -282,82 +287,102 @@ def print_metrics(out: Console, m: dict, title: str) -> None:
 
 class _TrainProgress:
     """Progress of `fingertui train` from the pipeline's (phase, k, n) reports: on a
-    terminal one live bar (phase, k/N, elapsed, ETA of the phase); piped, one line per
-    phase and one every ``every_s`` seconds of a long phase; nothing when disabled."""
+    terminal one live bar (phase, k/N, elapsed, the whole run's time left); piped a few
+    lines, each indented — every phase that took a while, with the time left after it, and
+    one line every ``every_s`` seconds of a long phase; nothing when disabled."""
 
-    def __init__(self, enabled: bool, live: bool | None = None, every_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        live: bool | None = None,
+        every_s: float = 30.0,
+        expected: dict[str, float] | None = None,
+        clock: Callable[[], float] | None = None,
+        min_phase_s: float = 2.0,
+    ) -> None:
+        import time
+
+        from fingertui.progress import Eta
+
         self.enabled = enabled
         self.live = enabled and (sys.stderr.isatty() if live is None else live)
         self.every_s = every_s
+        self.min_phase_s = min_phase_s
+        self.expected = expected
+        self.eta = Eta(expected or {})
+        self.clock = clock or time.monotonic
         self.phase: str | None = None
         self.bar: Any = None
         self.task: Any = None
+        self.k = self.n = 0
         self._started = self._printed = 0.0
 
     def __enter__(self) -> _TrainProgress:
         if self.live:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(
-                TextColumn("training: {task.description:<14}"),
+                TextColumn("training: {task.description:<16}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[left]}"),
                 console=console_err(),
                 transient=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task("starting", total=None)
+            self.task = self.bar.add_task("loading model", total=None, left="")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+        elif exc[0] is None:
+            self._phase_done(self.clock())
+
+    def _phase_done(self, now: float, left: str = "") -> None:
+        if self.enabled and self.phase is not None and now - self._started >= self.min_phase_s:
+            count = f" {self.k}/{self.n}" if self.n > 1 else ""
+            after = f" ({left})" if left else ""
+            print(f"  {self.phase}{count}: {now - self._started:.0f} s{after}", file=sys.stderr, flush=True)
 
     def __call__(self, phase: str, k: int, n: int) -> None:
-        import time
+        from fingertui.progress import say_left
 
         if not self.enabled:
             return
-        now = time.monotonic()
-        new_phase = phase != self.phase
-        if new_phase:
+        now = self.clock()
+        left = say_left(self.eta.left(phase, k, n, now)) if self.expected is not None else ""
+        if phase != self.phase:
+            if self.bar is None:
+                self._phase_done(now, left)
             self.phase, self._started, self._printed = phase, now, now
-        if self.bar is not None:
-            if new_phase:  # the ETA is the phase's own: its speed starts afresh
-                self.bar.reset(self.task, total=n or None, completed=k, description=phase)
-            else:
-                self.bar.update(self.task, total=n or None, completed=k)
-        elif new_phase or now - self._printed >= self.every_s:
+            if self.bar is not None:  # the bar starts afresh for each phase
+                self.bar.reset(self.task, total=n or None, completed=k, description=phase, left=left)
+        elif self.bar is not None:
+            self.bar.update(self.task, total=n or None, completed=k, left=left)
+        elif now - self._printed >= self.every_s and k < n:  # a finished phase gets its own line
             self._printed = now
-            left = ""
-            if not new_phase and 0 < k < n:
-                left = f", about {(now - self._started) * (n - k) / k:.0f} s left"
-            print(f"  {phase} {k}/{n}{left}", file=sys.stderr, flush=True)
+            print(f"  {phase} {k}/{n}{', ' + left if left else ''}", file=sys.stderr, flush=True)
+        self.k, self.n = k, n
 
 
-def _progress_printer(enabled: bool, live: bool | None = None) -> _TrainProgress:
+def _progress_printer(
+    enabled: bool, live: bool | None = None, expected: dict[str, float] | None = None
+) -> _TrainProgress:
     """The train command's progress display (a context manager that is also the callback)."""
-    return _TrainProgress(enabled, live)
+    return _TrainProgress(enabled, live, expected=expected)
 
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
     from fingertui.pipeline import train
+    from fingertui.progress import estimate_for
     from fingertui.train import TrainConfig
 
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
-    with _progress_printer(not args.json) as progress:
+    with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
         result = train(
             store,
             features=args.features,
@@ -388,6 +413,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print_metrics(out, m["test"], "test split")
     out.print(f"ECE on test {m['test']['ece']:.3f}")
+    conf = m.get("confidence")
+    if conf and not conf["checked"]:
+        out.print(f'[yellow]confidence not yet checked: {conf["why"]}; until then no prediction says "sure"[/]')
     out.print(f"review queue: {flags['open']} flags ({flags['added']} new) — `fingertui review`")
     return 0
 
@@ -466,12 +494,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "model": "run" if run else "starter",
                 "backbone": run.backbone if run else None,
                 "threshold": pred.threshold,
+                "confidence_checked": pred.confidence_checked,
                 "predictions": results,
             }
         )
         return 0
     if run is None:
         print("starter model (no run yet) — capture or import a few of each and train to make it yours")
+    elif not pred.confidence_checked:
+        why = (run.metrics.get("confidence") or {}).get("why", "trained before confidence was checked")
+        print(f"confidence not yet checked: {why}. A high percentage is not a promise yet.")
     for r in results:
         probs = " ".join(f"{c}:{100 * q:.0f}%" for c, q in enumerate(r["probs"]))
         flag = "  UNSURE" if r["unsure"] else ""
@@ -489,7 +521,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 @command("runs")
 def cmd_runs(args: argparse.Namespace) -> int:
-    from fingertui.runs import active_run, compare, list_runs, set_active
+    from fingertui.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
+    from fingertui.runs import active_run, compare, describe_comparison, list_runs, set_active
 
     store = open_store(args)
     if args.action == "compare":
@@ -499,16 +532,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if args.json:
             emit_json(c)
             return 0
-        mc = c["mcnemar"]
-        print(f"run {c['a']} vs run {c['b']} on {c['n_common']} shared test images")
+        print(describe_comparison(c))
         print(
-            f"accuracy {_pct(c['accuracy_a'])} → {_pct(c['accuracy_b'])} (delta {100 * (c['accuracy_delta'] or 0):+.1f} points), "
-            f"exact McNemar p = {mc['p_value']:.3g} ({mc['a_right_b_wrong']} right→wrong, {mc['a_wrong_b_right']} wrong→right)"
+            f"accuracy {_pct(c['accuracy_a'])} → {_pct(c['accuracy_b'])} "
+            f"({100 * (c['accuracy_delta'] or 0):+.1f} points; p from an exact McNemar test)"
         )
         for cls, r in c["recall"].items():
             print(f"  recall {cls}: {_pct(r['a'])} → {_pct(r['b'])} ({100 * r['delta']:+.1f})")
-        print(f"right→wrong samples: {c['right_to_wrong'] or 'none'}")
-        print(f"wrong→right samples: {c['wrong_to_right'] or 'none'}")
+        print(f"broke (right→wrong) samples: {c['right_to_wrong'] or 'none'}")
+        print(f"fixed (wrong→right) samples: {c['wrong_to_right'] or 'none'}")
+        if c["right_to_wrong"] or c["wrong_to_right"]:
+            print("to look at them in the app: `h`, mark both runs with space, `p`, then `v` opens them in review")
         return 0
     if args.action == "activate":
         if len(args.ids) != 1:
@@ -518,7 +552,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     if args.action is not None:
         raise UserError(f"unknown runs action {args.action!r}: use `runs`, `runs compare A B` or `runs activate ID`")
-    runs = [r.summary() for r in list_runs(store)]
+    records = list_runs(store)
+    runs = [r.summary() for r in records]
     act = active_run(store)
     for r in runs:
         r["active"] = act is not None and r["id"] == act.id
@@ -533,18 +568,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
             r["finished"][:19].replace("T", " "),
             f"{r['n_train']}/{r['n_test']}",
             r["backbone"],
-            _pct(r["accuracy"]),
+            accuracy_short(rec.metrics["test"]),
             _pct(r["balanced_accuracy"]),
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
         ]
-        for r in runs
+        for r, rec in zip(runs, records, strict=True)
     ]
     headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
     out = console()
     print_table(out, headers, rows, whole={"run", "train/test", "accuracy", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
+        out.print(
+            f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
+            "meaningful (95% interval shown)"
+        )
     return 0
 
 
@@ -573,11 +613,12 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
     from fingertui import backbones
 
+    # Tries now even if a download failed earlier today, and clears that note when it works.
     try:
-        bb = backbones.load_resnet18(args.weights)
+        bb = backbones.load_resnet18(args.weights, settings=open_store(args), force=True)
     except backbones.WeightsUnavailable as e:
         raise UserError(
-            f"could not download ResNet-18 weights ({str(e).splitlines()[0][:100]}); connect to the internet, or pass --weights FILE"
+            f"could not download ResNet-18 weights ({e}); connect to the internet, or pass --weights FILE"
         ) from e
     print(f"ResNet-18 ImageNet weights ready ({bb.id}); fingertui train now uses them")
     return 0

@@ -171,32 +171,49 @@ def hands_from_bytes(blob: bytes) -> list[Hand]:
 
 
 class _Mute:
-    linger = 0.0  # seconds to stay muted after the block (set inside it)
+    linger = 0.0  # seconds to stay muted after the block (may be set inside it)
+
+
+_MUTE_LOCK = threading.Lock()
+_mute = {"depth": 0, "saved": -1}
 
 
 @contextlib.contextmanager
 def _quiet_stderr(linger: float = 0.0) -> Iterator[_Mute]:
     """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
     straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
-    it lasts (one detector call, ~60 ms): another thread's stderr in that window is lost."""
+    it lasts (one detector call, ~60 ms): another thread's stderr in that window is lost.
+
+    Counted, not nested naively: the live view's tracker and a training run detect hands on
+    two threads at once, and a second mute that saved the first one's /dev/null would put
+    that back as stderr for good (seen: the app's screen froze for the rest of the session,
+    Textual drawing into /dev/null, after the first training run found hands)."""
+    with _MUTE_LOCK:
+        if _mute["depth"] == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no real stderr (embedded interpreter): nothing to silence
+                saved = -1
+            if saved >= 0:
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 2)
+            _mute["saved"] = saved
+        _mute["depth"] += 1
     mute = _Mute()
     mute.linger = linger
     try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (embedded interpreter): nothing to silence
         yield mute
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield mute
-            # A model's first use logs from the graph's own threads, sometimes just after
-            # the call returned: wait for it.
-            if mute.linger:
-                time.sleep(mute.linger)
+        # A model's first use logs from the graph's own threads, sometimes just after the
+        # call returned: wait for it.
+        if mute.linger:
+            time.sleep(mute.linger)
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _MUTE_LOCK:
+            _mute["depth"] -= 1
+            if _mute["depth"] == 0 and _mute["saved"] >= 0:
+                os.dup2(_mute["saved"], 2)
+                os.close(_mute["saved"])
+                _mute["saved"] = -1
 
 
 def _prepare(rgb: np.ndarray, pad: bool) -> tuple[np.ndarray, float, int, int]:

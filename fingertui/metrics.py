@@ -1,6 +1,8 @@
 """Evaluation metrics: scikit-learn's confusion matrix (rows = true label, columns =
-predicted), per-class precision/recall/F1 and balanced accuracy, plus our own bootstrap
-interval of the accuracy, calibration error (ECE) and exact McNemar test."""
+predicted), per-class precision/recall/F1 and balanced accuracy, plus our own exact
+(Clopper–Pearson) interval of the accuracy, calibration error (ECE), exact McNemar test, and
+the judgements built on them: whether an accuracy means anything yet, and whether a model's
+confidence has been checked on enough images to call a prediction "sure"."""
 
 from __future__ import annotations
 
@@ -10,8 +12,14 @@ import numpy as np
 
 from fingertui.labels import CLASSES
 
-N_BOOT = 1000
 ECE_BINS = 15
+# Below this many test images in some class an accuracy is mostly luck: with 6 images
+# (one per class) the exact 95 % interval of 2/6 right is 4–78 %, of 6/6 right 54–100 %.
+MEANINGFUL_PER_CLASS = 10
+# A model's confidence is worth the word "sure" once this many held-out images per class
+# (validation fold + test split) have checked it, and its measured calibration error is small.
+CHECKED_PER_CLASS = 10
+CHECKED_MAX_ECE = 0.10
 
 
 def ece(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -30,21 +38,83 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
     return float(total)
 
 
-def bootstrap_ci(correct: np.ndarray, seed: int = 0, n_boot: int = N_BOOT) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the mean of a 0/1 vector."""
-    if len(correct) == 0:
+def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper–Pearson interval of a proportion k/n. Unlike a bootstrap it stays honest on
+    a handful of images: 6 right of 6 gives 54–100 %, not 100–100 %."""
+    from scipy.stats import beta
+
+    if n == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, len(correct), (n_boot, len(correct)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return (float(lo), float(hi))
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return (lo, hi)
 
 
-def evaluate(y: np.ndarray, probs: np.ndarray, seed: int = 0) -> dict:
+def accuracy_interval(m: dict) -> tuple[float, float]:
+    """The exact 95 % interval of an evaluation's accuracy (also for runs recorded with the
+    older bootstrap interval: it is recomputed from n and the accuracy)."""
+    n = int(m.get("n") or 0)
+    acc = m.get("accuracy")
+    if not n or acc is None or acc != acc:
+        return (float("nan"), float("nan"))
+    return exact_interval(round(acc * n), n)
+
+
+def fewest_per_class(m: dict) -> tuple[int, int]:
+    """(count, class) of the class with the fewest test images, over all classes."""
+    counts = [sum(row) for row in m["confusion"]["counts"]]
+    c = int(np.argmin(counts))
+    return int(counts[c]), CLASSES[c]
+
+
+def accuracy_caveat(m: dict) -> str | None:
+    """One line saying the accuracy is not yet meaningful (too few test images per class),
+    with its interval; None when there are enough."""
+    few, c = fewest_per_class(m)
+    if few >= MEANINGFUL_PER_CLASS:
+        return None
+    lo, hi = accuracy_interval(m)
+    where = f"class {c} has {few}" if few else f"class {c} has none"
+    span = f"; the true accuracy could be anywhere from {100 * lo:.0f}% to {100 * hi:.0f}%" if lo == lo else ""
+    return f"not yet meaningful: only {m['n']} test images ({where}; {MEANINGFUL_PER_CLASS} per class are needed){span}"
+
+
+def accuracy_short(m: dict) -> str:
+    """Accuracy for a table cell: with too few test images per class, its interval and a '!'
+    (explained beside the table as "not yet meaningful")."""
+    acc = m.get("accuracy")
+    text = "-" if acc is None or acc != acc else f"{100 * acc:.1f}%"
+    if acc is None or acc != acc or accuracy_caveat(m) is None:
+        return text
+    lo, hi = accuracy_interval(m)
+    return f"{text} ({100 * lo:.0f}-{100 * hi:.0f}%)!"
+
+
+def confidence_check(val_y: np.ndarray, test_y: np.ndarray, test_ece: float, trained: list[int]) -> dict:
+    """Whether held-out images back the model's confidence: at least CHECKED_PER_CLASS
+    validation + test images of every class it was trained on, and a test ECE at most
+    CHECKED_MAX_ECE. Until then a confident prediction is not called "sure"."""
+    held = np.concatenate([np.asarray(val_y, dtype=int), np.asarray(test_y, dtype=int)])
+    counts = {c: int((held == c).sum()) for c in trained}
+    short = {c: n for c, n in counts.items() if n < CHECKED_PER_CLASS}
+    if short:
+        c = min(short, key=short.get)  # type: ignore[arg-type]
+        why = (
+            f"only {short[c]} held-out image{'s' if short[c] != 1 else ''} of class {c} checked it; "
+            f"about {4 * CHECKED_PER_CLASS} labelled per class are needed"
+        )
+        return {"checked": False, "why": why}
+    if not test_ece == test_ece or test_ece > CHECKED_MAX_ECE:
+        return {"checked": False, "why": f"its confidence is off by {test_ece:.2f} on the test split (ECE)"}
+    return {"checked": True, "why": f"checked on at least {min(counts.values())} held-out images per class"}
+
+
+def evaluate(y: np.ndarray, probs: np.ndarray) -> dict:
     """Everything the results table shows, as plain JSON-able values.
 
     Confusion matrix, precision/recall/F1 and balanced accuracy come from scikit-learn;
-    the bootstrap interval and ECE are ours. Classes with no samples in ``y`` are left out
+    the exact interval and ECE are ours. Classes with no samples in ``y`` are left out
     of the per-class scores and balanced accuracy, and listed under ``missing_classes``.
     """
     from sklearn import metrics as skm
@@ -78,7 +148,7 @@ def evaluate(y: np.ndarray, probs: np.ndarray, seed: int = 0) -> dict:
     return {
         "n": int(len(y)),
         "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else float("nan"),
-        "accuracy_ci95": list(bootstrap_ci(correct, seed)),
+        "accuracy_ci95": list(exact_interval(int(correct.sum()), len(correct))),
         "balanced_accuracy": balanced,
         "per_class": per_class,
         "weakest_class": weakest,

@@ -226,6 +226,7 @@ class Model:
         weights_file: str | None = None,
         warn: Callable[[str], None] | None = None,
         lazy: bool = False,
+        settings: object | None = None,
     ) -> Model:
         """Load a checkpoint; with ``lazy`` the network loads only when an image must be
         embedded (a review queue whose vectors are cached never needs it)."""
@@ -242,7 +243,7 @@ class Model:
                 name = want.split("@", 1)[0]
                 if name not in backbones.LOADERS:
                     raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
-                bb = backbones.load(name, weights_file=weights_file, warn=warn)
+                bb = backbones.load(name, weights_file=weights_file, warn=warn, settings=settings)  # type: ignore[arg-type]
                 if bb.id != want:
                     raise UserError(
                         f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available "
@@ -271,6 +272,7 @@ class Model:
     def for_run(cls, store: object, run: object, **kw: object) -> Model:
         """The model of a recorded run (cached per checkpoint: loading takes a second)."""
         path = store.ws.abs(run.checkpoint)  # type: ignore[attr-defined]
+        kw.setdefault("settings", store)  # a failed weights download is remembered there
         key = (str(path), kw.get("weights_file"))
         got = _LOADED.get(key)
         if got is None:
@@ -307,6 +309,13 @@ class Model:
     @property
     def is_starter(self) -> bool:
         return bool(self.meta.get("starter"))
+
+    @property
+    def confidence_checked(self) -> bool:
+        """Whether enough held-out images checked this model's confidence for a confident
+        prediction to be called "sure" (see metrics.confidence_check). Never for the
+        starter, nor for a checkpoint recorded before the check existed."""
+        return bool(self.meta.get("confidence_checked")) and not self.is_starter
 
     @property
     def uses_pose(self) -> bool:

@@ -24,8 +24,9 @@ import numpy as np
 
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
-from fingertui.metrics import ece, evaluate
+from fingertui.metrics import confidence_check, ece, evaluate
 from fingertui.model import FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
+from fingertui.progress import PhaseTimer
 from fingertui.runs import RunRecord, get_run
 from fingertui.store import Sample, Store, now_iso
 from fingertui.train import (
@@ -114,7 +115,7 @@ def train(
         raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
     cfg = cfg or TrainConfig()
     started, t0 = now_iso(), time.perf_counter()
-    report = progress or (lambda phase, k, n: None)
+    report = PhaseTimer(progress)  # the phases' seconds are kept with the run: the next one's ETA
 
     def check() -> None:
         if cancel is not None and cancel.is_set():
@@ -142,7 +143,7 @@ def train(
     used = features if pose is not None else "image"
     image = None
     if used in ("image", "both"):
-        bb = backbones.load(backbone, weights_file=weights_file, warn=warn)
+        bb = backbones.load(backbone, weights_file=weights_file, warn=warn, settings=store)
         image = streams.ImageStream(bb, framing=streams.FRAMING if pose is not None else None)
     report("loading model", 1, 1)
     check()
@@ -256,6 +257,7 @@ def train(
     # Each expert's own out-of-fold opinion as well: whether the image and the pose agree is
     # part of the evidence that a label is wrong (active.label_errors).
     oof_experts = {name: np.full((ntr, N), np.nan) for name in experts_used}
+    report("cross-checking", 0, len(folds))
     for k, held in enumerate(folds):
         check()
         rest = np.setdiff1d(np.arange(ntr), held)
@@ -295,7 +297,9 @@ def train(
         te_experts[name] = softmax(zn)
         if name != "image":
             te_experts[name][~hand_te] = np.nan
-    test_metrics = evaluate(yte, p_te, seed=cfg.seed)
+    test_metrics = evaluate(yte, p_te)
+    # Whether enough held-out images checked the confidence for predictions to say "sure".
+    confidence = confidence_check(ytr[val_idx], yte, test_metrics["ece"], sorted({int(c) for c in ytr}))
     has_oof = ~np.isnan(oof[:, 0])
     metrics = {
         "test": test_metrics,
@@ -307,6 +311,7 @@ def train(
         "image_temperature": image_t,
         "temperature": 1.0,
         "unsure_threshold": threshold,
+        "confidence": confidence,
         "hands_found": {
             "train": int(hand_tr.sum()) if pose else None,
             "test": int(hand_te.sum()) if pose else None,
@@ -323,6 +328,7 @@ def train(
 
     report("recording", 0, 1)
     metrics["duration_s"] = round(time.perf_counter() - t0, 3)
+    metrics["phases"] = report.finish()
     # The writer lock spans saving the checkpoint and recording its run, so doctor never
     # sees the checkpoint as an orphan in between.
     with store.writing():
@@ -384,6 +390,7 @@ def _record(
             "temperature": 1.0,
             "image_temperature": image_t,
             "unsure_threshold": threshold,
+            "confidence_checked": metrics["confidence"]["checked"],
             "config": cfg.as_dict(),
             "metrics": {"accuracy": metrics["test"]["accuracy"], "ece": metrics["test"]["ece"]},
         },

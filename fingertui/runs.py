@@ -17,7 +17,7 @@ import numpy as np
 
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
-from fingertui.metrics import mcnemar
+from fingertui.metrics import accuracy_caveat, accuracy_interval, mcnemar
 from fingertui.store import Store
 from fingertui.store.run_table import ACTIVE_KEY
 
@@ -73,7 +73,8 @@ class RunRecord:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "accuracy": test["accuracy"],
-            "accuracy_ci95": test["accuracy_ci95"],
+            "accuracy_ci95": list(accuracy_interval(test)),
+            "accuracy_meaningful": accuracy_caveat(test) is None,
             "balanced_accuracy": test["balanced_accuracy"],
             "weakest_class": weakest,
             "weakest_recall": test["per_class"][weakest]["recall"] if weakest is not None else None,
@@ -156,6 +157,41 @@ def compare(store: Store, a: int | str, b: int | str) -> dict:
         "accuracy_delta": float(right_b.mean() - right_a.mean()) if common else None,
         "mcnemar": mcnemar(right_a, right_b),
         "recall": recall_delta,
+        "changed": [
+            {"sample_id": int(i), "label": int(t), "pred_a": int(x), "pred_b": int(y)}
+            for i, t, x, y, ra_, rb_ in zip(common, truth, pred_a, pred_b, right_a, right_b, strict=True)
+            if ra_ != rb_
+        ],
         "right_to_wrong": [int(i) for i, x, y in zip(common, right_a, right_b, strict=True) if x and not y],
         "wrong_to_right": [int(i) for i, x, y in zip(common, right_a, right_b, strict=True) if not x and y],
     }
+
+
+# Below this many changed images no difference can reach p < 0.05 (two-sided, exact):
+# 5 changed one way and none the other gives p = 2 · 0.5**5 = 0.0625.
+FEWEST_TO_TELL = 6
+
+
+def describe_comparison(c: dict) -> str:
+    """A comparison from :func:`compare` in words: what run B fixed and broke relative to run
+    A on the test images both saw, and whether a difference this size could be chance."""
+    a, b, n = c["a"], c["b"], c["n_common"]
+    if not n:
+        return f"runs {a} and {b} share no test images: they cannot be compared"
+    fixed, broke = c["mcnemar"]["a_wrong_b_right"], c["mcnemar"]["a_right_b_wrong"]
+    p = c["mcnemar"]["p_value"]
+    if not fixed and not broke:
+        return f"run {b} gets the same {n} shared test images right and wrong as run {a}: no difference"
+
+    def images(k: int) -> str:
+        return f"{k} image{'s' if k != 1 else ''}"
+
+    what = f"run {b} fixed {images(fixed)} and broke {broke} of the {n} test images both saw"
+    if fixed + broke < FEWEST_TO_TELL:
+        verdict = f"too few changed to tell better from worse (p = {p:.2g})"
+    elif p < 0.05:
+        better = "better" if fixed > broke else "worse"
+        verdict = f"a difference this size is unlikely to be chance (p = {p:.2g}): run {b} is {better}"
+    else:
+        verdict = f"a difference this size could well be chance (p = {p:.2g})"
+    return f"{what}; {verdict}"

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from textual.app import App, ComposeResult
+from textual.widget import Widget
 
 from fingertui.store import Store
 from fingertui.workspace import Workspace
@@ -118,3 +121,13 @@ def runs_ws(two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     shutil.copytree(two_runs, tmp_path / "two-runs")
     return Workspace(tmp_path / "two-runs")
+
+
+def widget_app(make: Callable[[], Widget]) -> App:
+    """An app showing one fresh widget alone (for testing a widget by itself)."""
+
+    class Host(App):
+        def compose(self) -> ComposeResult:
+            yield make()
+
+    return Host()

@@ -151,18 +151,19 @@ def test_refused_checkpoints(dataset, tmp_path, capsys):
 
 
 def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypatch, tmp_path):
-    from torchvision.models import ResNet18_Weights, resnet18
+    from torchvision.models import resnet18
 
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    monkeypatch.setattr(backbones, "_download", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
     monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
     backbones._CACHE.clear()
     said = []
     bb = backbones.load("resnet18", warn=said.append)
     assert bb.name == "efficientnet-lite0" and bb.pretrained
-    assert len(said) == 1 and "not available" in said[0] and "--weights" in said[0] and "\n" not in said[0]
+    assert len(said) == 1 and "no ResNet-18 weights" in said[0] and "--weights" in said[0] and "\n" not in said[0]
     weights = tmp_path / "r18.pth"
     torch.save(resnet18().state_dict(), weights)
     bb = backbones.load("resnet18", weights_file=str(weights), warn=said.append)

@@ -172,16 +172,12 @@ async def test_every_screens_keys_are_commands_in_the_palette(ws):
 
 
 async def test_training_bar_shows_phase_progress_and_hides():
-    from textual.app import App
     from textual.widgets import Label, ProgressBar
 
     from fingertui.tui.widgets.panels import TrainingBar
+    from tests.conftest import widget_app
 
-    class Host(App):
-        def compose(self):
-            yield TrainingBar()
-
-    app = Host()
+    app = widget_app(TrainingBar)
     async with app.run_test(size=(100, 5)) as pilot:
         bar = app.query_one(TrainingBar)
         assert not bar.display

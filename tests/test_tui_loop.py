@@ -11,7 +11,7 @@ from fingertui.camera import ScriptedSource
 from fingertui.cli import main
 from fingertui.importer import import_paths
 from fingertui.pipeline import train_run
-from fingertui.runs import active_run, list_runs
+from fingertui.runs import active_run, compare, describe_comparison, list_runs
 from fingertui.store import Store
 from fingertui.train import TrainConfig
 from fingertui.tui.app import make_app
@@ -74,9 +74,9 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
     shown_phases = []
     show = TrainingBar.show_progress
 
-    def recording(self, phase, k, n, elapsed):
+    def recording(self, phase, k, n, elapsed, left=""):
         shown_phases.append((phase, k, n))
-        show(self, phase, k, n, elapsed)
+        show(self, phase, k, n, elapsed, left)
 
     monkeypatch.setattr(TrainingBar, "show_progress", recording)
     app = app_for(bars_ws)
@@ -141,7 +141,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         await pilot.press("space", "down", "space", "p")
         await pilot.pause()
         text = str(app.screen.query_one("#compare").render())
-        assert f"run {first.id} → run {second.id}" in text and "McNemar p =" in text
+        assert describe_comparison(compare(app.store, first.id, second.id)) in text
         await pilot.press("up", "a")
         await pilot.pause()
         await pilot.press("y")

@@ -16,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fingertui.camera import FrameSource, open_source
@@ -85,6 +86,10 @@ class FingerApp(App):
         self.train_backbone = backbone
         self.auto_retrain = auto_retrain  # retrain after this many new labels; 0 = off
         self._cancel: threading.Event | None = None
+        self._eta = None  # progress.Eta of the training run going on
+        self._train_t0 = 0.0
+        self._train_ticker: Timer | None = None
+        self._last_progress: tuple[str, int, int] | None = None
         self.training = False
         self._train_idle = threading.Event()  # cleared while a training thread runs
         self._train_idle.set()
@@ -271,13 +276,24 @@ class FingerApp(App):
         if msg.label is None:
             panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
             return
-        panel.show(msg.label, msg.confidence, msg.probs, msg.unsure, self.predictor.threshold, msg.note, msg.fingers)
+        panel.show(
+            msg.label,
+            msg.confidence,
+            msg.probs,
+            msg.unsure,
+            self.predictor.threshold,
+            msg.note,
+            msg.fingers,
+            checked=self.predictor.confidence_checked,
+        )
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
         # One place turns any failed worker into a visible error, never a silent dead one.
         if event.state == WorkerState.ERROR:
             err = event.worker.error
+            if event.worker.group == "train":
+                self._training_over()
             self.notify(f"{event.worker.description} failed: {type(err).__name__}: {err}", severity="error", timeout=10)
 
     # --- screens ----------------------------------------------------------------------
@@ -312,10 +328,23 @@ class FingerApp(App):
         if self.training:
             self.notify("a training run is already going on (esc cancels it)", severity="warning")
             return
+        from fingertui.progress import Eta, estimate_for
+
         self.training = True
         self._cancel = threading.Event()
         self._train_idle.clear()
+        # The bar shows at once, before the worker has imported anything: a first run spends
+        # its first seconds loading the networks, and a blank screen meanwhile looks stuck.
+        self._eta = Eta(estimate_for(self.store))
+        self._train_t0 = time.monotonic()
+        self.show_training("loading model", 0, 1, 0.0)
+        # Elapsed time and time left move on every second, also while a phase reports nothing.
+        self._train_ticker = self.set_interval(1.0, self._tick_training)
         self.train_worker(self._cancel)
+
+    def _tick_training(self) -> None:
+        if self.training and self._last_progress is not None:
+            self.show_training(*self._last_progress, time.monotonic() - self._train_t0)
 
     def cancel_training(self) -> bool:
         """Ask a running training to stop; False when none is running."""
@@ -339,7 +368,7 @@ class FingerApp(App):
         from fingertui.errors import Cancelled, UserError
         from fingertui.pipeline import train
 
-        t0 = time.monotonic()
+        t0 = self._train_t0
 
         def progress(phase: str, k: int, n: int) -> None:
             self.call_from_thread(self.show_training, phase, k, n, time.monotonic() - t0)
@@ -365,27 +394,43 @@ class FingerApp(App):
         self.post_message(TrainingDone(run, None))
 
     def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
+        from fingertui.progress import say_left
+
+        self._last_progress = (phase, k, n)
+        left = say_left(self._eta.left(phase, k, n)) if self._eta is not None else ""
         for screen in self.screen_stack:
             for bar in screen.query(TrainingBar):
-                bar.show_progress(phase, k, n, elapsed)
+                bar.show_progress(phase, k, n, elapsed, left)
 
     @on(TrainingDone)
     def training_done(self, msg: TrainingDone) -> None:
-        self.training = False
-        for screen in self.screen_stack:
-            for bar in screen.query(TrainingBar):
-                bar.hide()
+        self._training_over()
         if msg.run is None:
             self.notify(msg.error or "training stopped", severity="warning", timeout=8)
             return
-        acc = msg.run.metrics["test"]["accuracy"]
+        from fingertui.metrics import accuracy_caveat
+
+        test = msg.run.metrics["test"]
+        small = " (too few test images to mean much yet)" if accuracy_caveat(test) else ""
         self.notify(
-            f"run {msg.run.id} trained in {msg.run.metrics['duration_s']:.1f} s: test accuracy {100 * acc:.1f}%"
+            f"run {msg.run.id} trained in {msg.run.metrics['duration_s']:.1f} s: "
+            f"test accuracy {100 * test['accuracy']:.1f}%{small}"
         )
         self.switch_model(msg.run)
         from fingertui.tui.screens.results import ResultsScreen
 
         self.push_screen(ResultsScreen(msg.run))
+
+    def _training_over(self) -> None:
+        """The run ended (done, cancelled or failed): the bar and its ticker go."""
+        self.training = False
+        if self._train_ticker is not None:
+            self._train_ticker.stop()
+            self._train_ticker = None
+        self._last_progress = None
+        for screen in self.screen_stack:
+            for bar in screen.query(TrainingBar):
+                bar.hide()
 
     def switch_model(self, run: RunRecord) -> None:
         """Predict with ``run`` from now on (a new run, or a rollback)."""

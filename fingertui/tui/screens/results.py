@@ -12,27 +12,46 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from fingertui.labels import CLASSES
+from fingertui.metrics import accuracy_caveat, accuracy_interval
 from fingertui.runs import RunRecord, list_runs, run_predictions
 from fingertui.tui.widgets.panels import TrainingBar
 
 
-def _delta(now: float | None, before: float | None, points: bool = True) -> Text:
+def _delta(now: float | None, before: float | None, points: bool = True, lower_is_better: bool = False) -> Text:
+    """The change from the previous run as shown: '+1.2' green when better, '-1.2' red when
+    worse, '(same)' when the shown figures are equal. ASCII signs: arrows and triangles are
+    ambiguous-width glyphs that tmux and some terminals draw two cells wide."""
     if now is None or before is None or now != now or before != before:
         return Text("")
-    d = now - before
-    if abs(d) < 1e-9:
-        return Text(" ±0", style="dim")
-    arrow = "▲" if d > 0 else "▼"
-    shown = f"{abs(100 * d):.1f}" if points else f"{abs(d):.3f}"
-    return Text(f" {arrow}{shown}", style="green" if d > 0 else "red")
+    shown = f"{abs(100 * (now - before)):.1f}" if points else f"{abs(now - before):.3f}"
+    if float(shown) == 0:  # a change too small to show is no change to the reader
+        return Text(" (same)", style="dim")
+    up = now > before
+    better = up != lower_is_better
+    return Text(f" {'+' if up else '-'}{shown}", style="green" if better else "red")
 
 
-def _delta_bad(now: float, before: float | None) -> Text:
-    """For numbers where lower is better (ECE, error counts)."""
-    t = _delta(now, before, points=False)
-    if t.plain.strip() and t.plain.strip() != "±0":
-        t.stylize("red" if now > before else "green")
-    return t
+# Change markers sit on their own dark chip: on a red- or green-shaded cell a red or green
+# marker without one is invisible (red on red).
+CHIP = "on grey11"
+
+
+def cell_style(n: int, pct: float, diagonal: bool) -> str:
+    """Shading of a confusion-matrix cell: right answers green by their share of the row,
+    wrong ones red; an empty diagonal cell (no image of the class counted right) is not green."""
+    if diagonal and n:
+        return f"bold black on rgb({40 + int(150 * pct)},{120 + int(130 * pct)},{40 + int(60 * pct)})"
+    if diagonal:
+        return "bold red"
+    if n:
+        return f"bold white on rgb({90 + int(165 * min(1, 3 * pct))},30,30)"
+    return "dim"
+
+
+def change_marker(d: int, diagonal: bool) -> Text:
+    """'+2' / '-1' beside a cell's count: green when the change is good (more right, fewer wrong)."""
+    good = (d > 0) == diagonal
+    return Text(f"{'+' if d > 0 else ''}{d}", style=f"bold {'bright_green' if good else 'bright_red'} {CHIP}")
 
 
 class ResultsScreen(Screen):
@@ -41,6 +60,9 @@ class ResultsScreen(Screen):
     def __init__(self, run: RunRecord | None = None) -> None:
         super().__init__()
         self.run_record = run
+        # Showing the active model (the usual case), the screen follows it: back from a
+        # rollback on the runs screen it shows the run now active, not the one before.
+        self.follows_active = run is None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -56,12 +78,32 @@ class ResultsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.show_run(self.run_record or self.app.active)
+        active = self.app.active
+        self.follows_active = self.follows_active or (
+            active is not None and self.run_record is not None and self.run_record.id == active.id
+        )
+        self.show_run(self.run_record or active)
+
+    def on_screen_resume(self) -> None:
+        """Back on this screen (from the runs screen, review…): show what is true now."""
+        if not self.is_mounted or not self.query("#matrix"):
+            return
+        from fingertui.runs import get_run
+
+        if self.follows_active:
+            self.show_run(self.app.active)
+        elif self.run_record is not None:
+            self.show_run(get_run(self.app.store, self.run_record.id))
 
     def show_run(self, run: RunRecord | None) -> None:
         self.run_record = run
         table = self.query_one("#matrix", DataTable)
-        table.clear(columns=True)
+        # Rows only: clearing the columns too, twice in one refresh, left them one digit wide.
+        table.clear()
+        if not table.columns:
+            table.add_column("true \\ predicted", key="true")
+            for c in CLASSES:
+                table.add_column(str(c), key=str(c))
         metrics = self.query_one("#metrics", Static)
         if run is None:
             metrics.update("no run yet: press t to train")
@@ -74,46 +116,46 @@ class ResultsScreen(Screen):
         counts = m["confusion"]["counts"]
         norm = m["confusion"]["row_normalised"]
         pcounts = pm["confusion"]["counts"] if pm else None
-        table.add_column("true ↓ pred →", key="true")
-        for c in CLASSES:
-            table.add_column(str(c), key=str(c))
         for r in CLASSES:
             if r in m["missing_classes"]:
                 continue
             cells: list[Text] = [Text(str(r), style="bold")]
             for c in CLASSES:
                 n, pct = counts[r][c], norm[r][c]
-                if r == c:
-                    style = f"bold black on rgb({40 + int(150 * pct)},{120 + int(130 * pct)},{40 + int(60 * pct)})"
-                elif n:
-                    style = f"bold white on rgb({90 + int(165 * min(1, 3 * pct))},30,30)"
-                else:
-                    style = "dim"
-                cell = Text(f"{n} ({100 * pct:.0f}%)", style=style)
-                if pcounts is not None:
-                    d = n - pcounts[r][c]
-                    if d:
-                        good = (d > 0) == (r == c)
-                        cell.append(f" {'+' if d > 0 else ''}{d}", style="green" if good else "red")
+                cell = Text(f"{n} ({100 * pct:.0f}%)", style=cell_style(n, pct, r == c))
+                if pcounts is not None and n != pcounts[r][c]:
+                    cell.append(" ")
+                    cell.append_text(change_marker(n - pcounts[r][c], r == c))
                 cells.append(cell)
             table.add_row(*cells, key=str(r))
-        lo, hi = m["accuracy_ci95"]
+        lo, hi = accuracy_interval(m)
+        caveat = accuracy_caveat(m)
         t = Text()
         t.append(f"run {run.id}", style="bold")
         t.append(f"  vs run {prev.id}\n" if prev else "  (first run)\n", style="dim")
         t.append(f"backbone {run.backbone}\n{run.n_train} train / {run.n_test} test images\n\n")
-        t.append(f"accuracy {100 * m['accuracy']:.1f}%")
-        t.append(_delta(m["accuracy"], pm["accuracy"] if pm else None))
-        t.append(f"\n  95% CI {100 * lo:.1f}–{100 * hi:.1f}%\n")
+        t.append(f"accuracy {100 * m['accuracy']:.1f}%", style="bold")
+        t.append_text(_delta(m["accuracy"], pm["accuracy"] if pm else None))
+        t.append(
+            f"\n  95% interval {100 * lo:.0f}-{100 * hi:.0f}%\n",
+            style="bold yellow" if caveat else "",
+        )
+        if caveat:
+            t.append(f"  {caveat}\n", style="bold yellow")
         t.append(f"balanced {100 * m['balanced_accuracy']:.1f}%")
-        t.append(_delta(m["balanced_accuracy"], pm["balanced_accuracy"] if pm else None))
+        t.append_text(_delta(m["balanced_accuracy"], pm["balanced_accuracy"] if pm else None))
         t.append(f"\nECE {m['ece']:.3f}")
-        t.append(_delta_bad(m["ece"], pm["ece"] if pm else None))
+        t.append_text(_delta(m["ece"], pm["ece"] if pm else None, points=False, lower_is_better=True))
+        conf = run.metrics.get("confidence")
+        if conf is not None and not conf["checked"]:
+            t.append(
+                f"\nconfidence not yet checked: {conf['why']} (predictions say unchecked, not sure)", style="yellow"
+            )
         t.append("\n\nclass  precision  recall\n", style="bold")
         for c, row in m["per_class"].items():
             prow = pm["per_class"].get(c) if pm else None
             t.append(f"  {c}    {100 * row['precision']:5.1f}%  {100 * row['recall']:5.1f}%")
-            t.append(_delta(row["recall"], prow["recall"] if prow else None))
+            t.append_text(_delta(row["recall"], prow["recall"] if prow else None))
             t.append("\n")
         if m["missing_classes"]:
             t.append(f"\nno test images for: {', '.join(map(str, m['missing_classes']))}", style="yellow")

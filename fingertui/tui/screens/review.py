@@ -89,9 +89,12 @@ class ReviewScreen(Screen):
         Binding("escape", "back", "back"),
     ]
 
-    def __init__(self, sample_ids: list[int] | None = None, title: str = "review") -> None:
+    def __init__(
+        self, sample_ids: list[int] | None = None, title: str = "review", notes: dict[int, str] | None = None
+    ) -> None:
         super().__init__()
         self.only = sample_ids  # a fixed list (e.g. one confusion-matrix cell) instead of the queue
+        self.notes = notes or {}  # why each of those is shown, where the queue has no flag for it
         self.heading = title
         self.items: list[active.QueueItem] = []
         self.index = 0
@@ -173,15 +176,18 @@ class ReviewScreen(Screen):
             f" · suggested [b]{'—' if it.suggested is None else it.suggested}[/b]\n{filters}"
         )
         why = explain_unlabelled(it) if it.reasons == ["unlabelled"] else explain(it)
-        self.query_one("#why", Static).update(why or "no flag: " + ", ".join(it.reasons))
+        self.query_one("#why", Static).update(
+            why or self.notes.get(it.sample_id) or "no flag: " + ", ".join(it.reasons)
+        )
         if it.probs:
             thr = self.app.active.metrics["unsure_threshold"] if self.app.active else self.app.predictor.threshold
             fingers = None
             if self.app.active is not None:
                 sample = self.app.store.get(it.sample_id)
                 fingers = active.finger_ups(self.app.store, self.app.active, [sample]).get(it.sample_id)
+            checked = bool(self.app.active and (self.app.active.metrics.get("confidence") or {}).get("checked"))
             self.query_one(PredictionPanel).show(
-                it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers
+                it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers, checked=checked
             )
         else:
             self.query_one(PredictionPanel).show_waiting("no prediction stored")

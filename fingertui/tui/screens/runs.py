@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from fingertui.runs import compare, list_runs, set_active
+from fingertui.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
+from fingertui.runs import compare, describe_comparison, list_runs, set_active
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.panels import TrainingBar
 
@@ -21,6 +23,7 @@ class RunsScreen(Screen):
     BINDINGS = [
         Binding("space", "mark", "mark for compare"),
         Binding("p", "compare", "compare marked"),
+        Binding("v", "view_changed", "view changed images"),
         Binding("a", "activate", "make active (roll back)"),
         Binding("escape", "back", "back"),
     ]
@@ -28,6 +31,7 @@ class RunsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.marked: list[int] = []
+        self.last_comparison: dict | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -55,14 +59,14 @@ class RunsScreen(Screen):
         active = self.app.active.id if self.app.active else None
         for r in runs:
             s = r.summary()
-            mark = ("*" if r.id == active else " ") + ("●" if r.id in self.marked else " ")
+            mark = ("*" if r.id == active else " ") + ("+" if r.id in self.marked else " ")
             table.add_row(
                 mark,
                 str(r.id),
                 s["finished"][:19].replace("T", " "),
                 str(r.n_train + r.n_test),
                 r.backbone.split(":")[0],
-                _pct(s["accuracy"]),
+                accuracy_short(r.metrics["test"]),
                 _pct(s["balanced_accuracy"]),
                 f"{s['weakest_class']}: {_pct(s['weakest_recall'])}" if s["weakest_class"] is not None else "—",
                 f"{s['ece']:.3f}",
@@ -74,15 +78,25 @@ class RunsScreen(Screen):
         self.query_one("#acc-plot", Sparkline).data = acc or [0]
         self.query_one("#weak-plot", Sparkline).data = weak or [0]
         if runs:
-            span = lambda xs: f"(run {runs[0].id} → {runs[-1].id}; low {_pct(min(xs))}, high {_pct(max(xs))})"  # noqa: E731
+            span = lambda xs: f"(run {runs[0].id} to {runs[-1].id}; low {_pct(min(xs))}, high {_pct(max(xs))})"  # noqa: E731
             self.query_one("#acc-label", Static).update(f"accuracy across runs {span(acc)}")
             self.query_one("#weak-label", Static).update(f"recall of the weakest class across runs {span(weak)}")
         if not runs:
             self.query_one("#compare", Static).update("no runs yet: press t to train")
         else:
             self.query_one("#compare", Static).update(
-                "* = active model · space marks two runs · p compares them · a makes the selected run active"
+                "* = active model · + = marked · space marks two runs · p compares them · a makes the selected run active"
+                + f"\n{self.legend()}"
             )
+
+    def legend(self) -> str:
+        """What a '!' after an accuracy means, when the table shows one."""
+        if not any(accuracy_caveat(r.metrics["test"]) for r in list_runs(self.app.store)):
+            return ""
+        return (
+            f"[yellow]! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
+            "meaningful (its 95% interval in brackets)[/]"
+        )
 
     def _selected(self) -> int | None:
         table = self.query_one("#runs", DataTable)
@@ -108,16 +122,43 @@ class RunsScreen(Screen):
             return
         a, b = sorted(self.marked)
         c = compare(self.app.store, a, b)
-        mc = c["mcnemar"]
+        changed = len(c["right_to_wrong"]) + len(c["wrong_to_right"])
         lines = [
-            f"[b]run {a} → run {b}[/b] on {c['n_common']} shared test images: accuracy {_pct(c['accuracy_a'])} → "
-            f"{_pct(c['accuracy_b'])} ({100 * (c['accuracy_delta'] or 0):+.1f} points)",
-            f"exact McNemar p = {mc['p_value']:.3g} ({mc['a_right_b_wrong']} right→wrong, {mc['a_wrong_b_right']} wrong→right)",
-            "recall: " + "  ".join(f"{k}: {100 * v['delta']:+.1f}" for k, v in c["recall"].items()),
-            f"right→wrong: {c['right_to_wrong'][:15] or 'none'}   wrong→right: {c['wrong_to_right'][:15] or 'none'}",
+            f"[b]{escape(describe_comparison(c))}[/b]",
+            f"accuracy {_pct(c['accuracy_a'])} -> {_pct(c['accuracy_b'])} "
+            f"({100 * (c['accuracy_delta'] or 0):+.1f} points) · recall per class: "
+            + "  ".join(f"{k}: {100 * v['delta']:+.1f}" for k, v in c["recall"].items()),
+            f"fixed: {c['wrong_to_right'][:15] or 'none'}   broke: {c['right_to_wrong'][:15] or 'none'}",
+            f"[b]v[/b] opens the {changed} changed images in review" if changed else "",
+            self.legend(),
         ]
-        self.query_one("#compare", Static).update("\n".join(lines))
+        self.query_one("#compare", Static).update("\n".join(line for line in lines if line))
         self.last_comparison = c
+
+    def action_view_changed(self) -> None:
+        """The images a comparison found fixed or broken, in the review screen."""
+        c = self.last_comparison
+        if c is None:
+            self.notify("compare two runs first: space marks them, p compares", severity="warning")
+            return
+        ids = c["wrong_to_right"] + c["right_to_wrong"]
+        notes = {
+            ch["sample_id"]: f"{'fixed' if ch['pred_b'] == ch['label'] else 'broken'} by run {c['b']}: "
+            f"run {c['a']} said {ch['pred_a']}, run {c['b']} says {ch['pred_b']} (label {ch['label']})"
+            for ch in c["changed"]
+        }
+        if not ids:
+            self.notify(f"runs {c['a']} and {c['b']} get the same images right: nothing changed")
+            return
+        from fingertui.tui.screens.review import ReviewScreen
+
+        self.app.push_screen(
+            ReviewScreen(
+                ids,
+                title=f"run {c['b']} vs run {c['a']}: {len(c['wrong_to_right'])} fixed, then {len(c['right_to_wrong'])} broken",
+                notes=notes,
+            )
+        )
 
     def action_activate(self) -> None:
         rid = self._selected()

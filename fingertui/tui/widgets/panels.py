@@ -32,6 +32,14 @@ def finger_line(ups: list[float]) -> Text:
     return line
 
 
+def sure_word(unsure: bool, checked: bool) -> tuple[str, str]:
+    """The word after the confidence, and its style: "sure" only where held-out images have
+    checked the model's confidence (no "96 % sure" from a model trained on a handful)."""
+    if unsure:
+        return "unsure", "yellow bold"
+    return ("sure", "green") if checked else ("unchecked", "yellow")
+
+
 class PredictionPanel(Widget):
     """The prediction for the capture square: the count in large digits (Textual's
     ``Digits``) with its calibrated confidence under it, then every class's bar and the
@@ -74,7 +82,10 @@ class PredictionPanel(Widget):
         threshold: float,
         note: str = "",
         fingers: list[float] | None = None,
+        checked: bool = True,
     ) -> None:
+        """``checked``: held-out images have checked the model's confidence (else a confident
+        prediction is not called "sure")."""
         self.shown = (label, probs, unsure)
         self.shown_fingers = fingers
         self._digit.update(str(label))
@@ -82,8 +93,10 @@ class PredictionPanel(Widget):
         self._digit.set_class(unsure, "unsure")
         head = Text()
         head.append(f"{100 * confidence:.0f}% ", style="bold")
-        head.append("unsure" if unsure else "sure", style="yellow bold" if unsure else "green")
-        head.append(f"  (unsure below {100 * threshold:.0f}%)", style="dim")
+        head.append(*sure_word(unsure, checked))
+        head.append(
+            f"  (unsure below {100 * threshold:.0f}%)" if checked else "  (not yet checked on your images)", style="dim"
+        )
         self._confidence.update(head)
         rows = [Text(note, style="yellow") if note else Text("")]
         for c, p in zip(CLASSES, probs, strict=True):
@@ -121,8 +134,8 @@ class CountsPanel(Static):
 
 
 class TrainingBar(Widget):
-    """Progress of a training run started from the app: phase, a bar with the phase's ETA
-    (Textual's ``ProgressBar``), k/N and the elapsed time of the whole run."""
+    """Progress of a training run started from the app: phase, a bar of the phase (Textual's
+    ``ProgressBar``), k/N, the elapsed time and the time left of the whole run."""
 
     DEFAULT_CSS = """
     TrainingBar { height: 1; display: none; padding: 0 1; background: $boost; layout: horizontal; }
@@ -136,8 +149,10 @@ class TrainingBar(Widget):
         self.phase: str | None = None
         self.k = self.n = 0
         self.elapsed = 0.0
+        self.left = ""
         self._phase = Label(id="phase")
-        self._bar = ProgressBar(total=None, show_percentage=False, show_eta=True)
+        # The bar's own ETA would be the phase's; the run's time left is shown beside it.
+        self._bar = ProgressBar(total=None, show_percentage=False, show_eta=False)
         self._count = Label(id="count")
 
     def compose(self) -> ComposeResult:
@@ -145,14 +160,17 @@ class TrainingBar(Widget):
         yield self._bar
         yield self._count
 
-    def show_progress(self, phase: str, k: int, n: int, elapsed: float) -> None:
+    def show_progress(self, phase: str, k: int, n: int, elapsed: float, left: str = "") -> None:
         self.display = True
         if phase != self.phase:
-            self._bar.update(total=None)  # a new phase: its ETA starts afresh
-            self._phase.update(Text.assemble(("training", "bold"), f" {phase}"))
-        self.phase, self.k, self.n, self.elapsed = phase, k, n, elapsed
+            self._bar.update(total=None)  # a new phase: the bar starts afresh
+            # "training image" (a phase of the run) reads as "training image", not "training training image".
+            self._phase.update(Text.assemble(("training", "bold"), f" {phase.removeprefix('training ')}"))
+        self.phase, self.k, self.n, self.elapsed, self.left = phase, k, n, elapsed, left
         self._bar.update(total=n or None, progress=k)
-        self._count.update(Text.assemble(f"{k}/{n}  {elapsed:.1f} s  ", ("esc cancels", "dim")))
+        self._count.update(
+            Text.assemble(f"{k}/{n}  {elapsed:.1f} s  ", (f"{left}  " if left else "", "bold"), ("esc cancels", "dim"))
+        )
 
     def hide(self) -> None:
         self.display = False
