@@ -578,7 +578,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     ]
     headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
     out = console()
-    print_table(out, headers, rows, whole={"run", "train/test", "accuracy", "balanced", "weakest", "ECE", "time"})
+    # The accuracy cell may carry its interval ("33.3% (10–70%)!"): that wraps after the
+    # figure rather than push the table past the terminal.
+    print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
