@@ -52,11 +52,28 @@ def console() -> Console:
     return Console()
 
 
+_OPENED: list[Store] = []
+
+
 def open_store(args: argparse.Namespace) -> Store:
+    """The workspace's store, closed when the command ends (``main``)."""
     from fingertui.store import Store
     from fingertui.workspace import Workspace
 
-    return Store(Workspace.resolve(args.home))
+    store = Store(Workspace.resolve(args.home))
+    _OPENED.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    """Close what the command opened. A store holds reference cycles, so without this its
+    connection stayed open until the garbage collector ran: a later command in the same
+    process (the tests) could see the old database through it after the file was replaced."""
+    while _OPENED:
+        try:
+            _OPENED.pop().close()
+        except Exception:  # closing must not hide the command's own result or error
+            pass
 
 
 # --- dataset commands -------------------------------------------------------------------
@@ -878,7 +895,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return run_app(args)
-        return COMMANDS[args.command](args)
+        try:
+            return COMMANDS[args.command](args)
+        finally:
+            _close_stores()
     except UserError as e:
         print(f"fingertui: error: {e}", file=sys.stderr)
         return 2
