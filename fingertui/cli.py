@@ -4,7 +4,6 @@ commands that need them, so ``--help`` and ``--version`` answer at once."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import json
 import sys
@@ -53,12 +52,11 @@ def console() -> Console:
     return Console()
 
 
-# Stores this command opened: closed when it returns, so that a caller running several
-# commands in one process (tests, scripts) never reads through a stale connection.
 _OPENED: list[Store] = []
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    """The workspace's store, closed when the command ends (``main``)."""
     from fingertui.store import Store
     from fingertui.workspace import Workspace
 
@@ -68,9 +66,14 @@ def open_store(args: argparse.Namespace) -> Store:
 
 
 def _close_stores() -> None:
+    """Close what the command opened. A store holds reference cycles, so without this its
+    connection stayed open until the garbage collector ran: a later command in the same
+    process (the tests) could see the old database through it after the file was replaced."""
     while _OPENED:
-        with contextlib.suppress(Exception):
+        try:
             _OPENED.pop().close()
+        except Exception:  # closing must not hide the command's own result or error
+            pass
 
 
 # --- dataset commands -------------------------------------------------------------------
@@ -972,7 +975,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return run_app(args)
-        return COMMANDS[args.command](args)
+        try:
+            return COMMANDS[args.command](args)
+        finally:
+            _close_stores()
     except UserError as e:
         print(f"fingertui: error: {e}", file=sys.stderr)
         return 2
@@ -1011,8 +1017,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fingertui: error: {_sqlite_message(e)}", file=sys.stderr)
             return 2
         raise
-    finally:
-        _close_stores()
 
 
 if __name__ == "__main__":  # pragma: no cover

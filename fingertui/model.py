@@ -272,7 +272,6 @@ class Model:
     def for_run(cls, store: object, run: object, **kw: object) -> Model:
         """The model of a recorded run (cached per checkpoint: loading takes a second)."""
         path = store.ws.abs(run.checkpoint)  # type: ignore[attr-defined]
-        kw.setdefault("settings", store)  # a failed weights download is remembered there
         key = (str(path), kw.get("weights_file"))
         got = _LOADED.get(key)
         if got is None:

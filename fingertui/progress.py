@@ -29,20 +29,21 @@ PHASES = (
 PER_IMAGE = ("finding hands", "embedding")
 # Without an earlier run to go by: seconds of each phase, and per new image, of a first run
 # on 36 sign-digits photos (efficientnet-lite0, hand pose on), bench/train_phases.py →
-# bench/results/train_phases.json: 146 s in all, measured on 2 cores shared with other
-# work (load average 10–16), so on the high side; once a phase counts, its own pace wins.
+# bench/results/train_phases.json: 16.7 s in all on 2 idle cores. The same run took 146 s
+# while the cores were shared (load average 10–16): the finished phases' pace scales the
+# rest (Eta.pace), and once a phase counts, its own pace wins.
 FIRST_RUN_S = {
-    "loading model": 4.9,
-    "training image": 10.6,
-    "training pose": 9.1,
-    "training fingers": 2.7,
-    "calibrating": 13.8,
-    "cross-checking": 53.7,
-    "evaluating": 0.2,
+    "loading model": 1.9,
+    "training image": 0.2,
+    "training pose": 0.1,
+    "training fingers": 0.3,
+    "calibrating": 1.2,
+    "cross-checking": 5.2,
+    "evaluating": 0.1,
     "recording": 0.1,
-    "review queue": 1.0,  # not in a run's own timings (it runs after they are recorded): a guess
+    "review queue": 0.5,  # not in a run's own timings (it runs after they are recorded): a guess
 }
-FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.17, "embedding": 1.22}
+FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.055, "embedding": 0.16}
 
 
 class PhaseTimer:
