@@ -41,9 +41,11 @@ FAST = TrainConfig(views=0, max_epochs=20)
 
 
 def shown(widget) -> str:
-    """The text a widget draws on screen."""
+    """The text a widget draws on screen (a container: what its shown children draw)."""
     from textual.geometry import Region
 
+    if widget.children:
+        return "\n".join(shown(child) for child in widget.children if child.display)
     lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
     return "\n".join("".join(seg.text for seg in line) for line in lines)
 
