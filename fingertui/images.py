@@ -70,8 +70,9 @@ def _name(src: str | os.PathLike[str] | bytes) -> str:
     return "image data" if isinstance(src, bytes | bytearray) else str(src)
 
 
-def decode(src: str | os.PathLike[str] | bytes, max_side: int = MAX_SIDE) -> Decoded:
-    """Decode a file (or its bytes) to an upright RGB uint8 array; raises UserError."""
+def decode(src: str | os.PathLike[str] | bytes, max_side: int = MAX_SIDE, *, taken: bool = False) -> Decoded:
+    """Decode a file (or its bytes) to an upright RGB uint8 array; raises UserError.
+    ``taken``: also read the capture time from EXIF (import needs it; training does not)."""
     name = _name(src)
     if not isinstance(src, bytes | bytearray):
         path = Path(src)
@@ -86,7 +87,7 @@ def decode(src: str | os.PathLike[str] | bytes, max_side: int = MAX_SIDE) -> Dec
     try:
         fp = io.BytesIO(src) if isinstance(src, bytes | bytearray) else src
         with Image.open(fp, formats=OPEN_AS) as img:
-            return _decode_open(img, name, max_side)
+            return _decode_open(img, name, max_side, taken)
     except UserError:
         raise
     except Image.DecompressionBombError as e:
@@ -108,7 +109,7 @@ def open_rgb(src: str | os.PathLike[str] | bytes, max_side: int = MAX_SIDE) -> n
     return decode(src, max_side).rgb
 
 
-def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
+def _decode_open(img: Image.Image, name: str, max_side: int, want_taken: bool) -> Decoded:
     w, h = img.size
     if w <= 0 or h <= 0:
         raise UserError(f"{name}: image has no pixels ({w}×{h})")
@@ -123,7 +124,7 @@ def _decode_open(img: Image.Image, name: str, max_side: int) -> Decoded:
         orientation = int(exif.get(0x0112, 1))
     except Exception:  # a broken EXIF block must not make the picture unreadable
         exif, orientation = None, 1
-    taken = _taken(exif)
+    taken = _taken(exif) if want_taken else None
     if fmt in ("JPEG", "MPO"):
         # Decode at 1/2, 1/4 or 1/8 scale straight away when that still covers max_side.
         img.draft("RGB" if img.mode in ("RGB", "YCbCr") else None, (max_side, max_side))

@@ -72,7 +72,7 @@ def load_image(path: Path) -> LoadedImage:
     """Hash (in chunks) and decode (bounded, see images.py) one file; raises UserError."""
     from fingertui.images import decode
 
-    d = decode(path)
+    d = decode(path, taken=True)
     try:
         sha = sha256_file(path)
     except OSError as e:
