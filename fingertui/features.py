@@ -222,15 +222,18 @@ class Embedder:
         done, last_report = 0, time.monotonic()
         in_flight: collections.deque = collections.deque()
 
-        def collect() -> None:
-            nonlocal done, last_report
-            batch, fut = in_flight.popleft()
-            new = fut.result()
+        def keep(batch: list, new: np.ndarray) -> None:
+            nonlocal done
             with self._lock:
                 self.computed += len(batch)
             for (key, _, last), vec in zip(batch, new, strict=True):
                 found[key] = pending[key] = vec
                 done += int(last)
+
+        def collect() -> None:
+            nonlocal last_report
+            batch, fut = in_flight.popleft()
+            keep(batch, fut.result())
             if len(pending) >= FLUSH_EVERY:
                 self._flush(pending)
             if progress and (done == len(todo) or time.monotonic() - last_report >= PROGRESS_EVERY):
@@ -252,10 +255,7 @@ class Embedder:
                 # (the few views in flight finish first: at most two per network thread).
                 for batch, fut in in_flight:
                     if fut.exception() is None:
-                        for (key, _, _), vec in zip(batch, fut.result(), strict=True):
-                            found[key] = pending[key] = vec
-                        with self._lock:
-                            self.computed += len(batch)
+                        keep(batch, fut.result())
                 self._flush(pending)
 
     def _batches(
