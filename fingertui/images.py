@@ -34,7 +34,7 @@ OPEN_AS = [f for f in FORMATS if f != "MPO"]
 # 150 megapixels: a 12000×12000 photo (144 MP) is accepted. The worst mode (32-bit
 # greyscale or RGBA, 4 bytes a pixel) then decodes to 600 MB before it is reduced.
 MAX_PIXELS = 150_000_000
-# Longest side of the decoded array handed to the model (it resizes to 224 anyway).
+# Longest side of the decoded array handed to the model (it resizes to 160–224 anyway).
 MAX_SIDE = 1024
 # Files above this are not read at all (the biggest camera JPEGs are ~30 MB).
 MAX_FILE_BYTES = 256 * 1024 * 1024

@@ -38,6 +38,7 @@ from fingertui.train import (
     one_torch_thread,
     softmax,
     train_calibrated,
+    training_views,
     unsure_threshold,
     validation_fold,
 )
@@ -149,8 +150,9 @@ def train(
     check()
 
     both = train_s + test_s
+    views = training_views(np.array([s.label for s in train_s]), [s.sha256 for s in train_s], cfg)
     sf = streams.sample_features(
-        store, both, image, pose, views=[cfg.views] * len(train_s) + [0] * len(test_s), progress=report, cancel=cancel
+        store, both, image, pose, views=views + [0] * len(test_s), progress=report, cancel=cancel
     )
     t_features = time.perf_counter() - t0
     ntr = len(train_s)
@@ -183,6 +185,7 @@ def train(
             "head": {"kind": fitted.fit.head.kind, "dim": int(X.shape[-1]), "hidden": cfg.hidden},
             "head_state": fitted.fit.head.state_dict(),
             "epochs": fitted.fit.epochs,
+            "l2": fitted.fit.l2,
         }
 
     if image is not None:

@@ -1,5 +1,12 @@
-"""Head training on cached embeddings: class-balanced, weight decay, early stopping on a
-group-aware validation fold, temperature scaling, out-of-fold predictions.
+"""Head training on cached embeddings: class-balanced, regularised (the L2 strength chosen
+on a group-aware validation fold), temperature scaling, out-of-fold predictions.
+
+The linear head is a multinomial logistic regression fitted to convergence by
+scikit-learn's L-BFGS on standardised features: convex, so there is nothing to stop early,
+and a path of L2 strengths, warm-started from the strongest, stands in for early stopping.
+It replaced a mini-batch AdamW loop that took most of a retrain (and importing
+``torch.optim`` pulls in ``torch._dynamo``, seconds per process). The MLP head still
+trains with AdamW.
 
 Plain Python and torch: the trainer reports progress through a callback and checks a
 cancel flag between steps; it knows nothing about any UI.
@@ -8,6 +15,7 @@ cancel flag between steps; it knows nothing about any UI.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import threading
 from collections.abc import Callable
@@ -31,7 +39,10 @@ FIXED_EPOCHS = 60
 class TrainConfig:
     head: str = "linear"  # "linear" or "mlp"
     hidden: int = 256  # MLP only
-    views: int = 2  # augmented views per training image (plus the plain one)
+    views: int = 2  # at most this many augmented views per training image (plus the plain one)
+    # Augmented views are for scarce classes: each class gets enough to reach this many
+    # training vectors in all, never more than ``views`` per image (see training_views).
+    class_vectors: int = 300
     lr: float = 3e-3
     weight_decay: float = 1e-2
     max_epochs: int = 300
@@ -43,6 +54,10 @@ class TrainConfig:
     val_folds: int = 10  # the validation fold is one in this many (by groups) of train
     unsure_target: float = 0.99  # selective accuracy the unsure threshold aims for
     seed: int = 0
+    # L2 strengths (λ in mean loss + λ‖W‖², standardised features) the linear head tries on
+    # the validation fold, strongest first; without a validation fold it uses no_val_l2.
+    l2_path: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
+    no_val_l2: float = 1e-2
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +101,27 @@ def one_torch_thread(fn: Callable) -> Callable:
     return wrapper
 
 
+def training_views(y: np.ndarray, keys: list[str], cfg: TrainConfig) -> list[int]:
+    """Augmented views for each training image (labels ``y``, stable ``keys`` such as the
+    image hashes): a class of n images gets max(0, cfg.class_vectors − n) augmented views,
+    at most ``cfg.views`` per image, spread evenly over its images (which ones get the
+    extra view is decided by the key, so it stays put as images are added).
+
+    Augmentation is what a class with a few images needs; a class with hundreds has its
+    own variety. Measured on sign-digits (about 165 training images per class, frozen test
+    split, linear head): 2 views per image 98.4 %, none 98.4 % (at 224 px) — and every
+    view is a network pass, the first training's main cost."""
+    y = np.asarray(y)
+    out = [0] * len(y)
+    for c in np.unique(y):
+        rows = sorted(np.nonzero(y == c)[0], key=lambda i: hashlib.sha256(keys[i].encode()).hexdigest())
+        extra = min(max(0, cfg.class_vectors - len(rows)), cfg.views * len(rows))
+        each, rest = divmod(extra, len(rows))
+        for rank, i in enumerate(rows):
+            out[i] = each + (1 if rank < rest else 0)
+    return out
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -95,9 +131,10 @@ def seed_everything(seed: int) -> None:
 @dataclass
 class FitResult:
     head: Head
-    epochs: int
+    epochs: int  # the MLP's epochs; the linear head's L-BFGS iterations
     val_loss: float | None
-    history: list[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)  # validation loss per epoch or per λ
+    l2: float | None = None  # the linear head's chosen L2 strength
 
 
 def _prepare(
@@ -170,28 +207,107 @@ def fit_head(
     return FitResult(head, n_epochs, None, history)
 
 
-def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Head:
-    """A linear head fitted by full-batch L-BFGS with L2 (convex, so no early stopping).
+def _class_weights(y: np.ndarray) -> np.ndarray:
+    """Per-sample weights that make each present class weigh the same in total (mean 1)."""
+    counts = np.bincount(y, minlength=N_CLASSES).astype(np.float64)
+    present = counts > 0
+    per_class = np.where(present, len(y) / (np.maximum(counts, 1) * present.sum()), 0.0)
+    return per_class[y]
 
-    Used for the k out-of-fold heads: about ten times faster than the mini-batch trainer
-    on this 2-core machine, which keeps retraining within seconds. Out-of-fold
-    predictions only rank samples for review; the model users see is ``fit_head``'s.
-    """
-    head, Xs, yt, weights = _prepare(X, y, cfg, "linear")
-    lin = head.net
-    opt = torch.optim.LBFGS(
-        lin.parameters(), lr=1.0, max_iter=cfg.oof_iters, history_size=20, line_search_fn="strong_wolfe"
-    )
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(lin(Xs), yt, weight=weights) + cfg.oof_weight_decay * lin.weight.pow(2).sum()
-        loss.backward()
-        return loss
+def _weighted_nll(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    p = softmax(z.astype(np.float64))
+    return float(-(w * np.log(p[np.arange(len(y)), y] + 1e-12)).sum() / w.sum())
 
-    opt.step(closure)
+
+def fit_linear(
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    l2: float | None = None,
+    max_iter: int = 500,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> FitResult:
+    """A class-balanced linear head: multinomial logistic regression on standardised
+    features, minimising mean loss + λ‖W‖² with scikit-learn's L-BFGS.
+
+    With ``val``, λ runs down ``cfg.l2_path`` (each fit warm-started from the last) and
+    the λ with the lowest validation loss is kept; otherwise ``l2`` (default
+    ``cfg.no_val_l2``). Reports ("training", k, len(path)) after each λ."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    mean = X.mean(0)
+    std = np.maximum(X.std(0), 1e-3)
+    Xs = (X - mean) / std
+    w = _class_weights(y)
+    path = cfg.l2_path if val is not None else (l2 if l2 is not None else cfg.no_val_l2,)
+    if val is not None:
+        Xv = (np.asarray(val[0], dtype=np.float32) - mean) / std
+        yv = np.asarray(val[1], dtype=np.int64)
+        wv = _class_weights(yv)
+    present = np.unique(y)
+    lr = LogisticRegression(max_iter=max_iter, warm_start=True, tol=1e-4)
+    best: tuple[float, float, np.ndarray, np.ndarray, int] | None = None
+    history: list[float] = []
+    for k, lam in enumerate(path):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        # mean loss + λ‖W‖²  ⇔  C·Σ loss + ½‖W‖²  with C = 1 / (2 λ n)
+        lr.set_params(C=1.0 / (2.0 * lam * len(y)))
+        # One BLAS thread: these products are small, and split over two busy cores each
+        # waits for the slower (measured at load 7: 0.21 s vs 1.0 s for one fit).
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lr.fit(Xs, y, sample_weight=w)
+        W, b = _full_coef(lr, present)
+        iters = int(np.max(lr.n_iter_))
+        if val is None:
+            best = (0.0, lam, W, b, iters)
+        else:
+            loss = _weighted_nll(Xv @ W.T + b, yv, wv)
+            history.append(loss)
+            if best is None or loss < best[0] - 1e-6:
+                best = (loss, lam, W, b, iters)
+        if progress is not None:
+            progress("training", k + 1, len(path))
+    assert best is not None
+    head = Head(X.shape[1], "linear")
+    with torch.no_grad():
+        head.mean.copy_(torch.from_numpy(mean))
+        head.std.copy_(torch.from_numpy(std))
+        head.net.weight.copy_(torch.from_numpy(best[2].astype(np.float32)))
+        head.net.bias.copy_(torch.from_numpy(best[3].astype(np.float32)))
     head.eval()
-    return head
+    return FitResult(head, best[4], best[0] if val is not None else None, history, best[1])
+
+
+def _full_coef(lr: object, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N_CLASSES, dim) weights and biases from a fitted LogisticRegression; a class the
+    training data lacks gets a logit far below the others (it is never predicted)."""
+    coef, icpt = lr.coef_, lr.intercept_
+    if len(present) == 2:  # scikit-learn fits one logit for two classes: split it
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        icpt = np.array([-icpt[0] / 2, icpt[0] / 2])
+    W = np.zeros((N_CLASSES, coef.shape[1]))
+    b = np.full(N_CLASSES, -30.0)
+    W[present], b[present] = coef, icpt
+    return W, b
+
+
+def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Head:
+    """A quick linear head for out-of-fold predictions: ``fit_linear`` at the L2 strength
+    ``cfg.oof_weight_decay``, at most ``cfg.oof_iters`` L-BFGS iterations. Out-of-fold
+    predictions only rank samples for review; being quick keeps retraining within seconds."""
+    return fit_linear(X, y, cfg, l2=cfg.oof_weight_decay, max_iter=cfg.oof_iters).head
 
 
 @torch.inference_mode()
@@ -285,8 +401,8 @@ def train_calibrated(
     val_idx: np.ndarray | None = None,
 ) -> CalibratedHead:
     """Carve a group-aware validation fold from (N, views+1, dim) training vectors (or use
-    ``val_idx``), train on the rest (all views) with early stopping on the fold's plain
-    views, then fit the temperature and the unsure threshold on it."""
+    ``val_idx``), train on the rest (all views), regularised as the fold's plain views
+    choose (the linear head's L2 strength, the MLP's early stop), then fit the temperature and the unsure threshold on it."""
     # A smaller validation fold than the out-of-fold ones leaves more images to learn from
     # (measured on sign-digits, 150 per class: 98.1 % test accuracy with 10 %, 98.0 % with 20 %).
     # With only a few images per class a validation fold of one or two images says nothing
@@ -298,12 +414,16 @@ def train_calibrated(
     dim = Xviews.shape[-1]
     Xf = Xviews[fit_idx].reshape(-1, dim)
     yf = np.repeat(y[fit_idx], Xviews.shape[1])
+    trainer = fit_linear if cfg.head == "linear" else fit_head
     if len(val_idx):
-        fit = fit_head(Xf, yf, cfg, val=(Xviews[val_idx, 0], y[val_idx]), cancel=cancel, progress=progress)
+        fit = trainer(Xf, yf, cfg, val=(Xviews[val_idx, 0], y[val_idx]), cancel=cancel, progress=progress)
         z_val = logits(fit.head, Xviews[val_idx, 0])
         temperature = fit_temperature(z_val, y[val_idx])
         threshold = unsure_threshold(softmax(z_val, temperature), y[val_idx], cfg.unsure_target)
     else:
-        fit = fit_head(Xf, yf, cfg, epochs=FIXED_EPOCHS, cancel=cancel, progress=progress)
+        if cfg.head == "linear":
+            fit = fit_linear(Xf, yf, cfg, cancel=cancel, progress=progress)
+        else:
+            fit = fit_head(Xf, yf, cfg, epochs=FIXED_EPOCHS, cancel=cancel, progress=progress)
         temperature, threshold = 1.0, unsure_threshold(np.zeros((0, N_CLASSES)), np.zeros(0), cfg.unsure_target)
     return CalibratedHead(fit, temperature, threshold, val_idx)

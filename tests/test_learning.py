@@ -16,7 +16,7 @@ from fingertui.metrics import evaluate, mcnemar
 from fingertui.model import Model, load_checkpoint, save_checkpoint
 from fingertui.model_export import export_model
 from fingertui.pipeline import train_run
-from fingertui.train import TrainConfig, fit_temperature, group_folds, softmax
+from fingertui.train import TrainConfig, fit_linear, fit_temperature, group_folds, logits, softmax, training_views
 from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)
@@ -203,6 +203,55 @@ def test_not_enough_data_is_a_clear_error(store, tmp_path, dev_backbone):
     import_paths(store, [tmp_path / "one"])
     with pytest.raises(UserError, match="not enough labelled training images"):
         train_run(store, backbone="dev-random")
+
+
+def _blobs(n_per_class, classes, noise, seed, dim=40, spread=1.0):
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(0, spread, (6, dim))
+    y = np.repeat(np.asarray(classes), n_per_class)
+    return centres[y] + rng.normal(0, noise, (len(y), dim)), y
+
+
+def test_linear_head_picks_its_regularisation_on_the_validation_fold():
+    # Few, noisy training images in many dimensions: an unregularised fit memorises the
+    # noise. The validation fold must steer λ to a strong value, and the kept head must be
+    # the one with the lowest validation loss of the path.
+    X, y = _blobs(8, range(6), noise=1.0, seed=0, dim=200, spread=0.15)
+    Xv, yv = _blobs(40, range(6), noise=1.0, seed=1, dim=200, spread=0.15)
+    Xt, yt = _blobs(200, range(6), noise=1.0, seed=2, dim=200, spread=0.15)
+    cfg = TrainConfig(l2_path=(1.0, 1e-1, 1e-2, 1e-4, 1e-6))
+    fit = fit_linear(X, y, cfg, val=(Xv, yv))
+    assert len(fit.history) == 5 and fit.val_loss == min(fit.history)
+    assert fit.l2 == cfg.l2_path[int(np.argmin(fit.history))]
+    assert fit.l2 >= 1e-2
+    weakest = fit_linear(X, y, cfg, l2=1e-6)
+    nll = lambda head: -np.log(softmax(logits(head, Xt))[np.arange(len(yt)), yt]).mean()  # noqa: E731
+    assert nll(fit.head) < nll(weakest.head)
+    assert (logits(fit.head, Xt).argmax(1) == yt).mean() > 0.3  # chance is 1/6
+
+
+def test_linear_head_never_predicts_a_class_it_has_not_seen():
+    X, y = _blobs(20, [1, 3], noise=0.5, seed=0)  # two classes only (scikit-learn's binary case)
+    fit = fit_linear(X, y, TrainConfig())
+    Xt, yt = _blobs(30, range(6), noise=0.5, seed=1)
+    pred = logits(fit.head, Xt).argmax(1)
+    assert set(pred.tolist()) <= {1, 3}
+    both = np.isin(yt, [1, 3])
+    assert (pred[both] == yt[both]).mean() > 0.95
+
+
+def test_augmented_views_go_to_scarce_classes():
+    cfg = TrainConfig(views=2, class_vectors=300)
+    y = np.array([0] * 50 + [1] * 200 + [2] * 400)
+    keys = [f"img{i}" for i in range(len(y))]
+    views = np.array(training_views(y, keys, cfg))
+    assert (views[y == 0] == 2).all()  # 50 images: both views each (150 vectors, under 300)
+    assert views[y == 1].sum() == 100 and set(views[y == 1].tolist()) == {0, 1}  # 200 → 300
+    assert (views[y == 2] == 0).all()  # a class with 400 images needs none
+    # One more image moves the extra views of at most a couple of the others.
+    y2, keys2 = np.append(y, 1), [*keys, "new"]
+    again = np.array(training_views(y2, keys2, cfg))[:-1]
+    assert (again != views).sum() <= 2
 
 
 def test_group_folds_keep_groups_together():
