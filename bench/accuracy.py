@@ -67,7 +67,8 @@ def main() -> int:
                 f"seed {seed}: {run.n_train} train / {run.n_test} test, backbone {run.backbone}: "
                 f"accuracy {100 * m['accuracy']:.1f}% (95% CI {100 * lo:.1f}–{100 * hi:.1f}), "
                 f"recall of 2 {100 * m['per_class']['2']['recall']:.1f}%, balanced {100 * m['balanced_accuracy']:.1f}%, "
-                f"ECE {rows[-1][4]:.3f} → {m['ece']:.3f} after temperature {run.metrics['temperature']:.2f}",
+                f"ECE validation {rows[-1][4]:.3f}, test {m['ece']:.3f} (image temperature "
+                f"{run.metrics['image_temperature']:.2f})",
                 flush=True,
             )
         a = np.array(rows)

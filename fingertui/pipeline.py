@@ -150,9 +150,17 @@ def train(
     check()
 
     both = train_s + test_s
+    # Image views by scarcity (each is a network pass); landmark views cost no network.
     views = training_views(np.array([s.label for s in train_s]), [s.sha256 for s in train_s], cfg)
     sf = streams.sample_features(
-        store, both, image, pose, views=views + [0] * len(test_s), progress=report, cancel=cancel
+        store,
+        both,
+        image,
+        pose,
+        views=views + [0] * len(test_s),
+        pose_views=[cfg.views] * len(train_s) + [0] * len(test_s),
+        progress=report,
+        cancel=cancel,
     )
     t_features = time.perf_counter() - t0
     ntr = len(train_s)

@@ -406,13 +406,19 @@ def sample_features(
     pose: PoseStream | None,
     *,
     views: int | Sequence[int] = 0,
+    pose_views: int | Sequence[int] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> SampleFeatures:
-    """Every stream's features of stored samples, through the caches."""
+    """Every stream's features of stored samples, through the caches. ``views``: augmented
+    image views per sample (one count, or one per sample); ``pose_views`` the same for the
+    landmarks (default: as ``views``)."""
     from fingertui.features import Embedder
 
     per = [views] * len(samples) if isinstance(views, int) else list(views)
+    if pose_views is None:
+        pose_views = per
+    per_pose = [pose_views] * len(samples) if isinstance(pose_views, int) else list(pose_views)
     hands: list[Hand | None] = [None] * len(samples)
     if pose is not None:
         hands = stored_hands(store, pose, samples, progress, cancel)
@@ -447,11 +453,11 @@ def sample_features(
             X_img[n, : len(v)] = v
             X_img[n, len(v) :] = v[0]  # rows with fewer views (test) repeat the plain one
     if pose is not None:
-        width = max(per, default=0) + 1
+        width = max(per_pose, default=0) + 1
         X_pose = np.zeros((len(samples), width, pose.dim), dtype=np.float32)
         for n, (s, h) in enumerate(zip(samples, hands, strict=True)):
-            X_pose[n, : per[n] + 1] = pose.view_features(h, s.sha256, per[n])
-            X_pose[n, per[n] + 1 :] = X_pose[n, 0]
+            X_pose[n, : per_pose[n] + 1] = pose.view_features(h, s.sha256, per_pose[n])
+            X_pose[n, per_pose[n] + 1 :] = X_pose[n, 0]
     F = None
     if pose is not None:
         from fingertui.fingers import finger_matrix

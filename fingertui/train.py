@@ -40,9 +40,9 @@ class TrainConfig:
     head: str = "linear"  # "linear" or "mlp"
     hidden: int = 256  # MLP only
     views: int = 2  # at most this many augmented views per training image (plus the plain one)
-    # Augmented views are for scarce classes: each class gets enough to reach this many
-    # training vectors in all, never more than ``views`` per image (see training_views).
-    class_vectors: int = 300
+    # Augmented image views are for scarce classes: each class gets enough to reach this
+    # many training vectors in all, never more than ``views`` per image (training_views).
+    class_vectors: int = 30
     lr: float = 3e-3
     weight_decay: float = 1e-2
     max_epochs: int = 300
@@ -107,10 +107,11 @@ def training_views(y: np.ndarray, keys: list[str], cfg: TrainConfig) -> list[int
     at most ``cfg.views`` per image, spread evenly over its images (which ones get the
     extra view is decided by the key, so it stays put as images are added).
 
-    Augmentation is what a class with a few images needs; a class with hundreds has its
-    own variety. Measured on sign-digits (about 165 training images per class, frozen test
-    split, linear head): 2 views per image 98.4 %, none 98.4 % (at 224 px) — and every
-    view is a network pass, the first training's main cost."""
+    Augmentation is what a class with a handful of images needs; past that the augmented
+    views cost accuracy. Measured on sign-digits (n training images per class drawn with
+    seeds 0–2, frozen test split, linear head, 160 px; 2 views per image vs none): n = 10
+    85.6 vs 83.5 %, n = 30 93.5 vs 95.4 %, n = 60 95.8 vs 97.8 %, n = 150 97.4 vs 98.5 %.
+    And every view is a network pass, the first training's main cost."""
     y = np.asarray(y)
     out = [0] * len(y)
     for c in np.unique(y):

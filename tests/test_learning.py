@@ -241,13 +241,13 @@ def test_linear_head_never_predicts_a_class_it_has_not_seen():
 
 
 def test_augmented_views_go_to_scarce_classes():
-    cfg = TrainConfig(views=2, class_vectors=300)
-    y = np.array([0] * 50 + [1] * 200 + [2] * 400)
+    cfg = TrainConfig(views=2, class_vectors=30)
+    y = np.array([0] * 5 + [1] * 20 + [2] * 40)
     keys = [f"img{i}" for i in range(len(y))]
     views = np.array(training_views(y, keys, cfg))
-    assert (views[y == 0] == 2).all()  # 50 images: both views each (150 vectors, under 300)
-    assert views[y == 1].sum() == 100 and set(views[y == 1].tolist()) == {0, 1}  # 200 → 300
-    assert (views[y == 2] == 0).all()  # a class with 400 images needs none
+    assert (views[y == 0] == 2).all()  # 5 images: both views each (15 vectors, under 30)
+    assert views[y == 1].sum() == 10 and set(views[y == 1].tolist()) == {0, 1}  # 20 → 30
+    assert (views[y == 2] == 0).all()  # a class with 40 images needs none
     # One more image moves the extra views of at most a couple of the others.
     y2, keys2 = np.append(y, 1), [*keys, "new"]
     again = np.array(training_views(y2, keys2, cfg))[:-1]
