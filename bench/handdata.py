@@ -52,6 +52,28 @@ def detect(paths: list[Path], log: bool = True) -> list[list[H.Hand]]:
     return [H.hands_from_bytes(cache[(H.DETECTOR_ID, str(p))]) for p in paths]
 
 
+def search(paths: list[Path], log: bool = True) -> list[H.Hand | None]:
+    """The hand the product finds in each photo (``streams.PoseStream.search``: the whole
+    picture, then tiles), cached like ``detect`` under the stream's detector id (which
+    names the tile recipe)."""
+    from fingertui.streams import PoseStream
+
+    stream = PoseStream()
+    cache: dict = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
+    missing = [p for p in paths if (stream.detector_id, str(p)) not in cache]
+    for i, p in enumerate(missing):
+        hand = stream.search_file(p)
+        cache[(stream.detector_id, str(p))] = H.hands_to_bytes([] if hand is None else [hand])
+        if log and i % 100 == 0:
+            print(f"  searching {i}/{len(missing)}", flush=True)
+    if missing:
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = CACHE.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(cache))
+        tmp.replace(CACHE)
+    return [first_hand(H.hands_from_bytes(cache[(stream.detector_id, str(p))])) for p in paths]
+
+
 def first_hand(found: list[H.Hand]) -> H.Hand | None:
     """The hand the product uses (streams.PoseStream.find): the most confident one."""
     return found[0] if found else None

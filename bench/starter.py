@@ -7,7 +7,7 @@ with zero user labels on hagrid-rooms (cluttered rooms, other people, other came
 2. Scores the shipped starter on hagrid-rooms frames and hand crops: all classes 0–5 and
    classes 1–5 (hagrid's 0 is a fist, sign-digits' an O). A photo where no hand is found
    counts as wrong; the detection rate and the accuracy on detected photos are reported
-   beside it.
+   beside it. Hands are found as ``fingertui predict`` finds them (the tile search).
 
 Writes bench/results/starter.json.
 
@@ -38,16 +38,19 @@ STARTER = D.ROOT / "fingertui" / "starter" / G.STARTER_FILE
 TOLERANCE = 1e-3
 
 
-def hands_of(name: str) -> tuple[list[H.Hand | None], np.ndarray, list[Path]]:
+def hands_of(name: str, tiles: bool = False) -> tuple[list[H.Hand | None], np.ndarray, list[Path]]:
+    """``tiles``: find hands as ``fingertui predict`` does (whole picture, then tiles);
+    sign-digits' hands fill the photo and are found without."""
     paths, y = D.listing(name)
-    return [D.first_hand(f) for f in D.detect(paths)], y, paths
+    return (D.search(paths) if tiles else [D.first_hand(f) for f in D.detect(paths)]), y, paths
 
 
 def rebuild() -> tuple[G.FingerHead, np.ndarray, np.ndarray]:
     """The starter fitted afresh on sign-digits, and that data's (N, 5, K) features and labels."""
     hs, y, _ = hands_of("sign-digits")
     F, mask = G.finger_matrix(hs)
-    return G.fit_starter(F[mask], y[mask]), F[mask], y[mask]
+    found = [h for h in hs if h is not None]
+    return G.fit_starter(found, y[mask]), F[mask], y[mask]
 
 
 def difference(a: G.FingerHead, b: G.FingerHead, F: np.ndarray) -> float:
@@ -56,7 +59,7 @@ def difference(a: G.FingerHead, b: G.FingerHead, F: np.ndarray) -> float:
 
 
 def score(head: G.FingerHead, name: str) -> dict:
-    hs, y, paths = hands_of(name)
+    hs, y, paths = hands_of(name, tiles=True)
     F, mask = G.finger_matrix(hs)
     pred = np.where(mask, head.predict(F), -1)
     conf = np.zeros((6, 7), dtype=int)  # last column: no hand found
@@ -93,7 +96,7 @@ def main() -> None:
     result = {
         "fingers_id": G.FINGERS_ID,
         "detector_id": H.DETECTOR_ID,
-        "hand_choice": "most confident hand (streams.PoseStream.find)",
+        "hand_choice": "most confident hand; hagrid-rooms: whole picture, then tiles (streams.PoseStream.search)",
         "starter": {
             "trained_on": G.STARTER_SOURCE,
             "hands_used": len(y),
