@@ -33,10 +33,13 @@ from fingertui.pose import (
     PINKY_MCP,
     TIPS,
     WRIST,
-    canonical_image,
-    canonical_world,
-    finger_features,
+    HandArrays,
+    canonical_finger_features,
+    canonical_pixels,
+    canonical_world_points,
     image_points,
+    norms,
+    pixel_points,
 )
 
 N_FINGERS = 5
@@ -70,7 +73,7 @@ STARTER_L2 = 1.0
 
 
 def _extras(p: np.ndarray) -> np.ndarray:
-    """(5, 6) for canonical points ``p`` (palm units, thumb-side knuckle on +x).
+    """(…, 5, 6) for canonical points ``p`` (…, 21, d) (palm units, thumb-side knuckle on +x).
 
     The thumb's row: its tip's distance to the little-finger knuckle; where its tip lies
     across the palm (0 at the index knuckle, 1 at the little one); the x part of its
@@ -90,17 +93,19 @@ def _extras(p: np.ndarray) -> np.ndarray:
     points more on hagrid-rooms frames but made the thumb's state depend on the other
     fingers: four raised fingers made a folded thumb count as up (a synthetic 4 read 5).
     """
-    tips = p[list(TIPS)]
-    out = np.zeros((5, EXTRA_PER_SPACE))
-    across = p[PINKY_MCP] - p[INDEX_MCP]
-    thumb = p[THUMB_TIP] - p[THUMB_MCP]
-    out[0, 0] = np.linalg.norm(tips[0] - p[PINKY_MCP])
-    out[0, 1] = (tips[0] - p[INDEX_MCP]) @ across / max(float(across @ across), 1e-9)
-    out[0, 2] = thumb[0] / max(float(np.linalg.norm(thumb)), 1e-9)
-    out[0, 3] = max(0.0, out[0, 1])
-    out[0, 4] = min(0.0, out[0, 2])
-    out[0, 5] = min(0.0, tips[0, 0] - p[INDEX_MCP, 0])
-    out[1:, 0] = np.linalg.norm(tips[1:] - tips[0], axis=1)
+    tips = p[..., list(TIPS), :]
+    out = np.zeros((*p.shape[:-2], 5, EXTRA_PER_SPACE))
+    across = p[..., PINKY_MCP, :] - p[..., INDEX_MCP, :]
+    thumb = p[..., THUMB_TIP, :] - p[..., THUMB_MCP, :]
+    out[..., 0, 0] = norms(tips[..., 0, :] - p[..., PINKY_MCP, :])
+    out[..., 0, 1] = ((tips[..., 0, :] - p[..., INDEX_MCP, :]) * across).sum(-1) / np.maximum(
+        (across * across).sum(-1), 1e-9
+    )
+    out[..., 0, 2] = thumb[..., 0] / np.maximum(norms(thumb), 1e-9)
+    out[..., 0, 3] = np.maximum(0.0, out[..., 0, 1])
+    out[..., 0, 4] = np.minimum(0.0, out[..., 0, 2])
+    out[..., 0, 5] = np.minimum(0.0, tips[..., 0, 0] - p[..., INDEX_MCP, 0])
+    out[..., 1:, 0] = norms(tips[..., 1:, :] - tips[..., :1, :])
     return out
 
 
@@ -116,23 +121,26 @@ def hand_fingers(hand: Hand) -> np.ndarray:
     The thumb's first joint angle (wrist–CMC–MCP) is left out (0): it says how far the
     thumb is spread from the palm, not whether it is folded, and with it the starter read
     a thumb held beside the index as down whatever the rest said (README, "Starter")."""
-    cols = [finger_features(hand, FF_SPACE).astype(np.float64)]
-    cols[0][0, 0] = 0.0
-    for space in EXTRA_SPACES:
-        p = canonical_image(hand)[:, :2] if space == "image" else canonical_world(hand)
-        cols.append(_extras(p))
-    return np.concatenate(cols, axis=1)
+    return finger_feature_matrix(HandArrays.of([hand]))[0]
+
+
+def finger_feature_matrix(hands: HandArrays) -> np.ndarray:
+    """(N, 5, K) ``hand_fingers`` of many hands at once."""
+    img = canonical_pixels(pixel_points(hands.landmarks, hands.sizes))
+    cols = {"image": img[..., :2], "world": canonical_world_points(hands.world, hands.right)}
+    # Rounded to float32 as pose.finger_features returns them (the shipped starter was fitted so).
+    own = canonical_finger_features(img if FF_SPACE == "image" else cols["world"]).astype(np.float32).astype(np.float64)
+    own[:, 0, 0] = 0.0
+    return np.concatenate([own, *(_extras(cols[space]) for space in EXTRA_SPACES)], axis=-1)
 
 
 def finger_matrix(hands: Sequence[Hand | None]) -> tuple[np.ndarray, np.ndarray]:
     """(N, 5, K) features and an (N,) bool mask of rows that have a hand (the other rows
     are zeros and mean nothing)."""
+    mask = np.array([h is not None for h in hands], dtype=bool)
     F = np.zeros((len(hands), N_FINGERS, K))
-    mask = np.zeros(len(hands), dtype=bool)
-    for i, h in enumerate(hands):
-        if h is not None:
-            F[i] = hand_fingers(h)
-            mask[i] = True
+    if mask.any():
+        F[mask] = finger_feature_matrix(HandArrays.of([h for h in hands if h is not None]))
     return F, mask
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -45,19 +46,52 @@ DEFAULT_SPACE: Space = "image"
 FINGER_FEATURES = 6  # k in finger_features' (5, k)
 
 
+# Every function below works on one hand's points (21, d) or on a batch (N, 21, d): the
+# landmarks of a thousand stored images are turned into features in one numpy pass, not a
+# thousand (a retrain of sign-digits spent about 4 s on the per-hand loop).
+
+
+def norms(a: np.ndarray) -> np.ndarray:
+    return np.sqrt((a * a).sum(-1))
+
+
+def _palm_sizes(points: np.ndarray) -> np.ndarray:
+    reach = norms(points[..., list(KNUCKLES), :] - points[..., [WRIST], :]).mean(-1)
+    span = norms(points[..., INDEX_MCP, :] - points[..., PINKY_MCP, :])
+    return np.maximum((reach + span) / 2, 1e-9)
+
+
 def palm_size(points: np.ndarray) -> float:
     """Mean wrist-to-knuckle distance plus the knuckle span, halved: the unit of length.
     Several bones averaged, so one badly placed knuckle moves it little."""
-    reach = np.linalg.norm(points[list(KNUCKLES)] - points[WRIST], axis=1).mean()
-    span = np.linalg.norm(points[INDEX_MCP] - points[PINKY_MCP])
-    return float(max((reach + span) / 2, 1e-9))
+    return float(_palm_sizes(points))
+
+
+def pixel_points(landmarks: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Image landmarks (N, 21, 3) of pictures (N, 2) = (width, height) → pixels, z in the
+    same units as x (so a rotation of a non-square picture is a rotation of these points)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    scale = np.stack([sizes[..., 0], sizes[..., 1], sizes[..., 0]], -1)[..., None, :]
+    return np.asarray(landmarks, dtype=np.float64) * scale
 
 
 def image_points(hand: Hand) -> np.ndarray:
-    """(21, 3) image landmarks in pixels (z in the same units as x), so that a rotation of
-    a non-square picture is a rotation of these points."""
-    w, _ = hand.image_size
-    return hand.landmarks.astype(np.float64) * np.array([w, hand.image_size[1], w])
+    """(21, 3) image landmarks in pixels (z in the same units as x)."""
+    return pixel_points(hand.landmarks, np.array(hand.image_size))
+
+
+def canonical_pixels(px: np.ndarray) -> np.ndarray:
+    """``canonical_image`` of pixel points (21, 3) or (N, 21, 3)."""
+    p = px - px[..., [WRIST], :]
+    p = p / _palm_sizes(p[..., :2])[..., None, None]
+    up = p[..., MIDDLE_MCP, :2]
+    ang = np.arctan2(up[..., 0], up[..., 1])[..., None]  # rotate the middle knuckle onto +y
+    c, s = np.cos(ang), np.sin(ang)
+    x, y = p[..., 0].copy(), p[..., 1].copy()
+    p[..., 0], p[..., 1] = x * c - y * s, x * s + y * c
+    flip = p[..., INDEX_MCP, 0] < p[..., PINKY_MCP, 0]
+    p[..., 0] = np.where(flip[..., None], -p[..., 0], p[..., 0])
+    return p
 
 
 def canonical_image(hand: Hand) -> np.ndarray:
@@ -67,17 +101,22 @@ def canonical_image(hand: Hand) -> np.ndarray:
     the +x side. In 2D a right palm and a left back of the hand look the same, so folding
     them together loses nothing that the picture could tell apart anyway.
     """
-    p = image_points(hand)
-    p = p - p[WRIST]
-    p /= palm_size(p[:, :2])
-    up = p[MIDDLE_MCP, :2]
-    ang = np.arctan2(up[0], up[1])  # rotate the middle knuckle onto +y
-    c, s = np.cos(ang), np.sin(ang)
-    rot = np.array([[c, -s], [s, c]])
-    p[:, :2] = p[:, :2] @ rot.T
-    if p[INDEX_MCP, 0] < p[PINKY_MCP, 0]:
-        p[:, 0] = -p[:, 0]
-    return p
+    return canonical_pixels(image_points(hand))
+
+
+def canonical_world_points(world: np.ndarray, is_right: np.ndarray | bool) -> np.ndarray:
+    """``canonical_world`` of world points (21, 3) or (N, 21, 3) with handedness (N,)."""
+    p = np.asarray(world, dtype=np.float64)
+    p = p - p[..., [WRIST], :]
+    p = p / _palm_sizes(p)[..., None, None]
+    y = p[..., MIDDLE_MCP, :] / norms(p[..., MIDDLE_MCP, :])[..., None]
+    x = p[..., INDEX_MCP, :] - p[..., PINKY_MCP, :]
+    x = x - (x * y).sum(-1)[..., None] * y
+    x = x / np.maximum(norms(x), 1e-9)[..., None]
+    z = np.cross(x, y)
+    out = np.einsum("...ij,...kj->...ik", p, np.stack([x, y, z], -2))
+    out[..., 2] = np.where(np.asarray(is_right)[..., None], out[..., 2], -out[..., 2])
+    return out
 
 
 def canonical_world(hand: Hand) -> np.ndarray:
@@ -87,26 +126,39 @@ def canonical_world(hand: Hand) -> np.ndarray:
     A mirrored hand has the same x and y in this frame and the opposite z; MediaPipe's
     handedness label says which it is, so left hands have z negated.
     """
-    p = hand.world.astype(np.float64)
-    p = p - p[WRIST]
-    p /= palm_size(p)
-    y = p[MIDDLE_MCP] / np.linalg.norm(p[MIDDLE_MCP])
-    x = p[INDEX_MCP] - p[PINKY_MCP]
-    x = x - (x @ y) * y
-    x /= max(np.linalg.norm(x), 1e-9)
-    z = np.cross(x, y)
-    out = p @ np.stack([x, y, z]).T
-    if not hand.is_right:
-        out[:, 2] = -out[:, 2]
-    return out
+    return canonical_world_points(hand.world, hand.is_right)
+
+
+_PAIR_A = [a for a, _ in _TIP_PAIRS]
+_PAIR_B = [b for _, b in _TIP_PAIRS]
+_CHAINS = np.array([[WRIST, *chain] for chain in FINGERS])  # (5, 5)
+_BASES = [chain[0] for chain in FINGERS]
 
 
 def _shape_features(p: np.ndarray) -> np.ndarray:
     """Canonical coordinates (wrist dropped, it is always 0) + fingertip-to-fingertip and
     fingertip-to-wrist distances: a linear head cannot compute distances itself."""
-    tips = np.array([np.linalg.norm(p[a] - p[b]) for a, b in _TIP_PAIRS])
-    reach = np.linalg.norm(p[list(TIPS)], axis=1)
-    return np.concatenate([p[1:].reshape(-1), tips, reach])
+    tips = norms(p[..., _PAIR_A, :] - p[..., _PAIR_B, :])
+    reach = norms(p[..., list(TIPS), :])
+    flat = p[..., 1:, :].reshape(*p.shape[:-2], -1)
+    return np.concatenate([flat, tips, reach], -1)
+
+
+def canonical_finger_features(p: np.ndarray) -> np.ndarray:
+    """``finger_features`` of canonical points (21, 3) or (N, 21, 3): (…, 5, 6) float64."""
+    width = np.maximum(norms(p[..., INDEX_MCP, :] - p[..., PINKY_MCP, :]), 1e-9)
+    pts = p[..., _CHAINS, :]  # (…, 5 fingers, 5 points, 3)
+    bones = np.diff(pts, axis=-2)
+    lengths = np.maximum(norms(bones), 1e-9)
+    unit = bones / lengths[..., None]
+    out = np.zeros((*p.shape[:-2], 5, FINGER_FEATURES))
+    out[..., :3] = (unit[..., :-1, :] * unit[..., 1:, :]).sum(-1)
+    tip, base = p[..., list(TIPS), :], p[..., _BASES, :]
+    knuckle = p[..., list(FINGER_KNUCKLE), :]
+    out[..., 3] = norms(tip) / np.maximum(norms(knuckle), 1e-9)
+    out[..., 4] = norms(tip - base) / lengths[..., 1:].sum(-1)
+    out[..., 5] = norms(tip - p[..., [MIDDLE_MCP], :]) / width[..., None]
+    return out
 
 
 def finger_features(hand: Hand, space: Literal["image", "world"] = "world") -> np.ndarray:
@@ -114,30 +166,50 @@ def finger_features(hand: Hand, space: Literal["image", "world"] = "world") -> n
     tip-to-wrist over knuckle-to-wrist, straightness (base-to-tip over the summed bones),
     and tip distance to the middle knuckle over the palm width."""
     p = canonical_world(hand) if space == "world" else canonical_image(hand)
-    width = max(float(np.linalg.norm(p[INDEX_MCP] - p[PINKY_MCP])), 1e-9)
-    out = np.zeros((5, FINGER_FEATURES), dtype=np.float64)
-    for i, chain in enumerate(FINGERS):
-        pts = p[[WRIST, *chain]]
-        bones = np.diff(pts, axis=0)
-        lengths = np.maximum(np.linalg.norm(bones, axis=1), 1e-9)
-        unit = bones / lengths[:, None]
-        out[i, :3] = (unit[:-1] * unit[1:]).sum(1)
-        tip, base = p[chain[-1]], p[chain[0]]
-        knuckle = p[FINGER_KNUCKLE[i]]
-        out[i, 3] = np.linalg.norm(tip) / max(float(np.linalg.norm(knuckle)), 1e-9)
-        out[i, 4] = np.linalg.norm(tip - base) / lengths[1:].sum()
-        out[i, 5] = np.linalg.norm(tip - p[MIDDLE_MCP]) / width
-    return out.astype(np.float32)
+    return canonical_finger_features(p).astype(np.float32)
+
+
+@dataclass
+class HandArrays:
+    """Many hands' landmarks as arrays, for the batch functions: ``landmarks`` and
+    ``world`` (N, 21, 3), ``sizes`` (N, 2) picture (width, height), ``right`` (N,) bool."""
+
+    landmarks: np.ndarray
+    world: np.ndarray
+    sizes: np.ndarray
+    right: np.ndarray
+
+    @classmethod
+    def of(cls, hands: Sequence[Hand]) -> HandArrays:
+        if not hands:
+            z = np.zeros((0, N_LANDMARKS, 3))
+            return cls(z, z.copy(), np.zeros((0, 2)), np.zeros(0, dtype=bool))
+        return cls(
+            np.stack([h.landmarks for h in hands]).astype(np.float64),
+            np.stack([h.world for h in hands]).astype(np.float64),
+            np.array([h.image_size for h in hands], dtype=np.float64),
+            np.array([h.is_right for h in hands], dtype=bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+
+def pose_feature_matrix(hands: HandArrays, space: Space = DEFAULT_SPACE) -> np.ndarray:
+    """(N, feature_dim(space)) float32: ``pose_features`` of many hands at once."""
+    parts = []
+    if space in ("image", "both"):
+        p = canonical_pixels(pixel_points(hands.landmarks, hands.sizes))
+        parts += [_shape_features(p), canonical_finger_features(p).reshape(len(p), -1)]
+    if space in ("world", "both"):
+        p = canonical_world_points(hands.world, hands.right)
+        parts += [_shape_features(p), canonical_finger_features(p).reshape(len(p), -1)]
+    return np.concatenate(parts, -1).astype(np.float32)
 
 
 def pose_features(hand: Hand, space: Space = DEFAULT_SPACE) -> np.ndarray:
     """(feature_dim(space),) float32 shape features of one hand."""
-    parts = []
-    if space in ("image", "both"):
-        parts += [_shape_features(canonical_image(hand)), finger_features(hand, "image").reshape(-1)]
-    if space in ("world", "both"):
-        parts += [_shape_features(canonical_world(hand)), finger_features(hand, "world").reshape(-1)]
-    return np.concatenate(parts).astype(np.float32)
+    return pose_feature_matrix(HandArrays.of([hand]), space)[0]
 
 
 def feature_dim(space: Space = DEFAULT_SPACE) -> int:
@@ -168,34 +240,55 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def augment(hand: Hand, seed: int) -> Hand:
-    """A plausible variant of ``hand``: tilted, turned, resized, jittered, maybe mirrored.
+def augment_arrays(hands: HandArrays, seeds: Sequence[int]) -> HandArrays:
+    """A plausible variant of each hand: tilted, turned, resized, jittered, maybe mirrored.
     The same (hand, seed) always gives the same variant. Image and world landmarks get the
     same rotation, so the two stay consistent."""
-    rng = np.random.default_rng(seed)
-    rot = _rotation(rng)
-    scale = rng.uniform(*AUG["scale"])
-    flipped = rng.random() < AUG["mirror"]
-    flip = np.array([-1.0 if flipped else 1.0, 1.0, 1.0])
+    n = len(hands)
+    rot = np.zeros((n, 3, 3))
+    scale = np.zeros(n)
+    flipped = np.zeros(n, dtype=bool)
+    noise_px = np.zeros((n, N_LANDMARKS, 3))
+    noise_w = np.zeros((n, N_LANDMARKS, 3))
+    for i, seed in enumerate(seeds):  # the draws, per hand and in a fixed order
+        rng = np.random.default_rng(seed)
+        rot[i] = _rotation(rng)
+        scale[i] = rng.uniform(*AUG["scale"])
+        flipped[i] = rng.random() < AUG["mirror"]
+        noise_px[i] = rng.standard_normal((N_LANDMARKS, 3))
+        noise_w[i] = rng.standard_normal((N_LANDMARKS, 3))
+    flip = np.where(flipped[:, None], np.array([-1.0, 1.0, 1.0]), np.ones(3))[:, None, :]
 
-    w, h = hand.image_size
-    px = image_points(hand)
-    centre = px.mean(0)
-    unit = palm_size(px[:, :2])
-    d = ((px - centre) @ rot.T) * scale
-    d += rng.normal(0, AUG["jitter"] * unit * scale, d.shape)
+    px = pixel_points(hands.landmarks, hands.sizes)
+    centre = px.mean(1, keepdims=True)
+    unit = _palm_sizes(px[..., :2])
+    d = np.einsum("nij,nkj->nik", px - centre, rot) * scale[:, None, None]
+    d += noise_px * (AUG["jitter"] * unit * scale)[:, None, None]
     px = d * flip + centre  # mirrored about the hand's own centre: it stays in the picture
-    landmarks = px / np.array([w, h, w])
+    w, h = hands.sizes[:, 0], hands.sizes[:, 1]
+    landmarks = px / np.stack([w, h, w], -1)[:, None, :]
 
-    wp = hand.world.astype(np.float64)
-    wunit = palm_size(wp)
-    wp = (wp @ rot.T) + rng.normal(0, AUG["jitter"] * wunit, wp.shape)
+    wp = hands.world
+    wunit = _palm_sizes(wp)
+    wp = np.einsum("nij,nkj->nik", wp, rot) + noise_w * (AUG["jitter"] * wunit)[:, None, None]
     wp = wp * flip  # no scale: world landmarks are metres, which camera distance leaves alone
+    return HandArrays(
+        landmarks.astype(np.float32).astype(np.float64),
+        wp.astype(np.float32).astype(np.float64),
+        hands.sizes,
+        hands.right ^ flipped,
+    )
 
+
+def augment(hand: Hand, seed: int) -> Hand:
+    """``augment_arrays`` of one hand."""
+    out = augment_arrays(HandArrays.of([hand]), [seed])
     label = hand.handedness
-    if flipped:
+    if out.right[0] != hand.is_right:
         label = "Left" if hand.is_right else "Right"
-    return replace(hand, landmarks=landmarks.astype(np.float32), world=wp.astype(np.float32), handedness=label)
+    return replace(
+        hand, landmarks=out.landmarks[0].astype(np.float32), world=out.world[0].astype(np.float32), handedness=label
+    )
 
 
 def mirror(hand: Hand) -> Hand:

@@ -258,26 +258,33 @@ class PoseStream:
         return None
 
     def features(self, hands: Sequence[Hand | None]) -> np.ndarray:
-        from fingertui.pose import pose_features
+        """(N, dim) features of hands (zeros where None)."""
+        return self.view_features(hands, [""] * len(hands), 0)[:, 0]
 
-        out = np.zeros((len(hands), self.dim), dtype=np.float32)
-        for i, h in enumerate(hands):
-            if h is not None:
-                out[i] = pose_features(h)
-        return out
+    def view_features(
+        self, hands: Sequence[Hand | None], keys: Sequence[str], views: int | Sequence[int]
+    ) -> np.ndarray:
+        """(N, width, dim): each hand's plain features, then its ``views`` landmark
+        augmentations (the same for the same image key and view); a hand with fewer views
+        than the widest repeats its plain features, a missing hand is zeros. All hands at
+        once (pose.pose_feature_matrix)."""
+        from fingertui.pose import HandArrays, augment_arrays, pose_feature_matrix
 
-    def view_features(self, hand: Hand | None, key: str, views: int) -> np.ndarray:
-        """(views+1, dim): the plain features, then ``views`` landmark augmentations
-        (the same for the same image and view)."""
-        from fingertui.pose import augment, pose_features
-
-        out = np.zeros((views + 1, self.dim), dtype=np.float32)
-        if hand is None:
+        per = [views] * len(hands) if isinstance(views, int) else list(views)
+        width = max(per, default=0) + 1
+        out = np.zeros((len(hands), width, self.dim), dtype=np.float32)
+        rows = [i for i, h in enumerate(hands) if h is not None]
+        if not rows:
             return out
-        out[0] = pose_features(hand)
-        for v in range(1, views + 1):
-            seed = int(hashlib.sha256(f"{key}:pose:{v}".encode()).hexdigest()[:15], 16)
-            out[v] = pose_features(augment(hand, seed))
+        arrays = HandArrays.of([hands[i] for i in rows])
+        out[rows] = pose_feature_matrix(arrays)[:, None, :]
+        for v in range(1, width):
+            sel = [k for k, i in enumerate(rows) if per[i] >= v]
+            if not sel:
+                continue
+            seeds = [int(hashlib.sha256(f"{keys[rows[k]]}:pose:{v}".encode()).hexdigest()[:15], 16) for k in sel]
+            sub = HandArrays(arrays.landmarks[sel], arrays.world[sel], arrays.sizes[sel], arrays.right[sel])
+            out[[rows[k] for k in sel], v] = pose_feature_matrix(augment_arrays(sub, seeds))
         return out
 
 
@@ -453,11 +460,7 @@ def sample_features(
             X_img[n, : len(v)] = v
             X_img[n, len(v) :] = v[0]  # rows with fewer views (test) repeat the plain one
     if pose is not None:
-        width = max(per_pose, default=0) + 1
-        X_pose = np.zeros((len(samples), width, pose.dim), dtype=np.float32)
-        for n, (s, h) in enumerate(zip(samples, hands, strict=True)):
-            X_pose[n, : per_pose[n] + 1] = pose.view_features(h, s.sha256, per_pose[n])
-            X_pose[n, per_pose[n] + 1 :] = X_pose[n, 0]
+        X_pose = pose.view_features(hands, [s.sha256 for s in samples], per_pose)
     F = None
     if pose is not None:
         from fingertui.fingers import finger_matrix

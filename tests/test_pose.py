@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -146,3 +147,36 @@ def test_augmentation_keeps_the_shape() -> None:
         aug = P.augment(TWO, seed=s)
         assert np.linalg.norm(P.pose_features(aug, "world") - ref) < other / 3
         assert np.isfinite(P.pose_features(aug, "both")).all()
+
+
+def test_training_features_of_many_hands_are_the_live_features_of_each() -> None:
+    # Training computes the landmark features of every stored image in one batch; the live
+    # view computes one hand at a time. They must agree, or the model sees other numbers
+    # live than it was trained on.
+    from fingertui.fingers import finger_matrix, hand_fingers
+    from fingertui.streams import PoseStream
+
+    hands = [OPEN, None, FIST, P.mirror(TWO), P.augment(TWO, seed=3), replace(TWO, image_size=(300, 900))]
+    stream = PoseStream.__new__(PoseStream)
+    stream.dim = P.FEATURE_DIM
+    X = stream.view_features(hands, [f"img{i}" for i in range(len(hands))], [2, 2, 0, 1, 2, 0])
+    assert X.shape == (len(hands), 3, P.FEATURE_DIM)
+    assert not X[1].any()  # no hand: zeros
+    for i, h in enumerate(hands):
+        if h is None:
+            continue
+        for space in ("image", "world", "both"):
+            one = P.pose_features(h, space)
+            np.testing.assert_allclose(P.pose_feature_matrix(P.HandArrays.of([h, OPEN]), space)[0], one, atol=1e-6)
+        np.testing.assert_allclose(X[i, 0], P.pose_features(h), atol=1e-6)
+    # An image's augmented views are the augmentations of its hand, and rows with fewer
+    # views repeat the plain features.
+    seed = int(hashlib.sha256(b"img0:pose:2").hexdigest()[:15], 16)
+    np.testing.assert_allclose(X[0, 2], P.pose_features(P.augment(OPEN, seed)), atol=1e-6)
+    np.testing.assert_array_equal(X[3, 2], X[3, 0])
+    assert not np.allclose(X[0, 1], X[0, 0])
+    F, mask = finger_matrix(hands)
+    assert mask.tolist() == [h is not None for h in hands]
+    for i, h in enumerate(hands):
+        if h is not None:
+            np.testing.assert_allclose(F[i], hand_fingers(h), atol=1e-9)
