@@ -2,8 +2,9 @@
 
 The heads are small (a linear layer on a few thousand vectors): split over two threads,
 every step waits for the slower core, and on a loaded machine that wait dominates. This
-times the two trainers `fingertui train` runs — the mini-batch AdamW head (``fit_head``,
-a fixed 40 epochs) and the full-batch L-BFGS head behind the out-of-fold predictions —
+times two head trainers — the mini-batch AdamW head (``fit_head``, a fixed 40 epochs; since
+2026-11-29 only `--head mlp` uses it, the linear head is scikit-learn's L-BFGS: see
+bench/head_fit.py) and the quick L-BFGS head behind the out-of-fold predictions —
 on vectors shaped like sign-digits' image features (3,300 × 1,792), alternating the
 thread counts, and reports the load average with each figure.
 
