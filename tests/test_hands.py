@@ -240,14 +240,41 @@ def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
     img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
     assert not pose.detector().detect(img), "the whole frame should miss this hand"
-    hand = pose.search(img)
+    det = Counting(pose.detector())
+    hand = pose.search(img, det)
     assert hand is not None
+    assert det.calls == 2  # the picture, then zoomed out: the tiles never ran
     h, w = img.shape[:2]
     assert hand.image_size == (w, h)
     x0, y0, x1, y1 = hand.bbox
     assert max(x1 - x0, y1 - y0) > 0.8 * min(w, h)  # the whole hand, not a part of it
     wrist, middle_tip = hand.pixels[0], hand.pixels[12]
     assert wrist[1] > middle_tip[1] + 0.4 * h  # placed back upright in the frame, fingers up
+
+
+class Counting:
+    """A detector that counts the tries made with it."""
+
+    def __init__(self, det: H.HandDetector) -> None:
+        self.det, self.calls = det, 0
+
+    def detect(self, img: np.ndarray) -> list[H.Hand]:
+        self.calls += 1
+        return self.det.detect(img)
+
+
+@needs_mediapipe
+@needs_photos
+def test_a_close_up_found_at_once_costs_one_try() -> None:
+    # The first training searches every stored photo: sign-digits close-ups must not pay
+    # for the zoomed-out look or the tiles.
+    from fingertui import streams
+
+    pose = streams.PoseStream()
+    det = Counting(pose.detector())
+    for label in ("0", "2", "5"):
+        assert pose.search(photo(f"sign-digits/{label}"), det) is not None
+    assert det.calls == 3
 
 
 @needs_mediapipe
