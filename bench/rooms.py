@@ -183,9 +183,11 @@ def main() -> int:
     path = OUT / "rooms.json"
     result = json.loads(path.read_text()) if path.exists() else {}
     if args.only in (None, "cv"):
-        cv = [r for s in args.sets for r in cross_validate(s, args.folds)]
+        # A set not rerun keeps its rows from the last run (--sets frames leaves hands alone).
+        kept = [r for r in result.get("cv", {}).get("rows", []) if r["set"] not in args.sets]
+        cv = kept + [r for s in args.sets for r in cross_validate(s, args.folds)]
         summary = {}
-        for s in args.sets:
+        for s in dict.fromkeys(r["set"] for r in cv):
             for f in FEATURES:
                 rs = [r for r in cv if r["set"] == s and r["features"] == f]
                 summary[f"{s}/{f}"] = sum(r["correct"] for r in rs) / sum(r["n_test"] for r in rs)

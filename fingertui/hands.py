@@ -228,10 +228,19 @@ def _prepare(rgb: np.ndarray, pad: bool) -> tuple[np.ndarray, float, int, int]:
     if side < PAD["upscale_to"]:
         scale = PAD["upscale_to"] / side
         rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
-    px = round(rgb.shape[1] * PAD["frac"])
-    py = round(rgb.shape[0] * PAD["frac"])
-    out = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_REPLICATE)
+    out, px, py = with_border(rgb, PAD["frac"])
     return out, scale, px, py
+
+
+def with_border(rgb: np.ndarray, frac: float) -> tuple[np.ndarray, int, int]:
+    """The image with its edge pixels replicated outwards by ``frac`` × its width (left and
+    right) and height (top and bottom): (image, pad_x, pad_y). The hand keeps its pixels
+    and gains the context around it that the palm detector needs."""
+    import cv2
+
+    px = round(rgb.shape[1] * frac)
+    py = round(rgb.shape[0] * frac)
+    return cv2.copyMakeBorder(np.ascontiguousarray(rgb), py, py, px, px, cv2.BORDER_REPLICATE), px, py
 
 
 class HandDetector:

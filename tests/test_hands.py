@@ -231,20 +231,92 @@ def read_stored(store, sample) -> np.ndarray:
 
 @needs_mediapipe
 @needs_photos
-def test_a_hand_the_whole_frame_and_the_coarse_tiles_miss_is_found_by_the_finer_ones() -> None:
+def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
+    # A close-up: the hand runs off the frame and the detector misses it; zoomed out it is
+    # found whole (the tiles used to find two of its fingers, and the count was wrong).
     from fingertui import streams
     from fingertui.features import read_rgb
 
-    img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "5" / "stop_00016.jpg")
+    img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
-    det = pose.detector()
-    assert not det.detect(img), "the whole frame should miss this hand"
-    hand = pose.search(img)
+    assert not pose.detector().detect(img), "the whole frame should miss this hand"
+    det = Counting(pose.detector())
+    hand = pose.search(img, det)
     assert hand is not None
+    assert det.calls == 2  # the picture, then zoomed out: the tiles never ran
     h, w = img.shape[:2]
     assert hand.image_size == (w, h)
     x0, y0, x1, y1 = hand.bbox
-    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h  # placed back in the whole frame
+    assert max(x1 - x0, y1 - y0) > 0.8 * min(w, h)  # the whole hand, not a part of it
+    wrist, middle_tip = hand.pixels[0], hand.pixels[12]
+    assert wrist[1] > middle_tip[1] + 0.4 * h  # placed back upright in the frame, fingers up
+
+
+class Counting:
+    """A detector that counts the tries made with it."""
+
+    def __init__(self, det: H.HandDetector) -> None:
+        self.det, self.calls = det, 0
+
+    def detect(self, img: np.ndarray) -> list[H.Hand]:
+        self.calls += 1
+        return self.det.detect(img)
+
+
+@needs_mediapipe
+@needs_photos
+def test_a_close_up_found_at_once_costs_one_try() -> None:
+    # The first training searches every stored photo: sign-digits close-ups must not pay
+    # for the zoomed-out look or the tiles.
+    from fingertui import streams
+
+    pose = streams.PoseStream()
+    det = Counting(pose.detector())
+    for label in ("0", "2", "5"):
+        assert pose.search(photo(f"sign-digits/{label}"), det) is not None
+    assert det.calls == 3
+
+
+@needs_mediapipe
+@needs_photos
+def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
+    # A frame shrunk into a larger dim picture (a person across the room): neither the whole
+    # picture nor the zoomed-out one finds the hand; the tiles do, at its place.
+    import cv2
+
+    from fingertui import streams
+    from fingertui.features import read_rgb
+
+    frame = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "1" / "one_00000.jpg")
+    side, at = 900, 900 // 2 - frame.shape[0] // 2
+    img = cv2.GaussianBlur(cv2.resize(frame, (side, side)) // 3, (31, 31), 0)
+    img[at : at + frame.shape[0], at : at + frame.shape[1]] = frame
+    pose = streams.PoseStream()
+    det = pose.detector()
+    assert not det.detect(img) and not det.detect(H.with_border(img, streams.ZOOM_OUT)[0])
+    hand = pose.search(img)
+    assert hand is not None and hand.image_size == (side, side)
+    x0, y0, x1, y1 = hand.bbox
+    assert at <= x0 < x1 <= at + frame.shape[1] and at <= y0 < y1 <= at + frame.shape[0]
+
+
+def test_a_hand_found_in_a_bordered_picture_is_placed_back_in_the_picture() -> None:
+    from fingertui import streams
+
+    img = np.zeros((60, 100, 3), np.uint8)
+    img[:, -1] = 255  # the right edge, replicated outwards
+    wide, px, py = H.with_border(img, 0.35)
+    assert (px, py) == (35, 21) and wide.shape == (102, 170, 3)
+    assert (wide[py:-py, px:-px] == img).all() and (wide[:, -px:] == 255).all()
+    # A point at the bordered picture's (px, py) is the picture's corner; its far corner too.
+    lm = np.zeros((H.N_LANDMARKS, 3), np.float32)
+    lm[1, :2] = (px / wide.shape[1], py / wide.shape[0])
+    lm[2, :2] = ((px + 100) / wide.shape[1], (py + 60) / wide.shape[0])
+    found = H.Hand(lm, lm.copy(), "Right", 1.0, 1.0, (wide.shape[1], wide.shape[0]))
+    back = streams.hand_from_box(found, (-px, -py, 100 + px, 60 + py), (100, 60))
+    assert back.image_size == (100, 60)
+    np.testing.assert_allclose(back.pixels[1], (0, 0), atol=1e-3)
+    np.testing.assert_allclose(back.pixels[2], (100, 60), atol=1e-3)
 
 
 @needs_mediapipe
@@ -253,8 +325,9 @@ def test_a_model_trained_with_another_tile_recipe_still_loads_but_other_features
     from fingertui.errors import UserError
 
     now = streams.PoseStream()
-    older = now.id.replace(streams.TILES_ID, "tiles-2x2-0.6")
-    assert older != now.id
-    assert streams.PoseStream.for_checkpoint({"stream": older}) is not None
+    for recipe in ("tiles-2x2-0.6", "tiles-2x2-0.6+3x3-0.5"):  # the searches before this one
+        older = now.id.replace(streams.TILES_ID, recipe)
+        assert older != now.id  # its cached landmarks are not reused (another cache key)...
+        assert streams.PoseStream.for_checkpoint({"stream": older}) is not None  # ...its models load
     with pytest.raises(UserError, match="retrain"):
         streams.PoseStream.for_checkpoint({"stream": now.id.replace("pose-", "pose-world-")})
