@@ -104,11 +104,13 @@ def train(
     cancel: threading.Event | None = None,
     warn: Callable[[str], None] | None = None,
     flags: bool = True,
+    with_fingers: bool = True,
 ) -> TrainResult:
     """Train, calibrate, evaluate and record one run; then bring the review flags up to date.
 
     ``samples`` restricts the run to a subset of the labelled samples (benchmarks,
-    simulations); by default every labelled sample takes part.
+    simulations); by default every labelled sample takes part. ``with_fingers=False``
+    leaves the finger-state expert out (benchmarks: what the other experts do alone).
     """
     from fingertui import active, backbones, streams
 
@@ -211,7 +213,7 @@ def train(
                 warn(f"hands found in only {len(rows)} training images: this run uses the image alone")
             used = "image"
     finger_head = None
-    if "pose" in heads:
+    if "pose" in heads and with_fingers:
         # The finger-state expert: fitted on the training images with a hand (not the
         # validation fold), regularised towards the shipped starter, so that with a few
         # labels it stays the starter and with many it becomes the user's own.

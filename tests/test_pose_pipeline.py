@@ -40,6 +40,17 @@ def test_pose_features_count_where_random_image_features_cannot(bars_store):
     assert bars_store.landmarks.count("dev-standin-hands/1") == len(bars_store.labelled())
 
 
+def test_with_fingers_off_leaves_the_finger_expert_out_of_the_run_and_its_model(bars_store):
+    """bench/learning_curve.py's "fused head alone": the same run without the finger-state expert."""
+    off = train(bars_store, backbone="dev-random", cfg=FAST, flags=False, with_fingers=False).run
+    on = train(bars_store, backbone="dev-random", cfg=FAST, flags=False).run
+    assert on.metrics["experts"] == ["fingers", "image", "pose"]
+    assert off.metrics["experts"] == ["image", "pose"] and "fingers" not in off.metrics["pooling"]
+    assert Model.for_run(bars_store, on).fingers is not None
+    assert Model.for_run(bars_store, off).fingers is None
+    assert off.metrics["test"]["accuracy"] >= 0.9  # the pose expert still counts
+
+
 def test_a_frame_without_a_hand_says_so_never_raises(bars_store):
     run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
     model = Model.for_run(bars_store, run)
