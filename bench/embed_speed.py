@@ -116,11 +116,19 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=120, help="photos per round (each with 1 + views views)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-train", action="store_true", help="skip the first-train measurement")
+    ap.add_argument(
+        "--views",
+        type=int,
+        default=TrainConfig().views,
+        help="augmented views per photo (2: the issue's protocol; 0: what a first train on classes of 30+ "
+        "images computes); results go to embed_speed.json, or embed_speed_v<N>.json for other counts",
+    )
     args = ap.parse_args()
     if not SHARED.is_dir():
         print(f"no dataset at {SHARED}")
         return 2
-    views = TrainConfig().views
+    views = args.views
+    out = OUT if views == TrainConfig().views else OUT.with_name(f"embed_speed_v{views}.json")
     result: dict = {
         "backbone": BACKBONE,
         "cpus": os.cpu_count(),
@@ -191,9 +199,9 @@ def main() -> int:
         f"(to the best way to run the network alone: {to_best:.2f}) "
         f"(load average {result['load_start']} → {result['load_end']}, {result['cpus']} CPUs)"
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
     return 0
 
 

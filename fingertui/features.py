@@ -7,8 +7,8 @@ The cache key includes the backbone id and a hash of the augmentation recipe: ch
 either and the old vectors are simply not found.
 
 Missing vectors are computed by a small pipeline: one thread decodes and augments the
-next images while a pool of network threads, one per core, each runs the network on one
-view with a single torch thread (PIL and torch release the GIL), and new vectors reach
+next images while a pool of network threads, one per core, each resizes one view and runs
+the network on it with a single torch thread (PIL and torch release the GIL), and new vectors reach
 the cache in a few large transactions. A single-threaded forward pass gives the same
 vector whatever the machine's core count or load; torch's own 2-thread split of a batch-1
 pass was both slower under load (each op waits for the busier core) and, in 0.13 % of
@@ -290,7 +290,7 @@ class Embedder:
             feeder.join()
 
     def _feed(self, todo: Sequence[tuple[str, str, list[int]]], ready: queue.Queue, stop: threading.Event) -> None:
-        """Decode, augment and preprocess each image's missing views, in order."""
+        """Decode and augment each image's missing views, in order."""
 
         def put(item: object) -> bool:
             while not stop.is_set():
@@ -307,16 +307,18 @@ class Embedder:
                     img = load_rgb(self.store.ws.abs(path), self._boxes.get(sha))
                     for i, v in enumerate(missing):
                         view = img if v == 0 else augmented_view(img, sha, v)
-                        if not put(((sha, v), self._prepare(self.bb, [view]), i == len(missing) - 1)):
+                        if not put(((sha, v), view, i == len(missing) - 1)):
                             return
         except BaseException as e:  # the caller re-raises it
             put(_Failed(e))
             return
         put(_END)
 
-    def _embed_batch(self, inputs: Sequence[torch.Tensor]) -> np.ndarray:
-        """The network on prepared inputs (each (1, 3, S, S)): (N, dim) float32."""
-        return self._forward(self.bb, torch.cat(list(inputs)))
+    def _embed_batch(self, views: Sequence[torch.Tensor]) -> np.ndarray:
+        """Resize and normalise views ((3, H, W) uint8 each) and run the network on them:
+        (N, dim) float32. On a network thread, so the resizing is spread over the cores
+        too (at 160 px it is a fair part of a view's work)."""
+        return self._forward(self.bb, self._prepare(self.bb, views))
 
     def _flush(self, pending: dict[tuple[str, int], np.ndarray]) -> None:
         if not pending:
