@@ -383,6 +383,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fingertui.progress import estimate_for
     from fingertui.train import TrainConfig
 
+    if not 0 <= args.views <= 16:
+        raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
     with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
@@ -889,7 +891,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backbone", metavar="ID", help="resnet18 (default) or efficientnet-lite0 (offline)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--head", choices=["linear", "mlp"], default="linear")
-    s.add_argument("--views", type=int, default=2, help="augmented views per training image (default 2)")
+    s.add_argument(
+        "--views",
+        type=int,
+        default=2,
+        help="at most this many augmented views per training image (default 2): image views go only to "
+        "classes with fewer than 30 images; landmark views to every image",
+    )
     s.add_argument(
         "--features",
         choices=["image", "pose", "both"],

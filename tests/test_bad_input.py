@@ -319,3 +319,10 @@ def test_unlabelled_shots_of_one_burst_share_a_split_by_their_capture_times(tmp_
     for s in store.samples():
         splits_by_burst.setdefault(s.origin.rsplit("/", 1)[1].split("_")[0], set()).add(s.split)
     assert all(len(v) == 1 for v in splits_by_burst.values())
+
+
+@pytest.mark.parametrize("views", ["-1", "17"])
+def test_train_with_an_impossible_view_count_says_so_and_trains_nothing(home, capsys, views):
+    before = snapshot(home)
+    one_line_exit_2(capsys, ["--home", str(home), "train", "--views", views], "--views", "0 to 16")
+    assert snapshot(home) == before
