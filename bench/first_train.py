@@ -62,6 +62,10 @@ def main() -> int:
                 "test_accuracy": out["metrics"]["test"]["accuracy"],
                 "retrain_after_20_s": round(resecs, 1),
                 "retrain_pipeline_s": re_out["metrics"]["duration_s"],
+                # Seconds per phase of the pipeline (the rest of a whole process is start-up:
+                # imports, opening the store, printing).
+                "first_phases": out["metrics"].get("phases", {}).get("seconds"),
+                "retrain_phases": re_out["metrics"].get("phases", {}).get("seconds"),
             }
             print(feats, json.dumps(result[feats]), flush=True)
     result["load_avg_after"] = os.getloadavg()
