@@ -256,6 +256,16 @@ def fit_linear(
         yv = np.asarray(val[1], dtype=np.int64)
         wv = _class_weights(yv)
     present = np.unique(y)
+    if len(present) < 2:  # one class: nothing to fit, the head always says it
+        head = Head(X.shape[1], "linear")
+        with torch.no_grad():
+            head.mean.copy_(torch.from_numpy(mean))
+            head.std.copy_(torch.from_numpy(std))
+            head.net.weight.zero_()
+            head.net.bias.fill_(-30.0)
+            head.net.bias[present] = 0.0
+        head.eval()
+        return FitResult(head, 0, None, [], None)
     lr = LogisticRegression(max_iter=max_iter, warm_start=True, tol=1e-4)
     best: tuple[float, float, np.ndarray, np.ndarray, int] | None = None
     history: list[float] = []

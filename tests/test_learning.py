@@ -240,6 +240,13 @@ def test_linear_head_never_predicts_a_class_it_has_not_seen():
     assert (pred[both] == yt[both]).mean() > 0.95
 
 
+def test_linear_head_of_one_class_says_that_class():
+    X, y = _blobs(5, [4], noise=0.5, seed=0)
+    fit = fit_linear(X, y, TrainConfig(), val=(X, y))
+    Xt, _ = _blobs(3, range(6), noise=0.5, seed=1)
+    assert (logits(fit.head, Xt).argmax(1) == 4).all()
+
+
 def test_augmented_views_go_to_scarce_classes():
     cfg = TrainConfig(views=2, class_vectors=30)
     y = np.array([0] * 5 + [1] * 20 + [2] * 40)
