@@ -244,6 +244,11 @@ class Model:
                 if name not in backbones.LOADERS:
                     raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
                 bb = backbones.load(name, weights_file=weights_file, warn=warn, settings=settings)  # type: ignore[arg-type]
+                if bb.id != want and bb.id.split(":")[0] == want.split(":")[0]:
+                    raise UserError(
+                        f"checkpoint {path.name} was made by an older fingertui that ran {name} another way "
+                        f"({want}; now {bb.id}); retrain with `fingertui train`"
+                    )
                 if bb.id != want:
                     raise UserError(
                         f"checkpoint {path.name} was trained on backbone {want} but {bb.id} is what is available "

@@ -141,6 +141,14 @@ def test_refused_checkpoints(dataset, tmp_path, capsys):
     save_checkpoint(other, {**ckpt, "experts": experts})
     with pytest.raises(UserError, match="trained on backbone efficientnet-lite0@00000000"):
         Model.from_checkpoint(other)
+    # Same weights, run another way by an older fingertui (efficientnet-lite0 at 224 px):
+    # say that, not "provide the same weights".
+    older = backbones.load("efficientnet-lite0").id.replace(f"s{backbones.EFFNET_SIZE}", "")
+    experts = {**ckpt["experts"], "image": {**ckpt["experts"]["image"], "backbone": older}}
+    save_checkpoint(other, {**ckpt, "experts": experts})
+    with pytest.raises(UserError, match="older fingertui .*retrain") as e:
+        Model.from_checkpoint(other)
+    assert "--weights" not in str(e.value)
     save_checkpoint(other, {**ckpt, "classes": [1, 2, 3, 4, 5]})
     with pytest.raises(UserError, match="classes"):
         Model.from_checkpoint(other)
