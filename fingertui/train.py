@@ -208,6 +208,10 @@ def fit_head(
     return FitResult(head, n_epochs, None, history)
 
 
+# The logit of a class the training data lacks: far below any other, so never predicted.
+ABSENT_LOGIT = -30.0
+
+
 def _class_weights(y: np.ndarray) -> np.ndarray:
     """Per-sample weights that make each present class weigh the same in total (mean 1)."""
     counts = np.bincount(y, minlength=N_CLASSES).astype(np.float64)
@@ -257,15 +261,9 @@ def fit_linear(
         wv = _class_weights(yv)
     present = np.unique(y)
     if len(present) < 2:  # one class: nothing to fit, the head always says it
-        head = Head(X.shape[1], "linear")
-        with torch.no_grad():
-            head.mean.copy_(torch.from_numpy(mean))
-            head.std.copy_(torch.from_numpy(std))
-            head.net.weight.zero_()
-            head.net.bias.fill_(-30.0)
-            head.net.bias[present] = 0.0
-        head.eval()
-        return FitResult(head, 0, None, [], None)
+        b = np.full(N_CLASSES, ABSENT_LOGIT)
+        b[present] = 0.0
+        return FitResult(_linear_head(mean, std, np.zeros((N_CLASSES, X.shape[1])), b), 0, None, [], None)
     lr = LogisticRegression(max_iter=max_iter, warm_start=True, tol=1e-4)
     best: tuple[float, float, np.ndarray, np.ndarray, int] | None = None
     history: list[float] = []
@@ -291,14 +289,19 @@ def fit_linear(
         if progress is not None:
             progress("training", k + 1, len(path))
     assert best is not None
-    head = Head(X.shape[1], "linear")
-    with torch.no_grad():
-        head.mean.copy_(torch.from_numpy(mean))
-        head.std.copy_(torch.from_numpy(std))
-        head.net.weight.copy_(torch.from_numpy(best[2].astype(np.float32)))
-        head.net.bias.copy_(torch.from_numpy(best[3].astype(np.float32)))
-    head.eval()
+    head = _linear_head(mean, std, best[2], best[3])
     return FitResult(head, best[4], best[0] if val is not None else None, history, best[1])
+
+
+def _linear_head(mean: np.ndarray, std: np.ndarray, W: np.ndarray, b: np.ndarray) -> Head:
+    """A linear ``Head`` with the given standardisation, weights (N_CLASSES, dim) and biases."""
+    head = Head(len(mean), "linear")
+    with torch.no_grad():
+        head.mean.copy_(torch.from_numpy(np.asarray(mean, dtype=np.float32)))
+        head.std.copy_(torch.from_numpy(np.asarray(std, dtype=np.float32)))
+        head.net.weight.copy_(torch.from_numpy(np.asarray(W, dtype=np.float32)))
+        head.net.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float32)))
+    return head.eval()
 
 
 def _full_coef(lr: object, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +312,7 @@ def _full_coef(lr: object, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         icpt = np.array([-icpt[0] / 2, icpt[0] / 2])
     W = np.zeros((N_CLASSES, coef.shape[1]))
-    b = np.full(N_CLASSES, -30.0)
+    b = np.full(N_CLASSES, ABSENT_LOGIT)
     W[present], b[present] = coef, icpt
     return W, b
 
