@@ -4,11 +4,12 @@ On a shared machine absolute figures swing with the load, so the rounds alternat
 between the two measurements and the ratio (whole path / network alone) is the figure
 that matters. Each round embeds photos it has not seen before, so the cache is cold.
 
-- network alone: efficientnet-lite0 (cut, pooled), batch 1, channels-last, on inputs
-  decoded, augmented and resized beforehand, three ways: in one thread with torch's
-  default thread count (the issue's reference), in one thread with one torch thread, and
-  spread over the path's own network threads (one single-threaded pass per core); the
-  strict ratio is against the best of the three;
+- network alone: efficientnet-lite0 (cut, pooled), batch 1, on inputs decoded, augmented
+  and resized beforehand, on each engine (engine.py: ONNX Runtime, what the path uses on a
+  CPU, and torch's own forward pass, channels-last): in this thread, and spread over the
+  path's own network threads (one single-threaded pass per core); torch also with its
+  default thread count in this thread (the issue's reference). The ratio is the whole path
+  against the best way to run the network alone on the path's engine;
 - whole path: ``Embedder.vectors`` on the same number of photos × (1 plain + 2 augmented
   views), from file to cache, as ``fingertui train`` runs it;
 - first train: ``fingertui train --features image`` as a separate process on every
@@ -21,6 +22,7 @@ Writes bench/results/embed_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -50,15 +53,31 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def network_alone(bb: backbones.Backbone, store: Store, samples: list, views: int, threads: int | str) -> float:
-    """Views per second through the network only, batch 1, inputs prepared beforehand:
-    in this thread with ``threads`` torch threads, or (``"pool"``) spread over the
-    network threads the path itself uses (one single-threaded pass per core)."""
+@contextlib.contextmanager
+def on_engine(bb: backbones.Backbone, engine: str) -> Iterator[None]:
+    """Run ``bb`` on torch (``"t1"``) for a while, or leave it on its own engine."""
+    saved = (bb.ort, bb.engine)
+    if engine == "t1":
+        bb.ort, bb.engine = None, "t1"
+    try:
+        yield
+    finally:
+        bb.ort, bb.engine = saved
+
+
+def prepared(bb: backbones.Backbone, store: Store, samples: list, views: int) -> list:
     inputs = []
     for s in samples:
         img = load_rgb(str(store.ws.abs(s.path)))
         for v in range(views + 1):
             inputs.append(Embedder._prepare(bb, [img if v == 0 else augmented_view(img, s.sha256, v)]))
+    return inputs
+
+
+def network_alone(bb: backbones.Backbone, inputs: list, threads: int | str) -> float:
+    """Views per second through the network only, batch 1, on ``bb``'s engine: in this
+    thread (with ``threads`` torch threads, for torch), or (``"pool"``) spread over the
+    network threads the path itself uses (one single-threaded pass per core)."""
     if threads == "pool":
         for f in [run_network(Embedder._forward, bb, x) for x in inputs[:NET_WORKERS]]:
             f.result()  # warm-up: every network thread started
@@ -155,35 +174,41 @@ def main() -> int:
         # One warm-up round of the whole path (first-call costs: thread pools, the augmenter).
         whole_path(bb, store, photos[: args.photos], views)
         rounds = []
+        result["engine"] = bb.engine
         for r in range(1, args.rounds + 1):
             chunk = photos[r * args.photos : (r + 1) * args.photos]
+            inputs = prepared(bb, store, chunk, views)
             threads = torch.get_num_threads()
-            net = network_alone(bb, store, chunk, views, threads)
+            one = network_alone(bb, inputs, 1)
             path = whole_path(bb, store, chunk, views)
-            one = network_alone(bb, store, chunk, views, 1) if threads > 1 else net
-            pool = network_alone(bb, store, chunk, views, "pool")
-            best = max(net, one, pool)
+            pool = network_alone(bb, inputs, "pool")
+            with on_engine(bb, "t1"):
+                torch_default = network_alone(bb, inputs, threads)
+                torch_pool = network_alone(bb, inputs, "pool")
+            best = max(one, pool)
             rounds.append(
                 {
-                    "network_alone_ips": round(net, 1),
+                    "network_alone_ips": round(best, 1),
                     "whole_path_ips": round(path, 1),
-                    "ratio": path / net,
+                    "ratio": path / best,
                     "network_alone_1_thread_ips": round(one, 1),
                     "network_alone_pool_ips": round(pool, 1),
-                    "ratio_to_best_network": path / best,
+                    "torch_default_threads_ips": round(torch_default, 1),
+                    "torch_pool_ips": round(torch_pool, 1),
                     "load": load()[0],
                 }
             )
             print(
-                f"round {r}: network alone {net:6.1f} views/s ({threads} torch threads; {one:.1f} on 1; "
-                f"{pool:.1f} on {NET_WORKERS} single-threaded workers), whole path {path:6.1f} views/s, "
-                f"ratio {path / net:.2f}, to the best network {path / best:.2f} (load {load()[0]})",
+                f"round {r}: network alone on {bb.engine} {best:6.1f} views/s ({one:.1f} in one thread, "
+                f"{pool:.1f} on {NET_WORKERS} network threads; torch: {torch_default:.1f} with {threads} "
+                f"threads, {torch_pool:.1f} on the network threads), whole path {path:6.1f} views/s, "
+                f"ratio {path / best:.2f} (load {load()[0]})",
                 flush=True,
             )
     net = statistics.median(r["network_alone_ips"] for r in rounds)
     path = statistics.median(r["whole_path_ips"] for r in rounds)
     ratio = statistics.median(r["ratio"] for r in rounds)
-    to_best = statistics.median(r["ratio_to_best_network"] for r in rounds)
+    torch_best = statistics.median(max(r["torch_default_threads_ips"], r["torch_pool_ips"]) for r in rounds)
     result.update(
         views_per_photo=views + 1,
         photos_per_round=args.photos,
@@ -191,12 +216,12 @@ def main() -> int:
         network_alone_ips=round(net, 1),
         whole_path_ips=round(path, 1),
         ratio=round(ratio, 3),
-        ratio_to_best_network=round(to_best, 3),
+        torch_best_ips=round(torch_best, 1),
         load_end=load(),
     )
     print(
-        f"median: network alone {net:.1f} images/s, whole path {path:.1f} images/s, ratio {ratio:.2f} "
-        f"(to the best way to run the network alone: {to_best:.2f}) "
+        f"median: network alone {net:.1f} views/s on {bb.engine} (torch at its best: {torch_best:.1f}), "
+        f"whole path {path:.1f} views/s, ratio {ratio:.2f} "
         f"(load average {result['load_start']} → {result['load_end']}, {result['cpus']} CPUs)"
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ def main() -> int:
                 "features_s": out["metrics"].get("features_s"),
                 "load_avg": [round(x, 2) for x in os.getloadavg()],
                 "test_accuracy": out["metrics"]["test"]["accuracy"],
+                "engine": out["metrics"].get("engine"),
                 "retrain_after_20_s": round(resecs, 1),
                 "retrain_pipeline_s": re_out["metrics"]["duration_s"],
                 # Seconds per phase of the pipeline (the rest of a whole process is start-up:

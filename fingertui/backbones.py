@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fingertui import engine as engine_mod
 from fingertui.errors import UserError
 
 ENV_WEIGHTS = "FINGERTUI_WEIGHTS"
@@ -78,11 +79,35 @@ class Backbone:
     preprocess: Preprocess
     features: nn.Module  # normalised images → (B, dim)
     pretrained: bool = True
+    # What runs the forward pass (engine.py): torch's ("t1") or ONNX Runtime's ("ort").
+    engine: str = engine_mod.TORCH
+    ort: engine_mod.OrtTrunk | None = None
+    engine_note: str = ""  # why torch runs it, when ONNX Runtime could not
 
     def to(self, device: torch.device) -> Backbone:
         self.preprocess.to(device)
         self.features.to(device, memory_format=torch.channels_last)
         return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, 3, S, S) → (N, dim) float32, on this backbone's engine."""
+        if self.ort is not None:
+            return engine_mod.pooled(self.ort(x.cpu().numpy()), GRID)
+        return self.features(x.contiguous(memory_format=torch.channels_last))
+
+    def use_onnxruntime(self) -> None:
+        """Run the trunk in ONNX Runtime (on a CPU, when it and ``onnx`` are installed and
+        the trunk exports); otherwise keep torch and say why in ``engine_note``."""
+        reason = engine_mod.unavailable_reason()
+        if reason is None and not isinstance(self.features, Pooled):
+            reason = "the backbone is not a pooled trunk"
+        if reason is None:
+            try:
+                self.ort = engine_mod.cached_trunk(self.id, self.features.trunk, self.preprocess.size)
+                self.engine = engine_mod.ORT
+            except Exception as e:  # an exporter or runtime that cannot take this trunk
+                reason = f"ONNX export failed ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})"
+        self.engine_note = reason or ""
 
 
 def device() -> torch.device:
@@ -91,6 +116,13 @@ def device() -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def expected_engine() -> str:
+    """The engine a backbone loaded now would run on (without loading it): ONNX Runtime on
+    a CPU when it is installed. (Should the export then fail, the backbone runs on torch and
+    its vectors are simply computed under torch's key.)"""
+    return engine_mod.ORT if engine_mod.unavailable_reason() is None and device().type == "cpu" else engine_mod.TORCH
 
 
 def set_threads() -> None:
@@ -370,6 +402,8 @@ def load(
             )
         return load(OFFLINE_BACKBONE)
     bb.to(device())
+    if device().type == "cpu":
+        bb.use_onnxruntime()
     _CACHE[key] = bb
     return bb
 

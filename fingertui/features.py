@@ -8,11 +8,14 @@ either and the old vectors are simply not found.
 
 Missing vectors are computed by a small pipeline: one thread decodes and augments the
 next images while a pool of network threads, one per core, each resizes one view and runs
-the network on it with a single torch thread (PIL and torch release the GIL), and new vectors reach
-the cache in a few large transactions. A single-threaded forward pass gives the same
-vector whatever the machine's core count or load; torch's own 2-thread split of a batch-1
-pass was both slower under load (each op waits for the busier core) and, in 0.13 % of
-values, one float16 step different — so the cache keys name it ("t1").
+the network on it single-threaded (PIL, torch and ONNX Runtime release the GIL), and new
+vectors reach the cache in a few large transactions. A single-threaded forward pass gives
+the same vector whatever the machine's core count or load; torch's own 2-thread split of a
+batch-1 pass was both slower under load (each op waits for the busier core) and, in 0.13 %
+of values, one float16 step different. On a CPU the pass runs in ONNX Runtime (engine.py),
+whose vectors agree with torch's to float16 precision but not bit for bit: the cache keys
+name the engine ("plain-ort", "plain-t1" for torch), so one's vectors never stand in for
+the other's.
 """
 
 from __future__ import annotations
@@ -49,8 +52,21 @@ RECIPE = {
 }
 # "t1": computed by single-threaded forward passes (see the module docstring). Vectors
 # cached before that (torch's default thread count) are not reused.
-RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8] + "-t1"
-PLAIN = "plain-t1"
+RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def plain_key(engine: str) -> str:
+    """The cache's recipe key of plain views: names the engine that ran the network
+    ("plain-t1": single-threaded torch; "plain-ort": ONNX Runtime), so vectors from one
+    are never mixed with the other's."""
+    return f"plain-{engine}"
+
+
+def views_key(engine: str) -> str:
+    """The cache's recipe key of augmented views (the recipe and the engine)."""
+    return f"{RECIPE_ID}-{engine}"
+
+
 # Images per forward pass. On a CPU, batches of one run fastest (measured idle on 2 cores,
 # efficientnet-lite0 cut at block 5, channels-last: 211 images/s alone, 87 in batches of 8,
 # 55 in batches of 32), so the pipeline feeds the network single views, back to back.
@@ -195,9 +211,9 @@ class Embedder:
         per = [views] * len(samples) if isinstance(views, int) else list(views)
         keys = [(sha, v) for (sha, _), n in zip(samples, per, strict=True) for v in range(n + 1)]
         found: dict[tuple[str, int], np.ndarray] = {}
-        found.update(self.cache.get(self.bb.id, PLAIN, [k for k in keys if k[1] == 0]))
+        found.update(self.cache.get(self.bb.id, plain_key(self.bb.engine), [k for k in keys if k[1] == 0]))
         if any(k[1] > 0 for k in keys):
-            found.update(self.cache.get(self.bb.id, RECIPE_ID, [k for k in keys if k[1] > 0]))
+            found.update(self.cache.get(self.bb.id, views_key(self.bb.engine), [k for k in keys if k[1] > 0]))
         missing: dict[str, tuple[str, set[int]]] = {}  # sha → (path, views); an image twice is read once
         for (sha, path), n in zip(samples, per, strict=True):
             for v in range(n + 1):
@@ -328,9 +344,9 @@ class Embedder:
         plain = {k: v for k, v in pending.items() if k[1] == 0}
         augmented = {k: v for k, v in pending.items() if k[1] > 0}
         if plain:
-            self.cache.put(self.bb.id, PLAIN, plain)
+            self.cache.put(self.bb.id, plain_key(self.bb.engine), plain)
         if augmented:
-            self.cache.put(self.bb.id, RECIPE_ID, augmented)
+            self.cache.put(self.bb.id, views_key(self.bb.engine), augmented)
         pending.clear()
 
     @staticmethod
@@ -344,9 +360,8 @@ class Embedder:
     @staticmethod
     def _forward(bb: Backbone, x: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            x = x.contiguous(memory_format=torch.channels_last)
             # Round-trip through float16 so fresh and cached vectors are identical.
-            return bb.features(x).float().cpu().numpy().astype(np.float16).astype(np.float32)
+            return bb.embed(x).float().cpu().numpy().astype(np.float16).astype(np.float32)
 
     @staticmethod
     def embed_images(bb: Backbone, tensors: Sequence[torch.Tensor]) -> np.ndarray:

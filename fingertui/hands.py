@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -63,10 +64,39 @@ def detector_id(complexity: int = COMPLEXITY, min_detection: float = MIN_DETECTI
 DETECTOR_ID = detector_id()
 
 
+@contextlib.contextmanager
+def _pyplot_on_demand() -> Iterator[None]:
+    """While MediaPipe is imported, ``matplotlib.pyplot`` is a stand-in module that imports
+    the real one on first use. MediaPipe's package imports its drawing utilities, which
+    import pyplot only to plot landmarks in 3-D (fingertui draws its own): 0.9 s of
+    MediaPipe's 1.8 s import, in every process that finds hands. Afterwards the stand-in
+    leaves ``sys.modules``, so any other import of pyplot gets the real module."""
+    if "matplotlib.pyplot" in sys.modules:
+        yield
+        return
+    import types
+
+    stand_in = types.ModuleType("matplotlib.pyplot", "imports matplotlib.pyplot on first use")
+
+    def real_attr(name: str) -> object:
+        if sys.modules.get("matplotlib.pyplot") is stand_in:
+            del sys.modules["matplotlib.pyplot"]
+        return getattr(importlib.import_module("matplotlib.pyplot"), name)
+
+    stand_in.__getattr__ = real_attr  # type: ignore[method-assign]  # PEP 562
+    sys.modules["matplotlib.pyplot"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("matplotlib.pyplot") is stand_in:
+            del sys.modules["matplotlib.pyplot"]
+
+
 def unavailable_reason() -> str | None:
     """None when MediaPipe Hands can be used, else one line saying why not and what to do."""
     try:
-        importlib.import_module("mediapipe.python.solutions.hands")
+        with _pyplot_on_demand():
+            importlib.import_module("mediapipe.python.solutions.hands")
     except Exception as e:  # ImportError, but also OSError for a missing shared library
         first = (str(e).splitlines() or [""])[0]
         return (
@@ -175,19 +205,27 @@ class _Mute:
 
 
 _MUTE_LOCK = threading.Lock()
-_mute = {"depth": 0, "saved": -1}
+# depth: blocks muting stderr now; saved: the real stderr while muted; until: when the
+# latest model opened by a muted call is done logging (monotonic seconds).
+_mute = {"depth": 0, "saved": -1, "until": 0.0}
 
 
 @contextlib.contextmanager
 def _quiet_stderr(linger: float = 0.0) -> Iterator[_Mute]:
     """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
     straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
-    it lasts (one detector call, ~60 ms): another thread's stderr in that window is lost.
+    it lasts (one detector call, ~40 ms; a batch search, ``quiet()``): another thread's
+    stderr in that window is lost.
 
     Counted, not nested naively: the live view's tracker and a training run detect hands on
     two threads at once, and a second mute that saved the first one's /dev/null would put
     that back as stderr for good (seen: the app's screen froze for the rest of the session,
-    Textual drawing into /dev/null, after the first training run found hands)."""
+    Textual drawing into /dev/null, after the first training run found hands).
+
+    ``linger``: a model's first use logs from the graph's own threads, sometimes just after
+    the call returned. Stderr stays muted that long after the block — but only the last
+    block out waits for it: inside a batch search (``quiet()``) the detectors go on working
+    and the wait, if any is left, comes once at the end."""
     with _MUTE_LOCK:
         if _mute["depth"] == 0:
             try:
@@ -203,17 +241,27 @@ def _quiet_stderr(linger: float = 0.0) -> Iterator[_Mute]:
     mute.linger = linger
     try:
         yield mute
-        # A model's first use logs from the graph's own threads, sometimes just after the
-        # call returned: wait for it.
-        if mute.linger:
-            time.sleep(mute.linger)
     finally:
-        with _MUTE_LOCK:
-            _mute["depth"] -= 1
-            if _mute["depth"] == 0 and _mute["saved"] >= 0:
-                os.dup2(_mute["saved"], 2)
-                os.close(_mute["saved"])
-                _mute["saved"] = -1
+        if mute.linger:
+            with _MUTE_LOCK:
+                _mute["until"] = max(_mute["until"], time.monotonic() + mute.linger)
+        while True:
+            with _MUTE_LOCK:
+                wait = _mute["until"] - time.monotonic()
+                if _mute["depth"] > 1 or wait <= 0:  # another block waits, or nothing to wait for
+                    _mute["depth"] -= 1
+                    if _mute["depth"] == 0 and _mute["saved"] >= 0:
+                        os.dup2(_mute["saved"], 2)
+                        os.close(_mute["saved"])
+                        _mute["saved"] = -1
+                    break
+            time.sleep(wait)
+
+
+def quiet() -> contextlib.AbstractContextManager[_Mute]:
+    """Keep stderr muted around many detector calls (a batch search on several threads):
+    their model-opening lingers overlap the work instead of each holding its detector."""
+    return _quiet_stderr()
 
 
 def _prepare(rgb: np.ndarray, pad: bool) -> tuple[np.ndarray, float, int, int]:

@@ -137,6 +137,15 @@ class ImageStream:
             self._bb = self._loader()
         return self._bb
 
+    @property
+    def engine(self) -> str:
+        """What runs (or would run) the network: the cache keys its vectors by it."""
+        if self._bb is not None:
+            return self._bb.engine
+        from fingertui.backbones import expected_engine
+
+        return expected_engine()
+
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         from fingertui.features import Embedder, image_tensor
 
@@ -362,14 +371,18 @@ def stored_hands(
     """The best hand of each stored sample, from the landmarks cache (searching the
     images not searched yet with still-image detectors, one per core, in parallel: a
     MediaPipe graph works one image at a time on about one core)."""
-    from fingertui.hands import hands_from_bytes, hands_to_bytes
+    from fingertui.hands import hands_from_bytes, hands_to_bytes, quiet
 
     cached = store.landmarks.get(pose.detector_id, POSE_VIEW, [s.sha256 for s in samples])
     todo = list({s.sha256: s for s in samples if s.sha256 not in cached}.values())
     if progress:
         progress("finding hands", 0, len(todo))
     pending: dict[str, bytes] = {}
-    with concurrent.futures.ThreadPoolExecutor(pose.workers(len(todo)), thread_name_prefix="fingertui-hands") as pool:
+    # One mute around the whole search: each detector's model-opening wait overlaps the work.
+    with (
+        quiet(),
+        concurrent.futures.ThreadPoolExecutor(pose.workers(len(todo)), thread_name_prefix="fingertui-hands") as pool,
+    ):
         # Submitted a window at a time, so a cancel stops within a few images.
         window = 4 * pose.workers(len(todo))
         futures: collections.deque = collections.deque()
@@ -459,10 +472,14 @@ def sample_features(
     X_img = X_pose = None
     new = 0
     if image is not None:
-        from fingertui.features import PLAIN
+        from fingertui.features import plain_key
 
         idents = [framed_identity(s.sha256, b) for s, b in zip(samples, boxes, strict=True)]
-        cached = store.embeddings.get(image.id, PLAIN, [(i, 0) for i in idents]) if max(per, default=0) == 0 else {}
+        cached = (
+            store.embeddings.get(image.id, plain_key(image.engine), [(i, 0) for i in idents])
+            if max(per, default=0) == 0
+            else {}
+        )
         if len(cached) == len(set(idents)):  # all there: no network needed
             vecs = [cached[(i, 0)][None] for i in idents]
         else:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from textual.widget import Widget
 
 from fingertui.store import Store
 from fingertui.workspace import Workspace
+
+# The backbone exported for ONNX Runtime (engine.py) is cached here, not in the user's cache.
+os.environ.setdefault("FINGERTUI_CACHE", tempfile.mkdtemp(prefix="fingertui-test-cache-"))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sign-digits"
 

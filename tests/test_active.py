@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from fingertui import active
+from fingertui.backbones import expected_engine
 from fingertui.cli import main
 from fingertui.errors import UserError
-from fingertui.features import PLAIN, EmbeddingCache
+from fingertui.features import EmbeddingCache, plain_key
 from fingertui.model import FORMAT_V1 as FORMAT
 from fingertui.model import save_checkpoint
 from fingertui.store import Store, now_iso
@@ -78,7 +79,9 @@ def fake_run(
     rng = np.random.default_rng(rid)
     cache = EmbeddingCache(store)
     cache.put(
-        BACKBONE, PLAIN, {(s.sha256, 0): (vectors or {}).get(s.id, rng.normal(size=DIM)) for s in store.samples()}
+        BACKBONE,
+        plain_key(expected_engine()),
+        {(s.sha256, 0): (vectors or {}).get(s.id, rng.normal(size=DIM)) for s in store.samples()},
     )
     from fingertui.runs import get_run
 

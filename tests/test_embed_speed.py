@@ -103,8 +103,8 @@ def test_cancel_mid_way_keeps_a_consistent_cache_and_resumes(dataset, bb, monkey
     cache = features.EmbeddingCache(dataset)
     assert cache.count(bb.id) == emb.computed
     keys = [(sha, v) for sha, _ in samples for v in range(VIEWS + 1)]
-    stored = cache.get(bb.id, features.PLAIN, [k for k in keys if k[1] == 0])
-    stored.update(cache.get(bb.id, features.RECIPE_ID, [k for k in keys if k[1] > 0]))
+    stored = cache.get(bb.id, features.plain_key(bb.engine), [k for k in keys if k[1] == 0])
+    stored.update(cache.get(bb.id, features.views_key(bb.engine), [k for k in keys if k[1] > 0]))
     assert len(stored) == emb.computed
     refs = {sha: reference(dataset, bb, sha, path, VIEWS) for sha, path in samples}
     for (sha, v), vec in stored.items():

@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -184,6 +186,44 @@ def test_detection_keeps_stderr_clean() -> None:
     photos = [sorted((DATASETS / rel).iterdir())[0] for rel in ("hagrid-rooms/frames/2", "sign-digits/4")]
     out = subprocess.run([sys.executable, "-c", code, *map(str, photos)], capture_output=True, text=True, check=True)
     assert out.stderr == ""
+
+
+@needs_mediapipe
+def test_mediapipe_loads_without_pyplot_until_something_uses_it() -> None:
+    # MediaPipe's drawing utilities import pyplot (0.9 s) that fingertui never uses.
+    code = (
+        "import sys; from fingertui import hands as H; assert H.unavailable_reason() is None; "
+        "print('matplotlib.pyplot' in sys.modules); "
+        "from mediapipe.python.solutions import drawing_utils as du; print(callable(du.plt.figure)); "
+        "import matplotlib.pyplot as plt; print(plt.figure is du.plt.figure)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_a_batch_mute_lets_detectors_go_on_and_waits_for_late_chatter_once() -> None:
+    # A model opened inside a batch search logs late: stderr stays muted for that, but the
+    # detector that opened it goes on at once; the wait comes once, when the batch ends.
+    with tempfile.TemporaryFile() as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            with H.quiet():
+                t0 = time.monotonic()
+                with H._quiet_stderr(linger=0.3):
+                    pass
+                inner_done = time.monotonic()
+                os.write(2, b"chatter from the graph's thread\n")
+            outer_done = time.monotonic()
+            os.write(2, b"after\n")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        written = f.read()
+    assert inner_done - t0 < 0.2
+    assert outer_done - t0 >= 0.3
+    assert written == b"after\n"
 
 
 @needs_mediapipe
