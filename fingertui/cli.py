@@ -379,31 +379,22 @@ def _progress_printer(
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-    from fingertui.preload import preload
-    from fingertui.progress import PhaseTimer, estimate_for
+    from fingertui.pipeline import train
+    from fingertui.progress import estimate_for
+    from fingertui.train import TrainConfig
 
     if not 0 <= args.views <= 16:
         raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")
     store = open_store(args)
+    cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
     with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
-        timer = PhaseTimer(progress)
-        if args.features != "image":
-            # The hands first, while torch and the training code import on another thread
-            # (3–4 s of Python that would otherwise run alone on one core).
-            from fingertui import streams
-
-            preload("fingertui.pipeline")
-            streams.search_labelled(store, timer)
-        from fingertui.pipeline import train
-        from fingertui.train import TrainConfig
-
         result = train(
             store,
             features=args.features,
             backbone=args.backbone,
             weights_file=args.weights,
-            cfg=TrainConfig(seed=args.seed, head=args.head, views=args.views),
-            progress=timer,
+            cfg=cfg,
+            progress=progress,
             warn=_warn_err,
         )
     run, flags = result.run, result.flags

@@ -92,6 +92,27 @@ def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
     return {k: v for k, v in w.items() if k in experts}
 
 
+def preload(*modules: str) -> threading.Thread | None:
+    """Import ``modules`` on a background thread (a later import of one waits for it there)."""
+    import importlib
+    import sys
+
+    todo = [m for m in modules if m not in sys.modules]
+    if not todo:
+        return None
+
+    def load() -> None:
+        for m in todo:
+            try:
+                importlib.import_module(m)
+            except Exception:  # the import that needs it says what is wrong, on the main thread
+                return
+
+    thread = threading.Thread(target=load, name="fingertui-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 @one_torch_thread
 def train(
     store: Store,
@@ -118,11 +139,8 @@ def train(
     if features not in FEATURE_SETS:
         raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
     cfg = cfg or TrainConfig()
-    # The phases' seconds are kept with the run: the next one's ETA. A PhaseTimer passed in
-    # has timed what its caller did first (the CLI finds the hands before this), and the
-    # run's duration counts from its start.
-    report = progress if isinstance(progress, PhaseTimer) else PhaseTimer(progress)
-    started, t0 = now_iso(), report.started
+    started, t0 = now_iso(), time.perf_counter()
+    report = PhaseTimer(progress)  # the phases' seconds are kept with the run: the next one's ETA
 
     def check() -> None:
         if cancel is not None and cancel.is_set():
@@ -142,8 +160,6 @@ def train(
     # The heads' libraries load on a thread of their own while the models load, the hands
     # are searched and the images embedded (mostly C++ that leaves the GIL free): otherwise
     # ~2 s on one core after the features, the other core idle.
-    from fingertui.preload import preload
-
     preload("sklearn.linear_model", "sklearn.model_selection", "sklearn.metrics")
     report("loading model", 0, 1)
     # Asked for pose alone, a missing detector is an error (below), not a warning.

@@ -53,7 +53,6 @@ class PhaseTimer:
     def __init__(self, inner: Progress | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.inner = inner
         self.clock = clock
-        self.started = clock()
         self.seconds: dict[str, float] = {}
         self.items: dict[str, int] = {}
         self._phase: str | None = None
@@ -64,8 +63,8 @@ class PhaseTimer:
         if phase != self._phase:
             self._close(now)
             self._phase, self._since = phase, now
-        if phase in PER_IMAGE:  # a phase met twice (hands found before the pipeline) keeps its count
-            self.items[phase] = max(n, self.items.get(phase, 0))
+        if phase in PER_IMAGE:
+            self.items[phase] = n
         if self.inner is not None:
             self.inner(phase, k, n)
 
@@ -110,7 +109,6 @@ class Eta:
         self.phase: str | None = None
         self._since = 0.0
         self._took = self._thought = 0.0  # finished phases: actual and expected seconds
-        self._met: set[str] = set()  # phases reported so far: never "to come" again
 
     @property
     def pace(self) -> float:
@@ -125,17 +123,14 @@ class Eta:
                 self._took += now - self._since
                 self._thought += self.expected[self.phase]
             self.phase, self._since = phase, now
-            self._met.add(phase)
         in_phase = now - self._since
         if 0 < k < n and n > 1:
             current = in_phase * (n - k) / k
-        elif (n and k >= n) or (n == 0 and phase in PER_IMAGE):  # done, or no image to do
+        elif n and k >= n:
             current = 0.0
         else:
             current = max(self.expected.get(phase, 0.0) * self.pace - in_phase, 0.0)
-        # `fingertui train` finds the hands before loading the model: a phase done already
-        # is not to come.
-        later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p not in self._met] if phase in PHASES else ()
+        later = PHASES[PHASES.index(phase) + 1 :] if phase in PHASES else ()
         return current + self.pace * sum(self.expected.get(p, 0.0) for p in later)
 
 

@@ -416,17 +416,6 @@ def stored_hands(
     return out
 
 
-def search_labelled(store: Store, progress: Progress | None = None) -> None:
-    """Find the hands of every labelled image not searched yet (into the landmarks cache),
-    ahead of a training run that will use them. ``fingertui train`` does this first, while
-    torch and the training code import on another thread: the search is C++ on every core
-    and leaves the GIL to the import. Quietly nothing when the detector cannot run (the
-    run then says so)."""
-    pose = PoseStream.create()
-    if pose is not None:
-        stored_hands(store, pose, store.labelled(), progress)
-
-
 @dataclass
 class SampleFeatures:
     """Features of stored samples with training views: streams are (N, views+1, dim)."""

@@ -160,36 +160,6 @@ def test_phase_timer_records_each_phase_and_the_next_estimate_uses_it():
     assert exp["embedding"] == pytest.approx(5.0) and exp["loading model"] == 2.0 and exp["training image"] == 3.0
 
 
-def test_a_phase_met_twice_keeps_its_time_and_count_and_the_run_counts_from_the_start():
-    # `fingertui train` finds the hands before the pipeline, which meets the phase again
-    # with nothing left to find.
-    now = [10.0]
-    timer = PhaseTimer(clock=lambda: now[0])
-    timer("finding hands", 0, 30)
-    now[0] = 16.0
-    timer("loading model", 0, 1)
-    now[0] = 17.0
-    timer("finding hands", 0, 0)
-    now[0] = 17.5
-    timer("embedding", 0, 30)
-    now[0] = 20.0
-    rec = timer.finish()
-    assert rec["seconds"] == {"finding hands": 6.5, "loading model": 1.0, "embedding": 2.5}
-    assert rec["items"] == {"finding hands": 30, "embedding": 30}
-    assert timer.started == 10.0
-
-
-def test_eta_does_not_wait_again_for_a_phase_already_done():
-    expected = dict.fromkeys(PHASES, 1.0) | {"finding hands": 60.0}
-    eta = Eta(expected)
-    eta.left("finding hands", 0, 30, now=0.0)
-    eta.left("finding hands", 30, 30, now=60.0)
-    # Loading the model after the hands: the 60 s of hands are behind, not ahead.
-    after_loading = len(PHASES) - PHASES.index("loading model") - 2  # less the hands
-    assert eta.left("loading model", 0, 1, now=60.0) == pytest.approx(1.0 + after_loading, abs=0.01)
-    assert eta.left("finding hands", 0, 0, now=61.0) < 60.0
-
-
 def test_eta_follows_the_pace_of_the_phase_and_adds_the_phases_after_it():
     expected = dict.fromkeys(PHASES, 1.0)
     eta = Eta(expected)

@@ -157,24 +157,3 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
     monkeypatch.setattr(fingers.FingerHead, "up", up)
     active.recompute(bars_store, run)
     assert "finger-borderline" in bars_store.flags.open_for(target.id)
-
-
-def test_cli_train_finds_the_hands_first_and_the_run_counts_that_time(bars_store, capsys):
-    # `fingertui train` searches the hands before the training code loads (torch imports on
-    # another thread meanwhile); the run still records that search as its own phase.
-    labelled = len(bars_store.labelled())
-    bars_store.close()
-    home = str(bars_store.ws.root)
-    args = ["--home", home, "train", "--backbone", "dev-random", "--views", "1", "--json"]
-    assert main(args) == 0
-    import json
-
-    m = json.loads(capsys.readouterr().out)["metrics"]
-    assert m["phases"]["items"]["finding hands"] == labelled
-    assert list(m["phases"]["seconds"])[0] == "finding hands"
-    assert m["duration_s"] >= sum(m["phases"]["seconds"].values()) - 0.05
-    assert m["hands_found"]["train"] + m["hands_found"]["test"] == labelled
-    # A retrain with nothing new searches nothing, and says so in its phases.
-    assert main(args) == 0
-    again = json.loads(capsys.readouterr().out)["metrics"]
-    assert again["phases"]["items"]["finding hands"] == 0
