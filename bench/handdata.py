@@ -33,23 +33,25 @@ def listing(name: str) -> tuple[list[Path], np.ndarray]:
     return paths, np.array(labels)
 
 
-def detect(paths: list[Path], log: bool = True) -> list[list[H.Hand]]:
-    """Every hand MediaPipe (still mode, the product's settings) finds in each photo."""
+def detect(paths: list[Path], log: bool = True, complexity: int = H.COMPLEXITY) -> list[list[H.Hand]]:
+    """Every hand MediaPipe (still mode, the product's settings; ``complexity``: its landmark
+    model, the product's by default) finds in each photo."""
+    key = H.detector_id(complexity)
     cache: dict = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
-    missing = [p for p in paths if (H.DETECTOR_ID, str(p)) not in cache]
+    missing = [p for p in paths if (key, str(p)) not in cache]
     if missing:
-        with H.HandDetector(mode="still", max_hands=2) as det:
+        with H.HandDetector(mode="still", max_hands=2, complexity=complexity) as det:
             for i, p in enumerate(missing):
                 with Image.open(p) as img:
                     rgb = np.asarray(img.convert("RGB"))
-                cache[(H.DETECTOR_ID, str(p))] = H.hands_to_bytes(det.detect(rgb))
+                cache[(key, str(p))] = H.hands_to_bytes(det.detect(rgb))
                 if log and i % 100 == 0:
                     print(f"  detecting {i}/{len(missing)}", flush=True)
         CACHE.parent.mkdir(parents=True, exist_ok=True)
         tmp = CACHE.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps(cache))
         tmp.replace(CACHE)
-    return [H.hands_from_bytes(cache[(H.DETECTOR_ID, str(p))]) for p in paths]
+    return [H.hands_from_bytes(cache[(key, str(p))]) for p in paths]
 
 
 def search(paths: list[Path], log: bool = True) -> list[H.Hand | None]:

@@ -38,16 +38,20 @@ STARTER = D.ROOT / "fingertui" / "starter" / G.STARTER_FILE
 TOLERANCE = 1e-3
 
 
-def hands_of(name: str, tiles: bool = False) -> tuple[list[H.Hand | None], np.ndarray, list[Path]]:
-    """``tiles``: find hands as ``fingertui predict`` does (whole picture, then tiles);
-    sign-digits' hands fill the photo and are found without."""
+def hands_of(
+    name: str, tiles: bool = False, complexity: int = H.COMPLEXITY
+) -> tuple[list[H.Hand | None], np.ndarray, list[Path]]:
+    """``tiles``: find hands as ``fingertui predict`` does (whole picture, zoomed out, then
+    tiles); sign-digits' hands fill the photo and are found without. ``complexity``: the
+    landmark model (without tiles only)."""
     paths, y = D.listing(name)
-    return (D.search(paths) if tiles else [D.first_hand(f) for f in D.detect(paths)]), y, paths
+    return (D.search(paths) if tiles else [D.first_hand(f) for f in D.detect(paths, complexity=complexity)]), y, paths
 
 
 def rebuild() -> tuple[G.FingerHead, np.ndarray, np.ndarray]:
-    """The starter fitted afresh on sign-digits, and that data's (N, 5, K) features and labels."""
-    hs, y, _ = hands_of("sign-digits")
+    """The starter fitted afresh on sign-digits (landmarks of the full landmark model,
+    ``G.STARTER_COMPLEXITY``), and that data's (N, 5, K) features and labels."""
+    hs, y, _ = hands_of("sign-digits", complexity=G.STARTER_COMPLEXITY)
     F, mask = G.finger_matrix(hs)
     found = [h for h in hs if h is not None]
     return G.fit_starter(found, y[mask]), F[mask], y[mask]

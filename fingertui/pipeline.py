@@ -92,27 +92,6 @@ def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
     return {k: v for k, v in w.items() if k in experts}
 
 
-def preload(*modules: str) -> threading.Thread | None:
-    """Import ``modules`` on a background thread (a later import of one waits for it there)."""
-    import importlib
-    import sys
-
-    todo = [m for m in modules if m not in sys.modules]
-    if not todo:
-        return None
-
-    def load() -> None:
-        for m in todo:
-            try:
-                importlib.import_module(m)
-            except Exception:  # the import that needs it says what is wrong, on the main thread
-                return
-
-    thread = threading.Thread(target=load, name="fingertui-preload", daemon=True)
-    thread.start()
-    return thread
-
-
 @one_torch_thread
 def train(
     store: Store,
@@ -157,10 +136,6 @@ def train(
             "images in each of two classes first"
         )
 
-    # The heads' libraries load on a thread of their own while the models load, the hands
-    # are searched and the images embedded (mostly C++ that leaves the GIL free): otherwise
-    # ~2 s on one core after the features, the other core idle.
-    preload("sklearn.linear_model", "sklearn.model_selection", "sklearn.metrics")
     report("loading model", 0, 1)
     # Asked for pose alone, a missing detector is an error (below), not a warning.
     pose = streams.PoseStream.create(warn if features == "both" else None) if features != "image" else None

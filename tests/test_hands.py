@@ -88,7 +88,7 @@ def test_box_smoother_glides_holds_and_lets_go() -> None:
 def test_detector_id_names_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
     assert H.DETECTOR_ID.startswith("mediapipe-hands@") and "pad-" in H.DETECTOR_ID
     assert H.detector_id(pad=False) != H.DETECTOR_ID
-    assert H.detector_id(complexity=0) != H.DETECTOR_ID
+    assert H.detector_id(complexity=1 - H.COMPLEXITY) != H.DETECTOR_ID
     monkeypatch.setitem(H.PAD, "frac", 0.9)
     assert H.detector_id() != H.DETECTOR_ID
 
