@@ -43,7 +43,7 @@ PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
 # MediaPipe's lite palm and landmark models (model_complexity=0), not the full ones (1): a
 # quarter less time a still image (sign-digits 30.4 against 41.5 ms, hagrid frames 35.5
 # against 46.0; the same hands found: 310/310, 191/193, 167/169), and a first training with
-# hand pose 37.2 s instead of 43.6 (bench/first_train.py). Accuracy moved by one to three
+# hand pose 37.2 s instead of 41.5 (bench/first_train.py, both with ONNX Runtime). Accuracy moved by one to three
 # photos either way, within the noise of these sets (bench/rooms.py, each complexity on the
 # same code: hagrid 5-fold CV frames, both 99.0 → 98.4 %, hands 98.2 → 98.2 %; transfer
 # frames pose 84.6 → 85.2 %, both 86.4 → 85.8 %; sign-digits both 99.6 % either way).
