@@ -320,12 +320,10 @@ class FingerHead:
 
 
 STARTER_FILE = "fingers.json"
-# The starter is fitted on the landmarks of MediaPipe's full landmark model (complexity 1),
-# though fingertui finds hands with the lite one (hands.COMPLEXITY). Refitted on the lite
-# model's landmarks of sign-digits it learnt a weaker thumb: a synthetic 5 with the thumb
-# out, or held beside the index, counted 4 (tests/test_fingers.py). On hagrid-rooms frames /
-# hand crops, classes 0–5 (bench/starter.py): this starter on the lite model's hands 94.8 /
-# 95.3 %, the refitted one 94.3 / 95.3 %, both on the full model's hands 94.3 / 96.4 %.
+# The starter is fitted on the landmarks of MediaPipe's full landmark model (complexity 1,
+# hands.COMPLEXITY). Refitted on the lite model's landmarks of sign-digits it learnt a
+# weaker thumb: a drawn 5 with the thumb out, or held beside the index, counted 4
+# (tests/test_fingers.py).
 STARTER_COMPLEXITY = 1
 STARTER_SOURCE = (
     "sign-digits (Sign Language Digits Dataset, Apache-2.0, Arda Mavi and the students of "

@@ -40,14 +40,16 @@ PALM = (0, 5, 9, 13, 17)
 # 95.3 %; bench/pose_experiment.py --sweep). ~5 ms more per image.
 # Large images (whole frames) are left alone: padding only shrinks their hand further.
 PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
-# MediaPipe's lite palm and landmark models (model_complexity=0), not the full ones (1): a
-# quarter less time a still image (sign-digits 30.4 against 41.5 ms, hagrid frames 35.5
-# against 46.0; the same hands found: 310/310, 191/193, 167/169), and a first training with
-# hand pose 37.2 s instead of 41.5 (bench/first_train.py, both with ONNX Runtime). Accuracy moved by one to three
-# photos either way, within the noise of these sets (bench/rooms.py, each complexity on the
-# same code: hagrid 5-fold CV frames, both 99.0 → 98.4 %, hands 98.2 → 98.2 %; transfer
-# frames pose 84.6 → 85.2 %, both 86.4 → 85.8 %; sign-digits both 99.6 % either way).
-COMPLEXITY = 0
+# MediaPipe's full palm and landmark models (model_complexity=1). The lite ones (0) take a
+# quarter less time a still image (sign-digits 30.4 against 41.5 ms) and find the same
+# hands, and made a first training with hand pose 37.2 s instead of 41.5 — but they count
+# worse where it matters (measured 2026-11-29, each setting on the same code): the
+# learning curve on hagrid-rooms frames (bench/learning_curve.py) fell 1–2 points from 10
+# labels per class on (20 per class: 97.1 against 99.0 %; all: 98.5 against 99.0 %), the
+# 5-fold CV on frames from 99.0 to 98.4 %, the live tracker found a hand in 91.5 % of a
+# slideshow's frames against 95.7 %, and a starter refitted on their landmarks learnt a
+# weaker thumb.
+COMPLEXITY = 1
 MIN_DETECTION = 0.5
 
 
