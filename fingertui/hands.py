@@ -42,7 +42,7 @@ PALM = (0, 5, 9, 13, 17)
 PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
 # MediaPipe's full palm and landmark models (model_complexity=1). The lite ones (0) take a
 # quarter less time a still image (sign-digits 30.4 against 41.5 ms) and find the same
-# hands, and made a first training with hand pose 37.2 s instead of 41.5 — but they count
+# hands, and made a first training with hand pose 37.2 s (full: 39.8–43.3) — but they count
 # worse where it matters (measured 2026-11-29, each setting on the same code): the
 # learning curve on hagrid-rooms frames (bench/learning_curve.py) fell 1–2 points from 10
 # labels per class on (20 per class: 97.1 against 99.0 %; all: 98.5 against 99.0 %), the
