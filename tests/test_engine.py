@@ -89,3 +89,13 @@ def test_torch_runs_it_when_onnxruntime_cannot(dataset, monkeypatch):
     assert bb.engine == engine.TORCH and "unsupported operator" in bb.engine_note
     vecs = features.Embedder.embed_images(bb, images(dataset))
     assert np.isfinite(vecs).all() and vecs.shape[1] == bb.dim
+
+
+def test_an_unwritable_cache_only_costs_the_export(dataset, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv(engine.ENV_CACHE, str(blocker))
+    bb = fresh()
+    assert bb.engine == engine.ORT, bb.engine_note
+    assert blocker.read_text() == "a file where the cache folder would go"
+    assert np.isfinite(features.Embedder.embed_images(bb, images(dataset))).all()
