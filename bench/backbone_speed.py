@@ -25,7 +25,7 @@ from fingertui.train import Head
 
 def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:
     rng = np.random.default_rng(0)
-    imgs = [torch.from_numpy(rng.integers(0, 255, (3, 240, 240), dtype=np.uint8)) for _ in range(n)]
+    imgs = [rng.integers(0, 255, (240, 240, 3), dtype=np.uint8) for _ in range(n)]
     Embedder.embed_images(bb, imgs[:3])  # warm-up
     t0 = time.perf_counter()
     for img in imgs:
@@ -50,7 +50,7 @@ def main() -> int:
 
         w = Path(tmp) / "random-resnet18.pth"
         torch.save(resnet18().state_dict(), w)
-        for bb in (backbones.load_resnet18(str(w)), backbones.load("efficientnet-lite0")):
+        for bb in (backbones.load_resnet18(str(w)), backbones.load("efficientnet-lite0", torch_modules=True)):
             bb.to(backbones.device())
             ips, ms = measure(bb)
             note = " (random weights: timing only)" if bb.id.startswith("resnet18@file") else ""

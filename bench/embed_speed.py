@@ -70,7 +70,7 @@ def prepared(bb: backbones.Backbone, store: Store, samples: list, views: int) ->
     for s in samples:
         img = load_rgb(str(store.ws.abs(s.path)))
         for v in range(views + 1):
-            inputs.append(Embedder._prepare(bb, [img if v == 0 else augmented_view(img, s.sha256, v)]))
+            inputs.append(bb.prepare([img if v == 0 else augmented_view(img, s.sha256, v)]))
     return inputs
 
 
@@ -164,7 +164,7 @@ def main() -> int:
         ws = Workspace(tmp / "speed")
         shutil.copytree(base.root, ws.root)
         store = Store(ws)
-        bb = backbones.load(BACKBONE)
+        bb = backbones.load(BACKBONE, torch_modules=True)  # torch too: it is timed against ONNX Runtime
         result["torch_threads"] = torch.get_num_threads()
         photos = store.labelled()
         need = args.photos * (args.rounds + 1)

@@ -64,7 +64,7 @@ def main() -> int:
     if args.quick:
         args.repeats = 5
     torch.manual_seed(0)
-    fused = backbones.load("efficientnet-lite0").features.eval()
+    fused = backbones.load("efficientnet-lite0", torch_modules=True).features.eval()
     unfused = UnfusedCut(full_effnet()).eval()
     x16 = torch.rand(16, 3, 224, 224) * 2 - 1
     with torch.inference_mode():

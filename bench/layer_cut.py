@@ -62,7 +62,7 @@ def embed(bb: backbones.Backbone, model: nn.Module, paths: list[Path]) -> np.nda
     out = []
     with torch.inference_mode():
         for p in paths:
-            out.append(model(bb.preprocess(load_rgb(p).unsqueeze(0))).float().numpy()[0])
+            out.append(model(bb.preprocess(torch.from_numpy(load_rgb(p)).permute(2, 0, 1)[None])).float().numpy()[0])
     return np.stack(out)
 
 
@@ -100,7 +100,7 @@ def main() -> int:
                 chosen[split] += [pool[i] for i in take]
         paths = {sp: [store.ws.abs(s.path) for s in ss] for sp, ss in chosen.items()}
         y = {sp: np.array([s.label for s in ss]) for sp, ss in chosen.items()}
-        bb = backbones.load("efficientnet-lite0")
+        bb = backbones.load("efficientnet-lite0", torch_modules=True)
         results = {}
         for name, model in (("last layer, global pool", LastLayer(full_effnet())), ("fingertui cut", bb.features)):
             t0 = time.perf_counter()

@@ -125,13 +125,10 @@ def detect_all(det: H.HandDetector, paths: list[Path], variant: str, cache: Cach
 
 
 def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cache) -> np.ndarray:
-    import torch
-
     from fingertui.features import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
-        t = torch.from_numpy(np.array(make(), copy=True)).permute(2, 0, 1)
-        return Embedder.embed_images(bb, [t])[0]
+        return Embedder.embed_images(bb, [np.array(make(), copy=True)])[0]
 
     vecs = [cache.get(key, lambda m=make: one(m)) for key, make in items]
     cache.save()

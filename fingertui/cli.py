@@ -606,7 +606,7 @@ def cmd_export_model(args: argparse.Namespace) -> int:
     store = open_store(args)
     run = resolve_run(store, args.run)
     model = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-    meta = export_model(model, Path(args.path), run.id)
+    meta = export_model(model, Path(args.path), run.id, weights_file=args.weights)
     if args.json:
         emit_json({"path": args.path, **meta})
     else:

@@ -13,9 +13,10 @@ vectors reach the cache in a few large transactions. A single-threaded forward p
 the same vector whatever the machine's core count or load; torch's own 2-thread split of a
 batch-1 pass was both slower under load (each op waits for the busier core) and, in 0.13 %
 of values, one float16 step different. On a CPU the pass runs in ONNX Runtime (engine.py),
-whose vectors agree with torch's to float16 precision but not bit for bit: the cache keys
-name the engine ("plain-ort", "plain-t1" for torch), so one's vectors never stand in for
-the other's.
+with numpy resizing and pooling around it, whose vectors agree with torch's to float16
+precision but not bit for bit: the cache keys name the engine ("plain-ort2", "plain-t1"
+for torch), so one's vectors never stand in for the other's. Images travel as (H, W, 3)
+uint8 arrays; torch is imported only to augment (or where torch runs the network).
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ import hashlib
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image
 
-from fingertui.backbones import Backbone
+from fingertui.engine import CACHE_TAG
 from fingertui.errors import Cancelled
-from fingertui.store import Store
+
+if TYPE_CHECKING:
+    from fingertui.backbones import Backbone
+    from fingertui.store import Store
 
 # The augmentation recipe. Changing anything here changes RECIPE_ID and so the cache key.
 RECIPE = {
@@ -50,21 +54,22 @@ RECIPE = {
     "jitter": [0.3, 0.3, 0.25, 0.0],
     "hflip": 0.5,  # a mirrored hand shows the same count
 }
-# The cache keys below add the engine: "t1" (single-threaded torch passes; vectors cached
-# before those, with torch's default thread count, are not reused) or "ort" (ONNX Runtime).
+# The cache keys below add the engine's tag (engine.CACHE_TAG): "t1" (single-threaded torch
+# passes; vectors cached before those, with torch's default thread count, are not reused)
+# or "ort2" (ONNX Runtime, numpy around it).
 RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def plain_key(engine: str) -> str:
     """The cache's recipe key of plain views: names the engine that ran the network
-    ("plain-t1": single-threaded torch; "plain-ort": ONNX Runtime), so vectors from one
+    ("plain-t1": single-threaded torch; "plain-ort2": ONNX Runtime), so vectors from one
     are never mixed with the other's."""
-    return f"plain-{engine}"
+    return f"plain-{CACHE_TAG.get(engine, engine)}"
 
 
 def views_key(engine: str) -> str:
     """The cache's recipe key of augmented views (the recipe and the engine)."""
-    return f"{RECIPE_ID}-{engine}"
+    return f"{RECIPE_ID}-{CACHE_TAG.get(engine, engine)}"
 
 
 # Images per forward pass. On a CPU, batches of one run fastest (measured idle on 2 cores,
@@ -92,19 +97,13 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     return open_rgb(path)
 
 
-def load_rgb(path: str | os.PathLike[str], box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-    """(3, H, W) uint8 tensor of an image file, cropped to ``box`` (x0, y0, x1, y1) if given."""
+def load_rgb(path: str | os.PathLike[str], box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array of an image file, cropped to ``box`` (x0, y0, x1, y1) if given."""
     arr = read_rgb(path)
     if box is not None:
         x0, y0, x1, y1 = box
         arr = np.ascontiguousarray(arr[y0:y1, x0:x1])
-    return torch.from_numpy(arr).permute(2, 0, 1)
-
-
-def image_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
-    """(3, H, W) uint8 tensor from a PIL image or an RGB array."""
-    arr = np.asarray(img.convert("RGB")) if isinstance(img, Image.Image) else np.asarray(img)
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    return arr
 
 
 @functools.lru_cache(maxsize=32)
@@ -130,18 +129,23 @@ def _augmenter(size: tuple[int, int]):  # noqa: ANN202
 _RNG_LOCK = threading.Lock()
 
 
-def augmented_view(img: torch.Tensor, sha256: str, view: int) -> torch.Tensor:
-    """The ``view``-th augmented copy of an image: the same for the same (image, view)."""
+def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
+    """The ``view``-th augmented copy of an (H, W, 3) uint8 image: the same for the same
+    (image, view). (torchvision's transforms: the one place the CPU path needs torch.)"""
+    import torch
+
     seed = int(hashlib.sha256(f"{sha256}:{view}".encode()).hexdigest()[:15], 16)
-    augment = _augmenter(tuple(img.shape[-2:]))
-    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
+    augment = _augmenter(tuple(img.shape[:2]))
+    with _RNG_LOCK, torch.random.fork_rng(devices=[]), torch.inference_mode():
         # The CPU generator only (what torch.manual_seed also sets, without touching CUDA's).
         torch.default_generator.manual_seed(seed)
-        return augment(img)
+        out = augment(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1))
+    return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
 
 
 def _single_threaded() -> None:
-    torch.set_num_threads(1)  # this thread's own setting (OpenMP keeps one per thread)
+    if "torch" in sys.modules:  # a network thread running torch's pass: one thread each
+        sys.modules["torch"].set_num_threads(1)  # this thread's own setting (OpenMP keeps one per thread)
 
 
 @functools.lru_cache(maxsize=1)
@@ -189,8 +193,7 @@ class Embedder:
     def __init__(self, store: Store, backbone: Backbone) -> None:
         self.store = store
         self.bb = backbone
-        on_cpu = next(backbone.features.parameters()).device.type == "cpu"
-        self.batch = BATCH if on_cpu else 32
+        self.batch = BATCH if backbone.on_cpu else 32
         self.cache = EmbeddingCache(store)
         self.computed = 0  # vectors computed (not found in the cache) by this embedder
         self._lock = threading.Lock()
@@ -279,14 +282,14 @@ class Embedder:
 
     def _batches(
         self, todo: Sequence[tuple[str, str, list[int]]], cancel: threading.Event | None
-    ) -> Iterator[list[tuple[tuple[str, int], torch.Tensor, bool]]]:
+    ) -> Iterator[list[tuple[tuple[str, int], np.ndarray, bool]]]:
         """Network-ready views in batches of ``self.batch``: (key, input, last view of its
         image?). Raises Cancelled between batches once ``cancel`` is set."""
         ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
         stop = threading.Event()
         feeder = threading.Thread(target=self._feed, args=(todo, ready, stop), name="fingertui-embed-feed", daemon=True)
         feeder.start()
-        batch: list[tuple[tuple[str, int], torch.Tensor, bool]] = []
+        batch: list[tuple[tuple[str, int], np.ndarray, bool]] = []
         try:
             while True:
                 if cancel is not None and cancel.is_set():
@@ -321,23 +324,22 @@ class Embedder:
             return False
 
         try:
-            with torch.inference_mode():
-                for sha, path, missing in todo:
-                    img = load_rgb(self.store.ws.abs(path), self._boxes.get(sha))
-                    for i, v in enumerate(missing):
-                        view = img if v == 0 else augmented_view(img, sha, v)
-                        if not put(((sha, v), view, i == len(missing) - 1)):
-                            return
+            for sha, path, missing in todo:
+                img = load_rgb(self.store.ws.abs(path), self._boxes.get(sha))
+                for i, v in enumerate(missing):
+                    view = img if v == 0 else augmented_view(img, sha, v)
+                    if not put(((sha, v), view, i == len(missing) - 1)):
+                        return
         except BaseException as e:  # the caller re-raises it
             put(_Failed(e))
             return
         put(_END)
 
-    def _embed_batch(self, views: Sequence[torch.Tensor]) -> np.ndarray:
-        """Resize and normalise views ((3, H, W) uint8 each) and run the network on them:
+    def _embed_batch(self, views: Sequence[np.ndarray]) -> np.ndarray:
+        """Resize and normalise views ((H, W, 3) uint8 each) and run the network on them:
         (N, dim) float32. On a network thread, so the resizing is spread over the cores
         too (at 160 px it is a fair part of a view's work)."""
-        return self._forward(self.bb, self._prepare(self.bb, views))
+        return self._forward(self.bb, self.bb.prepare(views))
 
     def _flush(self, pending: dict[tuple[str, int], np.ndarray]) -> None:
         if not pending:
@@ -351,24 +353,17 @@ class Embedder:
         pending.clear()
 
     @staticmethod
-    def _prepare(bb: Backbone, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """(3, H, W) uint8 images of any sizes → the network's (N, 3, S, S) input."""
-        with torch.inference_mode():
-            # Resize each image on its own (sizes differ); the network runs them batched.
-            dev = next(bb.features.parameters()).device
-            return torch.cat([bb.preprocess(t.unsqueeze(0).to(dev)) for t in tensors])
+    def _forward(bb: Backbone, x: object) -> np.ndarray:
+        if bb.ort is None:
+            _single_threaded()  # also on a thread started before torch was imported
+        # Round-trip through float16 so fresh and cached vectors are identical.
+        return bb.forward(x).astype(np.float16).astype(np.float32)
 
     @staticmethod
-    def _forward(bb: Backbone, x: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            # Round-trip through float16 so fresh and cached vectors are identical.
-            return bb.embed(x).float().cpu().numpy().astype(np.float16).astype(np.float32)
-
-    @staticmethod
-    def embed_images(bb: Backbone, tensors: Sequence[torch.Tensor]) -> np.ndarray:
-        """Embed (3, H, W) uint8 images of any sizes; returns (N, dim) float32."""
-        if not tensors:
+    def embed_images(bb: Backbone, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed (H, W, 3) uint8 RGB images of any sizes; returns (N, dim) float32."""
+        if not len(images):
             return np.zeros((0, bb.dim), dtype=np.float32)
-        x = Embedder._prepare(bb, tensors)
+        x = bb.prepare(images)
         # On a network thread: the same single-threaded pass as the cached vectors.
         return run_network(Embedder._forward, bb, x).result()

@@ -147,9 +147,9 @@ class ImageStream:
         return expected_engine()
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        from fingertui.features import Embedder, image_tensor
+        from fingertui.features import Embedder
 
-        return Embedder.embed_images(self.bb, [image_tensor(i) for i in images])
+        return Embedder.embed_images(self.bb, [np.asarray(i) for i in images])
 
 
 class PoseStream:

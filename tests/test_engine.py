@@ -99,3 +99,88 @@ def test_an_unwritable_cache_only_costs_the_export(dataset, tmp_path, monkeypatc
     assert bb.engine == engine.ORT, bb.engine_note
     assert blocker.read_text() == "a file where the cache folder would go"
     assert np.isfinite(features.Embedder.embed_images(bb, images(dataset))).all()
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(100, 100, 160), (336, 336, 160), (480, 640, 160), (97, 131, 64)])
+def test_numpy_resize_gives_the_pixels_of_torchs_preprocessing(h, w, size):
+    # The ONNX Runtime path resizes with numpy/PIL, the exported TorchScript file with torch:
+    # both must see the same picture, enlarged (sign-digits' 100 px) or shrunk (webcam frames).
+    import torch
+
+    from fingertui.torchnets import Preprocess
+
+    img = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
+    ours = engine.prepare(img, size, mean, std)
+    theirs = Preprocess(size, list(mean), list(std))(torch.from_numpy(img).permute(2, 0, 1)[None]).numpy()
+    assert ours.shape == theirs.shape == (1, 3, size, size) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("side", [10, 7, 4, 2])
+def test_numpy_pooling_is_torchs_adaptive_pooling(side):
+    import torch
+    from torch.nn import functional as F
+
+    fmap = np.random.default_rng(side).standard_normal((2, 8, side, side)).astype(np.float32)
+    want = F.adaptive_avg_pool2d(torch.from_numpy(fmap), backbones.GRID).flatten(1).numpy()
+    np.testing.assert_allclose(engine.pooled(fmap, backbones.GRID), want, atol=1e-6)
+
+
+def test_a_cached_export_runs_without_importing_torch(dataset, tmp_path, monkeypatch):
+    # The first load exports the trunk (with torch); a later process finds the file and
+    # embeds the same vectors without importing torch at all (~4 s of every command).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if backbones._gpu_possible():
+        pytest.skip("a GPU may be present here: choosing the engine imports torch")
+    monkeypatch.setenv(engine.ENV_CACHE, str(tmp_path / "cache"))
+    backbones._CACHE.clear()
+    bb = backbones.load("dev-random")
+    assert bb.features is not None and bb.engine == engine.ORT
+    paths = [str(dataset.ws.abs(s.path)) for s in dataset.labelled()]
+    here = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in paths])
+    code = (
+        "import json, sys\n"
+        "from fingertui import backbones, features\n"
+        "bb = backbones.load('dev-random')\n"
+        f"v = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in {paths!r}])\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'id': bb.id, 'engine': bb.engine, 'v': v.tolist()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+    ).stdout
+    got = json.loads(out)
+    assert got["torch"] is False
+    assert (got["id"], got["engine"]) == (bb.id, engine.ORT)
+    np.testing.assert_array_equal(np.array(got["v"], dtype=np.float32), here)
+
+
+def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch):
+    # The torch-free load names the backbone itself; a different name would file its vectors
+    # (and its models) under another backbone.
+    import torch
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    for name in ("dev-random", "efficientnet-lite0"):
+        assert backbones._exported_id(name, None, None) == (name, backbones.LOADERS[name]().id)
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), weights)
+    full = backbones.load_resnet18(str(weights))
+    assert backbones._exported_id("resnet18", str(weights), None) == ("resnet18", full.id)
+    # torchvision's file name, transforms and cache folder, as the torch-free side has them.
+    w = ResNet18_Weights.IMAGENET1K_V1
+    assert w.url.rsplit("/", 1)[-1] == backbones.RESNET18_FILE
+    spec = backbones.SPECS["resnet18"]
+    t = w.transforms()
+    assert (t.crop_size[0], tuple(t.mean), tuple(t.std)) == (spec.size, spec.mean, spec.std)
+    assert full.dim == spec.dim
+    from pathlib import Path
+
+    from torch.hub import get_dir
+
+    assert backbones.resnet18_cache_file() == Path(get_dir()) / "checkpoints" / backbones.RESNET18_FILE
