@@ -296,3 +296,21 @@ async def test_runs_compare_in_words_opens_the_changed_images_and_rollback_keeps
         assert app.screen is results and results.run_record.id == a
         assert f"results of run {a}" in results.title
         assert "(first run)" in shown(results.query_one("#metrics", Static))
+
+
+@pytest.mark.parametrize(("k", "n"), [(6, 6), (0, 5), (3, 10), (97, 100), (1, 1), (240, 242)])
+def test_exact_interval_and_mcnemar_are_scipy_stats_own(k, n):
+    # Computed from scipy.special (scipy.stats takes 1-2 s to import in every command): the
+    # same Clopper-Pearson bounds and exact binomial p-values.
+    from scipy.stats import beta, binomtest
+
+    from fingertui.metrics import exact_interval
+
+    lo = 0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1)
+    hi = 1.0 if k == n else beta.ppf(0.975, k + 1, n - k)
+    assert exact_interval(k, n) == pytest.approx((lo, hi), abs=1e-12)
+    right_a = np.arange(n) < k
+    right_b = np.arange(n) % 3 == 0
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    want = 1.0 if only_a + only_b == 0 else binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue
+    assert mcnemar(right_a, right_b)["p_value"] == pytest.approx(want, abs=1e-12)
