@@ -20,7 +20,7 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 
 from fingertui import backbones
 from fingertui.features import Embedder
-from fingertui.train import Head
+from fingertui.mlp import Head
 
 
 def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:

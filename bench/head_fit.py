@@ -25,8 +25,9 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 
 from fingertui import backbones, streams
 from fingertui.importer import import_paths
+from fingertui.mlp import fit_head
 from fingertui.store import Store
-from fingertui.train import TrainConfig, fit_head, fit_linear, logits, training_views, validation_fold
+from fingertui.train import TrainConfig, fit_linear, logits, training_views, validation_fold
 from fingertui.workspace import Workspace
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"

@@ -1,12 +1,13 @@
-"""Head training with one torch thread against torch's default (one per core).
+"""Head training on one thread against the libraries' default (one per core).
 
 The heads are small (a linear layer on a few thousand vectors): split over two threads,
 every step waits for the slower core, and on a loaded machine that wait dominates. This
-times two head trainers — the mini-batch AdamW head (``fit_head``, a fixed 40 epochs; since
-2026-11-29 only `--head mlp` uses it, the linear head is scikit-learn's L-BFGS: see
-bench/head_fit.py) and the quick L-BFGS head behind the out-of-fold predictions —
-on vectors shaped like sign-digits' image features (3,300 × 1,792), alternating the
-thread counts, and reports the load average with each figure.
+times two head trainers — the mini-batch AdamW head (``mlp.fit_head`` without its
+one-thread wrapper, torch threads; since 2026-11-29 only `--head mlp` uses it, see
+bench/head_fit.py) and the quick L-BFGS head behind the out-of-fold predictions (NumPy
+and SciPy: BLAS threads, ``train.BLAS_THREADS``) — on vectors shaped like sign-digits'
+image features (3,300 × 1,792), alternating the thread counts, and reports the load
+average with each figure.
 
 Run: .venv/bin/python bench/head_threads.py [--rounds 2]
 """
@@ -23,13 +24,16 @@ import numpy as np
 import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui.train import TrainConfig, fit_head, fit_linear_lbfgs
+from fingertui import train
+from fingertui.mlp import fit_head
+from fingertui.train import TrainConfig, fit_linear_lbfgs
 
 
 def timed(threads: int, X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:
     torch.set_num_threads(threads)
+    train.BLAS_THREADS = threads
     t0 = time.perf_counter()
-    fit_head(X, y, cfg, val=(X[:120], y[:120]))
+    fit_head.__wrapped__(X, y, cfg, val=(X[:120], y[:120]))  # without one_torch_thread
     t1 = time.perf_counter()
     fit_linear_lbfgs(X, y, cfg)
     return t1 - t0, time.perf_counter() - t1
@@ -52,7 +56,7 @@ def main() -> int:
             adam, lbfgs = timed(threads, X, y, cfg)
             got[threads].append((adam, lbfgs))
             print(
-                f"round {r + 1}: {threads} torch thread(s): 40 AdamW epochs {adam:.2f} s, "
+                f"round {r + 1}: {threads} thread(s): 40 AdamW epochs {adam:.2f} s, "
                 f"L-BFGS head {lbfgs:.2f} s (load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )

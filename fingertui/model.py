@@ -21,22 +21,35 @@ counts before the user has captured anything.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.linear import LinearHead
 from fingertui.store import atomic_write
-from fingertui.train import Head, logits, softmax
+from fingertui.train import AnyHead, logits, softmax
 
-FORMAT = "fingertui.model/2"
-FORMAT_V1 = "fingertui.head/1"  # image-only checkpoints written before the pose stream
+if TYPE_CHECKING:
+    from fingertui.backbones import Backbone
+
+# A checkpoint is a NumPy .npz (no pickle): the JSON-able part as one string array under
+# META_KEY, in which {ARRAY_REF: name} stands for the array stored under that name.
+FORMAT = "fingertui.model/3"
+FORMAT_V2 = "fingertui.model/2"  # the same content in a torch.save file (before the .npz)
+FORMAT_V1 = "fingertui.head/1"  # image-only torch.save checkpoints written before the pose stream
+FORMATS = (FORMAT, FORMAT_V2, FORMAT_V1)
+CHECKPOINT_SUFFIX = ".npz"
+META_KEY = "fingertui.json"
+ARRAY_REF = "$array"
 FEATURE_SETS = ("image", "pose", "both")
 # The starter has no validation on the user's data: below this confidence it says unsure.
 STARTER_UNSURE = 0.7
@@ -45,9 +58,57 @@ N = len(CLASSES)
 
 
 def save_checkpoint(path: Path, ckpt: dict) -> None:
+    """Write a checkpoint: NumPy arrays anywhere in ``ckpt`` become .npz members, the rest
+    JSON (so it loads with ``allow_pickle=False`` and without torch)."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def pack(v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): pack(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [pack(x) for x in v]
+        if isinstance(v, np.ndarray):
+            name = f"a{len(arrays)}"
+            arrays[name] = v
+            return {ARRAY_REF: name}
+        return v.item() if isinstance(v, np.generic) else v
+
+    meta = json.dumps(pack(ckpt))
     buf = io.BytesIO()
-    torch.save(ckpt, buf)
+    np.savez(buf, **{META_KEY: np.array(meta)}, **arrays)
     atomic_write(path, buf.getvalue())
+
+
+def _read_npz(path: Path) -> object:
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f[META_KEY][()]))
+        arrays = {k: f[k] for k in f.files if k != META_KEY}
+
+    def unpack(v: object) -> object:
+        if isinstance(v, dict):
+            if set(v) == {ARRAY_REF}:
+                if v[ARRAY_REF] not in arrays:
+                    raise _bad(path, f"array {v[ARRAY_REF]!r} missing")
+                return arrays[v[ARRAY_REF]]
+            return {k: unpack(x) for k, x in v.items()}
+        return [unpack(x) for x in v] if isinstance(v, list) else v
+
+    return unpack(meta)
+
+
+def _read_torch(path: Path) -> object:
+    """An older checkpoint written by ``torch.save`` (formats 1 and 2), its tensors as
+    NumPy arrays. The one place a checkpoint needs torch."""
+    import torch
+
+    def numpy(v: object) -> object:
+        if isinstance(v, torch.Tensor):
+            return v.detach().cpu().numpy()
+        if isinstance(v, dict):
+            return {k: numpy(x) for k, x in v.items()}
+        return [numpy(x) for x in v] if isinstance(v, list | tuple) else v
+
+    return numpy(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def _bad(path: Path, what: str) -> UserError:
@@ -70,20 +131,30 @@ def _number(path: Path, value: object, name: str) -> float:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint safely (``weights_only=True``), check it is one of ours, and bring
-    an older image-only one to the current layout."""
+    """Read a checkpoint safely (no pickle; an older torch one with ``weights_only=True``),
+    check it is one of ours, and bring an older one to the current layout (arrays as NumPy)."""
     if not path.exists():
         raise UserError(f"checkpoint {path} is missing; retrain with `fingertui train` or pick another run")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle errors, …
+        with zipfile.ZipFile(path) as z:  # both .npz and torch.save files are zip archives
+            names = z.namelist()
+        if f"{META_KEY}.npy" in names:
+            ckpt = _read_npz(path)
+        elif any(n.endswith("/data.pkl") for n in names):
+            ckpt = _read_torch(path)
+        else:
+            ckpt = None
+    except UserError:
+        raise
+    except Exception as e:  # truncated zip, bad JSON, pickle errors, …
         raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}); retrain with `fingertui train`") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, FORMAT_V1):
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in FORMATS:
         raise UserError(f"{path} is not a fingertui checkpoint ({FORMAT}); retrain with `fingertui train`")
     if list(ckpt.get("classes", [])) != list(CLASSES):
         raise UserError(
             f"checkpoint {path} predicts classes {ckpt.get('classes')}, this fingertui uses {list(CLASSES)}; retrain"
         )
+    ckpt["format"] = FORMAT if ckpt["format"] == FORMAT_V2 else ckpt["format"]
     if ckpt["format"] == FORMAT_V1:
         t = _number(path, ckpt.get("temperature"), "temperature")
         ckpt = {
@@ -121,14 +192,16 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def build_head(path: Path, spec: dict, state: dict) -> Head:
-    head = Head(spec["dim"], spec["kind"], spec.get("hidden", 256))
+def build_head(path: Path, spec: dict, state: dict) -> AnyHead:
+    """The head a checkpoint describes: the linear one in NumPy, an MLP in torch."""
     try:
-        head.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        if spec["kind"] == "linear":
+            return LinearHead.from_state(state, spec["dim"], N)
+        from fingertui.mlp import Head
+
+        return Head.from_state(state, spec["dim"], spec["kind"], spec.get("hidden", 256))
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"checkpoint {path.name} does not fit its head ({str(e).splitlines()[0]}); retrain") from e
-    head.eval()
-    return head
 
 
 @dataclass
@@ -230,7 +303,7 @@ class Model:
     ) -> Model:
         """Load a checkpoint; with ``lazy`` the network loads only when an image must be
         embedded (a review queue whose vectors are cached never needs it)."""
-        from fingertui import backbones, streams
+        from fingertui import streams
 
         ckpt = load_checkpoint(path)
         experts = ckpt["experts"]
@@ -239,7 +312,9 @@ class Model:
             want = experts["image"]["backbone"]
             dim = experts["image"]["head"]["dim"]
 
-            def load_backbone() -> backbones.Backbone:
+            def load_backbone() -> Backbone:
+                from fingertui import backbones  # here: a model without an image expert needs no torch
+
                 name = want.split("@", 1)[0]
                 if name not in backbones.LOADERS:
                     raise UserError(f"checkpoint {path.name} needs backbone {want}, which this fingertui does not know")
@@ -359,8 +434,7 @@ class Model:
         parts = []
         for name, X in (("image", f.image), ("pose", f.pose)):
             if name in self.heads and X is not None:
-                h = self.heads[name]
-                parts.append((X - h.mean.numpy()) / h.std.numpy())
+                parts.append(self.heads[name].standardise(X))
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(f.hand), 0))
 
     # --- images ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fingertui import backbones
 from fingertui.backbones import Backbone
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.mlp import as_torch
 from fingertui.model import Model
 from fingertui.store import atomic_write
 
@@ -26,7 +27,7 @@ class _Exported(nn.Module):
         super().__init__()
         self.preprocess = bb.preprocess
         self.features = bb.features
-        self.head = model.heads["image"]
+        self.head = as_torch(model.heads["image"])
         self.register_buffer("inv_temperature", torch.tensor(1.0 / model.image_temperature))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

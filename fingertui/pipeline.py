@@ -25,7 +25,7 @@ import numpy as np
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
 from fingertui.metrics import confidence_check, ece, evaluate
-from fingertui.model import FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
+from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
 from fingertui.progress import PhaseTimer
 from fingertui.runs import RunRecord, get_run
 from fingertui.store import Sample, Store, now_iso
@@ -35,7 +35,6 @@ from fingertui.train import (
     fit_temperature,
     group_folds,
     logits,
-    one_torch_thread,
     softmax,
     train_calibrated,
     training_views,
@@ -92,7 +91,6 @@ def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
     return {k: v for k, v in w.items() if k in experts}
 
 
-@one_torch_thread
 def train(
     store: Store,
     *,
@@ -113,7 +111,7 @@ def train(
     simulations); by default every labelled sample takes part. ``with_fingers=False``
     leaves the finger-state expert out (benchmarks: what the other experts do alone).
     """
-    from fingertui import active, backbones, streams
+    from fingertui import active, streams
 
     if features not in FEATURE_SETS:
         raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
@@ -147,6 +145,8 @@ def train(
     used = features if pose is not None else "image"
     image = None
     if used in ("image", "both"):
+        from fingertui import backbones  # here: a pose-only run needs no torch
+
         bb = backbones.load(backbone, weights_file=weights_file, warn=warn, settings=store)
         image = streams.ImageStream(bb, framing=streams.FRAMING if pose is not None else None)
     report("loading model", 1, 1)
@@ -194,7 +194,7 @@ def train(
         temps[name] = fitted.temperature
         experts[name] = {
             "head": {"kind": fitted.fit.head.kind, "dim": int(X.shape[-1]), "hidden": cfg.hidden},
-            "head_state": fitted.fit.head.state_dict(),
+            "head_state": fitted.fit.head.state(),
             "epochs": fitted.fit.epochs,
             "l2": fitted.fit.l2,
         }
@@ -392,7 +392,7 @@ def _record(
     oof_experts: dict[str, np.ndarray],
     te_experts: dict[str, np.ndarray],
 ) -> RunRecord:
-    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}.pt"
+    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}{CHECKPOINT_SUFFIX}"
     backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
     save_checkpoint(
         ckpt_path,

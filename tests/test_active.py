@@ -10,10 +10,10 @@ from fingertui.backbones import expected_engine
 from fingertui.cli import main
 from fingertui.errors import UserError
 from fingertui.features import EmbeddingCache, plain_key
+from fingertui.linear import LinearHead
 from fingertui.model import FORMAT_V1 as FORMAT
 from fingertui.model import save_checkpoint
 from fingertui.store import Store, now_iso
-from fingertui.train import Head
 from tests.conftest import noise_image, png_bytes
 
 BACKBONE = "fake@test"
@@ -40,13 +40,13 @@ def fake_run(
 ):
     """A run made by hand: its per-sample probabilities (and, per sample, each expert's
     probabilities ``experts[id]``) are the ones given."""
-    head = Head(DIM)
-    path = store.ws.models_dir / f"fake-{len(list(store.ws.models_dir.glob('*')))}.pt"
+    head = LinearHead(np.zeros(DIM), np.ones(DIM), np.random.default_rng(0).normal(0, 0.3, (6, DIM)), np.zeros(6))
+    path = store.ws.models_dir / f"fake-{len(list(store.ws.models_dir.glob('*')))}.npz"
     save_checkpoint(
         path,
         {
             "format": FORMAT,
-            "head_state": head.state_dict(),
+            "head_state": head.state(),
             "head": {"kind": "linear", "dim": DIM},
             "backbone": BACKBONE,
             "classes": list(range(6)),
