@@ -1,13 +1,12 @@
-"""Evaluation metrics: scikit-learn's confusion matrix (rows = true label, columns =
-predicted), per-class precision/recall/F1 and balanced accuracy, plus our own exact
-(Clopper–Pearson) interval of the accuracy, calibration error (ECE), exact McNemar test, and
-the judgements built on them: whether an accuracy means anything yet, and whether a model's
+"""Evaluation metrics: the confusion matrix (rows = true label, columns = predicted),
+per-class precision/recall/F1 and balanced accuracy (in NumPy, as scikit-learn defines
+them: tests/test_learning.py compares), the exact (Clopper–Pearson) interval of the
+accuracy, calibration error (ECE), exact McNemar test, and the judgements built on them: whether an accuracy means anything yet, and whether a model's
 confidence has been checked on enough images to call a prediction "sure"."""
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -116,41 +115,40 @@ def confidence_check(val_y: np.ndarray, test_y: np.ndarray, test_ece: float, tra
 def evaluate(y: np.ndarray, probs: np.ndarray) -> dict:
     """Everything the results table shows, as plain JSON-able values.
 
-    Confusion matrix, precision/recall/F1 and balanced accuracy come from scikit-learn;
-    the exact interval and ECE are ours. Classes with no samples in ``y`` are left out
-    of the per-class scores and balanced accuracy, and listed under ``missing_classes``.
+    Classes with no samples in ``y`` are left out of the per-class scores and balanced
+    accuracy, and listed under ``missing_classes``. A score whose denominator is zero (the
+    precision of a class never predicted) is 0, as scikit-learn's ``zero_division=0``.
     """
-    from sklearn import metrics as skm
-
     y = np.asarray(y, dtype=int)
     labels = list(CLASSES)
     pred = probs.argmax(axis=1) if len(y) else np.zeros(0, dtype=int)
     present = [c for c in CLASSES if (y == c).any()]
-    cm = skm.confusion_matrix(y, pred, labels=labels) if len(y) else np.zeros((len(labels),) * 2, dtype=int)
-    per_class = {}
-    if present:
-        prec, rec, f1, support = skm.precision_recall_fscore_support(y, pred, labels=present, zero_division=0)
-        for i, c in enumerate(present):
-            per_class[str(c)] = {
-                "precision": float(prec[i]),
-                "recall": float(rec[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-    balanced = float("nan")
-    if present:
-        with warnings.catch_warnings():
-            # It warns when a prediction names a class absent from y: expected here (such
-            # classes are listed under missing_classes and left out of the mean).
-            warnings.simplefilter("ignore", UserWarning)
-            balanced = float(skm.balanced_accuracy_score(y, pred))
+    cm = np.zeros((len(labels), len(labels)), dtype=int)
+    np.add.at(cm, (np.searchsorted(labels, y), np.searchsorted(labels, pred)), 1)
+    hits = np.diag(cm).astype(float)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    precision = np.divide(hits, predicted, out=np.zeros(len(labels)), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros(len(labels)), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(len(labels)), where=both > 0)
+    per_class = {
+        str(c): {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(labels)
+        if c in present
+    }
+    balanced = float(np.mean([recall[labels.index(c)] for c in present])) if present else float("nan")
     correct = (pred == y).astype(float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
     weakest = min(per_class, key=lambda c: per_class[c]["recall"]) if per_class else None
     return {
         "n": int(len(y)),
-        "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else float("nan"),
+        "accuracy": float(correct.mean()) if len(y) else float("nan"),
         "accuracy_ci95": list(exact_interval(int(correct.sum()), len(correct))),
         "balanced_accuracy": balanced,
         "per_class": per_class,
