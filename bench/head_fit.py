@@ -1,6 +1,7 @@
 """The image head's two trainers on real features: the mini-batch AdamW loop with early
-stopping (``fit_head``, what `fingertui train` used before) against the L2 path fitted by
-scikit-learn's L-BFGS (``fit_linear``, what it uses now), on the same training vectors
+stopping (``mlp.fit_head``, what `fingertui train` used before) against the L2 path fitted
+by L-BFGS (``fit_linear``, what it uses now: scikit-learn's until 2026-11-30, SciPy's on the
+same objective since), on the same training vectors
 (sign-digits, its frozen split, efficientnet-lite0, the views `fingertui train` computes),
 alternating, with the load average beside each figure. Both pick their stopping point or
 strength on the same group-aware validation fold.

@@ -239,7 +239,7 @@ def test_linear_head_picks_its_regularisation_on_the_validation_fold():
 
 
 def test_linear_head_never_predicts_a_class_it_has_not_seen():
-    X, y = _blobs(20, [1, 3], noise=0.5, seed=0)  # two classes only (scikit-learn's binary case)
+    X, y = _blobs(20, [1, 3], noise=0.5, seed=0)  # two classes only
     fit = fit_linear(X, y, TrainConfig())
     Xt, yt = _blobs(30, range(6), noise=0.5, seed=1)
     pred = logits(fit.head, Xt).argmax(1)
