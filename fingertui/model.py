@@ -99,7 +99,13 @@ def _read_npz(path: Path) -> object:
 def _read_torch(path: Path) -> object:
     """An older checkpoint written by ``torch.save`` (formats 1 and 2), its tensors as
     NumPy arrays. The one place a checkpoint needs torch."""
-    import torch
+    try:
+        import torch
+    except ImportError as e:
+        raise UserError(
+            f"checkpoint {path.name} was written by an older fingertui and needs torch to read, which is not "
+            "installed here; install torch or retrain with `fingertui train`"
+        ) from e
 
     def numpy(v: object) -> object:
         if isinstance(v, torch.Tensor):

@@ -185,6 +185,17 @@ def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_
     assert sum(p.label == k for k, p in enumerate(a)) >= 5  # a working model, not two broken alike
 
 
+def test_torch_checkpoint_without_torch_says_what_it_needs(bars_store, tmp_path, monkeypatch):
+    run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
+    old = tmp_path / "run-old.pt"
+    _as_torch_file(load_checkpoint(bars_store.ws.abs(run.checkpoint)), old)
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    with pytest.raises(UserError, match="older fingertui and needs torch") as e:
+        load_checkpoint(old)
+    assert "\n" not in str(e.value)
+    assert load_checkpoint(bars_store.ws.abs(run.checkpoint))["format"] == FORMAT  # the .npz needs no torch
+
+
 def test_damaged_npz_checkpoints_say_so_in_one_line(bars_store, tmp_path, capsys):
     run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     path = bars_store.ws.abs(run.checkpoint)
