@@ -183,8 +183,9 @@ def main() -> int:
             path = whole_path(bb, store, chunk, views)
             pool = network_alone(bb, inputs, "pool")
             with on_engine(bb, "t1"):
-                torch_default = network_alone(bb, inputs, threads)
-                torch_pool = network_alone(bb, inputs, "pool")
+                torch_inputs = prepared(bb, store, chunk, views)  # torch's own resize: tensors
+                torch_default = network_alone(bb, torch_inputs, threads)
+                torch_pool = network_alone(bb, torch_inputs, "pool")
             best = max(one, pool)
             rounds.append(
                 {

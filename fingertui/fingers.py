@@ -233,6 +233,7 @@ class FingerHead:
         (every finger 50/50). L-BFGS from the prior (or zero) with the exact gradient:
         deterministic for the same data."""
         from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
 
         F = np.asarray(F, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
@@ -273,7 +274,11 @@ class FingerHead:
             grad = np.concatenate([(da[:, :, None] * X).sum(0).ravel(), da.sum(0)]) + 2 * l2 * diff
             return float(loss), grad
 
-        res = minimize(loss_grad, theta0.copy(), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+        # One BLAS thread: L-BFGS-B's vector operations on a few hundred weights are tiny,
+        # and waking a second BLAS thread for each cost more than the fit itself (measured:
+        # 14 iterations on 768 weights 8 ms on one thread, 92 ms on this machine's two).
+        with threadpool_limits(1, user_api="blas"):
+            res = minimize(loss_grad, theta0.copy(), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
         theta = res.x
         return cls(
             w=theta[:nw].reshape(N_FINGERS, k).copy(),

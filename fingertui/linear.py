@@ -75,7 +75,6 @@ def fit_multinomial(
     objective with C = 1 / (2 λ Σ sᵢ), and its L-BFGS-B settings: gtol = ``tol``, ftol =
     64 ε, 50 line-search steps."""
     from scipy.optimize import minimize
-    from scipy.special import logsumexp
 
     # float32 products, as scikit-learn does with our float32 features: half the time of
     # float64 (the bulk of a fit), probabilities the same to 1e-6.
@@ -91,9 +90,13 @@ def fit_multinomial(
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         W, b = theta[:split].reshape(k, dim), theta[split:]
         z = (X @ W.T.astype(np.float32)).astype(np.float64) + b
-        lse = logsumexp(z, axis=1)
+        # log-sum-exp and softmax from one exp (scipy.special.logsumexp's checks took a
+        # third of a fit)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        total = e.sum(axis=1)
+        lse = np.log(total) + (z.max(axis=1))
         loss = sw @ (lse - z[rows, y]) + l2 * float(W.ravel() @ W.ravel())
-        g = (np.exp(z - lse[:, None]) - onehot) * sw[:, None]
+        g = (e / total[:, None] - onehot) * sw[:, None]
         gW = (g.T.astype(np.float32) @ X).astype(np.float64) + 2.0 * l2 * W
         return loss, np.concatenate([gW.ravel(), g.sum(0)])
 
