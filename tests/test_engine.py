@@ -184,3 +184,41 @@ def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch)
     from torch.hub import get_dir
 
     assert backbones.resnet18_cache_file() == Path(get_dir()) / "checkpoints" / backbones.RESNET18_FILE
+
+
+def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset, tmp_path, monkeypatch):
+    # Every vector cached (the first train computed them, the augmented views too) and the
+    # trunk's export cached: retraining and predicting as a whole process import neither
+    # (torch alone took ~4 s of every such command).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fingertui.pipeline import train
+
+    if backbones._gpu_possible():
+        pytest.skip("a GPU may be present here: choosing the engine imports torch")
+    monkeypatch.setenv(engine.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
+    backbones._CACHE.clear()
+    first = train(dataset, features="both", backbone="dev-random", flags=False).run
+    photo = str(dataset.ws.abs(dataset.labelled()[0].path))
+    home = str(dataset.ws.root)
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from fingertui.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    rc = main(['--home', {home!r}, 'train', '--backbone', 'dev-random', '--features', 'both', '--json'])\n"
+        f"    rc2 = main(['--home', {home!r}, 'predict', {photo!r}, '--json'])\n"
+        "print(json.dumps({'rc': [rc, rc2], 'loaded': [m for m in ('torch', 'sklearn') if m in sys.modules]}))\n"
+    )
+    got = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+        ).stdout.splitlines()[-1]
+    )
+    assert got == {"rc": [0, 0], "loaded": []}
+    from fingertui.runs import list_runs
+
+    assert {r.id for r in list_runs(dataset)} - {first.id}  # the retrain was recorded
