@@ -235,3 +235,22 @@ def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     (ckpt,) = (home / "data" / "models").iterdir()
     assert ckpt.suffix == ".npz"
     assert _modules_after(cli.format(["--home", str(home), "predict", str(bars / "3" / "0.png")]), env) == []
+
+
+def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
+    # Nothing imports torch up front any more; augmenting imports it on the decoding thread
+    # while the network threads start. A fresh process (as from the CLI) once broke here.
+    bars = write_bars(tmp_path / "bars", 4)  # 4 per class: augmented views for every class
+    for ws in ("warm", "fresh"):  # the first makes sure the backbone's ONNX export is cached
+        home = str(tmp_path / ws)
+        cmd = [sys.executable, "-m", "fingertui", "--home", home]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run([*cmd, "import", str(bars)], check=True, capture_output=True, env=env)
+        r = subprocess.run(
+            [*cmd, "train", "--backbone", "efficientnet-lite0", "--features", "image", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert r.returncode == 0, r.stderr[-600:]
+        assert json.loads(r.stdout)["run"]["features"] == "image"
