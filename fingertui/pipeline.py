@@ -155,12 +155,6 @@ def train(
     both = train_s + test_s
     # Image views by scarcity (each is a network pass); landmark views cost no network.
     views = training_views(np.array([s.label for s in train_s]), [s.sha256 for s in train_s], cfg)
-    if image is not None and any(views):
-        # Augmenting needs torch (torchvision's transforms, on the decoding thread). Import
-        # it here, before the network threads start: one starting while the decoding thread
-        # was halfway through importing it found torch without set_num_threads, and the
-        # network pool broke (every image-only run with augmented views, from the CLI).
-        import torch  # noqa: F401
     sf = streams.sample_features(
         store,
         both,
