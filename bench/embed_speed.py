@@ -88,10 +88,12 @@ def network_alone(bb: backbones.Backbone, inputs: list, threads: int | str) -> f
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        Embedder._forward(bb, inputs[0])  # warm-up
+        # bb.forward, not Embedder._forward: that one pins torch to one thread, as on the
+        # network threads.
+        bb.forward(inputs[0])  # warm-up
         t0 = time.perf_counter()
         for x in inputs:
-            Embedder._forward(bb, x)
+            bb.forward(x)
         return len(inputs) / (time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)

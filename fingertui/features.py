@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -144,16 +143,18 @@ def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
 
 
 def _single_threaded() -> None:
-    if "torch" in sys.modules:  # a network thread running torch's pass: one thread each
-        sys.modules["torch"].set_num_threads(1)  # this thread's own setting (OpenMP keeps one per thread)
+    """This thread's torch passes on one thread (OpenMP keeps the setting per thread). Called
+    before each torch pass, not when a network thread starts: on ONNX Runtime's path torch
+    may be half-imported by the decoding thread (to augment) just then."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @functools.lru_cache(maxsize=1)
 def _net_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The network threads, shared by every embedder in the process (started on first use)."""
-    return concurrent.futures.ThreadPoolExecutor(
-        NET_WORKERS, thread_name_prefix="fingertui-net", initializer=_single_threaded
-    )
+    return concurrent.futures.ThreadPoolExecutor(NET_WORKERS, thread_name_prefix="fingertui-net")
 
 
 def run_network(fn: Callable[..., np.ndarray], *args: object) -> concurrent.futures.Future:
@@ -355,7 +356,7 @@ class Embedder:
     @staticmethod
     def _forward(bb: Backbone, x: object) -> np.ndarray:
         if bb.ort is None:
-            _single_threaded()  # also on a thread started before torch was imported
+            _single_threaded()
         # Round-trip through float16 so fresh and cached vectors are identical.
         return bb.forward(x).astype(np.float16).astype(np.float32)
 

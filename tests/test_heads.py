@@ -237,13 +237,6 @@ def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     assert _modules_after(cli.format(["--home", str(home), "predict", str(bars / "3" / "0.png")]), env) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features._single_threaded (a network thread's initializer) finds torch half-imported by the "
-    "decoding thread and calls its missing set_num_threads: BrokenThreadPool. The fix belongs in features.py "
-    "(skip it while torch has no set_num_threads; _forward calls it again before each torch pass); "
-    "importing torch in pipeline.train instead would cost every retrain with cached views the import.",
-)
 def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
     # Nothing imports torch up front any more; augmenting imports it on the decoding thread
     # while the network threads start (a fresh process, as from the CLI, with no vectors cached).
