@@ -181,18 +181,17 @@ def prepare(img: np.ndarray, size: int, mean: Sequence[float], std: Sequence[flo
     photo."""
     from PIL import Image
 
-    planes = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(img[:, :, c]))
-            .convert("F")
-            .resize((size, size), Image.Resampling.BILINEAR)
-        )
-        for c in range(3)
-    ]
-    std32 = np.asarray(std, dtype=np.float32)[:, None, None]
-    scale = 1.0 / (255.0 * std32)
-    shift = np.asarray(mean, dtype=np.float32)[:, None, None] / std32
-    return np.ascontiguousarray((np.stack(planes) * scale - shift)[None], dtype=np.float32)
+    std32 = np.asarray(std, dtype=np.float32)
+    scale = 1.0 / (255.0 * std32)  # float32, as torch computes (x / 255 − mean) / std
+    shift = np.asarray(mean, dtype=np.float32) / std32
+    out = np.empty((1, 3, size, size), dtype=np.float32)
+    for c in range(3):
+        plane = Image.fromarray(np.ascontiguousarray(img[:, :, c])).convert("F")
+        resized = np.asarray(plane.resize((size, size), Image.Resampling.BILINEAR))
+        # normalised in place, channel by channel: no temporaries (they were half its time)
+        np.multiply(resized, scale[c], out=out[0, c])
+        out[0, c] -= shift[c]
+    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -210,5 +209,7 @@ def pooled(features: np.ndarray, grid: int) -> np.ndarray:
     it does not export to ONNX for sizes that do not divide, 10 → 4) and flattened to
     (N, C · grid²) in channel-major order, as torch's ``adaptive_avg_pool2d(…).flatten(1)``."""
     n, c, h, w = features.shape
-    out = np.einsum("nchw,ih,jw->ncij", features, _pool_matrix(h, grid), _pool_matrix(w, grid), optimize=True)
+    # rows then columns: two small matrix products per map (einsum planned its path anew
+    # on every call: 0.2 ms of a 4 ms view)
+    out = _pool_matrix(h, grid) @ features @ _pool_matrix(w, grid).T
     return np.ascontiguousarray(out, dtype=np.float32).reshape(n, c * grid * grid)
