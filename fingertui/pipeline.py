@@ -145,7 +145,7 @@ def train(
     used = features if pose is not None else "image"
     image = None
     if used in ("image", "both"):
-        from fingertui import backbones  # here: a pose-only run needs no torch
+        from fingertui import backbones  # here: a pose-only run loads no backbone
 
         bb = backbones.load(backbone, weights_file=weights_file, warn=warn, settings=store)
         image = streams.ImageStream(bb, framing=streams.FRAMING if pose is not None else None)
