@@ -16,7 +16,7 @@ of values, one float16 step different. On a CPU the pass runs in ONNX Runtime (e
 with numpy resizing and pooling around it, whose vectors agree with torch's to float16
 precision but not bit for bit: the cache keys name the engine ("plain-ort2", "plain-t1"
 for torch), so one's vectors never stand in for the other's. Images travel as (H, W, 3)
-uint8 arrays; torch is imported only to augment (or where torch runs the network).
+uint8 arrays; torch is imported only where torch runs the network.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import queue
 import threading
@@ -52,6 +53,10 @@ RECIPE = {
     # jitter's 2.9 ms per view, on the one thread that decodes and augments for the network.
     "jitter": [0.3, 0.3, 0.25, 0.0],
     "hflip": 0.5,  # a mirrored hand shows the same count
+    # Who draws the views: PIL, from a NumPy generator per (image, view). It was
+    # torchvision's v2 transforms, whose import (torch's with it) took 4-5 s of a first
+    # training with few images per class, the one thing left there that needed torch.
+    "impl": "pil-1",
 }
 # The cache keys below add the engine's tag (engine.CACHE_TAG): "t1" (single-threaded torch
 # passes; vectors cached before those, with torch's default thread count, are not reused)
@@ -105,41 +110,36 @@ def load_rgb(path: str | os.PathLike[str], box: tuple[int, int, int, int] | None
     return arr
 
 
-@functools.lru_cache(maxsize=32)
-def _augmenter(size: tuple[int, int]):  # noqa: ANN202
-    # Built once per image size: building the v2.Compose took 7.8 ms of each 10.5 ms view.
-    # The transforms hold no random state (they draw from torch's global generator at call
-    # time), so one instance gives the same views as a fresh one.
-    from torchvision.transforms import v2
+def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
+    """The ``view``-th augmented copy of an (H, W, 3) uint8 image, the same for the same
+    (image, view) in any thread (its own generator, seeded by both): RECIPE's random crop
+    of 70–100 % of the area at an aspect ratio of 0.85–1.18 resized back to the image's
+    size, a rotation of up to ±12° (black corners), brightness, contrast and saturation
+    each scaled by up to ±30 / 30 / 25 % in a random order, and a mirror half the time."""
+    from PIL import Image, ImageEnhance, ImageOps
 
     r = RECIPE
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(size, scale=tuple(r["crop_scale"]), ratio=tuple(r["crop_ratio"]), antialias=True),
-            v2.RandomRotation(r["rotate_deg"]),
-            v2.ColorJitter(*r["jitter"]),
-            v2.RandomHorizontalFlip(r["hflip"]),
-        ]
+    rng = np.random.default_rng(int(hashlib.sha256(f"{sha256}:{view}".encode()).hexdigest()[:15], 16))
+    h, w = img.shape[:2]
+    x0, y0, cw, ch = 0, 0, w, h  # after 10 failed draws: the whole image (as torchvision does)
+    for _ in range(10):
+        area = h * w * rng.uniform(*r["crop_scale"])
+        ratio = math.exp(rng.uniform(math.log(r["crop_ratio"][0]), math.log(r["crop_ratio"][1])))
+        tw, th = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if 0 < tw <= w and 0 < th <= h:
+            x0, y0, cw, ch = int(rng.integers(0, w - tw + 1)), int(rng.integers(0, h - th + 1)), tw, th
+            break
+    pil = Image.fromarray(np.ascontiguousarray(img)).resize(
+        (w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)
     )
-
-
-# The augmenter draws from torch's one global CPU generator: two threads augmenting at
-# once would interleave their draws and break "the same view every time".
-_RNG_LOCK = threading.Lock()
-
-
-def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
-    """The ``view``-th augmented copy of an (H, W, 3) uint8 image: the same for the same
-    (image, view). (torchvision's transforms: the one place the CPU path needs torch.)"""
-    import torch
-
-    seed = int(hashlib.sha256(f"{sha256}:{view}".encode()).hexdigest()[:15], 16)
-    augment = _augmenter(tuple(img.shape[:2]))
-    with _RNG_LOCK, torch.random.fork_rng(devices=[]), torch.inference_mode():
-        # The CPU generator only (what torch.manual_seed also sets, without touching CUDA's).
-        torch.default_generator.manual_seed(seed)
-        out = augment(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1))
-    return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+    pil = pil.rotate(rng.uniform(-r["rotate_deg"], r["rotate_deg"]), Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+    for k in rng.permutation(3):
+        spread = r["jitter"][k]
+        pil = enhancers[k](pil).enhance(rng.uniform(1 - spread, 1 + spread))
+    if rng.random() < r["hflip"]:
+        pil = ImageOps.mirror(pil)
+    return np.array(pil)
 
 
 def _single_threaded() -> None:

@@ -222,3 +222,37 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
     from fingertui.runs import list_runs
 
     assert {r.id for r in list_runs(dataset)} - {first.id}  # the retrain was recorded
+
+
+def test_a_first_train_that_augments_needs_no_torch(tmp_path, monkeypatch):
+    # Few images per class: the first train draws augmented views (PIL), and with the
+    # trunk's export cached it imports no torch at all (torchvision's transforms did: 4-5 s).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if backbones._gpu_possible():
+        pytest.skip("a GPU may be present here: choosing the engine imports torch")
+    monkeypatch.setenv(engine.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    backbones._CACHE.clear()
+    backbones.load("dev-random")  # exports the trunk once, as a first ever run would
+    bars, home = write_bars(tmp_path / "bars", 4), str(tmp_path / "ws")
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from fingertui.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['--home', {home!r}, 'import', {str(bars)!r}]) == 0\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    rc = main(['--home', {home!r}, 'train', '--backbone', 'dev-random', '--features', 'image', '--json'])\n"
+        "m = json.loads(out.getvalue())['metrics']\n"
+        "print(json.dumps({'rc': rc, 'new': m['embedded_new'], 'torch': 'torch' in sys.modules}))\n"
+    )
+    got = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+        ).stdout.splitlines()[-1]
+    )
+    assert got["rc"] == 0 and got["torch"] is False
+    assert got["new"] > 6 * 4  # more vectors than images: the augmented views were drawn
