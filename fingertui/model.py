@@ -319,7 +319,7 @@ class Model:
             dim = experts["image"]["head"]["dim"]
 
             def load_backbone() -> Backbone:
-                from fingertui import backbones  # here: a model without an image expert needs no torch
+                from fingertui import backbones  # here: a model without an image expert loads none
 
                 name = want.split("@", 1)[0]
                 if name not in backbones.LOADERS:
