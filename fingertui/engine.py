@@ -120,11 +120,11 @@ def export_trunk(trunk: nn.Module, size: int) -> bytes:
 def cached_trunk(backbone_id: str, trunk: nn.Module, size: int) -> OrtTrunk:
     """The trunk in ONNX Runtime, from the cache or exported now (and cached, atomically).
     A damaged cache file is exported again; an unwritable cache only costs the export."""
+    got = cached_only(backbone_id, size)  # None too when damaged or half-written: remake it
+    if got is not None:
+        return got
     path = trunk_path(backbone_id, size)
     with _LOCK:
-        if path.is_file():
-            with contextlib.suppress(Exception):  # damaged or from a broken write: remake it
-                return OrtTrunk(path)
         model = export_trunk(trunk, size)
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
