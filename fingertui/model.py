@@ -35,8 +35,9 @@ import numpy as np
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.linear import LinearHead
+from fingertui.pooling import pool_logits
 from fingertui.store import atomic_write
-from fingertui.train import AnyHead, logits, softmax
+from fingertui.train import AnyHead, logits
 
 if TYPE_CHECKING:
     from fingertui.backbones import Backbone
@@ -243,31 +244,6 @@ class Features:
     fingers: np.ndarray | None = None  # (N, 5, K) finger features (fingers.finger_matrix)
     hand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     boxes: list[tuple[int, int, int, int] | None] = field(default_factory=list)
-
-
-def pool_logits(
-    z_image: np.ndarray | None,
-    z_pose: np.ndarray | None,
-    hand: np.ndarray,
-    weights: dict[str, float],
-    image_temperature: float,
-    temperature: float = 1.0,
-    z_fingers: np.ndarray | None = None,
-) -> np.ndarray:
-    """Calibrated probabilities from the experts' logits (see the module docstring).
-
-    Rows with no hand use the image expert alone at its own temperature; in a model
-    without an image expert they get the uniform distribution (it cannot say anything)."""
-    n = len(hand)
-    z = np.zeros((n, N))
-    if z_pose is not None:
-        z[hand] += weights.get("pose", 0.0) * z_pose[hand]
-    if z_fingers is not None:
-        z[hand] += weights.get("fingers", 0.0) * z_fingers[hand]
-    if z_image is not None:
-        z[hand] += weights.get("image", 0.0) * z_image[hand]
-        z[~hand] = z_image[~hand] / image_temperature
-    return softmax(z, temperature)
 
 
 class Model:

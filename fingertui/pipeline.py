@@ -25,7 +25,8 @@ import numpy as np
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
 from fingertui.metrics import confidence_check, ece, evaluate
-from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
+from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, save_checkpoint
+from fingertui.pooling import pool_logits
 from fingertui.progress import PhaseTimer
 from fingertui.runs import RunRecord, get_run
 from fingertui.store import Sample, Store, now_iso
