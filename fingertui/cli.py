@@ -151,6 +151,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(
                 f"{len(report.missing)} images were missing from the workspace and not exported; run `fingertui doctor`"
             )
+        if report.refused:
+            print(f"{len(report.refused)} rows name a path outside data/ and were not exported; run `fingertui doctor`")
     return 0
 
 
@@ -184,19 +186,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     ws = Workspace.resolve(args.home)
     if args.empty_trash:
-        n, size = doctor.usage(ws.trash_dir)
-        if n == 0:
-            print("the trash is empty")
-            return 0
-        if not args.yes:
+
+        def confirm(n: int, size: int) -> bool:
+            if args.yes:
+                return True
             if not sys.stdin.isatty():
                 raise UserError(f"{n} files ({size / 2**20:.1f} MB) in the trash; pass --yes to delete them for good")
             answer = input(f"delete {n} files ({size / 2**20:.1f} MB) in {ws.trash_dir} for good? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("kept the trash")
-                return 0
-        n, size = doctor.empty_trash(ws)
-        print(f"deleted {n} files ({size / 2**20:.1f} MB) from the trash")
+            return answer.strip().lower() in ("y", "yes")
+
+        done = doctor.empty_trash(ws, confirm)
+        if done is None:
+            print("kept the trash")
+        elif done[0] == 0:
+            print("the trash is empty")
+        else:
+            print(f"deleted {done[0]} files ({done[1] / 2**20:.1f} MB) from the trash")
         return 0
     report = doctor.run(ws, fix=not args.dry_run, restore=args.restore, reindex_files=args.reindex)
     if args.json:
@@ -206,6 +211,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"index restored from {report.restored_backup} (the previous one is kept beside it in db/)")
     for line in report.recovered:
         print(f"interrupted change finished: {line}")
+    from fingertui.tables import safe_text
+
+    for line in report.refused:
+        print(safe_text(line))
     if report.readonly:
         print("read-only workspace: only checked, nothing was moved")
     n_orph = len(report.orphans)

@@ -11,6 +11,9 @@
   it); ``--restore`` puts back the newest backup, ``--reindex`` indexes images again.
 * The orphan scan runs holding the writer lock, so nothing being imported at the same
   time is mistaken for an orphan.
+* A stored path that leads outside ``data/`` (a sample row, a run's checkpoint, a journal
+  entry, a deleted row kept for undo) is reported in one line and never acted on; folders
+  under ``data/`` that are links leading out are not walked.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fingertui.errors import UserError
 from fingertui.store import TMP_PREFIX, IndexUnusable, Store, recovery_advice
-from fingertui.store.util import sha256_file
+from fingertui.store.util import sha256_file, walk_files
 from fingertui.workspace import Workspace
 
 MANIFEST = "manifest.json"
@@ -42,6 +46,7 @@ class DoctorReport:
     models_moved: list[str] = field(default_factory=list)
     missing_models: list[int] = field(default_factory=list)  # run ids without their checkpoint
     recovered: list[str] = field(default_factory=list)  # interrupted changes completed / rolled back
+    refused: list[str] = field(default_factory=list)  # stored paths leading outside data/: never acted on
     restored_backup: str | None = None
     reindexed: int = 0
     trash_files: int = 0
@@ -53,7 +58,7 @@ class DoctorReport:
     @property
     def healthy(self) -> bool:
         handled = len(self.quarantined) == len(self.orphans) and len(self.models_moved) == len(self.orphan_models)
-        return not self.missing and not self.corrupt and not self.missing_models and handled
+        return not self.missing and not self.corrupt and not self.missing_models and not self.refused and handled
 
     def as_json(self) -> dict:
         return {
@@ -68,6 +73,7 @@ class DoctorReport:
             "models_moved": self.models_moved,
             "missing_models": self.missing_models,
             "recovered": self.recovered,
+            "refused": self.refused,
             "restored_backup": self.restored_backup,
             "reindexed": self.reindexed,
             "trash": {"files": self.trash_files, "bytes": self.trash_bytes},
@@ -77,7 +83,30 @@ class DoctorReport:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    """Files under one of the workspace's folders; links to folders are not followed, and
+    a folder that is itself a link leading out of ``data/`` is not walked (see
+    :func:`_outside_folders`)."""
+    if not folder.is_dir() or not _inside_data(folder):
+        return []
+    return walk_files(folder)
+
+
+def _inside_data(folder: Path) -> bool:
+    # data/ is the folder's parent (or itself): data/ may be a link (another disk), its
+    # sub-folders may not lead out of it.
+    data = folder if folder.name == "data" else folder.parent
+    try:
+        return folder.resolve().is_relative_to(data.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _outside_folders(ws: Workspace) -> list[str]:
+    return [
+        f"{ws.rel(d)}/ is a link that leads out of data/; not walked, nothing in it touched"
+        for d in (ws.images_dir, ws.trash_dir, ws.quarantine_dir, ws.models_dir, ws.backups_dir)
+        if (d.exists() or d.is_symlink()) and not _inside_data(d)
+    ]
 
 
 def usage(folder: Path) -> tuple[int, int]:
@@ -103,6 +132,13 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
     report.checked = len(samples)
     bad: dict[int, str] = {}
     for s in samples:
+        why = ws.unsafe(s.path)
+        if why:
+            bad[s.id] = "refused"
+            report.refused.append(
+                f"sample {s.id}: stored path {s.path[:200]!r} is not inside data/ ({why}); refused, never acted on"
+            )
+            continue
         f = ws.abs(s.path)
         if not f.exists():
             bad[s.id] = "missing"
@@ -121,13 +157,18 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
 
 def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix: bool, allow_empty: bool) -> None:
     ws = store.ws
-    samples = {s.path: s for s in store.samples()}  # again: what is indexed now
+    report.refused += _outside_folders(ws) + store.journal.refused() + store.history.refused()
+    every = store.samples()  # again: what is indexed now
+    samples = {s.path: s for s in every if not ws.unsafe(s.path)}
+    refused_ids = {s.id for s in every if ws.unsafe(s.path)}
+    for sid in refused_ids - {k for k, v in bad.items() if v == "refused"}:  # crafted meanwhile
+        report.refused.append(f"sample {sid}: stored path is not inside data/; refused, never acted on")
     found = [f for f in _files(ws.images_dir)]
     orphans = [f for f in found if ws.rel(f) not in samples]
     if orphans and not samples and not allow_empty:
         raise IndexUnusable(recovery_advice(ws, "the index holds no samples but data/images holds images"))
     # Missing files: the same image may sit in the trash or the quarantine.
-    spare = {p.name: p for p in _files(ws.trash_dir) + _files(ws.quarantine_dir)}
+    spare = {p.name: p for p in _files(ws.trash_dir) + _files(ws.quarantine_dir) if not p.is_symlink()}
     for path, s in samples.items():
         why = bad.get(s.id)
         if why is None and ws.abs(path).exists():
@@ -157,7 +198,13 @@ def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix
                 os.replace(f, dest)
                 report.models_moved.append(ws.rel(dest))
     for run in store.runs.rows():
-        if not ws.abs(run["checkpoint"]).exists():
+        why = ws.unsafe(run["checkpoint"])
+        if why:
+            report.refused.append(
+                f"run {run['id']}: checkpoint path {str(run['checkpoint'])[:200]!r} is not inside data/ ({why}); "
+                "refused, never acted on"
+            )
+        elif not ws.abs(run["checkpoint"]).exists():
             report.missing_models.append(run["id"])
 
 
@@ -291,9 +338,23 @@ def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files
         store.close()
 
 
-def empty_trash(ws: Workspace) -> tuple[int, int]:
-    """Delete everything in ``data/trash`` for good (the CLI asks first)."""
-    n, size = usage(ws.trash_dir)
-    if ws.trash_dir.is_dir():
-        shutil.rmtree(ws.trash_dir)
-    return n, size
+def empty_trash(ws: Workspace, confirm: Callable[[int, int], bool] | None = None) -> tuple[int, int] | None:
+    """Delete everything in ``data/trash`` for good, holding the writer lock after the
+    journal has completed or rolled back interrupted changes (a delete cut short puts its
+    image back first). ``confirm(files, bytes)`` is asked first; None when it says no."""
+    if (ws.trash_dir.exists() or ws.trash_dir.is_symlink()) and not _inside_data(ws.trash_dir):
+        raise UserError(f"{ws.rel(ws.trash_dir)} is a link that leads out of data/; refused, nothing was deleted")
+    store = Store(ws)  # an unusable index: refused with the way to recover (rows may need the trash)
+    try:
+        with store.writing():  # completes or rolls back what a crashed writer left
+            n, size = usage(ws.trash_dir)
+        # Asked without the lock: a user thinking it over does not hold up other writers.
+        if n and confirm is not None and not confirm(n, size):
+            return None
+        with store.writing():  # anything interrupted meanwhile is put right first, again
+            n, size = usage(ws.trash_dir)
+            if ws.trash_dir.is_dir():
+                shutil.rmtree(ws.trash_dir)
+        return n, size
+    finally:
+        store.close()

@@ -392,7 +392,8 @@ class Store:
             existing = self.by_sha(sha)
             if existing is not None:
                 return AddResult(existing, duplicate=True)
-            path = self.ws.image_path(sha, ext.lower().lstrip("."))
+            # Through the one check: a folder of data/images that is a link leading out is refused.
+            path = self.ws.abs(self.ws.rel(self.ws.image_path(sha, ext.lower().lstrip("."))))
             row = {
                 "sha256": sha,
                 "path": self.ws.rel(path),
@@ -526,7 +527,7 @@ class Store:
         event, so `undo` can bring it back exactly."""
         with self.writer.hold():
             sample = self.get(sample_id)
-            src = self.ws.abs(sample.path)
+            src = self.ws.abs(sample.path)  # refuses a row leading outside data/
             trash = self.ws.trash_dir / src.name
             payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
             with self.journal.step("delete", payload) as entry:
@@ -572,6 +573,8 @@ class Store:
                     continue
             if not samples:
                 return []
+            for s in samples:
+                self.ws.abs(s.path)  # refuses a row leading outside data/ before anything moves
             items = [
                 {"path": s.path, "trash": self.ws.rel(self.ws.trash_dir / Path(s.path).name), "sha256": s.sha256}
                 for s in samples
@@ -605,6 +608,8 @@ class Store:
         db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(excluded), sample_id])
 
     def _insert_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
+        # Column names come from a journal entry or a label event: only the sample's own.
+        row = {k: v for k, v in row.items() if k in Sample.__dataclass_fields__}
         cur = db.execute(
             f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )

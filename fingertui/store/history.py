@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from fingertui.errors import UserError
-from fingertui.store.journal import crash_point
+from fingertui.store.journal import ROW_KEYS, crash_point, image_path_refusal
 from fingertui.store.util import now_iso
 
 if TYPE_CHECKING:
@@ -76,6 +76,28 @@ class History:
                 out[sid] = (label, json.loads(payload).get("sha256") if payload else None)
         return out
 
+    def deleted_row_refusal(self, payload: object) -> str | None:
+        """Why the row a delete event kept for undo is not one this fingertui wrote."""
+        row = payload.get("row") if isinstance(payload, dict) else None
+        if not isinstance(row, dict) or set(row) - ROW_KEYS or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
+            return "the deleted row it keeps is not one this fingertui writes"
+        return image_path_refusal(self.store.ws, row.get("path"), row.get("sha256"))
+
+    def refused(self) -> list[str]:
+        """One line per delete event whose kept row undo will never act on."""
+        with self.store.lock:
+            rows = self.store.db.execute("SELECT id, payload FROM label_events WHERE kind = 'delete'").fetchall()
+        out = []
+        for eid, raw in rows:
+            try:
+                payload = json.loads(raw) if raw else None
+            except ValueError:
+                payload = None
+            why = self.deleted_row_refusal(payload)
+            if why:
+                out.append(f"label event {eid} (delete): {why}; refused, never acted on")
+        return out
+
     def mark_add_undone(self, db: sqlite_utils.Database, sample_id: int) -> None:
         db.execute("UPDATE label_events SET undone = 1 WHERE sample_id = ? AND kind = 'add'", [sample_id])
 
@@ -105,9 +127,19 @@ class History:
         ev = self._newest_undoable()
         if ev is None:
             raise UserError("nothing to undo")
-        payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        try:
+            payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        except ValueError:
+            payload = None
         sid, kind = ev["sample_id"], ev["kind"]
         out = {"event": ev["id"], "kind": kind, "sample": sid}
+        why = self.deleted_row_refusal(payload) if kind == "delete" else None
+        if why or not isinstance(payload, dict):
+            # Not one this fingertui wrote (a crafted or damaged index): never acted on; marked
+            # done so the changes before it stay reachable. `doctor` lists it.
+            with store.transaction() as db:
+                self._mark_undone(db, ev["id"])
+            return {**out, "undone": f"nothing: event {ev['id']} was refused ({why or 'its payload is not JSON'})"}
         if kind == "delete":
             return {**out, "undone": self._undo_delete(ev, payload)}
         exists = store.samples("id = ?", [sid])

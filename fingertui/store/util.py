@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,3 +49,29 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise UserError(f"could not write {path}: {e.strerror or e}; free some disk space or check permissions") from e
+
+
+def walk_files(root: Path, *, unreadable: Callable[[Path, OSError], None] | None = None) -> list[Path]:
+    """Every file under ``root``, sorted. Iterative (a tree thousands of folders deep is no
+    RecursionError); links to folders are not followed (a link cannot lead the walk out of
+    the tree); a folder that cannot be listed goes to ``unreadable`` (else is skipped)."""
+    out: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            if unreadable is not None:
+                unreadable(folder, e)
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                elif e.is_file():
+                    out.append(Path(e.path))
+            except OSError:
+                continue
+    return sorted(out)
