@@ -70,8 +70,11 @@ def _close_stores() -> None:
     connection stayed open until the garbage collector ran: a later command in the same
     process (the tests) could see the old database through it after the file was replaced."""
     while _OPENED:
+        store = _OPENED.pop()
+        for w in dict.fromkeys(store.warnings):  # e.g. a backup that failed: never silent
+            print(f"fingertui: warning: {w}", file=sys.stderr)
         try:
-            _OPENED.pop().close()
+            store.close()
         except Exception:  # closing must not hide the command's own result or error
             pass
 
@@ -215,6 +218,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     for line in report.refused:
         print(safe_text(line))
+    if report.backup_failed:
+        print(
+            f"the last backup of the index failed ({report.backup_failed}); labels have no fresh copy in data/backups"
+        )
     if report.readonly:
         print("read-only workspace: only checked, nothing was moved")
     n_orph = len(report.orphans)
@@ -970,18 +977,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sqlite_message(e: Exception) -> str:
-    text = str(e)
-    low = text.lower()
-    if "full" in low:
-        return "disk full; free some space and try again (nothing stored was lost)"
-    if "readonly" in low or "read-only" in low:
-        return "this workspace is read-only; make it writable (chmod -R u+w) or copy it somewhere writable"
-    if "locked" in low or "busy" in low:
-        return "another fingertui is writing to this workspace; try again when it has finished"
-    return (
-        f"the index cannot be read ({text}); run `fingertui doctor --restore` to put back the newest backup, "
-        "or `fingertui doctor --reindex` to index the images again"
-    )
+    from fingertui.store.util import sqlite_advice
+
+    return sqlite_advice(e)[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1012,6 +1010,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno == errno.ENOSPC:
             print(
                 "fingertui: error: disk full; free some space and try again (nothing stored was lost)", file=sys.stderr
+            )
+        elif e.errno == errno.EFBIG:
+            print(
+                f"fingertui: error: {e.filename or 'a file'}: too large for the file size limit (ulimit -f)",
+                file=sys.stderr,
             )
         elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             print(

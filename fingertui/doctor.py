@@ -22,12 +22,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fingertui.errors import UserError
-from fingertui.store import TMP_PREFIX, IndexUnusable, Store, recovery_advice
+from fingertui.store import BACKUP_FAILED_KEY, TMP_PREFIX, IndexUnusable, Store, recovery_advice
+from fingertui.store.backup import leftovers as backup_leftovers
 from fingertui.store.util import sha256_file, walk_files
 from fingertui.workspace import Workspace
 
@@ -47,6 +49,7 @@ class DoctorReport:
     missing_models: list[int] = field(default_factory=list)  # run ids without their checkpoint
     recovered: list[str] = field(default_factory=list)  # interrupted changes completed / rolled back
     refused: list[str] = field(default_factory=list)  # stored paths leading outside data/: never acted on
+    backup_failed: str | None = None  # the last backup of the index failed: when and why
     restored_backup: str | None = None
     reindexed: int = 0
     trash_files: int = 0
@@ -58,7 +61,14 @@ class DoctorReport:
     @property
     def healthy(self) -> bool:
         handled = len(self.quarantined) == len(self.orphans) and len(self.models_moved) == len(self.orphan_models)
-        return not self.missing and not self.corrupt and not self.missing_models and not self.refused and handled
+        return (
+            not self.missing
+            and not self.corrupt
+            and not self.missing_models
+            and not self.refused
+            and not self.backup_failed
+            and handled
+        )
 
     def as_json(self) -> dict:
         return {
@@ -74,6 +84,7 @@ class DoctorReport:
             "missing_models": self.missing_models,
             "recovered": self.recovered,
             "refused": self.refused,
+            "backup_failed": self.backup_failed,
             "restored_backup": self.restored_backup,
             "reindexed": self.reindexed,
             "trash": {"files": self.trash_files, "bytes": self.trash_bytes},
@@ -148,8 +159,13 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
         with store.writing():  # also completes or rolls back a crashed writer's changes
             report.recovered += [r for r in store.recovered if r not in report.recovered]
             _scan_locked(store, report, bad, fix=True, allow_empty=allow_empty)
+            for tmp in backup_leftovers(ws.backups_dir) if _inside_data(ws.backups_dir) else []:
+                tmp.unlink(missing_ok=True)  # a backup cut short: never a backup
     else:
         _scan_locked(store, report, bad, fix=False, allow_empty=allow_empty)
+    if store.get_setting(BACKUP_FAILED_KEY) is not None and fix:
+        store.backup("doctor")  # works again? then nothing to report
+    report.backup_failed = store.get_setting(BACKUP_FAILED_KEY)
     report.trash_files, report.trash_bytes = usage(ws.trash_dir)
     report.quarantine_files = sum(1 for p in _files(ws.quarantine_dir) if p.name != MANIFEST)
     return report
@@ -245,6 +261,8 @@ def reindex(store: Store) -> tuple[int, int, int]:
             if f.name == MANIFEST:
                 continue
             try:
+                if f.is_symlink():  # a link is no image of ours: never read through it
+                    raise UserError("a link")
                 d = decode(f)
                 data = f.read_bytes()
             except (UserError, OSError):
@@ -282,7 +300,14 @@ def reindex(store: Store) -> tuple[int, int, int]:
 
 
 def _to_trash(ws: Workspace, f: Path) -> None:
-    dest = ws.trash_dir / "quarantine" / f.name
+    """Set a quarantined file aside in ``data/trash/quarantine/``, under its path in the
+    quarantine (two ``notes.txt`` in two folders stay two files)."""
+    rel = f.relative_to(ws.quarantine_dir) if f.is_relative_to(ws.quarantine_dir) else Path(f.name)
+    dest = ws.trash_dir / "quarantine" / rel
+    k = 0
+    while dest.exists() or dest.is_symlink():  # never over a file set aside before
+        k += 1
+        dest = dest.with_name(f"{rel.stem}.{k}{rel.suffix}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(f, dest)
 
@@ -299,23 +324,54 @@ def set_index_aside(ws: Workspace) -> Path | None:
     return aside
 
 
-def restore_backup(ws: Workspace) -> Path:
-    """Put the newest backup in place of the index (the old one is set aside)."""
-    from fingertui.store.backup import newest, restore
+@contextmanager
+def _swapping(ws: Workspace) -> Iterator[None]:
+    """Hold the writer lock while the index file is set aside or replaced. A readable
+    index first completes or rolls back what an interrupted writer left (its journal), and
+    its connection is closed before the file moves; other processes' stores notice the new
+    file and stop writing (Store._recover)."""
+    from fingertui.store.journal import WriterLock
 
-    last = newest(ws.backups_dir)
+    try:
+        current: Store | None = Store(ws)
+    except UserError:  # unusable: nothing in it can be finished
+        current = None
+    if current is not None and current.readonly:
+        current.close()
+        raise UserError(f"this workspace is read-only ({ws.root}); make it writable to restore or reindex")
+    lock = current.writer if current is not None else WriterLock(ws.lock_path)
+    try:
+        with lock.hold():  # on_acquire: the journal, completed or rolled back
+            if current is not None:
+                with current.lock:
+                    current.db.close()
+            ws.db_dir.mkdir(parents=True, exist_ok=True)
+            yield
+    finally:
+        lock.close()
+
+
+def restore_backup(ws: Workspace) -> Path:
+    """Put the newest usable backup in place of the index (the old one is set aside),
+    holding the writer lock."""
+    from fingertui.store.backup import backups, newest_usable, restore
+
+    last = newest_usable(ws.backups_dir)
     if last is None:
+        some = "no usable backup" if backups(ws.backups_dir) else "no backup"
         raise UserError(
-            f"no backup in {ws.rel(ws.backups_dir)}; run `fingertui doctor --reindex` to index the images again, unlabelled"
+            f"{some} in {ws.rel(ws.backups_dir)}; run `fingertui doctor --reindex` to index the images again, unlabelled"
         )
-    ws.db_dir.mkdir(parents=True, exist_ok=True)
-    set_index_aside(ws)
-    restore(last, ws.db_path)
+    with _swapping(ws):
+        set_index_aside(ws)
+        restore(last, ws.db_path)
     return last
 
 
 def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files: bool = False) -> DoctorReport:
     """What ``fingertui doctor`` does: restore and reindex when asked, then check."""
+    from fingertui.store.backup import newest_usable
+
     restored = None
     if restore:
         restored = restore_backup(ws)
@@ -324,9 +380,16 @@ def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files
     except IndexUnusable:
         if not reindex_files:
             raise
-        # The index is beyond use and the user asked to index the images again.
-        set_index_aside(ws)
-        store = Store(ws, new_index_ok=True)
+        if newest_usable(ws.backups_dir) is not None:
+            # Labels come back from the newest usable backup; images added since it are
+            # quarantined by the check and indexed again (unlabelled) below.
+            restored = restore_backup(ws)
+            store = Store(ws)
+        else:
+            # No backup to recover from: the user asked to index the images again.
+            with _swapping(ws):
+                set_index_aside(ws)
+            store = Store(ws, new_index_ok=True)
     try:
         report = check(store, fix=fix, allow_empty=reindex_files)
         report.restored_backup = ws.rel(restored) if restored else None

@@ -125,6 +125,28 @@ def recovery_advice(ws: Workspace, problem: str) -> str:
     return f"{problem}; nothing was changed. To recover, {restore}"
 
 
+BACKUP_FAILED_KEY = "backup_failed"  # settings: the last backup failed (when, why)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_error(ws: Workspace, rel_db: str, e: sqlite3.DatabaseError) -> UserError:
+    """A damaged index gets the way to recover; any other cause (locked, no permission,
+    disk full) is named as it is, and nothing is advised that would set a good index aside."""
+    from fingertui.store.util import sqlite_advice
+
+    corrupt, advice = sqlite_advice(e)
+    if corrupt:
+        return IndexUnusable(recovery_advice(ws, f"{rel_db} cannot be read ({e})"))
+    return UserError(f"{rel_db}: {advice}")
+
+
 class Store:
     """All reads and writes of the dataset go through here."""
 
@@ -166,7 +188,10 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             start = version(self.db)
         except sqlite3.DatabaseError as e:
-            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+            raise _open_error(workspace, rel_db, e) from e
+        # Which file this connection writes to: a `doctor --restore` that swaps the index
+        # while this store is open must stop its writes (they would go to the old file).
+        self._db_file = _file_id(db_path)
         if start == 0 and images and not new_index_ok:
             self.db.close()
             raise IndexUnusable(recovery_advice(workspace, f"{rel_db} is empty but data/images holds images"))
@@ -186,7 +211,7 @@ class Store:
             else:
                 self.migrated_from = migrate(self.db)
         except sqlite3.DatabaseError as e:
-            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+            raise _open_error(workspace, rel_db, e) from e
         self._ready = True
         # The tables other modules read and write, each through its owner.
         self.flags = FlagsTable(self)
@@ -218,6 +243,11 @@ class Store:
             self.backup(f"schema{start}")
 
     def _recover(self) -> None:
+        if _file_id(self.ws.db_path) != self._db_file:
+            raise UserError(
+                "the index was replaced (`fingertui doctor --restore`) while this command ran; nothing more was "
+                "written to it: run the command again"
+            )
         if self._ready and self.journal.has_pending():
             self.recovered += self.journal.recover()
 
@@ -229,10 +259,19 @@ class Store:
             return None
         try:
             with self.lock:
-                return backup(self.db.conn, self.ws.backups_dir, reason)
+                made = backup(self.db.conn, self.ws.backups_dir, reason)
         except (OSError, sqlite3.Error) as e:
-            self.warnings.append(f"could not back up the index ({e}); check free space")
+            why = f"could not back up the index into {self.ws.rel(self.ws.backups_dir)} ({e})"
+            self.warnings.append(f"{why}; check that the folder is writable and the disk has space")
+            try:  # remembered for `doctor` (the disk may be too full even for this)
+                if self._ready:  # (before a migration the settings table may not exist yet)
+                    self.set_setting(BACKUP_FAILED_KEY, f"{now_iso()} {why}")
+            except (UserError, sqlite3.Error):
+                pass
             return None
+        if self._ready and self.get_setting(BACKUP_FAILED_KEY) is not None:
+            self.set_setting(BACKUP_FAILED_KEY, None)
+        return made
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the index once no other thread of this process is writing to it: a write

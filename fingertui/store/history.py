@@ -81,6 +81,9 @@ class History:
         row = payload.get("row") if isinstance(payload, dict) else None
         if not isinstance(row, dict) or set(row) - ROW_KEYS or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
             return "the deleted row it keeps is not one this fingertui writes"
+        flags = payload.get("flags") or []  # type: ignore[union-attr]
+        if not isinstance(flags, list) or not all(type(f) is int for f in flags):
+            return "its flags are not a list of ids"
         return image_path_refusal(self.store.ws, row.get("path"), row.get("sha256"))
 
     def refused(self) -> list[str]:
@@ -188,14 +191,22 @@ class History:
                 self._mark_undone(db, ev["id"])
             return f"nothing: the image of {sid} was emptied from the trash"
         p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
+        # An index written before ids were kept unique may have given the id to a new
+        # image: the sample comes back under a new id then.
+        taken = "id" in row and bool(store.samples("id = ?", [row["id"]]))
+        if taken:
+            row = {k: v for k, v in row.items() if k != "id"}
+        flags = payload.get("flags") or []
         with store.journal.step("undo_delete", p) as entry:
             if not dst.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(trash, dst)
             crash_point("undo:moved")
             with store.transaction() as db:
-                store._insert_row(db, row)
-                store.flags.reopen(db, payload.get("flags") or [])
+                new_id = store._insert_row(db, row)
+                if taken:
+                    store.flags.move(db, flags, new_id)
+                store.flags.reopen(db, flags)
                 self._mark_undone(db, ev["id"])
                 store.journal.finish(db, entry)
-        return f"{sid} restored"
+        return f"{sid} restored as {new_id} (its id was taken)" if taken else f"{sid} restored"
