@@ -118,8 +118,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     out.print(
         f"added {report.added}, duplicates {report.duplicates} (already stored, not added again), skipped {len(report.skipped)}"
     )
+    from fingertui.tables import safe_text
+
     for path, why in report.skipped[:SKIPPED_SHOWN]:
-        out.print(f"  skipped {path}: {why}", highlight=False)
+        out.print(f"  skipped {safe_text(path)}: {safe_text(why)}", highlight=False, markup=False, soft_wrap=True)
     if len(report.skipped) > SKIPPED_SHOWN:
         out.print(f"  … and {len(report.skipped) - SKIPPED_SHOWN} more (see --json)")
     table = report.as_json()["added_by_label"]
@@ -401,6 +403,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not 0 <= args.views <= 16:
         raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")
+    if not 0 <= args.seed < 2**63:  # checked now: the run records it after the whole training
+        raise UserError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
     with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
@@ -573,9 +577,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     if args.action is not None:
         raise UserError(f"unknown runs action {args.action!r}: use `runs`, `runs compare A B` or `runs activate ID`")
-    records = list_runs(store)
+    damaged: list[str] = []
+    records = list_runs(store, damaged)
     runs = [r.summary() for r in records]
-    act = active_run(store)
+    try:
+        act = active_run(store)
+    except UserError:  # the active run's record is damaged: listed below
+        act = None
     for r in runs:
         r["active"] = act is not None and r["id"] == act.id
     if args.json:
@@ -603,6 +611,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     # figure rather than push the table past the terminal.
     print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    for line in damaged:
+        out.print(f"not listed: {line}", highlight=False, markup=False, soft_wrap=True)
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
             f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
@@ -651,10 +661,9 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 
 def _sample_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"sample id must be a number, not {text!r}; `fingertui samples` lists them") from None
+    from fingertui.store.util import parse_id
+
+    return parse_id(text, "sample", "fingertui samples")
 
 
 @command("review")
@@ -759,8 +768,10 @@ def cmd_samples(args: argparse.Namespace) -> int:
     ]
     head = ("id", "label", "split", "source", "origin")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    for r in [head, *rows]:
-        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), r[4]]))
+    from fingertui.tables import safe_text
+
+    for r in [head, *rows]:  # names as they are, control characters shown escaped
+        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), safe_text(r[4])]))
     note = "; x = excluded from training" if any(s.excluded for s in items) else ""
     print(f"{len(items)} samples{note}. Change one: fingertui label ID N | delete ID")
     return 0

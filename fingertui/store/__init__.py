@@ -28,7 +28,7 @@ from fingertui.store.history import UNDOABLE, History
 from fingertui.store.journal import Journal, WriterLock, crash_point
 from fingertui.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.store.run_table import RunTable
-from fingertui.store.util import TMP_PREFIX, atomic_write, now_iso, sha256_bytes
+from fingertui.store.util import MAX_ID, TMP_PREFIX, atomic_write, now_iso, sha256_bytes
 from fingertui.store.vectors import EmbeddingTable, LandmarkTable, rows_for_shas
 from fingertui.workspace import Workspace
 
@@ -295,6 +295,8 @@ class Store:
     # --- reads ------------------------------------------------------------------------
 
     def get(self, sample_id: int) -> Sample:
+        if not 0 <= sample_id <= MAX_ID:  # SQLite cannot even look such an id up
+            raise UserError(f"no sample with id {sample_id}; `fingertui samples` lists the ids")
         with self.lock:
             rows = list(self.db.query("SELECT * FROM samples WHERE id = ?", [sample_id]))
         if not rows:

@@ -12,6 +12,21 @@ from pathlib import Path
 from fingertui.errors import UserError
 
 TMP_PREFIX = ".tmp-"
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a row id is never larger
+
+
+def parse_id(text: object, what: str, listed_by: str) -> int:
+    """A row id typed by the user (``label ID``, ``--run ID``), or a UserError saying
+    how to find one; numbers SQLite cannot hold are no id."""
+    try:
+        value = int(str(text).strip()) if str(text).strip().isascii() else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise UserError(f"{what} id must be a number, not {str(text)[:40]!r}; `{listed_by}` lists them")
+    if not 0 <= value <= MAX_ID:
+        raise UserError(f"no {what} {str(text)[:40]}; `{listed_by}` lists them")
+    return value
 
 
 def now_iso() -> str:
