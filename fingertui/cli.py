@@ -470,7 +470,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         emit_json({**out_json, "metrics": m} if folder is None else {**out_json, **folder.as_json()})
         return 0
     out = console()
-    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
+    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False, markup=False)
     note = folder.overlap_note() if folder is not None else None
     if note:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
