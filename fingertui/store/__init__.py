@@ -113,9 +113,9 @@ def has_images(ws: Workspace) -> bool:
 
 def recovery_advice(ws: Workspace, problem: str) -> str:
     """One line: what is wrong with the index and the doctor command that recovers."""
-    from fingertui.store.backup import newest
+    from fingertui.store.backup import newest_usable
 
-    last = newest(ws.backups_dir)
+    last = newest_usable(ws.backups_dir)
     restore = (
         f"run `fingertui doctor --restore` to put back the newest backup ({ws.rel(last)}), then "
         "`fingertui doctor --reindex` for images added since"
