@@ -70,8 +70,11 @@ def _close_stores() -> None:
     connection stayed open until the garbage collector ran: a later command in the same
     process (the tests) could see the old database through it after the file was replaced."""
     while _OPENED:
+        store = _OPENED.pop()
+        for w in dict.fromkeys(store.warnings):  # e.g. a backup that failed: never silent
+            print(f"fingertui: warning: {w}", file=sys.stderr)
         try:
-            _OPENED.pop().close()
+            store.close()
         except Exception:  # closing must not hide the command's own result or error
             pass
 
@@ -115,8 +118,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     out.print(
         f"added {report.added}, duplicates {report.duplicates} (already stored, not added again), skipped {len(report.skipped)}"
     )
+    from fingertui.tables import safe_text
+
     for path, why in report.skipped[:SKIPPED_SHOWN]:
-        out.print(f"  skipped {path}: {why}", highlight=False)
+        out.print(f"  skipped {safe_text(path)}: {safe_text(why)}", highlight=False, markup=False, soft_wrap=True)
     if len(report.skipped) > SKIPPED_SHOWN:
         out.print(f"  … and {len(report.skipped) - SKIPPED_SHOWN} more (see --json)")
     table = report.as_json()["added_by_label"]
@@ -151,6 +156,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(
                 f"{len(report.missing)} images were missing from the workspace and not exported; run `fingertui doctor`"
             )
+        if report.refused:
+            print(f"{len(report.refused)} rows name a path outside data/ and were not exported; run `fingertui doctor`")
     return 0
 
 
@@ -184,19 +191,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     ws = Workspace.resolve(args.home)
     if args.empty_trash:
-        n, size = doctor.usage(ws.trash_dir)
-        if n == 0:
-            print("the trash is empty")
-            return 0
-        if not args.yes:
+
+        def confirm(n: int, size: int) -> bool:
+            if args.yes:
+                return True
             if not sys.stdin.isatty():
                 raise UserError(f"{n} files ({size / 2**20:.1f} MB) in the trash; pass --yes to delete them for good")
             answer = input(f"delete {n} files ({size / 2**20:.1f} MB) in {ws.trash_dir} for good? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("kept the trash")
-                return 0
-        n, size = doctor.empty_trash(ws)
-        print(f"deleted {n} files ({size / 2**20:.1f} MB) from the trash")
+            return answer.strip().lower() in ("y", "yes")
+
+        done = doctor.empty_trash(ws, confirm)
+        if done is None:
+            print("kept the trash")
+        elif done[0] == 0:
+            print("the trash is empty")
+        else:
+            print(f"deleted {done[0]} files ({done[1] / 2**20:.1f} MB) from the trash")
         return 0
     report = doctor.run(ws, fix=not args.dry_run, restore=args.restore, reindex_files=args.reindex)
     if args.json:
@@ -206,6 +216,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"index restored from {report.restored_backup} (the previous one is kept beside it in db/)")
     for line in report.recovered:
         print(f"interrupted change finished: {line}")
+    from fingertui.tables import safe_text
+
+    for line in report.refused:
+        print(safe_text(line))
+    if report.backup_failed:
+        print(
+            f"the last backup of the index failed ({report.backup_failed}); labels have no fresh copy in data/backups"
+        )
     if report.readonly:
         print("read-only workspace: only checked, nothing was moved")
     n_orph = len(report.orphans)
@@ -385,6 +403,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not 0 <= args.views <= 16:
         raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")
+    if not 0 <= args.seed < 2**63:  # checked now: the run records it after the whole training
+        raise UserError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
     with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
@@ -450,7 +470,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         emit_json({**out_json, "metrics": m} if folder is None else {**out_json, **folder.as_json()})
         return 0
     out = console()
-    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
+    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False, markup=False)
     note = folder.overlap_note() if folder is not None else None
     if note:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -557,9 +577,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     if args.action is not None:
         raise UserError(f"unknown runs action {args.action!r}: use `runs`, `runs compare A B` or `runs activate ID`")
-    records = list_runs(store)
+    damaged: list[str] = []
+    records = list_runs(store, damaged)
     runs = [r.summary() for r in records]
-    act = active_run(store)
+    try:
+        act = active_run(store)
+    except UserError:  # the active run's record is damaged: listed below
+        act = None
     for r in runs:
         r["active"] = act is not None and r["id"] == act.id
     if args.json:
@@ -587,6 +611,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     # figure rather than push the table past the terminal.
     print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    for line in damaged:
+        out.print(f"not listed: {line}", highlight=False, markup=False, soft_wrap=True)
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
             f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
@@ -635,10 +661,9 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 
 def _sample_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"sample id must be a number, not {text!r}; `fingertui samples` lists them") from None
+    from fingertui.store.util import parse_id
+
+    return parse_id(text, "sample", "fingertui samples")
 
 
 @command("review")
@@ -743,8 +768,10 @@ def cmd_samples(args: argparse.Namespace) -> int:
     ]
     head = ("id", "label", "split", "source", "origin")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    for r in [head, *rows]:
-        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), r[4]]))
+    from fingertui.tables import safe_text
+
+    for r in [head, *rows]:  # names as they are, control characters shown escaped
+        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), safe_text(r[4])]))
     note = "; x = excluded from training" if any(s.excluded for s in items) else ""
     print(f"{len(items)} samples{note}. Change one: fingertui label ID N | delete ID")
     return 0
@@ -961,18 +988,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sqlite_message(e: Exception) -> str:
-    text = str(e)
-    low = text.lower()
-    if "full" in low:
-        return "disk full; free some space and try again (nothing stored was lost)"
-    if "readonly" in low or "read-only" in low:
-        return "this workspace is read-only; make it writable (chmod -R u+w) or copy it somewhere writable"
-    if "locked" in low or "busy" in low:
-        return "another fingertui is writing to this workspace; try again when it has finished"
-    return (
-        f"the index cannot be read ({text}); run `fingertui doctor --restore` to put back the newest backup, "
-        "or `fingertui doctor --reindex` to index the images again"
-    )
+    from fingertui.store.util import sqlite_advice
+
+    return sqlite_advice(e)[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1003,6 +1021,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno == errno.ENOSPC:
             print(
                 "fingertui: error: disk full; free some space and try again (nothing stored was lost)", file=sys.stderr
+            )
+        elif e.errno == errno.EFBIG:
+            print(
+                f"fingertui: error: {e.filename or 'a file'}: too large for the file size limit (ulimit -f)",
+                file=sys.stderr,
             )
         elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             print(

@@ -19,7 +19,7 @@ from fingertui.errors import UserError
 from fingertui.labels import ACCEPTED, try_parse_label
 from fingertui.splits import Existing
 from fingertui.store import Store, sha256_bytes
-from fingertui.store.util import sha256_file
+from fingertui.store.util import sha256_file, walk_files
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 SPLIT_FOLDERS = {"train": "train", "val": "train", "valid": "train", "validation": "train", "test": "test"}
@@ -63,7 +63,7 @@ class ImportReport:
             "added": self.added,
             "duplicates": self.duplicates,
             "skipped": len(self.skipped),
-            "skipped_examples": [{"path": p, "reason": r} for p, r in self.skipped[:SKIPPED_SHOWN]],
+            "skipped_examples": [{"path": p, "reason": r} for p, r in self.skipped],  # all: JSON is not a screen
             "added_by_label": table,
         }
 
@@ -148,7 +148,13 @@ def scan(
         if root.is_file():
             files, base = [root], root.parent
         else:
-            files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = [
+                p
+                for p in walk_files(
+                    root, unreadable=lambda d, e: skipped.append((str(d), f"cannot read folder ({e.strerror or e})"))
+                )
+                if not p.name.startswith(".")
+            ]
             base = root
         # The folder named on the command line counts too when it is a label or split folder.
         lead = [base.name] if (try_parse_label(base.name) is not None or base.name.lower() in SPLIT_FOLDERS) else []

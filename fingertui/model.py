@@ -55,6 +55,10 @@ FEATURE_SETS = ("image", "pose", "both")
 # The starter has no validation on the user's data: below this confidence it says unsure.
 STARTER_UNSURE = 0.7
 MAX_DIM = 1 << 16  # no head of ours is this wide; a bigger number is a corrupt checkpoint
+# Ours unpack to well under 1 MB (a linear head on 512-d embeddings, an MLP head of 256
+# units: ~0.5 MB); more than this is a damaged file or a zip bomb, refused unread.
+MAX_CHECKPOINT_BYTES = 64 << 20
+MAX_MEMBERS = 4096
 N = len(CLASSES)
 
 
@@ -80,10 +84,37 @@ def save_checkpoint(path: Path, ckpt: dict) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _read_npz(path: Path) -> object:
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f[META_KEY][()]))
-        arrays = {k: f[k] for k in f.files if k != META_KEY}
+def _read_npz(path: Path, z: zipfile.ZipFile) -> object:
+    """The checkpoint in an open .npz. Sizes are checked from the zip's directory before a
+    byte is inflated, and each member is read at most as far as its stated size (a small
+    file that inflates to gigabytes is refused, not read)."""
+    infos = [i for i in z.infolist() if not i.is_dir()]
+    if sum(i.file_size for i in infos) > MAX_CHECKPOINT_BYTES or len(infos) > MAX_MEMBERS:
+        raise _bad(path, f"its contents are too large (over {MAX_CHECKPOINT_BYTES >> 20} MB unpacked)")
+    members: dict[str, object] = {}
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            continue
+        with z.open(info) as f:
+            data = f.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise _bad(path, f"member {info.filename!r} is not the size its directory says")
+        buf = io.BytesIO(data)
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+        else:
+            raise _bad(path, f"member {info.filename!r} has .npy version {version}")
+        if dtype.hasobject or math.prod(shape) * dtype.itemsize > len(data):
+            raise _bad(path, f"member {info.filename!r} claims more than it holds")
+        buf.seek(0)
+        members[info.filename.removesuffix(".npy")] = np.lib.format.read_array(buf, allow_pickle=False)
+    if META_KEY not in members:
+        raise _bad(path, "no description")
+    meta = json.loads(str(members.pop(META_KEY)[()]))  # type: ignore[index]
+    arrays = members
 
     def unpack(v: object) -> object:
         if isinstance(v, dict):
@@ -145,12 +176,9 @@ def load_checkpoint(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as z:  # both .npz and torch.save files are zip archives
             names = z.namelist()
-        if f"{META_KEY}.npy" in names:
-            ckpt = _read_npz(path)
-        elif any(n.endswith("/data.pkl") for n in names):
+            ckpt = _read_npz(path, z) if f"{META_KEY}.npy" in names else None
+        if ckpt is None and any(n.endswith("/data.pkl") for n in names):
             ckpt = _read_torch(path)
-        else:
-            ckpt = None
     except UserError:
         raise
     except Exception as e:  # truncated zip, bad JSON, pickle errors, …
@@ -193,6 +221,16 @@ def load_checkpoint(path: Path) -> dict:
             raise _bad(path, "backbone field")
     _number(path, ckpt.get("temperature"), "temperature")
     _number(path, ckpt.get("image_temperature", 1.0), "image temperature")
+    weights = ckpt.get("weights")
+    if not isinstance(weights, dict) or not weights:
+        raise _bad(path, f"pooling weights {str(weights)[:40]}")
+    for name, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+            raise _bad(path, f"pooling weight {name!r}: {str(w)[:40]}")
+    for name, e in experts.items():  # a NaN weight gives label 0 with no confidence: refuse
+        for key, a in (e.get("head_state") or {}).items() if isinstance(e.get("head_state"), dict) else []:
+            if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and not np.isfinite(a).all():
+                raise _bad(path, f"{name} head {key!r} holds NaN or infinite numbers")
     thr = ckpt.get("unsure_threshold")
     if not isinstance(thr, int | float) or not 0 <= thr <= 1:
         raise _bad(path, f"unsure threshold {thr!r}")

@@ -44,19 +44,31 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: dict) -> RunRecord:
-        return cls(
-            id=row["id"],
-            started=row["started"],
-            finished=row["finished"],
-            backbone=row["backbone"],
-            seed=row["seed"],
-            config=json.loads(row["config"]),
-            data_hash=row["data_hash"],
-            n_train=row["n_train"],
-            n_test=row["n_test"],
-            metrics=json.loads(row["metrics"]),
-            checkpoint=row["checkpoint"],
-        )
+        """The run a row records; a UserError saying so when the row is damaged."""
+        try:
+            rec = cls(
+                id=row["id"],
+                started=row["started"],
+                finished=row["finished"],
+                backbone=row["backbone"],
+                seed=row["seed"],
+                config=json.loads(row["config"]),
+                data_hash=row["data_hash"],
+                n_train=row["n_train"],
+                n_test=row["n_test"],
+                metrics=json.loads(row["metrics"]),
+                checkpoint=row["checkpoint"],
+            )
+            if not isinstance(rec.config, dict) or not isinstance(rec.metrics, dict):
+                raise TypeError("not a JSON object")
+            if not isinstance(rec.metrics.get("test"), dict):
+                raise KeyError("test")
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            raise UserError(
+                f"run {row['id']}'s record is damaged ({type(e).__name__}: {str(e)[:80]}); "
+                "pick another with `fingertui runs activate ID` or train again"
+            ) from None
+        return rec
 
     @property
     def features(self) -> str:
@@ -83,15 +95,23 @@ class RunRecord:
         }
 
 
-def list_runs(store: Store) -> list[RunRecord]:
-    return [RunRecord.from_row(r) for r in store.runs.rows()]
+def list_runs(store: Store, damaged: list[str] | None = None) -> list[RunRecord]:
+    """Every run whose record can be read; a damaged one is left out (and, given a list,
+    described in ``damaged``)."""
+    out = []
+    for r in store.runs.rows():
+        try:
+            out.append(RunRecord.from_row(r))
+        except UserError as e:
+            if damaged is not None:
+                damaged.append(str(e))
+    return out
 
 
 def get_run(store: Store, run_id: int | str) -> RunRecord:
-    try:
-        rid = int(run_id)
-    except (TypeError, ValueError):
-        raise UserError(f"run id must be a number, not {run_id!r}; `fingertui runs` lists them") from None
+    from fingertui.store.util import parse_id
+
+    rid = parse_id(run_id, "run", "fingertui runs")
     row = store.runs.row(rid)
     if row is None:
         raise UserError(f"no run {rid}; `fingertui runs` lists them")
@@ -105,6 +125,8 @@ def active_run(store: Store) -> RunRecord | None:
     for r in runs:
         if chosen is not None and str(r.id) == chosen:
             return r
+    if chosen is not None and chosen.isdigit() and store.runs.row(int(chosen)) is not None:
+        get_run(store, chosen)  # there but damaged: say so rather than use another model
     return runs[-1] if runs else None
 
 
