@@ -266,6 +266,12 @@ class Model:
                 raise UserError(
                     f"checkpoint {path.name}: its finger head does not fit this fingertui ({e}); retrain"
                 ) from e
+        # Finger patterns training showed (nextday.GATE_MIN): a hand showing another is
+        # answered by the finger-state expert alone. Older checkpoints carry none: no gate.
+        patterns = ckpt["experts"].get("fingers", {}).get("patterns")
+        self.patterns: dict[str, int] | None = (
+            {str(k): int(v) for k, v in patterns.items()} if isinstance(patterns, dict) else None
+        )
         self.weights: dict[str, float] = {k: float(v) for k, v in ckpt["weights"].items()}
         self.temperature = float(ckpt["temperature"])
         self.image_temperature = float(ckpt.get("image_temperature", 1.0))
@@ -397,7 +403,12 @@ class Model:
             return np.zeros((0, N))
         zi, zp, zf = self.expert_logits(f)
         hand = f.hand if (zp is not None or zf is not None) else np.zeros(len(f.hand), dtype=bool)
-        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf)
+        novel = None
+        if zf is not None and self.patterns is not None:
+            from fingertui.nextday import novel_rows
+
+            novel = novel_rows(self.fingers.up(f.fingers), self.patterns, len(hand))  # type: ignore[union-attr]
+        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand
             p[~hand] = 1.0 / N
         return p

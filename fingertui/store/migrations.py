@@ -123,6 +123,16 @@ def _m8_evidence(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE flags ADD COLUMN evidence TEXT")
 
 
+def _m9_sessions(db: sqlite_utils.Database) -> None:
+    # Every sample belongs to a session (sessions.py): samples stored before sessions were
+    # kept get one from their source and stored time (gaps of sessions.GAP_S).
+    from fingertui.sessions import backfill
+
+    rows = db.execute("SELECT id, source, created FROM samples WHERE session IS NULL").fetchall()
+    names = backfill(rows)
+    db.conn.executemany("UPDATE samples SET session = ? WHERE id = ?", [(n, i) for i, n in names.items()])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_samples,
     _m2_phash,
@@ -132,6 +142,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m6_landmarks,
     _m7_journal,
     _m8_evidence,
+    _m9_sessions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
