@@ -599,7 +599,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
             r["backbone"],
             accuracy_short(rec.metrics["test"]),
             _next_day_cell(rec.metrics),
-            _pct(r["balanced_accuracy"]),
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
@@ -613,7 +612,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         "backbone",
         "accuracy",
         "next day",
-        "balanced",
         "weakest",
         "ECE",
         "time",
@@ -621,10 +619,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     out = console()
     # The accuracy cell may carry its interval ("33.3% (10–70%)!"): that wraps after the
     # figure rather than push the table past the terminal.
-    print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
+    print_table(out, headers, rows, whole={"run", "train/test", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    if any((rec.metrics.get("next_day") or {}).get("same_sitting") for rec in records):
+        out.print("same = one session only: next day measured on the same sitting")
     if any(rec.held_back for rec in records):
-        out.print("held = worse than the starter where it did not train: not used unless `runs activate ID`")
+        out.print("held = worse than the starter off its sitting: `runs activate ID` to use it")
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
             f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
@@ -638,7 +638,7 @@ def _next_day_cell(m: dict) -> str:
     nd = m.get("next_day")
     if not isinstance(nd, dict) or nd.get("accuracy") is None:
         return "—"
-    cell = _pct(nd["accuracy"]) + (" (1 session)" if nd.get("same_sitting") else "")
+    cell = _pct(nd["accuracy"]) + (" same" if nd.get("same_sitting") else "")
     return cell + (" held" if nd.get("starter", {}).get("held_back") else "")
 
 
