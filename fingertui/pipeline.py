@@ -503,6 +503,8 @@ def _record(
                 "checkpoint": store.ws.rel(ckpt_path),
             },
             rows,
+            # Worse than the starter where it did not train: kept, compared, not put in use.
+            activate=not (metrics.get("next_day") or {}).get("starter", {}).get("held_back", False),
         )
     except BaseException:
         ckpt_path.unlink(missing_ok=True)
