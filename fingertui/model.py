@@ -464,10 +464,17 @@ class Model:
     ) -> list[Prediction]:
         f = self.features_of_images(images, tracking=tracking, hands=hands)
         ups = self.finger_ups(f)
-        return [
+        out = [
             self._prediction(p, bool(h), b, None if ups is None or not h else [float(x) for x in ups[i]])
             for i, (p, h, b) in enumerate(zip(self.probs(f), f.hand, f.boxes, strict=True))
         ]
+        if self.uses_pose:
+            from fingertui.streams import why_no_hand
+
+            for img, pred in zip(images, out, strict=True):
+                if pred.hand_found is False:
+                    pred.note = f"{pred.note} ({why_no_hand(img)})"
+        return out
 
     def predict_image(
         self, img: np.ndarray, *, tracking: bool = False, hand: object | None = None, hand_known: bool = False

@@ -215,3 +215,15 @@ def test_trained_on_one_wall_it_still_counts_a_three_shown_with_other_fingers(tm
     assert trained["accuracy"] >= 0.9
     assert trained["accuracy"] >= np.mean([lab == 3 for lab in starter])
     assert Workspace(home).root.exists()
+
+
+def test_a_photo_without_a_hand_says_why():
+    from fingertui.model import Model
+
+    starter = Model.starter()
+    if starter is None:
+        pytest.skip("the hand-pose detector is not available here")
+    dark = starter.predict_image(np.full((200, 200, 3), 10, np.uint8))
+    assert dark.hand_found is False and "too dark" in dark.note
+    flat = starter.predict_image(np.full((200, 200, 3), 128, np.uint8))
+    assert "show the whole hand" in flat.note
