@@ -257,25 +257,35 @@ def train(
 
     # --- out-of-fold predictions: the review queue's evidence, and with sessions the
     # --- pooling's. Quick L-BFGS heads on plain views keep retraining within seconds.
+    def quick_logits(train_rows: np.ndarray, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each expert's logits for ``rows`` from quick heads fitted on ``train_rows`` alone
+        (an expert with fewer than two classes to learn from is left out), and which rows
+        show a finger pattern ``train_rows`` did not."""
+        z: dict[str, np.ndarray] = {}
+        for name, X in (("image", sf.image), ("pose", sf.pose)):
+            if name not in heads:
+                continue
+            fit_rows = train_rows if name == "image" else train_rows[hand_tr[train_rows]]
+            if len(np.unique(ytr[fit_rows])) < 2:
+                continue
+            z[name] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[rows, 0])
+        gate = np.zeros(len(rows), dtype=bool)
+        if finger_head is not None:
+            fit_rows = train_rows[hand_tr[train_rows]]
+            head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
+            z["fingers"] = head.log_probs(sf.fingers[rows])
+            gate = novel(rows, head, nextday.pattern_counts(head.up(sf.fingers[fit_rows])))  # type: ignore[assignment]
+        return z, gate
+
     oof_z = {name: np.full((ntr, N), np.nan) for name in experts_used}
     oof_novel = np.zeros(ntr, dtype=bool)
     report("cross-checking", 0, len(folds))
     for k, held in enumerate(folds):
         check()
-        rest = np.setdiff1d(np.arange(ntr), held)
-        for name, X in (("image", sf.image), ("pose", sf.pose)):
-            if name not in heads:
-                continue
-            fit_rows = rest if name == "image" else rest[hand_tr[rest]]
-            if len(np.unique(ytr[fit_rows])) < 2:
-                continue
-            oof_z[name][held] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[held, 0])
-        if finger_head is not None:
-            fit_rows = rest[hand_tr[rest]]
-            fold_head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
-            oof_z["fingers"][held] = fold_head.log_probs(sf.fingers[held])
-            fold_patterns = nextday.pattern_counts(fold_head.up(sf.fingers[fit_rows]))
-            oof_novel[held] = novel(held, fold_head, fold_patterns)  # type: ignore[assignment]
+        z, gate = quick_logits(np.setdiff1d(np.arange(ntr), held), held)
+        for name, zn in z.items():
+            oof_z[name][held] = zn
+        oof_novel[held] = gate
         report("cross-checking", k + 1, len(folds))
     has_oof = {name: ~np.isnan(z[:, 0]) for name, z in oof_z.items()}
 
@@ -308,12 +318,28 @@ def train(
     for name in experts_used:
         weights.setdefault(name, 0.0)
 
-    def pooled(z: dict[str, np.ndarray], hand: np.ndarray, gate: np.ndarray | None) -> np.ndarray:
+    def pooled(
+        z: dict[str, np.ndarray], hand: np.ndarray, gate: np.ndarray | None, w: dict[str, float] | None = None
+    ) -> np.ndarray:
         h = hand if ("pose" in z or "fingers" in z) else np.zeros(len(hand), dtype=bool)
-        p = pool_logits(z.get("image"), z.get("pose"), h, weights, image_t, 1.0, z.get("fingers"), novel=gate)
+        w = weights if w is None else w
+        p = pool_logits(z.get("image"), z.get("pose"), h, w, image_t, 1.0, z.get("fingers"), novel=gate)
         if "image" not in z:
             p[~h] = 1.0 / N
         return p
+
+    def one_session_weights(train_rows: np.ndarray) -> dict[str, float]:
+        """The pooling a run on ``train_rows`` (one session) would choose: on its own
+        validation fold, with the one-session grid."""
+        inner = train_rows[validation_fold(ytr[train_rows], groups[train_rows], cfg)]
+        score = inner[hand_tr[inner]] if "pose" in heads else inner
+        if len(score):
+            z, _ = quick_logits(np.setdiff1d(train_rows, inner), score)
+            if set(z) == experts_used:
+                grid = nextday.ONE_SESSION_GRID if finger_head is not None else None
+                return {**{n: 0.0 for n in experts_used}, **nextday.fit_weights(z, ytr[score], grid)}
+        counts = np.bincount(ytr[train_rows], minlength=N)
+        return small_data_weights(experts_used, int(min((n for n in counts if n), default=0)))
 
     # Out-of-fold pooled predictions (NaN where an expert had no fold model).
     oof = np.full((ntr, N), np.nan)
@@ -355,7 +381,21 @@ def train(
         return p
 
     if rule == nextday.RULE_SESSIONS:
-        nd_y, nd_p = ytr, oof
+        # Each held-out session is scored with the pooling a run without it would choose:
+        # fitted on the other sessions' out-of-fold rows, or, where one session is left,
+        # by the one-session rule on its own validation fold. Never on the rows it scores.
+        nd_y, nd_p = ytr, np.full((ntr, N), np.nan)
+        for held in folds:
+            rest = np.setdiff1d(np.arange(ntr), held)
+            rows = held[complete[held]]
+            if not len(rows):
+                continue
+            if len(np.unique(session_of[rest])) >= 2:
+                fit = rest[complete[rest] & hand_tr[rest] & ~oof_novel[rest]] if pose else rest[complete[rest]]
+                w = nextday.fit_weights({n: oof_z[n][fit] for n in experts_used}, ytr[fit]) if len(fit) else weights
+            else:
+                w = one_session_weights(rest)
+            nd_p[rows] = pooled({n: z[rows] for n, z in oof_z.items()}, hand_tr[rows], oof_novel[rows], w)
         nd_starter = starter_p(np.arange(ntr), hand_tr)
         where = "held-out sessions"
     else:
