@@ -109,6 +109,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             label=label,
             unlabeled=args.unlabeled,
             skip_unknown=args.skip_unknown,
+            session=args.session,
             progress=lambda k, n: bar.update(task, completed=k, total=n),
         )
     if args.json:
@@ -179,6 +180,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out = console()
     out.print(t)
     out.print(f"unlabelled: {tot['unlabeled']}   total images: {tot['all']}")
+    if st["sessions"]:
+        ts = Table("session", *[str(c) for c in range(6)], "unlabelled", "total", title="sessions (sittings)")
+        for name, row in st["sessions"].items():
+            ts.add_row(name, *[str(row[str(c)]) for c in range(6)], str(row["unlabeled"]), str(row["total"]))
+        out.print(ts)
     for w in st["warnings"]:
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
     return 0
@@ -438,11 +444,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print_metrics(out, m["test"], "test split")
     out.print(f"ECE on test {m['test']['ece']:.3f}")
+    _print_next_day(out, m)
     conf = m.get("confidence")
     if conf and not conf["checked"]:
         out.print(f'[yellow]confidence not yet checked: {conf["why"]}; until then no prediction says "sure"[/]')
     out.print(f"review queue: {flags['open']} flags ({flags['added']} new) — `fingertui review`")
     return 0
+
+
+def _print_next_day(out: object, m: dict) -> None:
+    """The next-day figure (or the same-sitting caveat), the pooling rule, and whether the
+    run is held back because the starter does better (nextday.py)."""
+    from fingertui.nextday import describe, held_back_message
+
+    nd = m.get("next_day")
+    line = describe(nd)
+    if line:
+        out.print(line, highlight=False)  # type: ignore[attr-defined]
+        out.print(f"pooling: {nd['why']}", highlight=False)  # type: ignore[attr-defined,index]
+    held = held_back_message(nd)
+    if held:
+        out.print(f"[yellow]{held}[/]", highlight=False)  # type: ignore[attr-defined]
 
 
 @command("eval")
@@ -477,6 +499,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print_metrics(out, m, "evaluation" if note is None else "all images")
     if note and folder.unseen is not None:
         print_metrics(out, folder.unseen, "images not in the workspace")
+    if folder is None:
+        _print_next_day(out, run.metrics)
     return 0
 
 
@@ -598,27 +622,50 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{r['n_train']}/{r['n_test']}",
             r["backbone"],
             accuracy_short(rec.metrics["test"]),
-            _pct(r["balanced_accuracy"]),
+            _next_day_cell(rec.metrics),
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
         ]
         for r, rec in zip(runs, records, strict=True)
     ]
-    headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
+    headers = [
+        "run",
+        "finished",
+        "train/test",
+        "backbone",
+        "accuracy",
+        "next day",
+        "weakest",
+        "ECE",
+        "time",
+    ]
     out = console()
     # The accuracy cell may carry its interval ("33.3% (10–70%)!"): that wraps after the
     # figure rather than push the table past the terminal.
-    print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
+    print_table(out, headers, rows, whole={"run", "train/test", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
     for line in damaged:
         out.print(f"not listed: {line}", highlight=False, markup=False, soft_wrap=True)
+    if any((rec.metrics.get("next_day") or {}).get("same_sitting") for rec in records):
+        out.print("same = one session only: next day measured on the same sitting")
+    if any(rec.held_back for rec in records):
+        out.print("held = worse than the starter off its sitting: `runs activate ID` to use it")
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
             f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
             "meaningful (95% interval shown)"
         )
     return 0
+
+
+def _next_day_cell(m: dict) -> str:
+    """Accuracy on sessions the run did not see ("same" when it had one session)."""
+    nd = m.get("next_day")
+    if not isinstance(nd, dict) or nd.get("accuracy") is None:
+        return "—"
+    cell = _pct(nd["accuracy"]) + (" same" if nd.get("same_sitting") else "")
+    return cell + (" held" if nd.get("starter", {}).get("held_back") else "")
 
 
 @command("export-model")
@@ -762,16 +809,21 @@ def cmd_samples(args: argparse.Namespace) -> int:
             ("-" if s.label is None else str(s.label)) + (" x" if s.excluded else ""),
             s.split or "-",
             s.source,
-            s.origin or catalog.origin_name(s) + (f" (session {s.session})" if s.session else ""),
+            s.session or "-",
+            s.origin or catalog.origin_name(s),
         )
         for s in items
     ]
-    head = ("id", "label", "split", "source", "origin")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    head = ("id", "label", "split", "source", "session", "origin")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
     from fingertui.tables import safe_text
 
     for r in [head, *rows]:  # names as they are, control characters shown escaped
-        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), safe_text(r[4])]))
+        print(
+            "  ".join(
+                [r[0].rjust(widths[0]), *(safe_text(r[i]).ljust(widths[i]) for i in (1, 2, 3, 4)), safe_text(r[5])]
+            )
+        )
     note = "; x = excluded from training" if any(s.excluded for s in items) else ""
     print(f"{len(items)} samples{note}. Change one: fingertui label ID N | delete ID")
     return 0
@@ -889,6 +941,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unlabeled", action="store_true", help="import without labels (for the review queue)")
     s.add_argument(
         "--skip-unknown", action="store_true", help="skip folders whose name is not a label instead of stopping"
+    )
+    s.add_argument(
+        "--session",
+        metavar="NAME",
+        help="the sitting these photos were taken in (default: from their capture times, else this import)",
     )
 
     s = sub.add_parser("export", parents=[common, json_opt], help="write DIR/{train,test}/<label>/ plus labels.csv")

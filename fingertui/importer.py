@@ -208,9 +208,15 @@ def import_paths(
     label: int | None = None,
     unlabeled: bool = False,
     skip_unknown: bool = False,
+    session: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import images into the store; returns what was added, duplicated and skipped."""
+    """Import images into the store; returns what was added, duplicated and skipped.
+    ``session`` names the sitting they were taken in; without it the cameras' capture times
+    split them into sessions (sessions.py), else the import is one session."""
+    from fingertui import sessions as sessions_mod
+
+    session = sessions_mod.clean_name(session) if session is not None else None
     paths = list(paths)
     entries, skipped = scan(paths, label=label, unlabeled=unlabeled, skip_unknown=skip_unknown)
     if not entries:
@@ -243,8 +249,10 @@ def import_paths(
     ]
     existing = [Existing(p, g, s) for _, p, g, s in store.group_index()]
     plan = splits.plan(items, existing, store.split_counts())
+    batch = sessions_mod.batch_name()
+    session_of = [session] * len(loaded) if session else sessions_mod.by_time([img.taken for _, img in loaded], batch)
     # Pass 2: write each sample atomically (one file's bytes in memory at a time).
-    for k, ((entry, img), (group_key, split)) in enumerate(zip(loaded, plan, strict=True)):
+    for k, ((entry, img), (group_key, split), sess) in enumerate(zip(loaded, plan, session_of, strict=True)):
         try:
             data = entry.path.read_bytes()
         except OSError as e:
@@ -263,6 +271,7 @@ def import_paths(
             split=split,
             group_key=group_key,
             phash=img.phash,
+            session=sess,
             origin=str(entry.path.resolve()),
             actor="import",
             reason="import",

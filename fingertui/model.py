@@ -304,6 +304,12 @@ class Model:
                 raise UserError(
                     f"checkpoint {path.name}: its finger head does not fit this fingertui ({e}); retrain"
                 ) from e
+        # Finger patterns training showed (nextday.GATE_MIN): a hand showing another is
+        # answered by the finger-state expert alone. Older checkpoints carry none: no gate.
+        patterns = ckpt["experts"].get("fingers", {}).get("patterns")
+        self.patterns: dict[str, int] | None = (
+            {str(k): int(v) for k, v in patterns.items()} if isinstance(patterns, dict) else None
+        )
         self.weights: dict[str, float] = {k: float(v) for k, v in ckpt["weights"].items()}
         self.temperature = float(ckpt["temperature"])
         self.image_temperature = float(ckpt.get("image_temperature", 1.0))
@@ -435,7 +441,12 @@ class Model:
             return np.zeros((0, N))
         zi, zp, zf = self.expert_logits(f)
         hand = f.hand if (zp is not None or zf is not None) else np.zeros(len(f.hand), dtype=bool)
-        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf)
+        novel = None
+        if zf is not None and self.patterns is not None:
+            from fingertui.nextday import novel_rows
+
+            novel = novel_rows(self.fingers.up(f.fingers), self.patterns, len(hand))  # type: ignore[union-attr]
+        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand
             p[~hand] = 1.0 / N
         return p
@@ -491,10 +502,17 @@ class Model:
     ) -> list[Prediction]:
         f = self.features_of_images(images, tracking=tracking, hands=hands)
         ups = self.finger_ups(f)
-        return [
+        out = [
             self._prediction(p, bool(h), b, None if ups is None or not h else [float(x) for x in ups[i]])
             for i, (p, h, b) in enumerate(zip(self.probs(f), f.hand, f.boxes, strict=True))
         ]
+        if self.uses_pose:
+            from fingertui.streams import why_no_hand
+
+            for img, pred in zip(images, out, strict=True):
+                if pred.hand_found is False:
+                    pred.note = f"{pred.note} ({why_no_hand(img)})"
+        return out
 
     def predict_image(
         self, img: np.ndarray, *, tracking: bool = False, hand: object | None = None, hand_known: bool = False

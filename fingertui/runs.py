@@ -71,6 +71,13 @@ class RunRecord:
         return rec
 
     @property
+    def held_back(self) -> bool:
+        """Worse than the starter on the images it did not train on (nextday.py): recorded,
+        but not made active unless the user says so (``runs activate``)."""
+        nd = self.metrics.get("next_day") if isinstance(self.metrics, dict) else None
+        return bool(isinstance(nd, dict) and isinstance(nd.get("starter"), dict) and nd["starter"].get("held_back"))
+
+    @property
     def features(self) -> str:
         return self.metrics.get("features", "image")
 
@@ -91,6 +98,8 @@ class RunRecord:
             "weakest_class": weakest,
             "weakest_recall": test["per_class"][weakest]["recall"] if weakest is not None else None,
             "ece": test["ece"],
+            "next_day": self.metrics.get("next_day"),
+            "held_back": self.held_back,
             "duration_s": self.metrics["duration_s"],
         }
 
@@ -119,7 +128,8 @@ def get_run(store: Store, run_id: int | str) -> RunRecord:
 
 
 def active_run(store: Store) -> RunRecord | None:
-    """The run the user picked, else the newest; None before any training."""
+    """The run the user picked, else the newest that is not worse than the starter; None
+    before any training (or while every run is: the starter counts then)."""
     chosen = store.get_setting(ACTIVE_KEY)
     runs = list_runs(store)
     for r in runs:
@@ -127,6 +137,13 @@ def active_run(store: Store) -> RunRecord | None:
             return r
     if chosen is not None and chosen.isdigit() and store.runs.row(int(chosen)) is not None:
         get_run(store, chosen)  # there but damaged: say so rather than use another model
+    usable = [r for r in runs if not r.held_back]
+    return usable[-1] if usable else None
+
+
+def newest_run(store: Store) -> RunRecord | None:
+    """The newest run, held back or not: the freshest evidence for the review queue."""
+    runs = list_runs(store)
     return runs[-1] if runs else None
 
 

@@ -331,6 +331,24 @@ def hand_from_box(hand: Hand, box: Box, size: tuple[int, int]) -> Hand:
     return replace(hand, landmarks=lm, image_size=(w, h))
 
 
+# Below this mean brightness (0–255) a photo is too dark for the hand detector, above
+# the second too washed out; below MIN_SIDE pixels a hand has too few to be found.
+DARK, BRIGHT, MIN_SIDE = 45.0, 225.0, 48
+
+
+def why_no_hand(img: np.ndarray) -> str:
+    """A short reason a hand was not found in an RGB image, and what to do about it."""
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        return f"the image is only {w}×{h} pixels: use a larger photo"
+    luma = float(img[..., :3].astype(np.float32).mean()) if img.size else 0.0
+    if luma < DARK:
+        return "the photo is too dark: add light in front of the hand"
+    if luma > BRIGHT:
+        return "the photo is washed out: avoid a bright light behind or on the hand"
+    return "no hand shape found: show the whole hand, closer to the camera, fingers apart"
+
+
 @dataclass
 class Observation:
     hand: Hand | None

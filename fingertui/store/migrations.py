@@ -155,6 +155,16 @@ def _m9_sample_ids(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)", [top])
 
 
+def _m10_sessions(db: sqlite_utils.Database) -> None:
+    # Every sample belongs to a session (sessions.py): samples stored before sessions were
+    # kept get one from their source and stored time (gaps of sessions.GAP_S).
+    from fingertui.sessions import backfill
+
+    rows = db.execute("SELECT id, source, created FROM samples WHERE session IS NULL").fetchall()
+    names = backfill(rows)
+    db.conn.executemany("UPDATE samples SET session = ? WHERE id = ?", [(n, i) for i, n in names.items()])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_samples,
     _m2_phash,
@@ -165,6 +175,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m7_journal,
     _m8_evidence,
     _m9_sample_ids,
+    _m10_sessions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
