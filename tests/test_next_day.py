@@ -227,3 +227,20 @@ def test_a_photo_without_a_hand_says_why():
     assert dark.hand_found is False and "too dark" in dark.note
     flat = starter.predict_image(np.full((200, 200, 3), 128, np.uint8))
     assert "show the whole hand" in flat.note
+
+
+@pytest.mark.skipif(not (DATASETS / "hagrid-rooms").is_dir(), reason=f"real photos not found at {DATASETS}")
+def test_a_hand_in_a_dim_room_is_still_found():
+    from PIL import Image
+
+    from fingertui import streams
+
+    if streams.pose_unavailable_reason() is not None:
+        pytest.skip("the hand-pose detector is not available here")
+    pose = streams.PoseStream()
+    photos = sorted((DATASETS / "hagrid-rooms" / "frames" / "2").iterdir())[:6]
+    found = 0
+    for p in photos:
+        dim = (np.asarray(Image.open(p).convert("RGB")).astype(np.float32) * 0.12).astype(np.uint8)
+        found += pose.search(dim) is not None
+    assert found >= 5  # at 1/8 of its light the detector alone finds about 2 in 5
