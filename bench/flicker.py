@@ -171,6 +171,7 @@ def main() -> int:
             (tree / str(c)).mkdir(parents=True, exist_ok=True)
             shutil.copy(f, tree / str(c) / f"h{i}{f.suffix}")
         for c in range(6):
+            (tree / str(c)).mkdir(parents=True, exist_ok=True)
             for i, f in enumerate(sorted((DIGITS / str(c)).glob("*"))[: args.digits]):
                 shutil.copy(f, tree / str(c) / f"d{i}{f.suffix}")
         store = Store(Workspace(Path(tmp) / "ws"))
