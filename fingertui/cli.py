@@ -600,19 +600,22 @@ def cmd_export_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fingertui.model import Model
-    from fingertui.model_export import export_model
+    from fingertui.model_export import export_folder, export_torchscript
     from fingertui.runs import resolve_run
 
     store = open_store(args)
     run = resolve_run(store, args.run)
     model = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-    meta = export_model(model, Path(args.path), run.id, weights_file=args.weights)
+    export = export_torchscript if args.format == "torchscript" else export_folder
+    meta = export(model, Path(args.path), run.id, weights_file=args.weights)
     if args.json:
-        emit_json({"path": args.path, **meta})
-    else:
+        emit_json({"path": args.path, "format": args.format, **meta})
+    elif args.format == "torchscript":
         print(
             f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see README for the loading script"
         )
+    else:
+        print(f"wrote {args.path}/: the whole model, run {run.id}; `python {args.path}/run.py photo.jpg` runs it")
     return 0
 
 
@@ -963,9 +966,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="*", metavar="ID")
 
     s = sub.add_parser(
-        "export-model", parents=[common, json_opt, weights_opt, run_opt], help="write the model as one TorchScript file"
+        "export-model",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="write the whole model as a folder that runs without fingertui (ONNX Runtime + MediaPipe)",
     )
     s.add_argument("path", metavar="PATH")
+    s.add_argument(
+        "--format",
+        choices=["folder", "torchscript"],
+        default="folder",
+        help="folder: the whole model and its runner (default); torchscript: one file of the image expert alone",
+    )
 
     s = sub.add_parser(
         "watch",
