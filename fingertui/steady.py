@@ -25,7 +25,8 @@ Pure Python and NumPy, no fingertui import: an exported model folder carries thi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,7 @@ class SteadyCount:
             raise ValueError(f"steady count settings out of range: {alpha=} {margin=} {frames=} {hold=}")
         self.alpha, self.margin, self.frames, self.hold = float(alpha), float(margin), int(frames), int(hold)
         self.image_only = image_only
+        self._model: object | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -114,6 +116,20 @@ class SteadyCount:
             bool(evidence),
             self._since,
         )
+
+    def smooth(self, p: Any, threshold: float, model: object | None = None) -> Any:
+        """A prediction (``model.Prediction``: label, confidence, probs, unsure, hand_found)
+        with the steady count in place of its own label, and the averaged probabilities;
+        as it came while nothing is settled (the first frames, or no hand for good). A
+        ``model`` other than the last one's starts afresh (a retrained model)."""
+        if model is not self._model:
+            self.reset()
+            self._model = model
+        s = self.update(p.probs if p.label is not None else None, p.hand_found)
+        if s.count is None or s.probs is None:
+            return p
+        conf = s.probs[s.count]
+        return replace(p, label=s.count, confidence=conf, probs=s.probs, unsure=conf < threshold)
 
     def _decide(self) -> None:
         avg = self._avg

@@ -65,3 +65,23 @@ def test_settings_out_of_range_are_refused():
         SteadyCount(alpha=0)
     with pytest.raises(ValueError):
         SteadyCount(frames=0)
+
+
+def test_smooth_puts_the_steady_count_in_a_prediction_and_starts_afresh_for_a_new_model():
+    from fingertui.model import Prediction
+
+    def pred(k: int, hand: bool = True) -> Prediction:
+        probs = onehot(k, 0.9)
+        return Prediction(k, 0.9, probs, False, hand, None, "", None)
+
+    s = SteadyCount()
+    a, b = object(), object()
+    first = s.smooth(pred(2), 0.5, model=a)
+    assert first.label == 2 and first.probs == onehot(2, 0.9)  # nothing settled yet: as it came
+    for _ in range(3):
+        shown = s.smooth(pred(2), 0.5, model=a)
+    assert shown.label == 2
+    blip = s.smooth(pred(5), 0.95, model=a)  # one odd frame does not move the shown count
+    assert blip.label == 2 and blip.unsure and abs(sum(blip.probs) - 1) < 1e-9
+    fresh = s.smooth(pred(4), 0.5, model=b)  # a retrained model: its own count at once
+    assert fresh.label == 4
