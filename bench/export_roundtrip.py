@@ -50,6 +50,7 @@ def fresh_venv(path: Path, requirements: Path) -> Path:
         capture_output=True,
         text=True,
         check=True,
+        cwd="/",  # not this checkout: its fingertui/ would be found from the current folder
     )
     if check.stdout.strip() != "None None":
         raise SystemExit(f"{path} is not a clean venv: {check.stdout.strip()}")
