@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class Count:
     steady: int | None = None  # stream only: the count to show (steady.py); None: no hand
     changed: bool = False  # stream only: ``steady`` differs from the previous frame's
     frame: int = 0  # stream only: the frame's number in the source
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {

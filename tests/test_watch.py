@@ -71,11 +71,21 @@ def test_watch_ends_cleanly_on_a_closed_pipe_and_on_ctrl_c():
     assert p.wait(timeout=120) == 0
     err = p.stderr.read().decode()
     assert "Traceback" not in err and "error" not in err
-    # Ctrl-C after the first line
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+    # Ctrl-C after the first line (SIGINT as a terminal has it: a test run in the background
+    # inherits it ignored, and Python then never turns it into KeyboardInterrupt)
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     p.stdout.readline()
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    try:
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
     assert p.returncode == 0
     assert "Traceback" not in err.decode()
     assert all(json.loads(line) for line in out.decode().splitlines())  # no half-written line
