@@ -121,3 +121,27 @@ def test_a_folder_source_counts_each_photo_once_as_its_own_steady_count(tmp_path
         assert r.steady == r.count == c.count(rgb(p)).count
     assert out[0].changed
     assert list(c.stream(f"folder:{tmp_path}", max_frames=2))[-1].frame == 2
+
+
+def write_video(path, frames) -> None:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
+    for f in frames:
+        out.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    out.release()
+
+
+@needs_datasets()
+def test_a_video_file_is_read_frame_by_frame_to_its_end(tmp_path):
+    from fingertui import Counter
+
+    c = Counter.load(trained_workspace())
+    for path, label in photos(DIGITS, 3, 2):
+        img = np.asarray(Image.open(path).convert("RGB").resize((240, 240)))
+        if c.count(img).count == label:
+            break
+    write_video(tmp_path / "clip.avi", jittered(img, 20, seed=1))
+    out = list(c.stream(f"video:{tmp_path / 'clip.avi'}"))
+    assert len(out) == 20 and out[-1].steady == label

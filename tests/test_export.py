@@ -163,3 +163,22 @@ def test_torchscript_stays_an_option(tmp_path):
     with torch.no_grad():
         p = scripted(torch.rand(1, 3, 120, 120))
     assert p.shape == (1, 6) and abs(float(p.sum()) - 1) < 1e-4
+
+
+@needs_datasets()
+def test_the_runner_follows_a_video_with_the_steady_count(tmp_path):
+    from PIL import Image
+
+    from fingertui import Counter
+    from tests.test_counter import jittered, write_video
+
+    folder = export(tmp_path)
+    c = Counter.load(folder)
+    for path, label in photos(DIGITS, 3, 2):
+        img = np.asarray(Image.open(path).convert("RGB").resize((240, 240)))
+        if c.count(img).count == label:
+            break
+    write_video(tmp_path / "clip.avi", jittered(img, 20, seed=2))
+    lines = run_hidden(folder, ["--video", str(tmp_path / "clip.avi")])
+    assert lines[0]["frame"] == 1 and lines[-1]["count"] == label
+    assert len(lines) <= 3  # the first frame, the count settling, nothing after
