@@ -673,19 +673,60 @@ def cmd_export_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fingertui.model import Model
-    from fingertui.model_export import export_model
+    from fingertui.model_export import export_folder, export_torchscript
     from fingertui.runs import resolve_run
 
     store = open_store(args)
     run = resolve_run(store, args.run)
     model = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-    meta = export_model(model, Path(args.path), run.id, weights_file=args.weights)
+    export = export_torchscript if args.format == "torchscript" else export_folder
+    meta = export(model, Path(args.path), run.id, weights_file=args.weights)
     if args.json:
-        emit_json({"path": args.path, **meta})
-    else:
+        emit_json({"path": args.path, "format": args.format, **meta})
+    elif args.format == "torchscript":
         print(
             f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see README for the loading script"
         )
+    else:
+        print(f"wrote {args.path}/: the whole model, run {run.id}; `python {args.path}/run.py photo.jpg` runs it")
+    return 0
+
+
+@command("watch")
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The steady count of a camera, video or folder, one line per change (or per frame):
+    `fingertui watch --json | my-program`. Ends cleanly on Ctrl-C, SIGTERM or a closed pipe."""
+    import os
+    import signal
+    import time
+
+    from fingertui.counter import Counter
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    counter = Counter.load(args.model or args.home, run=args.run, weights=args.weights)
+    t0 = time.monotonic()
+    try:
+        for r in counter.stream(args.source, mirror=args.mirror, max_frames=args.max_frames):
+            if not (args.every or r.changed):
+                continue
+            if args.json:
+                line = json.dumps(_finite({"t": round(time.monotonic() - t0, 3), **r.as_json()}), allow_nan=False)
+            elif r.steady is None:
+                line = f"frame {r.frame}: {'no hand' if r.hand is False or r.count is None else 'settling'}"
+            else:
+                line = f"frame {r.frame}: {r.steady} ({100 * r.probs[r.steady]:.0f}%)"
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # `fingertui watch | head -1`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 
@@ -1009,9 +1050,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="*", metavar="ID")
 
     s = sub.add_parser(
-        "export-model", parents=[common, json_opt, weights_opt, run_opt], help="write the model as one TorchScript file"
+        "export-model",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="write the whole model as a folder that runs without fingertui (ONNX Runtime + MediaPipe)",
     )
     s.add_argument("path", metavar="PATH")
+    s.add_argument(
+        "--format",
+        choices=["folder", "torchscript"],
+        default="folder",
+        help="folder: the whole model and its runner (default); torchscript: one file of the image expert alone",
+    )
+
+    s = sub.add_parser(
+        "watch",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="print the steady count of a camera, video or folder as it changes (for other programs)",
+    )
+    s.add_argument(
+        "--source", default="webcam", metavar="SRC", help="webcam[:N] (default), video:PATH, folder:PATH or demo"
+    )
+    s.add_argument("--every", action="store_true", help="a line for every frame, not only when the count changes")
+    s.add_argument(
+        "--model", metavar="DIR", help="an export-model folder or another workspace (default: this workspace)"
+    )
+    s.add_argument("--mirror", action="store_true", help="mirror the frames first (as the app's selfie view)")
+    s.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
 
     sub.add_parser(
         "fetch-weights", parents=[common, weights_opt], help="download ResNet-18 ImageNet weights once (needs internet)"
