@@ -87,6 +87,8 @@ class ExportedModel:
         experts = ckpt["experts"]
         self.heads = {name: _head(e) for name, e in experts.items() if name != "fingers"}
         self.fingers = FingerHead.from_json(experts["fingers"]["head_json"]) if "fingers" in experts else None
+        patterns = experts.get("fingers", {}).get("patterns")  # finger patterns training showed
+        self.patterns = {str(k): int(v) for k, v in patterns.items()} if isinstance(patterns, dict) else None
         self.weights = {k: float(v) for k, v in ckpt["weights"].items()}
         self.temperature = float(ckpt["temperature"])
         self.image_temperature = float(ckpt.get("image_temperature", 1.0))
@@ -133,7 +135,10 @@ class ExportedModel:
         if self.uses_pose and self.fingers is not None:
             zf = self.fingers.log_probs(finger_matrix([hand])[0])
         has = np.array([hand is not None and (zp is not None or zf is not None)])
-        p = pooling.pool_logits(zi, zp, has, self.weights, self.image_temperature, self.temperature, zf)
+        novel = None
+        if zf is not None and self.patterns is not None:
+            novel = pooling.novel_rows(self.fingers.up(finger_matrix([hand])[0]), self.patterns, 1)
+        p = pooling.pool_logits(zi, zp, has, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand
             p[~has] = 1.0 / N
         return p[0]

@@ -35,7 +35,7 @@ import numpy as np
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.linear import LinearHead
-from fingertui.pooling import pool_logits
+from fingertui.pooling import novel_rows, pool_logits
 from fingertui.store import atomic_write
 from fingertui.train import AnyHead, logits
 
@@ -304,7 +304,7 @@ class Model:
                 raise UserError(
                     f"checkpoint {path.name}: its finger head does not fit this fingertui ({e}); retrain"
                 ) from e
-        # Finger patterns training showed (nextday.GATE_MIN): a hand showing another is
+        # Finger patterns training showed (pooling.GATE_MIN): a hand showing another is
         # answered by the finger-state expert alone. Older checkpoints carry none: no gate.
         patterns = ckpt["experts"].get("fingers", {}).get("patterns")
         self.patterns: dict[str, int] | None = (
@@ -443,8 +443,6 @@ class Model:
         hand = f.hand if (zp is not None or zf is not None) else np.zeros(len(f.hand), dtype=bool)
         novel = None
         if zf is not None and self.patterns is not None:
-            from fingertui.nextday import novel_rows
-
             novel = novel_rows(self.fingers.up(f.fingers), self.patterns, len(hand))  # type: ignore[union-attr]
         p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand

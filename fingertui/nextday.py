@@ -32,13 +32,6 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # it on the same sitting's validation fold, the image expert (the one that learns the room)
 # only a little.
 ONE_SESSION_GRID = {"fingers": (1.0,), "pose": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5), "image": (0.0, 0.1, 0.25)}
-# A hand whose finger up/down pattern training never showed is answered by the finger-state
-# expert alone (pooling.pool_logits' ``novel``). sign-digits → hagrid-rooms classes 1–5
-# (bench/results/next_day_both.json): "never" (1) gates as well as "fewer than 3, 10 or
-# 30 times"; on a handful of labels (2 per class) a higher bar gated most hands and cost
-# 2 points on hagrid-rooms (bench/results/learning_curve.json).
-GATE_MIN = 1
-
 RULE_SESSIONS = "held-out sessions"
 RULE_ONE_SESSION = "one session"
 RULE_SMALL = "few labels"
@@ -76,31 +69,6 @@ def fit_weights(
         if nll < best[0]:
             best = (nll, dict(zip(names, combo, strict=True)))
     return best[1]
-
-
-def pattern_key(up: np.ndarray) -> str:
-    """A finger up/down pattern ("01110": thumb … little) from P(up) of one hand."""
-    return "".join("1" if u > 0.5 else "0" for u in up)
-
-
-def pattern_counts(up: np.ndarray) -> dict[str, int]:
-    """How often each finger pattern occurs among (N, 5) P(up) rows."""
-    out: dict[str, int] = {}
-    for row in up:
-        k = pattern_key(row)
-        out[k] = out.get(k, 0) + 1
-    return out
-
-
-def novel_rows(up: np.ndarray | None, counts: dict[str, int] | None, n: int) -> np.ndarray | None:
-    """Rows whose finger pattern training showed fewer than GATE_MIN times (None: no gate)."""
-    if up is None or counts is None:
-        return None
-    out = np.zeros(n, dtype=bool)
-    for i, row in enumerate(up):
-        if np.isfinite(row).all():
-            out[i] = counts.get(pattern_key(row), 0) < GATE_MIN
-    return out
 
 
 @dataclass

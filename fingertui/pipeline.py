@@ -26,7 +26,7 @@ from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
 from fingertui.metrics import confidence_check, ece, evaluate
 from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, save_checkpoint
-from fingertui.pooling import pool_logits
+from fingertui.pooling import novel_rows, pattern_counts, pool_logits
 from fingertui.progress import PhaseTimer
 from fingertui.runs import RunRecord, get_run
 from fingertui.store import Sample, Store, now_iso
@@ -231,8 +231,8 @@ def train(
         fit_rows = np.nonzero(hand_tr)[0] if by_session else np.setdiff1d(np.nonzero(hand_tr)[0], val_idx)
         finger_head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
         # The finger patterns training showed: a hand showing another is outside what the
-        # pose and image experts learned (nextday.GATE_MIN), and the finger expert answers.
-        patterns = nextday.pattern_counts(finger_head.up(sf.fingers[np.nonzero(hand_tr)[0]]))
+        # pose and image experts learned (pooling.GATE_MIN), and the finger expert answers.
+        patterns = pattern_counts(finger_head.up(sf.fingers[np.nonzero(hand_tr)[0]]))
         experts["fingers"] = {"head_json": finger_head.to_json(), "patterns": patterns}
         report("training fingers", 1, 1)
 
@@ -250,7 +250,7 @@ def train(
     def novel(rows: np.ndarray, head: object, counts: dict[str, int] | None) -> np.ndarray | None:
         if head is None or counts is None:
             return None
-        return nextday.novel_rows(head.up(sf.fingers[rows]), counts, len(rows))  # type: ignore[attr-defined]
+        return novel_rows(head.up(sf.fingers[rows]), counts, len(rows))  # type: ignore[attr-defined]
 
     image_t = temps.get("image", 1.0)
     experts_used = set(heads) | ({"fingers"} if finger_head is not None else set())
@@ -274,7 +274,7 @@ def train(
             fit_rows = train_rows[hand_tr[train_rows]]
             head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
             z["fingers"] = head.log_probs(sf.fingers[rows])
-            gate = novel(rows, head, nextday.pattern_counts(head.up(sf.fingers[fit_rows])))  # type: ignore[assignment]
+            gate = novel(rows, head, pattern_counts(head.up(sf.fingers[fit_rows])))  # type: ignore[assignment]
         return z, gate
 
     oof_z = {name: np.full((ntr, N), np.nan) for name in experts_used}

@@ -15,7 +15,7 @@ from fingertui import nextday, sessions
 from fingertui.cli import main
 from fingertui.importer import import_paths
 from fingertui.pipeline import train
-from fingertui.pooling import pool_logits, softmax
+from fingertui.pooling import novel_rows, pool_logits, softmax
 from fingertui.runs import active_run, list_runs, set_active
 from fingertui.store import Store
 from fingertui.workspace import Workspace
@@ -185,7 +185,7 @@ def test_a_novel_finger_pattern_is_answered_by_the_finger_expert_alone():
     assert p[0].argmax() == 4 and p[1].argmax() == 3
     counts = {"11100": 50}
     up = np.array([[0.9, 0.9, 0.9, 0.1, 0.1], [0.1, 0.9, 0.9, 0.9, 0.1]])
-    assert nextday.novel_rows(up, counts, 2).tolist() == [False, True]
+    assert novel_rows(up, counts, 2).tolist() == [False, True]
 
 
 @pytest.mark.slow
