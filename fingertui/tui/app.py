@@ -14,6 +14,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -109,6 +110,18 @@ class FingerApp(App):
         # otherwise ``pose_note`` says why it cannot, in one line.
         self.pose_note: str | None = None
         self.track = None  # tracking.Track of the newest frame, read when painting
+
+    def get_driver_class(self) -> type[Driver]:
+        """On POSIX, Textual's driver on a descriptor of its own (tui/terminal.py says why)."""
+        import sys
+
+        from textual import constants
+
+        if sys.platform == "win32" or constants.DRIVER is not None:
+            return super().get_driver_class()
+        from fingertui.tui.terminal import OwnTerminalDriver
+
+        return OwnTerminalDriver
 
     def on_mount(self) -> None:
         from fingertui.streams import pose_unavailable_reason
