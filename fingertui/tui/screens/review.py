@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from PIL import Image
 from rich.markup import escape
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from fingertui import active
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.tui.screens.capture import COMPACT_BELOW_ROWS
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
-from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
+from fingertui.tui.widgets.panels import PredictionPanel, SidePanels, TrainingBar
 
 REASON_FILTERS = [
     None,
@@ -106,14 +107,18 @@ class ReviewScreen(Screen):
         yield Header()
         with Horizontal():
             yield CameraView(id="sample")
-            with Vertical(id="right"):
+            with SidePanels(id="right"):
                 yield Static(id="counter", classes="box")
                 yield Static(id="why", classes="box")
                 yield PredictionPanel(id="review-prediction", classes="box")
         yield TrainingBar()
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(PredictionPanel).set_compact(event.size.height < COMPACT_BELOW_ROWS)
+
     def on_mount(self) -> None:
+        self.query_one(PredictionPanel).set_compact(self.app.size.height < COMPACT_BELOW_ROWS)
         self.title = f"fingertui — {self.heading}"
         self.query_one("#counter", Static).update("loading the queue…")
         self.load()
