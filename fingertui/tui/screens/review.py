@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Static
 from fingertui import active
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.tables import plural
 from fingertui.tui.screens.capture import COMPACT_BELOW_ROWS
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
@@ -55,7 +56,11 @@ def explain(item: active.QueueItem) -> str:
     if "weak-class" in item.reasons:
         words.append("involves the weakest class")
     if item.duplicates:
-        words.append(f"{len(item.duplicates)} near-identical snapshot(s) folded in")
+        words.append(f"{plural(len(item.duplicates), 'near-identical snapshot')} folded in")
+    if item.hold:
+        words.append(
+            f"one take (a hold or burst) of {len(item.hold) + 1} frames: a label, confirm or x applies to all of them"
+        )
     return "\n".join(words)
 
 
@@ -206,11 +211,17 @@ class ReviewScreen(Screen):
         it = self.current
         if it is None:
             return
+        # A take folded into one item (active.fold_takes) is answered as one: its frames
+        # are the same pose. Delete stays with the frame on show (it asked about that one).
+        ids = [it.sample_id, *it.hold] if action in ("relabel", "confirm", "exclude") else [it.sample_id]
         try:
-            active.resolve(self.app.store, it.sample_id, action, label)
+            for sid in ids:
+                active.resolve(self.app.store, sid, action, label)
         except UserError as e:
             self.notify(str(e), severity="error")
             return
+        if len(ids) > 1:
+            self.notify(f"{action}: the whole take, {plural(len(ids), 'frame')}")
         if action != "skip":
             self.done += 1
             self.items.pop(self.index)
