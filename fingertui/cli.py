@@ -930,7 +930,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_opt.add_argument("--run", metavar="ID", help="run to use (default: the active one)")
 
     s = sub.add_parser("train", parents=[common, json_opt, weights_opt], help="train a model on the labelled images")
-    s.add_argument("--backbone", metavar="ID", help="resnet18 (default) or efficientnet-lite0 (offline)")
+    s.add_argument(
+        "--backbone",
+        metavar="ID",
+        help="resnet18 (default once `fetch-weights` got its weights; else efficientnet-lite0, installed, offline)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--head", choices=["linear", "mlp"], default="linear")
     s.add_argument(

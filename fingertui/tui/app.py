@@ -383,6 +383,7 @@ class FingerApp(App):
         from fingertui.progress import Eta, estimate_for
 
         self.training = True
+        self.add_class("training")  # toasts move up, off the training bar (fingertui.tcss)
         self._cancel = threading.Event()
         self._train_idle.clear()
         # The bar shows at once, before the worker has imported anything: a first run spends
@@ -506,6 +507,7 @@ class FingerApp(App):
     def _training_over(self) -> None:
         """The run ended (done, cancelled or failed): the bar and its ticker go."""
         self.training = False
+        self.remove_class("training")
         if self._train_ticker is not None:
             self._train_ticker.stop()
             self._train_ticker = None

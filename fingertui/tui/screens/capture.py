@@ -115,6 +115,8 @@ class CaptureScreen(Screen):
             panel.set_compact(compact)
         for panel in self.query(CountsPanel):
             panel.set_compact(compact)
+        if self.is_mounted:
+            self.show_model()
 
     def on_screen_resume(self) -> None:
         """Back from review, the gallery or results: counts as they are now."""
@@ -435,6 +437,9 @@ class CaptureScreen(Screen):
             test = app.active.metrics["test"]
             features = app.active.features
             what = short_backbone(app.active) + (" + hand pose" if features == "both" else "")
+            if compact:  # one line: the run and how it scored (c shows the rest)
+                box.update(f"[b]run {app.active.id}[/b] · test {100 * test['accuracy']:.1f}% of {test['n']}")
+                return
             box.update(
                 f"[b]run {app.active.id}[/b] · {'hand pose' if features == 'pose' else what}\n"
                 f"test accuracy {100 * test['accuracy']:.1f}% on {plural(test['n'], 'image')}"

@@ -78,9 +78,7 @@ def explain_unlabelled(item: active.QueueItem) -> str:
 class ReviewScreen(Screen):
     BINDINGS = [
         *[
-            Binding(
-                str(c), f"relabel({c})", "relabel 0–5" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0
-            )
+            Binding(str(c), f"relabel({c})", "relabel" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0)
             for c in CLASSES
         ],
         Binding("enter", "confirm", "confirm"),

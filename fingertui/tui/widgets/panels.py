@@ -111,7 +111,7 @@ class PredictionPanel(Widget):
         head.append(f"{100 * confidence:.0f}% ", style="bold")
         head.append(*sure_word(unsure, checked))
         if self.compact:
-            head.append(f" (<{100 * threshold:.0f}% unsure)" if checked else " (not checked)", style="dim")
+            head.append(f" (<{100 * threshold:.0f}%)" if checked else " (not checked)", style="dim")
         else:
             head.append(
                 f"  (unsure below {100 * threshold:.0f}%)" if checked else "  (not yet checked on your images)",
