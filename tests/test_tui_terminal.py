@@ -124,14 +124,21 @@ def screen_of(session: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-def test_folder_source_first_screen_is_whole_in_tmux(tmp_path, size):
+def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_tmux(tmp_path, size):
     """`--source folder:` with the real hand detector: title bar and footer are on screen
-    without a resize (they were missing on 5 of 5 starts)."""
+    without a resize (they were missing on 5 of 5 starts); then t, and q 1.5 s into the run,
+    leaves the terminal as it was (2 of 2 left it in the app's modes)."""
     cols, rows = size
     photos = tmp_path / "photos"
     for k in range(3):
         save(noise_image(k, 160), photos / f"p{k}.png")
     home = tmp_path / "ws"
+    # Labelled images to train on: q is pressed while the run goes on (it used to leave the
+    # alternate screen, mouse tracking and a hidden cursor behind).
+    from fingertui.cli import main
+    from tests.conftest import write_bars
+
+    assert main(["--home", str(home), "import", str(write_bars(tmp_path / "bars", 8))]) == 0
     session = f"fingertui-test-{os.getpid()}-{cols}"
     cmd = (
         f"cd {ROOT} && FINGERTUI_HOME={home} PYTHONPATH={ROOT} {sys.executable} -m fingertui "
@@ -152,6 +159,12 @@ def test_folder_source_first_screen_is_whole_in_tmux(tmp_path, size):
         lines = screen_of(session)
         assert "fingertui" in lines[0], f"no title bar: {lines[0]!r}"
         assert "quit" in lines[-1] or "capture" in lines[-1], f"no footer: {lines[-1]!r}"
+        tmux("send-keys", "-t", session, "t")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("esc cancels" in ln for ln in screen_of(session)):
+            time.sleep(0.2)
+        assert any("esc cancels" in ln for ln in screen_of(session)), "the training bar never showed"
+        time.sleep(1.5)
         tmux("send-keys", "-t", session, "q")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any("EXITED" in ln for ln in screen_of(session)):

@@ -197,7 +197,7 @@ class TrainingBar(Widget):
 
     DEFAULT_CSS = """
     TrainingBar { height: 1; display: none; padding: 0 1; background: $boost; layout: horizontal; }
-    TrainingBar > #phase { width: 26; }
+    TrainingBar > #phase { width: 25; }
     TrainingBar > #count { width: 1fr; }
     """
     BAR = 20
@@ -222,9 +222,11 @@ class TrainingBar(Widget):
             # "training image" (a phase of the run) reads as "training image", not "training training image".
             self._phase.update(Text.assemble(("training", "bold"), f" {phase.removeprefix('training ')}"), layout=False)
         self.phase, self.k, self.n, self.elapsed, self.left = phase, k, n, elapsed, left
-        done = round(self.BAR * k / n) if n else 0
-        bar = Text.assemble(("━" * done, "bold green"), ("━" * (self.BAR - done), "grey35"))
-        narrow = self.size.width and self.size.width < 90  # 80 columns: the words that matter
+        # 80 columns: a shorter bar, so that "esc cancels" stays on screen.
+        narrow = self.app.size.width < 100
+        width = self.BAR // 2 - 2 if narrow else self.BAR
+        done = round(width * k / n) if n else 0
+        bar = Text.assemble(("━" * done, "bold green"), ("━" * (width - done), "grey35"))
         self._count.update(
             Text.assemble(
                 bar,
