@@ -5,7 +5,8 @@ A run is trained first (hagrid-rooms frames, features both) in a temporary works
 frames from `hagrid-rooms/frames` go through `HandTracker.update` + `Model.predict_image`
 (the hand given, as the app does) for `--seconds`. Reports predictions/s, the share of
 frames with the hand tracked, and the median ms per step. Writes
-bench/results/live_pose.json. Run: .venv/bin/python bench/live_pose.py [--seconds 20]
+bench/results/live_pose.json (live_pose-steady.json with --steady: the steady count on top, as the
+app does). Run: .venv/bin/python bench/live_pose.py [--seconds 20] [--steady]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--steady", action="store_true", help="with the steady count on top, as the app shows it")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"no photos at {DATA}")
@@ -47,6 +49,9 @@ def main() -> int:
         model = Model.for_run(store, run)
         frames = [read_rgb(p) for p in sorted(DATA.rglob("*.jpg"))]
         tracker = HandTracker(PoseStream().detector(tracking=True))
+        from fingertui.steady import SteadyCount
+
+        steady = SteadyCount(image_only=True) if args.steady else None
         steps, tracked = [], 0
         t_end = time.perf_counter() + args.seconds
         i = 0
@@ -61,7 +66,9 @@ def main() -> int:
             x0, y0, x1, y1 = box
             crop = np.ascontiguousarray(view[y0:y1, x0:x1])
             hand = hand_in_box(track.hand, box) if track.hand is not None else None
-            model.predict_image(crop, hand=hand, hand_known=True)
+            p = model.predict_image(crop, hand=hand, hand_known=True)
+            if steady is not None:
+                steady.smooth(p, model.threshold, model=model)
             steps.append(time.perf_counter() - t0)
             tracked += track.hand is not None
             i += 1
@@ -72,10 +79,11 @@ def main() -> int:
             "median_ms": 1000 * float(np.median(steps)),
             "tracked_share": tracked / len(steps),
             "run_features": run.features,
+            "steady": args.steady,
             "load_avg": os.getloadavg(),
         }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "live_pose.json").write_text(json.dumps(result, indent=1))
+    (OUT / ("live_pose-steady.json" if args.steady else "live_pose.json")).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return 0
 

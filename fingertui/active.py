@@ -37,7 +37,7 @@ import numpy as np
 
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
-from fingertui.runs import RunRecord, active_run, run_predictions
+from fingertui.runs import RunRecord, active_run, newest_run, run_predictions
 from fingertui.store import Store
 
 REASONS = (
@@ -378,7 +378,7 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
 
 def recompute(store: Store, run: RunRecord | None = None) -> dict:
     """Bring the stored flags up to date with ``run`` (default: the active run)."""
-    run = run or active_run(store)
+    run = run or active_run(store) or newest_run(store)
     if run is None:
         return {"run": None, "open": 0, "added": 0, "cleared": 0}
     new = {(f.sample_id, f.reason): f for f in compute_flags(store, run)}
@@ -414,7 +414,7 @@ def _state(store: Store, run: RunRecord) -> str:
 
 def ensure_fresh(store: Store) -> None:
     """Recompute flags when the active run or the dataset changed since last time."""
-    run = active_run(store)
+    run = active_run(store) or newest_run(store)
     if run is not None and store.get_setting(STATE_KEY) != _state(store, run):
         recompute(store, run)
 
@@ -515,7 +515,7 @@ def queue(
     order = sorted(range(len(picked)), key=lambda i: -picked[i].score)
     order = fold_takes(store, picked, order)
     if diversity:
-        run = active_run(store)
+        run = active_run(store) or newest_run(store)
         _, X = _probs_and_vectors(store, run, [it.sample_id for it in picked]) if run else (None, None)
         if X is not None and len(X):
             order, dupes = fold_near_duplicates(order, X)

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from fingertui import splits
+from fingertui.sessions import GAP_S as SESSION_GAP_S
 from fingertui.store import Sample, Store
 
 # Captures of one label within this many seconds are consecutive frames of one pose: they
@@ -95,10 +96,15 @@ class HoldPacer:
         self.label = None
 
 
+def new_session_id() -> str:
+    """A capture sitting's name: when it started, and a few random letters."""
+    return time.strftime("capture %Y-%m-%d %H:%M:%S ") + uuid.uuid4().hex[:4]
+
+
 @dataclass
 class CaptureSession:
     store: Store
-    id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+    id: str = field(default_factory=lambda: new_session_id())
     history: list[Take] = field(default_factory=list)  # newest last
     last_duplicate: bool = False  # the newest capture was a frame already stored (nothing added)
     _last: tuple[int | None, float, str] | None = None  # (label, time, group hint)
@@ -115,6 +121,9 @@ class CaptureSession:
         model's prediction at capture time (run id, label, confidence)."""
         img = Image.fromarray(crop)
         now = time.monotonic()
+        if self._last is not None and now - self._last[1] > SESSION_GAP_S:
+            # A long pause is a new sitting (sessions.py): validation treats it as another day.
+            self.id = new_session_id()
         if burst is not None:
             hint = f"burst:{self.id}:{burst}"
         elif self._last and self._last[0] == label and now - self._last[1] < SAME_POSE_S:

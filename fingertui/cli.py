@@ -88,8 +88,11 @@ def _close_stores() -> None:
     connection stayed open until the garbage collector ran: a later command in the same
     process (the tests) could see the old database through it after the file was replaced."""
     while _OPENED:
+        store = _OPENED.pop()
+        for w in dict.fromkeys(store.warnings):  # e.g. a backup that failed: never silent
+            print(f"fingertui: warning: {w}", file=sys.stderr)
         try:
-            _OPENED.pop().close()
+            store.close()
         except Exception:  # closing must not hide the command's own result or error
             pass
 
@@ -124,6 +127,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             label=label,
             unlabeled=args.unlabeled,
             skip_unknown=args.skip_unknown,
+            session=args.session,
             progress=lambda k, n: bar.update(task, completed=k, total=n),
         )
     if args.json:
@@ -133,8 +137,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     out.print(
         f"added {report.added}, duplicates {report.duplicates} (already stored, not added again), skipped {len(report.skipped)}"
     )
+    from fingertui.tables import safe_text
+
     for path, why in report.skipped[:SKIPPED_SHOWN]:
-        out.print(f"  skipped {path}: {why}", highlight=False)
+        out.print(f"  skipped {safe_text(path)}: {safe_text(why)}", highlight=False, markup=False, soft_wrap=True)
     if len(report.skipped) > SKIPPED_SHOWN:
         out.print(f"  … and {len(report.skipped) - SKIPPED_SHOWN} more (see --json)")
     table = report.as_json()["added_by_label"]
@@ -171,6 +177,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(
                 f"{len(report.missing)} images were missing from the workspace and not exported; run `fingertui doctor`"
             )
+        if report.refused:
+            print(f"{len(report.refused)} rows name a path outside data/ and were not exported; run `fingertui doctor`")
     return 0
 
 
@@ -192,6 +200,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out = console()
     out.print(t)
     out.print(f"unlabelled: {tot['unlabeled']}   total images: {tot['all']}")
+    if st["sessions"]:
+        ts = Table("session", *[str(c) for c in range(6)], "unlabelled", "total", title="sessions (sittings)")
+        for name, row in st["sessions"].items():
+            ts.add_row(name, *[str(row[str(c)]) for c in range(6)], str(row["unlabeled"]), str(row["total"]))
+        out.print(ts)
     for w in st["warnings"]:
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
     return 0
@@ -204,19 +217,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     ws = Workspace.resolve(args.home)
     if args.empty_trash:
-        n, size = doctor.usage(ws.trash_dir)
-        if n == 0:
-            print("the trash is empty")
-            return 0
-        if not args.yes:
+
+        def confirm(n: int, size: int) -> bool:
+            if args.yes:
+                return True
             if not sys.stdin.isatty():
                 raise UserError(f"{n} files ({size / 2**20:.1f} MB) in the trash; pass --yes to delete them for good")
             answer = input(f"delete {n} files ({size / 2**20:.1f} MB) in {ws.trash_dir} for good? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("kept the trash")
-                return 0
-        n, size = doctor.empty_trash(ws)
-        print(f"deleted {n} files ({size / 2**20:.1f} MB) from the trash")
+            return answer.strip().lower() in ("y", "yes")
+
+        done = doctor.empty_trash(ws, confirm)
+        if done is None:
+            print("kept the trash")
+        elif done[0] == 0:
+            print("the trash is empty")
+        else:
+            print(f"deleted {done[0]} files ({done[1] / 2**20:.1f} MB) from the trash")
         return 0
     report = doctor.run(ws, fix=not args.dry_run, restore=args.restore, reindex_files=args.reindex)
     if args.json:
@@ -226,6 +242,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"index restored from {report.restored_backup} (the previous one is kept beside it in db/)")
     for line in report.recovered:
         print(f"interrupted change finished: {line}")
+    from fingertui.tables import safe_text
+
+    for line in report.refused:
+        print(safe_text(line))
+    if report.backup_failed:
+        print(
+            f"the last backup of the index failed ({report.backup_failed}); labels have no fresh copy in data/backups"
+        )
     if report.readonly:
         print("read-only workspace: only checked, nothing was moved")
     n_orph = len(report.orphans)
@@ -405,6 +429,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not 0 <= args.views <= 16:
         raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")
+    if not 0 <= args.seed < 2**63:  # checked now: the run records it after the whole training
+        raise UserError(f"--seed {args.seed}: give a whole number from 0 to 2**63 - 1")
     store = open_store(args)
     cfg = TrainConfig(seed=args.seed, head=args.head, views=args.views)
     with _progress_printer(not args.json, expected=estimate_for(store)) as progress:
@@ -438,11 +464,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print_metrics(out, m["test"], "test split")
     out.print(f"ECE on test {m['test']['ece']:.3f}")
+    _print_next_day(out, m)
     conf = m.get("confidence")
     if conf and not conf["checked"]:
         out.print(f'[yellow]confidence not yet checked: {conf["why"]}; until then no prediction says "sure"[/]')
     out.print(f"review queue: {flags['open']} flags ({flags['added']} new) — `fingertui review`")
     return 0
+
+
+def _print_next_day(out: object, m: dict) -> None:
+    """The next-day figure (or the same-sitting caveat), the pooling rule, and whether the
+    run is held back because the starter does better (nextday.py)."""
+    from fingertui.nextday import describe, held_back_message
+
+    nd = m.get("next_day")
+    line = describe(nd)
+    if line:
+        out.print(line, highlight=False)  # type: ignore[attr-defined]
+        out.print(f"pooling: {nd['why']}", highlight=False)  # type: ignore[attr-defined,index]
+    held = held_back_message(nd)
+    if held:
+        out.print(f"[yellow]{held}[/]", highlight=False)  # type: ignore[attr-defined]
 
 
 @command("eval")
@@ -470,13 +512,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         emit_json({**out_json, "metrics": m} if folder is None else {**out_json, **folder.as_json()})
         return 0
     out = console()
-    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False)
+    out.print(f"run {run.id} (backbone {run.backbone}) on {where}", highlight=False, markup=False)
     note = folder.overlap_note() if folder is not None else None
     if note:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
     print_metrics(out, m, "evaluation" if note is None else "all images")
     if note and folder.unseen is not None:
         print_metrics(out, folder.unseen, "images not in the workspace")
+    if folder is None:
+        _print_next_day(out, run.metrics)
     return 0
 
 
@@ -588,9 +632,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     if args.action is not None:
         raise UserError(f"unknown runs action {args.action!r}: use `runs`, `runs compare A B` or `runs activate ID`")
-    records = list_runs(store)
+    damaged: list[str] = []
+    records = list_runs(store, damaged)
     runs = [r.summary() for r in records]
-    act = active_run(store)
+    try:
+        act = active_run(store)
+    except UserError:  # the active run's record is damaged: listed below
+        act = None
     for r in runs:
         r["active"] = act is not None and r["id"] == act.id
     if args.json:
@@ -605,19 +653,35 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{r['n_train']}/{r['n_test']}",
             r["backbone"],
             accuracy_short(rec.metrics["test"]),
-            _pct(r["balanced_accuracy"]),
+            _next_day_cell(rec.metrics),
             f"{r['weakest_class']}: {_pct(r['weakest_recall'])}" if r["weakest_class"] is not None else "—",
             f"{r['ece']:.3f}",
             f"{r['duration_s']:.1f}s",
         ]
         for r, rec in zip(runs, records, strict=True)
     ]
-    headers = ["run", "finished", "train/test", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"]
+    headers = [
+        "run",
+        "finished",
+        "train/test",
+        "backbone",
+        "accuracy",
+        "next day",
+        "weakest",
+        "ECE",
+        "time",
+    ]
     out = console()
     # The accuracy cell may carry its interval ("33.3% (10–70%)!"): that wraps after the
     # figure rather than push the table past the terminal.
-    print_table(out, headers, rows, whole={"run", "train/test", "balanced", "weakest", "ECE", "time"})
+    print_table(out, headers, rows, whole={"run", "train/test", "weakest", "ECE", "time"})
     out.print("* = active model" if runs else "no runs yet: `fingertui train`")
+    for line in damaged:
+        out.print(f"not listed: {line}", highlight=False, markup=False, soft_wrap=True)
+    if any((rec.metrics.get("next_day") or {}).get("same_sitting") for rec in records):
+        out.print("same = one session only: next day measured on the same sitting")
+    if any(rec.held_back for rec in records):
+        out.print("held = worse than the starter off its sitting: `runs activate ID` to use it")
     if any(accuracy_caveat(rec.metrics["test"]) for rec in records):
         out.print(
             f"! = fewer than {MEANINGFUL_PER_CLASS} test images in some class: that accuracy is not yet "
@@ -626,24 +690,74 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _next_day_cell(m: dict) -> str:
+    """Accuracy on sessions the run did not see ("same" when it had one session)."""
+    nd = m.get("next_day")
+    if not isinstance(nd, dict) or nd.get("accuracy") is None:
+        return "—"
+    cell = _pct(nd["accuracy"]) + (" same" if nd.get("same_sitting") else "")
+    return cell + (" held" if nd.get("starter", {}).get("held_back") else "")
+
+
 @command("export-model")
 def cmd_export_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fingertui.model import Model
-    from fingertui.model_export import export_model
+    from fingertui.model_export import export_folder, export_torchscript
     from fingertui.runs import resolve_run
 
     store = open_store(args)
     run = resolve_run(store, args.run)
     model = Model.for_run(store, run, weights_file=args.weights, warn=_warn_err)
-    meta = export_model(model, Path(args.path), run.id, weights_file=args.weights)
+    export = export_torchscript if args.format == "torchscript" else export_folder
+    meta = export(model, Path(args.path), run.id, weights_file=args.weights)
     if args.json:
-        emit_json({"path": args.path, **meta})
-    else:
+        emit_json({"path": args.path, "format": args.format, **meta})
+    elif args.format == "torchscript":
         print(
             f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see README for the loading script"
         )
+    else:
+        print(f"wrote {args.path}/: the whole model, run {run.id}; `python {args.path}/run.py photo.jpg` runs it")
+    return 0
+
+
+@command("watch")
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The steady count of a camera, video or folder, one line per change (or per frame):
+    `fingertui watch --json | my-program`. Ends cleanly on Ctrl-C, SIGTERM or a closed pipe."""
+    import os
+    import signal
+    import time
+
+    from fingertui.counter import Counter
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    counter = Counter.load(args.model or args.home, run=args.run, weights=args.weights)
+    t0 = time.monotonic()
+    try:
+        for r in counter.stream(args.source, mirror=args.mirror, max_frames=args.max_frames):
+            if not (args.every or r.changed):
+                continue
+            if args.json:
+                line = json.dumps(_finite({"t": round(time.monotonic() - t0, 3), **r.as_json()}), allow_nan=False)
+            elif r.steady is None:
+                line = f"frame {r.frame}: {'no hand' if r.hand is False or r.count is None else 'settling'}"
+            else:
+                line = f"frame {r.frame}: {r.steady} ({100 * r.probs[r.steady]:.0f}%)"
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # `fingertui watch | head -1`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 
@@ -666,10 +780,9 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 
 def _sample_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"sample id must be a number, not {text!r}; `fingertui samples` lists them") from None
+    from fingertui.store.util import parse_id
+
+    return parse_id(text, "sample", "fingertui samples")
 
 
 @command("review")
@@ -768,14 +881,21 @@ def cmd_samples(args: argparse.Namespace) -> int:
             ("-" if s.label is None else str(s.label)) + (" x" if s.excluded else ""),
             s.split or "-",
             s.source,
-            s.origin or catalog.origin_name(s) + (f" (session {s.session})" if s.session else ""),
+            s.session or "-",
+            s.origin or catalog.origin_name(s),
         )
         for s in items
     ]
-    head = ("id", "label", "split", "source", "origin")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    for r in [head, *rows]:
-        print("  ".join([r[0].rjust(widths[0]), *(r[i].ljust(widths[i]) for i in (1, 2, 3)), r[4]]))
+    head = ("id", "label", "split", "source", "session", "origin")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
+    from fingertui.tables import safe_text
+
+    for r in [head, *rows]:  # names as they are, control characters shown escaped
+        print(
+            "  ".join(
+                [r[0].rjust(widths[0]), *(safe_text(r[i]).ljust(widths[i]) for i in (1, 2, 3, 4)), safe_text(r[5])]
+            )
+        )
     note = "; x = excluded from training" if any(s.excluded for s in items) else ""
     print(f"{len(items)} samples{note}. Change one: fingertui label ID N | delete ID")
     return 0
@@ -905,6 +1025,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--skip-unknown", action="store_true", help="skip folders whose name is not a label instead of stopping"
     )
+    s.add_argument(
+        "--session",
+        metavar="NAME",
+        help="the sitting these photos were taken in (default: from their capture times, else this import)",
+    )
 
     s = sub.add_parser("export", parents=[common, json_opt], help="write DIR/{train,test}/<label>/ plus labels.csv")
     s.add_argument("dest", metavar="DIR")
@@ -971,9 +1096,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="*", metavar="ID")
 
     s = sub.add_parser(
-        "export-model", parents=[common, json_opt, weights_opt, run_opt], help="write the model as one TorchScript file"
+        "export-model",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="write the whole model as a folder that runs without fingertui (ONNX Runtime + MediaPipe)",
     )
     s.add_argument("path", metavar="PATH")
+    s.add_argument(
+        "--format",
+        choices=["folder", "torchscript"],
+        default="folder",
+        help="folder: the whole model and its runner (default); torchscript: one file of the image expert alone",
+    )
+
+    s = sub.add_parser(
+        "watch",
+        parents=[common, json_opt, weights_opt, run_opt],
+        help="print the steady count of a camera, video or folder as it changes (for other programs)",
+    )
+    s.add_argument(
+        "--source", default="webcam", metavar="SRC", help="webcam[:N] (default), video:PATH, folder:PATH or demo"
+    )
+    s.add_argument("--every", action="store_true", help="a line for every frame, not only when the count changes")
+    s.add_argument(
+        "--model", metavar="DIR", help="an export-model folder or another workspace (default: this workspace)"
+    )
+    s.add_argument("--mirror", action="store_true", help="mirror the frames first (as the app's selfie view)")
+    s.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
 
     sub.add_parser(
         "fetch-weights", parents=[common, weights_opt], help="download ResNet-18 ImageNet weights once (needs internet)"
@@ -1007,18 +1155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sqlite_message(e: Exception) -> str:
-    text = str(e)
-    low = text.lower()
-    if "full" in low:
-        return "disk full; free some space and try again (nothing stored was lost)"
-    if "readonly" in low or "read-only" in low:
-        return "this workspace is read-only; make it writable (chmod -R u+w) or copy it somewhere writable"
-    if "locked" in low or "busy" in low:
-        return "another fingertui is writing to this workspace; try again when it has finished"
-    return (
-        f"the index cannot be read ({text}); run `fingertui doctor --restore` to put back the newest backup, "
-        "or `fingertui doctor --reindex` to index the images again"
-    )
+    from fingertui.store.util import sqlite_advice
+
+    return sqlite_advice(e)[1]
 
 
 def _did_you_mean(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
@@ -1077,6 +1216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno == errno.ENOSPC:
             print(
                 "fingertui: error: disk full; free some space and try again (nothing stored was lost)", file=sys.stderr
+            )
+        elif e.errno == errno.EFBIG:
+            print(
+                f"fingertui: error: {e.filename or 'a file'}: too large for the file size limit (ulimit -f)",
+                file=sys.stderr,
             )
         elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             print(

@@ -11,6 +11,9 @@
   it); ``--restore`` puts back the newest backup, ``--reindex`` indexes images again.
 * The orphan scan runs holding the writer lock, so nothing being imported at the same
   time is mistaken for an orphan.
+* A stored path that leads outside ``data/`` (a sample row, a run's checkpoint, a journal
+  entry, a deleted row kept for undo) is reported in one line and never acted on; folders
+  under ``data/`` that are links leading out are not walked.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fingertui.errors import UserError
-from fingertui.store import TMP_PREFIX, IndexUnusable, Store, recovery_advice
-from fingertui.store.util import sha256_file
+from fingertui.store import BACKUP_FAILED_KEY, TMP_PREFIX, IndexUnusable, Store, recovery_advice
+from fingertui.store.backup import leftovers as backup_leftovers
+from fingertui.store.util import sha256_file, walk_files
 from fingertui.workspace import Workspace
 
 MANIFEST = "manifest.json"
@@ -42,6 +48,8 @@ class DoctorReport:
     models_moved: list[str] = field(default_factory=list)
     missing_models: list[int] = field(default_factory=list)  # run ids without their checkpoint
     recovered: list[str] = field(default_factory=list)  # interrupted changes completed / rolled back
+    refused: list[str] = field(default_factory=list)  # stored paths leading outside data/: never acted on
+    backup_failed: str | None = None  # the last backup of the index failed: when and why
     restored_backup: str | None = None
     reindexed: int = 0
     trash_files: int = 0
@@ -53,7 +61,14 @@ class DoctorReport:
     @property
     def healthy(self) -> bool:
         handled = len(self.quarantined) == len(self.orphans) and len(self.models_moved) == len(self.orphan_models)
-        return not self.missing and not self.corrupt and not self.missing_models and handled
+        return (
+            not self.missing
+            and not self.corrupt
+            and not self.missing_models
+            and not self.refused
+            and not self.backup_failed
+            and handled
+        )
 
     def as_json(self) -> dict:
         return {
@@ -68,6 +83,8 @@ class DoctorReport:
             "models_moved": self.models_moved,
             "missing_models": self.missing_models,
             "recovered": self.recovered,
+            "refused": self.refused,
+            "backup_failed": self.backup_failed,
             "restored_backup": self.restored_backup,
             "reindexed": self.reindexed,
             "trash": {"files": self.trash_files, "bytes": self.trash_bytes},
@@ -77,7 +94,30 @@ class DoctorReport:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    """Files under one of the workspace's folders; links to folders are not followed, and
+    a folder that is itself a link leading out of ``data/`` is not walked (see
+    :func:`_outside_folders`)."""
+    if not folder.is_dir() or not _inside_data(folder):
+        return []
+    return walk_files(folder)
+
+
+def _inside_data(folder: Path) -> bool:
+    # data/ is the folder's parent (or itself): data/ may be a link (another disk), its
+    # sub-folders may not lead out of it.
+    data = folder if folder.name == "data" else folder.parent
+    try:
+        return folder.resolve().is_relative_to(data.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _outside_folders(ws: Workspace) -> list[str]:
+    return [
+        f"{ws.rel(d)}/ is a link that leads out of data/; not walked, nothing in it touched"
+        for d in (ws.images_dir, ws.trash_dir, ws.quarantine_dir, ws.models_dir, ws.backups_dir)
+        if (d.exists() or d.is_symlink()) and not _inside_data(d)
+    ]
 
 
 def usage(folder: Path) -> tuple[int, int]:
@@ -103,6 +143,13 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
     report.checked = len(samples)
     bad: dict[int, str] = {}
     for s in samples:
+        why = ws.unsafe(s.path)
+        if why:
+            bad[s.id] = "refused"
+            report.refused.append(
+                f"sample {s.id}: stored path {s.path[:200]!r} is not inside data/ ({why}); refused, never acted on"
+            )
+            continue
         f = ws.abs(s.path)
         if not f.exists():
             bad[s.id] = "missing"
@@ -112,8 +159,13 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
         with store.writing():  # also completes or rolls back a crashed writer's changes
             report.recovered += [r for r in store.recovered if r not in report.recovered]
             _scan_locked(store, report, bad, fix=True, allow_empty=allow_empty)
+            for tmp in backup_leftovers(ws.backups_dir) if _inside_data(ws.backups_dir) else []:
+                tmp.unlink(missing_ok=True)  # a backup cut short: never a backup
     else:
         _scan_locked(store, report, bad, fix=False, allow_empty=allow_empty)
+    if store.get_setting(BACKUP_FAILED_KEY) is not None and fix:
+        store.backup("doctor")  # works again? then nothing to report
+    report.backup_failed = store.get_setting(BACKUP_FAILED_KEY)
     report.trash_files, report.trash_bytes = usage(ws.trash_dir)
     report.quarantine_files = sum(1 for p in _files(ws.quarantine_dir) if p.name != MANIFEST)
     return report
@@ -121,13 +173,18 @@ def check(store: Store, *, fix: bool = True, allow_empty: bool = False) -> Docto
 
 def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix: bool, allow_empty: bool) -> None:
     ws = store.ws
-    samples = {s.path: s for s in store.samples()}  # again: what is indexed now
+    report.refused += _outside_folders(ws) + store.journal.refused() + store.history.refused()
+    every = store.samples()  # again: what is indexed now
+    samples = {s.path: s for s in every if not ws.unsafe(s.path)}
+    refused_ids = {s.id for s in every if ws.unsafe(s.path)}
+    for sid in refused_ids - {k for k, v in bad.items() if v == "refused"}:  # crafted meanwhile
+        report.refused.append(f"sample {sid}: stored path is not inside data/; refused, never acted on")
     found = [f for f in _files(ws.images_dir)]
     orphans = [f for f in found if ws.rel(f) not in samples]
     if orphans and not samples and not allow_empty:
         raise IndexUnusable(recovery_advice(ws, "the index holds no samples but data/images holds images"))
     # Missing files: the same image may sit in the trash or the quarantine.
-    spare = {p.name: p for p in _files(ws.trash_dir) + _files(ws.quarantine_dir)}
+    spare = {p.name: p for p in _files(ws.trash_dir) + _files(ws.quarantine_dir) if not p.is_symlink()}
     for path, s in samples.items():
         why = bad.get(s.id)
         if why is None and ws.abs(path).exists():
@@ -157,7 +214,13 @@ def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix
                 os.replace(f, dest)
                 report.models_moved.append(ws.rel(dest))
     for run in store.runs.rows():
-        if not ws.abs(run["checkpoint"]).exists():
+        why = ws.unsafe(run["checkpoint"])
+        if why:
+            report.refused.append(
+                f"run {run['id']}: checkpoint path {str(run['checkpoint'])[:200]!r} is not inside data/ ({why}); "
+                "refused, never acted on"
+            )
+        elif not ws.abs(run["checkpoint"]).exists():
             report.missing_models.append(run["id"])
 
 
@@ -198,6 +261,8 @@ def reindex(store: Store) -> tuple[int, int, int]:
             if f.name == MANIFEST:
                 continue
             try:
+                if f.is_symlink():  # a link is no image of ours: never read through it
+                    raise UserError("a link")
                 d = decode(f)
                 data = f.read_bytes()
             except (UserError, OSError):
@@ -235,7 +300,14 @@ def reindex(store: Store) -> tuple[int, int, int]:
 
 
 def _to_trash(ws: Workspace, f: Path) -> None:
-    dest = ws.trash_dir / "quarantine" / f.name
+    """Set a quarantined file aside in ``data/trash/quarantine/``, under its path in the
+    quarantine (two ``notes.txt`` in two folders stay two files)."""
+    rel = f.relative_to(ws.quarantine_dir) if f.is_relative_to(ws.quarantine_dir) else Path(f.name)
+    dest = ws.trash_dir / "quarantine" / rel
+    k = 0
+    while dest.exists() or dest.is_symlink():  # never over a file set aside before
+        k += 1
+        dest = dest.with_name(f"{rel.stem}.{k}{rel.suffix}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(f, dest)
 
@@ -252,23 +324,54 @@ def set_index_aside(ws: Workspace) -> Path | None:
     return aside
 
 
-def restore_backup(ws: Workspace) -> Path:
-    """Put the newest backup in place of the index (the old one is set aside)."""
-    from fingertui.store.backup import newest, restore
+@contextmanager
+def _swapping(ws: Workspace) -> Iterator[None]:
+    """Hold the writer lock while the index file is set aside or replaced. A readable
+    index first completes or rolls back what an interrupted writer left (its journal), and
+    its connection is closed before the file moves; other processes' stores notice the new
+    file and stop writing (Store._recover)."""
+    from fingertui.store.journal import WriterLock
 
-    last = newest(ws.backups_dir)
+    try:
+        current: Store | None = Store(ws)
+    except UserError:  # unusable: nothing in it can be finished
+        current = None
+    if current is not None and current.readonly:
+        current.close()
+        raise UserError(f"this workspace is read-only ({ws.root}); make it writable to restore or reindex")
+    lock = current.writer if current is not None else WriterLock(ws.lock_path)
+    try:
+        with lock.hold():  # on_acquire: the journal, completed or rolled back
+            if current is not None:
+                with current.lock:
+                    current.db.close()
+            ws.db_dir.mkdir(parents=True, exist_ok=True)
+            yield
+    finally:
+        lock.close()
+
+
+def restore_backup(ws: Workspace) -> Path:
+    """Put the newest usable backup in place of the index (the old one is set aside),
+    holding the writer lock."""
+    from fingertui.store.backup import backups, newest_usable, restore
+
+    last = newest_usable(ws.backups_dir)
     if last is None:
+        some = "no usable backup" if backups(ws.backups_dir) else "no backup"
         raise UserError(
-            f"no backup in {ws.rel(ws.backups_dir)}; run `fingertui doctor --reindex` to index the images again, unlabelled"
+            f"{some} in {ws.rel(ws.backups_dir)}; run `fingertui doctor --reindex` to index the images again, unlabelled"
         )
-    ws.db_dir.mkdir(parents=True, exist_ok=True)
-    set_index_aside(ws)
-    restore(last, ws.db_path)
+    with _swapping(ws):
+        set_index_aside(ws)
+        restore(last, ws.db_path)
     return last
 
 
 def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files: bool = False) -> DoctorReport:
     """What ``fingertui doctor`` does: restore and reindex when asked, then check."""
+    from fingertui.store.backup import newest_usable
+
     restored = None
     if restore:
         restored = restore_backup(ws)
@@ -277,9 +380,16 @@ def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files
     except IndexUnusable:
         if not reindex_files:
             raise
-        # The index is beyond use and the user asked to index the images again.
-        set_index_aside(ws)
-        store = Store(ws, new_index_ok=True)
+        if newest_usable(ws.backups_dir) is not None:
+            # Labels come back from the newest usable backup; images added since it are
+            # quarantined by the check and indexed again (unlabelled) below.
+            restored = restore_backup(ws)
+            store = Store(ws)
+        else:
+            # No backup to recover from: the user asked to index the images again.
+            with _swapping(ws):
+                set_index_aside(ws)
+            store = Store(ws, new_index_ok=True)
     try:
         report = check(store, fix=fix, allow_empty=reindex_files)
         report.restored_backup = ws.rel(restored) if restored else None
@@ -291,9 +401,23 @@ def run(ws: Workspace, *, fix: bool = True, restore: bool = False, reindex_files
         store.close()
 
 
-def empty_trash(ws: Workspace) -> tuple[int, int]:
-    """Delete everything in ``data/trash`` for good (the CLI asks first)."""
-    n, size = usage(ws.trash_dir)
-    if ws.trash_dir.is_dir():
-        shutil.rmtree(ws.trash_dir)
-    return n, size
+def empty_trash(ws: Workspace, confirm: Callable[[int, int], bool] | None = None) -> tuple[int, int] | None:
+    """Delete everything in ``data/trash`` for good, holding the writer lock after the
+    journal has completed or rolled back interrupted changes (a delete cut short puts its
+    image back first). ``confirm(files, bytes)`` is asked first; None when it says no."""
+    if (ws.trash_dir.exists() or ws.trash_dir.is_symlink()) and not _inside_data(ws.trash_dir):
+        raise UserError(f"{ws.rel(ws.trash_dir)} is a link that leads out of data/; refused, nothing was deleted")
+    store = Store(ws)  # an unusable index: refused with the way to recover (rows may need the trash)
+    try:
+        with store.writing():  # completes or rolls back what a crashed writer left
+            n, size = usage(ws.trash_dir)
+        # Asked without the lock: a user thinking it over does not hold up other writers.
+        if n and confirm is not None and not confirm(n, size):
+            return None
+        with store.writing():  # anything interrupted meanwhile is put right first, again
+            n, size = usage(ws.trash_dir)
+            if ws.trash_dir.is_dir():
+                shutil.rmtree(ws.trash_dir)
+        return n, size
+    finally:
+        store.close()

@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class Cancelled(Exception):
     """The user cancelled long work; nothing half-done was kept."""
+
+
+class UnsafePath(UserError):
+    """A stored path that is absolute, climbs out with ``..`` or leads (through a link)
+    outside the workspace's ``data/`` folder: refused, never acted on."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from fingertui.errors import UserError
+from fingertui.errors import UnsafePath, UserError
 from fingertui.store import Store, atomic_write
 
 
@@ -17,9 +17,10 @@ class ExportReport:
     written: int
     missing: list[str]
     dest: Path
+    refused: list[str] = field(default_factory=list)  # stored paths leading outside data/
 
     def as_json(self) -> dict:
-        return {"dest": str(self.dest), "written": self.written, "missing": self.missing}
+        return {"dest": str(self.dest), "written": self.written, "missing": self.missing, "refused": self.refused}
 
 
 def export_dataset(store: Store, dest: Path) -> ExportReport:
@@ -31,6 +32,7 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
         raise UserError(f"{dest} is not empty; export into a new or empty folder")
     rows = []
     missing = []
+    refused = []
     samples = store.samples()
 
     def folder(s: object) -> Path:
@@ -51,7 +53,11 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
             key = folder(s) / name.lower()
             taken[key] = taken.get(key, 0) + 1
     for s in samples:
-        src = store.ws.abs(s.path)
+        try:
+            src = store.ws.abs(s.path)
+        except UnsafePath:  # never copied out: `doctor` lists the row
+            refused.append(s.path)
+            continue
         if not src.exists():
             missing.append(s.path)
             continue
@@ -73,4 +79,4 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
     w.writerow(["path", "label", "split", "sha256", "source", "group_key"])
     w.writerows(rows)
     atomic_write(dest / "labels.csv", buf.getvalue().encode())
-    return ExportReport(len(rows), missing, dest)
+    return ExportReport(len(rows), missing, dest, refused)

@@ -19,7 +19,7 @@ from fingertui.errors import UserError
 from fingertui.labels import ACCEPTED, try_parse_label
 from fingertui.splits import Existing
 from fingertui.store import Store, sha256_bytes
-from fingertui.store.util import sha256_file
+from fingertui.store.util import sha256_file, walk_files
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 SPLIT_FOLDERS = {"train": "train", "val": "train", "valid": "train", "validation": "train", "test": "test"}
@@ -63,7 +63,7 @@ class ImportReport:
             "added": self.added,
             "duplicates": self.duplicates,
             "skipped": len(self.skipped),
-            "skipped_examples": [{"path": p, "reason": r} for p, r in self.skipped[:SKIPPED_SHOWN]],
+            "skipped_examples": [{"path": p, "reason": r} for p, r in self.skipped],  # all: JSON is not a screen
             "added_by_label": table,
         }
 
@@ -148,7 +148,13 @@ def scan(
         if root.is_file():
             files, base = [root], root.parent
         else:
-            files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = [
+                p
+                for p in walk_files(
+                    root, unreadable=lambda d, e: skipped.append((str(d), f"cannot read folder ({e.strerror or e})"))
+                )
+                if not p.name.startswith(".")
+            ]
             base = root
         # The folder named on the command line counts too when it is a label or split folder.
         lead = [base.name] if (try_parse_label(base.name) is not None or base.name.lower() in SPLIT_FOLDERS) else []
@@ -202,9 +208,15 @@ def import_paths(
     label: int | None = None,
     unlabeled: bool = False,
     skip_unknown: bool = False,
+    session: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import images into the store; returns what was added, duplicated and skipped."""
+    """Import images into the store; returns what was added, duplicated and skipped.
+    ``session`` names the sitting they were taken in; without it the cameras' capture times
+    split them into sessions (sessions.py), else the import is one session."""
+    from fingertui import sessions as sessions_mod
+
+    session = sessions_mod.clean_name(session) if session is not None else None
     paths = list(paths)
     entries, skipped = scan(paths, label=label, unlabeled=unlabeled, skip_unknown=skip_unknown)
     if not entries:
@@ -237,8 +249,10 @@ def import_paths(
     ]
     existing = [Existing(p, g, s) for _, p, g, s in store.group_index()]
     plan = splits.plan(items, existing, store.split_counts())
+    batch = sessions_mod.batch_name()
+    session_of = [session] * len(loaded) if session else sessions_mod.by_time([img.taken for _, img in loaded], batch)
     # Pass 2: write each sample atomically (one file's bytes in memory at a time).
-    for k, ((entry, img), (group_key, split)) in enumerate(zip(loaded, plan, strict=True)):
+    for k, ((entry, img), (group_key, split), sess) in enumerate(zip(loaded, plan, session_of, strict=True)):
         try:
             data = entry.path.read_bytes()
         except OSError as e:
@@ -257,6 +271,7 @@ def import_paths(
             split=split,
             group_key=group_key,
             phash=img.phash,
+            session=sess,
             origin=str(entry.path.resolve()),
             actor="import",
             reason="import",

@@ -12,7 +12,8 @@ ACCEPTED = ", ".join(f"{d}/{w}" for d, w in zip(CLASSES, WORDS, strict=True))
 def try_parse_label(text: str) -> int | None:
     """The label a digit or word names ("3", "three", "Three"), else None."""
     t = text.strip().lower()
-    if t.isdigit() and int(t) in CLASSES and len(t) == 1:
+    # ASCII digits only: "²" or "٣" pass isdigit() but are no label (and int("²") fails).
+    if len(t) == 1 and "0" <= t <= "9" and int(t) in CLASSES:
         return int(t)
     if t in WORDS:
         return WORDS.index(t)

@@ -35,8 +35,9 @@ import numpy as np
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.linear import LinearHead
+from fingertui.pooling import novel_rows, pool_logits
 from fingertui.store import atomic_write
-from fingertui.train import AnyHead, logits, softmax
+from fingertui.train import AnyHead, logits
 
 if TYPE_CHECKING:
     from fingertui.backbones import Backbone
@@ -54,6 +55,10 @@ FEATURE_SETS = ("image", "pose", "both")
 # The starter has no validation on the user's data: below this confidence it says unsure.
 STARTER_UNSURE = 0.7
 MAX_DIM = 1 << 16  # no head of ours is this wide; a bigger number is a corrupt checkpoint
+# Ours unpack to well under 1 MB (a linear head on 512-d embeddings, an MLP head of 256
+# units: ~0.5 MB); more than this is a damaged file or a zip bomb, refused unread.
+MAX_CHECKPOINT_BYTES = 64 << 20
+MAX_MEMBERS = 4096
 N = len(CLASSES)
 
 
@@ -79,10 +84,37 @@ def save_checkpoint(path: Path, ckpt: dict) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _read_npz(path: Path) -> object:
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f[META_KEY][()]))
-        arrays = {k: f[k] for k in f.files if k != META_KEY}
+def _read_npz(path: Path, z: zipfile.ZipFile) -> object:
+    """The checkpoint in an open .npz. Sizes are checked from the zip's directory before a
+    byte is inflated, and each member is read at most as far as its stated size (a small
+    file that inflates to gigabytes is refused, not read)."""
+    infos = [i for i in z.infolist() if not i.is_dir()]
+    if sum(i.file_size for i in infos) > MAX_CHECKPOINT_BYTES or len(infos) > MAX_MEMBERS:
+        raise _bad(path, f"its contents are too large (over {MAX_CHECKPOINT_BYTES >> 20} MB unpacked)")
+    members: dict[str, object] = {}
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            continue
+        with z.open(info) as f:
+            data = f.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise _bad(path, f"member {info.filename!r} is not the size its directory says")
+        buf = io.BytesIO(data)
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+        else:
+            raise _bad(path, f"member {info.filename!r} has .npy version {version}")
+        if dtype.hasobject or math.prod(shape) * dtype.itemsize > len(data):
+            raise _bad(path, f"member {info.filename!r} claims more than it holds")
+        buf.seek(0)
+        members[info.filename.removesuffix(".npy")] = np.lib.format.read_array(buf, allow_pickle=False)
+    if META_KEY not in members:
+        raise _bad(path, "no description")
+    meta = json.loads(str(members.pop(META_KEY)[()]))  # type: ignore[index]
+    arrays = members
 
     def unpack(v: object) -> object:
         if isinstance(v, dict):
@@ -144,12 +176,9 @@ def load_checkpoint(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as z:  # both .npz and torch.save files are zip archives
             names = z.namelist()
-        if f"{META_KEY}.npy" in names:
-            ckpt = _read_npz(path)
-        elif any(n.endswith("/data.pkl") for n in names):
+            ckpt = _read_npz(path, z) if f"{META_KEY}.npy" in names else None
+        if ckpt is None and any(n.endswith("/data.pkl") for n in names):
             ckpt = _read_torch(path)
-        else:
-            ckpt = None
     except UserError:
         raise
     except Exception as e:  # truncated zip, bad JSON, pickle errors, …
@@ -192,6 +221,16 @@ def load_checkpoint(path: Path) -> dict:
             raise _bad(path, "backbone field")
     _number(path, ckpt.get("temperature"), "temperature")
     _number(path, ckpt.get("image_temperature", 1.0), "image temperature")
+    weights = ckpt.get("weights")
+    if not isinstance(weights, dict) or not weights:
+        raise _bad(path, f"pooling weights {str(weights)[:40]}")
+    for name, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+            raise _bad(path, f"pooling weight {name!r}: {str(w)[:40]}")
+    for name, e in experts.items():  # a NaN weight gives label 0 with no confidence: refuse
+        for key, a in (e.get("head_state") or {}).items() if isinstance(e.get("head_state"), dict) else []:
+            if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and not np.isfinite(a).all():
+                raise _bad(path, f"{name} head {key!r} holds NaN or infinite numbers")
     thr = ckpt.get("unsure_threshold")
     if not isinstance(thr, int | float) or not 0 <= thr <= 1:
         raise _bad(path, f"unsure threshold {thr!r}")
@@ -245,31 +284,6 @@ class Features:
     boxes: list[tuple[int, int, int, int] | None] = field(default_factory=list)
 
 
-def pool_logits(
-    z_image: np.ndarray | None,
-    z_pose: np.ndarray | None,
-    hand: np.ndarray,
-    weights: dict[str, float],
-    image_temperature: float,
-    temperature: float = 1.0,
-    z_fingers: np.ndarray | None = None,
-) -> np.ndarray:
-    """Calibrated probabilities from the experts' logits (see the module docstring).
-
-    Rows with no hand use the image expert alone at its own temperature; in a model
-    without an image expert they get the uniform distribution (it cannot say anything)."""
-    n = len(hand)
-    z = np.zeros((n, N))
-    if z_pose is not None:
-        z[hand] += weights.get("pose", 0.0) * z_pose[hand]
-    if z_fingers is not None:
-        z[hand] += weights.get("fingers", 0.0) * z_fingers[hand]
-    if z_image is not None:
-        z[hand] += weights.get("image", 0.0) * z_image[hand]
-        z[~hand] = z_image[~hand] / image_temperature
-    return softmax(z, temperature)
-
-
 class Model:
     """A trained model, ready to predict: load it with :meth:`load`."""
 
@@ -290,6 +304,12 @@ class Model:
                 raise UserError(
                     f"checkpoint {path.name}: its finger head does not fit this fingertui ({e}); retrain"
                 ) from e
+        # Finger patterns training showed (pooling.GATE_MIN): a hand showing another is
+        # answered by the finger-state expert alone. Older checkpoints carry none: no gate.
+        patterns = ckpt["experts"].get("fingers", {}).get("patterns")
+        self.patterns: dict[str, int] | None = (
+            {str(k): int(v) for k, v in patterns.items()} if isinstance(patterns, dict) else None
+        )
         self.weights: dict[str, float] = {k: float(v) for k, v in ckpt["weights"].items()}
         self.temperature = float(ckpt["temperature"])
         self.image_temperature = float(ckpt.get("image_temperature", 1.0))
@@ -421,7 +441,10 @@ class Model:
             return np.zeros((0, N))
         zi, zp, zf = self.expert_logits(f)
         hand = f.hand if (zp is not None or zf is not None) else np.zeros(len(f.hand), dtype=bool)
-        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf)
+        novel = None
+        if zf is not None and self.patterns is not None:
+            novel = novel_rows(self.fingers.up(f.fingers), self.patterns, len(hand))  # type: ignore[union-attr]
+        p = pool_logits(zi, zp, hand, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand
             p[~hand] = 1.0 / N
         return p
@@ -477,10 +500,17 @@ class Model:
     ) -> list[Prediction]:
         f = self.features_of_images(images, tracking=tracking, hands=hands)
         ups = self.finger_ups(f)
-        return [
+        out = [
             self._prediction(p, bool(h), b, None if ups is None or not h else [float(x) for x in ups[i]])
             for i, (p, h, b) in enumerate(zip(self.probs(f), f.hand, f.boxes, strict=True))
         ]
+        if self.uses_pose:
+            from fingertui.streams import why_no_hand
+
+            for img, pred in zip(images, out, strict=True):
+                if pred.hand_found is False:
+                    pred.note = f"{pred.note} ({why_no_hand(img)})"
+        return out
 
     def predict_image(
         self, img: np.ndarray, *, tracking: bool = False, hand: object | None = None, hand_known: bool = False

@@ -12,7 +12,6 @@ behind. Progress is reported as (phase, k, n) from the real work: "loading model
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -22,17 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fingertui import nextday
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
 from fingertui.metrics import confidence_check, ece, evaluate
-from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, pool_logits, save_checkpoint
+from fingertui.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, save_checkpoint
+from fingertui.pooling import novel_rows, pattern_counts, pool_logits
 from fingertui.progress import PhaseTimer
 from fingertui.runs import RunRecord, get_run
 from fingertui.store import Sample, Store, now_iso
 from fingertui.train import (
     TrainConfig,
     fit_linear_lbfgs,
-    fit_temperature,
     group_folds,
     logits,
     softmax,
@@ -45,8 +45,12 @@ from fingertui.train import (
 Progress = Callable[[str, int, int], None]
 MIN_PER_CLASS = 2
 DEFAULT_FEATURES = "both"
-# Log-linear pooling weights tried on the validation fold (w_image, w_pose).
-WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+# The trained finger-state head's pull towards the starter, in units of one image's loss
+# (fingers.FingerHead.fit): sign-digits → hagrid-rooms classes 1–5, the head alone
+# (bench/next_day.py): l2 1 frames 93.4 % / crops 93.9 %, 10: 94.0 / 97.3 %, the starter
+# itself 95.2 / 98.6 %. Strong enough that a sitting's one way of showing a count does not
+# erase what the starter knows about fingers; weak enough that a few hundred labels move it.
+FINGER_PULL = 10.0
 
 
 def data_hash(samples: list[Sample]) -> str:
@@ -60,22 +64,10 @@ class TrainResult:
     flags: dict
 
 
-def _fit_weights(z: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
-    """Pooling weights (one per expert, on a grid) minimising the validation negative
-    log-likelihood; one expert alone gets its temperature."""
-    names = sorted(z)
-    if len(names) == 1:
-        return {names[0]: 1.0 / fit_temperature(z[names[0]], y)}
-    rows = np.arange(len(y))
-    best: tuple[float, dict[str, float]] = (np.inf, {})
-    for combo in itertools.product(WEIGHT_GRID, repeat=len(names)):
-        if not any(combo):
-            continue
-        p = softmax(sum(w * z[n] for w, n in zip(combo, names, strict=True)))
-        nll = -np.log(p[rows, y] + 1e-12).mean() + 1e-3 * sum(combo)  # ties → smaller weights
-        if nll < best[0]:
-            best = (nll, dict(zip(names, combo, strict=True)))
-    return best[1]
+def _fit_fingers(F: np.ndarray, y: np.ndarray, starter: object) -> object:
+    from fingertui.fingers import FingerHead
+
+    return FingerHead.fit(F, y, prior=starter, l2=FINGER_PULL)  # type: ignore[arg-type]
 
 
 def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
@@ -171,7 +163,15 @@ def train(
     yte = np.array([s.label for s in test_s], dtype=int)
     hand_tr, hand_te = sf.hand[:ntr], sf.hand[ntr:]
     groups = np.array([s.group_key or f"id:{s.id}" for s in train_s])
-    val_idx = validation_fold(ytr, groups, cfg)
+    # Sessions: with two or more, whatever is chosen on held-out data is chosen on whole
+    # held-out sessions (nextday.py); near-identical images never span a fold either way.
+    session_of, n_sessions = nextday.session_groups(np.array([s.session or "-" for s in train_s]))
+    by_session = n_sessions >= 2
+    val_groups = np.array([f"s{g}" for g in session_of]) if by_session else groups
+    val_idx = validation_fold(ytr, val_groups, cfg)
+    # Out-of-fold predictions (the review queue's evidence and, with sessions, the data the
+    # pooling is fitted on): leave whole sessions out where there are sessions.
+    folds = group_folds(ytr, val_groups, cfg.folds, cfg.seed)
 
     # --- experts ---------------------------------------------------------------------
     experts: dict[str, dict] = {}
@@ -189,6 +189,7 @@ def train(
             cancel=cancel,
             progress=lambda _p, k, n: report(f"training {name}", k, n),
             val_idx=sub_val,
+            refit=by_session,  # a held-out session chose the L2; the head learns from every session
         )
         heads[name] = fitted.fit.head
         temps[name] = fitted.temperature
@@ -214,21 +215,26 @@ def train(
                 warn(f"hands found in only {len(rows)} training images: this run uses the image alone")
             used = "image"
     finger_head = None
-    if "pose" in heads and with_fingers:
-        # The finger-state expert: fitted on the training images with a hand (not the
-        # validation fold), regularised towards the shipped starter, so that with a few
-        # labels it stays the starter and with many it becomes the user's own.
-        from fingertui.fingers import FingerHead, load_starter
+    patterns: dict[str, int] | None = None
+    starter_head = None
+    if pose is not None:
+        from fingertui.fingers import load_starter
 
+        starter_head = load_starter()
+    if "pose" in heads and with_fingers:
+        # The finger-state expert: fitted on the training images with a hand, pulled
+        # towards the shipped starter (FINGER_PULL), so that with a few labels it stays the
+        # starter and a sitting's one way of showing a count does not erase the rest. With
+        # one session it leaves the validation fold out (the pooling is chosen there).
         check()
         report("training fingers", 0, 1)
-        fit_rows = np.setdiff1d(np.nonzero(hand_tr)[0], val_idx)
-        finger_head = FingerHead.fit(sf.fingers[fit_rows], ytr[fit_rows], prior=load_starter())
-        experts["fingers"] = {"head_json": finger_head.to_json()}
+        fit_rows = np.nonzero(hand_tr)[0] if by_session else np.setdiff1d(np.nonzero(hand_tr)[0], val_idx)
+        finger_head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
+        # The finger patterns training showed: a hand showing another is outside what the
+        # pose and image experts learned (pooling.GATE_MIN), and the finger expert answers.
+        patterns = pattern_counts(finger_head.up(sf.fingers[np.nonzero(hand_tr)[0]]))
+        experts["fingers"] = {"head_json": finger_head.to_json(), "patterns": patterns}
         report("training fingers", 1, 1)
-
-    # --- pooling and calibration on the validation fold ------------------------------
-    report("calibrating", 0, 1)
 
     def expert_z(rows: np.ndarray) -> dict[str, np.ndarray]:
         """Each expert's logits for sample rows (indices into train + test)."""
@@ -241,87 +247,178 @@ def train(
             z["fingers"] = finger_head.log_probs(sf.fingers[rows])
         return z
 
-    val_hand = val_idx[hand_tr[val_idx]] if "pose" in heads else val_idx
+    def novel(rows: np.ndarray, head: object, counts: dict[str, int] | None) -> np.ndarray | None:
+        if head is None or counts is None:
+            return None
+        return novel_rows(head.up(sf.fingers[rows]), counts, len(rows))  # type: ignore[attr-defined]
+
     image_t = temps.get("image", 1.0)
     experts_used = set(heads) | ({"fingers"} if finger_head is not None else set())
-    if len(val_idx) and len(val_hand):
-        weights = _fit_weights(expert_z(val_hand), ytr[val_hand])
-        if "image" in heads and "image" not in weights:
-            weights["image"] = 0.0
-    else:
-        weights = small_data_weights(experts_used, min((n for n in per_class.values() if n), default=0))
 
-    def pooled(rows: np.ndarray, hand: np.ndarray) -> np.ndarray:
-        z = expert_z(rows)
+    # --- out-of-fold predictions: the review queue's evidence, and with sessions the
+    # --- pooling's. Quick L-BFGS heads on plain views keep retraining within seconds.
+    def quick_logits(train_rows: np.ndarray, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each expert's logits for ``rows`` from quick heads fitted on ``train_rows`` alone
+        (an expert with fewer than two classes to learn from is left out), and which rows
+        show a finger pattern ``train_rows`` did not."""
+        z: dict[str, np.ndarray] = {}
+        for name, X in (("image", sf.image), ("pose", sf.pose)):
+            if name not in heads:
+                continue
+            fit_rows = train_rows if name == "image" else train_rows[hand_tr[train_rows]]
+            if len(np.unique(ytr[fit_rows])) < 2:
+                continue
+            z[name] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[rows, 0])
+        gate = np.zeros(len(rows), dtype=bool)
+        if finger_head is not None:
+            fit_rows = train_rows[hand_tr[train_rows]]
+            head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
+            z["fingers"] = head.log_probs(sf.fingers[rows])
+            gate = novel(rows, head, pattern_counts(head.up(sf.fingers[fit_rows])))  # type: ignore[assignment]
+        return z, gate
+
+    oof_z = {name: np.full((ntr, N), np.nan) for name in experts_used}
+    oof_novel = np.zeros(ntr, dtype=bool)
+    report("cross-checking", 0, len(folds))
+    for k, held in enumerate(folds):
+        check()
+        z, gate = quick_logits(np.setdiff1d(np.arange(ntr), held), held)
+        for name, zn in z.items():
+            oof_z[name][held] = zn
+        oof_novel[held] = gate
+        report("cross-checking", k + 1, len(folds))
+    has_oof = {name: ~np.isnan(z[:, 0]) for name, z in oof_z.items()}
+
+    # --- pooling: on held-out sessions, else shrunk towards the finger-state expert ------
+    report("calibrating", 0, 1)
+    hand_experts = [n for n in experts_used if n != "image"] or ["image"]
+    if by_session and folds:
+        rule = nextday.RULE_SESSIONS
+        rows = np.nonzero(np.all([has_oof[n] for n in experts_used], axis=0) & (hand_tr if pose else True))[0]
+        rows = rows[~oof_novel[rows]]
+        weights = (
+            nextday.fit_weights({n: oof_z[n][rows] for n in experts_used}, ytr[rows])
+            if len(rows)
+            else small_data_weights(experts_used, min((n for n in per_class.values() if n), default=0))
+        )
+    else:
+        val_hand = val_idx[hand_tr[val_idx]] if "pose" in heads else val_idx
+        if len(val_idx) and len(val_hand):
+            rule = nextday.RULE_ONE_SESSION
+            grid = nextday.ONE_SESSION_GRID if finger_head is not None else None
+            z_val = expert_z(val_hand)
+            if len(z_val) == 1:  # one expert: its temperature
+                name = next(iter(z_val))
+                weights = {name: 1.0 / temps.get(name, 1.0)}
+            else:
+                weights = nextday.fit_weights(z_val, ytr[val_hand], grid)
+        else:
+            rule = nextday.RULE_SMALL
+            weights = small_data_weights(experts_used, min((n for n in per_class.values() if n), default=0))
+    for name in experts_used:
+        weights.setdefault(name, 0.0)
+
+    def pooled(
+        z: dict[str, np.ndarray], hand: np.ndarray, gate: np.ndarray | None, w: dict[str, float] | None = None
+    ) -> np.ndarray:
         h = hand if ("pose" in z or "fingers" in z) else np.zeros(len(hand), dtype=bool)
-        p = pool_logits(z.get("image"), z.get("pose"), h, weights, image_t, 1.0, z.get("fingers"))
+        w = weights if w is None else w
+        p = pool_logits(z.get("image"), z.get("pose"), h, w, image_t, 1.0, z.get("fingers"), novel=gate)
         if "image" not in z:
             p[~h] = 1.0 / N
         return p
 
-    p_val = pooled(val_idx, hand_tr[val_idx])
-    threshold = unsure_threshold(p_val, ytr[val_idx], cfg.unsure_target)
-    report("calibrating", 1, 1)
+    def one_session_weights(train_rows: np.ndarray) -> dict[str, float]:
+        """The pooling a run on ``train_rows`` (one session) would choose: on its own
+        validation fold, with the one-session grid."""
+        inner = train_rows[validation_fold(ytr[train_rows], groups[train_rows], cfg)]
+        score = inner[hand_tr[inner]] if "pose" in heads else inner
+        if len(score):
+            z, _ = quick_logits(np.setdiff1d(train_rows, inner), score)
+            if set(z) == experts_used:
+                grid = nextday.ONE_SESSION_GRID if finger_head is not None else None
+                return {**{n: 0.0 for n in experts_used}, **nextday.fit_weights(z, ytr[score], grid)}
+        counts = np.bincount(ytr[train_rows], minlength=N)
+        return small_data_weights(experts_used, int(min((n for n in counts if n), default=0)))
 
-    # --- out-of-fold predictions: the review queue's evidence -------------------------
-    # Quick L-BFGS heads on plain views, pooled with the same weights: they only rank
-    # samples for review, and being quick keeps retraining within seconds.
-    folds = group_folds(ytr, groups, cfg.folds, cfg.seed)
+    # Out-of-fold pooled predictions (NaN where an expert had no fold model).
     oof = np.full((ntr, N), np.nan)
-    # Each expert's own out-of-fold opinion as well: whether the image and the pose agree is
-    # part of the evidence that a label is wrong (active.label_errors).
+    complete = np.all([has_oof[n] for n in experts_used], axis=0) if experts_used else np.zeros(ntr, dtype=bool)
+    if "image" not in heads:
+        complete &= hand_tr
+    if complete.any():
+        rows = np.nonzero(complete)[0]
+        oof[rows] = pooled({n: z[rows] for n, z in oof_z.items()}, hand_tr[rows], oof_novel[rows])
     oof_experts = {name: np.full((ntr, N), np.nan) for name in experts_used}
-    report("cross-checking", 0, len(folds))
-    for k, held in enumerate(folds):
-        check()
-        rest = np.setdiff1d(np.arange(ntr), held)
-        z = {}
-        for name, X in (("image", sf.image), ("pose", sf.pose)):
-            if name not in heads:
-                continue
-            fit_rows = rest if name == "image" else rest[hand_tr[rest]]
-            if len(np.unique(ytr[fit_rows])) < 2:
-                continue
-            z[name] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[held, 0])
-        if finger_head is not None:
-            from fingertui.fingers import FingerHead, load_starter
-
-            fit_rows = rest[hand_tr[rest]]
-            z["fingers"] = FingerHead.fit(sf.fingers[fit_rows], ytr[fit_rows], prior=load_starter()).log_probs(
-                sf.fingers[held]
-            )
-        if "image" in heads and "image" not in z:
-            continue
-        h = hand_tr[held] if ("pose" in z or "fingers" in z) else np.zeros(len(held), dtype=bool)
-        p = pool_logits(z.get("image"), z.get("pose"), h, weights, image_t, 1.0, z.get("fingers"))
-        if "image" not in heads:
-            p[~h] = np.nan
-        oof[held] = p
-        for name, zn in z.items():
-            seen = np.ones(len(held), dtype=bool) if name == "image" else h
-            oof_experts[name][held[seen]] = softmax(zn[seen])
-        report("cross-checking", k + 1, len(folds))
+    for name, z in oof_z.items():
+        seen = has_oof[name] & (np.ones(ntr, dtype=bool) if name == "image" else hand_tr)
+        oof_experts[name][seen] = softmax(z[seen])
+    if rule == nextday.RULE_SESSIONS:
+        p_choose, y_choose = oof[complete], ytr[complete]
+    else:
+        p_choose = pooled(expert_z(val_idx), hand_tr[val_idx], novel(val_idx, finger_head, patterns))
+        y_choose = ytr[val_idx]
+    p_val = p_choose
+    threshold = unsure_threshold(p_choose, y_choose, cfg.unsure_target)
+    report("calibrating", 1, 1)
 
     # --- test split ---------------------------------------------------------------------
     report("evaluating", 0, 1)
     rows_te = np.arange(ntr, len(both))
-    p_te = pooled(rows_te, hand_te)
+    z_te = expert_z(rows_te)
+    p_te = pooled(z_te, hand_te, novel(rows_te, finger_head, patterns))
     te_experts = {}
-    for name, zn in expert_z(rows_te).items():
+    for name, zn in z_te.items():
         te_experts[name] = softmax(zn)
         if name != "image":
             te_experts[name][~hand_te] = np.nan
+
+    # --- the starter beside the run, on the same held-out images -------------------------
+    def starter_p(rows: np.ndarray, hand: np.ndarray) -> np.ndarray:
+        p = np.full((len(rows), N), np.nan)
+        if starter_head is not None and hand.any():
+            p[hand] = starter_head.count_probs(sf.fingers[rows[hand]])
+        return p
+
+    if rule == nextday.RULE_SESSIONS:
+        # Each held-out session is scored with the pooling a run without it would choose:
+        # fitted on the other sessions' out-of-fold rows, or, where one session is left,
+        # by the one-session rule on its own validation fold. Never on the rows it scores.
+        nd_y, nd_p = ytr, np.full((ntr, N), np.nan)
+        for held in folds:
+            rest = np.setdiff1d(np.arange(ntr), held)
+            rows = held[complete[held]]
+            if not len(rows):
+                continue
+            if len(np.unique(session_of[rest])) >= 2:
+                fit = rest[complete[rest] & hand_tr[rest] & ~oof_novel[rest]] if pose else rest[complete[rest]]
+                w = nextday.fit_weights({n: oof_z[n][fit] for n in experts_used}, ytr[fit]) if len(fit) else weights
+            else:
+                w = one_session_weights(rest)
+            nd_p[rows] = pooled({n: z[rows] for n, z in oof_z.items()}, hand_tr[rows], oof_novel[rows], w)
+        nd_starter = starter_p(np.arange(ntr), hand_tr)
+        where = "held-out sessions"
+    else:
+        nd_y, nd_p = yte, p_te
+        nd_starter = starter_p(rows_te, hand_te)
+        where = "test split (same sitting)"
+    floor = nextday.floor(nd_y, nd_p, nd_starter, where)
+    if starter_head is None or not hand_experts or used == "image":
+        floor = nextday.Floor(0, 0, 0, "no starter (no hand-pose detector)")
+    next_day = nextday.next_day(rule, nd_y, nd_p, n_sessions, floor, rule != nextday.RULE_SESSIONS)
     test_metrics = evaluate(yte, p_te)
     # Whether enough held-out images checked the confidence for predictions to say "sure".
     confidence = confidence_check(ytr[val_idx], yte, test_metrics["ece"], sorted({int(c) for c in ytr}))
-    has_oof = ~np.isnan(oof[:, 0])
     metrics = {
         "test": test_metrics,
-        "val": {"n": int(len(val_idx)), "ece": ece(p_val, ytr[val_idx]) if len(val_idx) else None},
-        "oof_accuracy": float((oof[has_oof].argmax(1) == ytr[has_oof]).mean()) if has_oof.any() else None,
+        "val": {"n": int(len(val_idx)), "ece": ece(p_val, y_choose) if len(y_choose) else None},
+        "oof_accuracy": float((oof[complete].argmax(1) == ytr[complete]).mean()) if complete.any() else None,
+        "next_day": next_day,
+        "sessions": n_sessions,
         "features": used,
         "experts": sorted(experts_used),
         "pooling": weights,
+        "pooling_rule": rule,
         "image_temperature": image_t,
         "temperature": 1.0,
         "unsure_threshold": threshold,
@@ -446,6 +543,8 @@ def _record(
                 "checkpoint": store.ws.rel(ckpt_path),
             },
             rows,
+            # Worse than the starter where it did not train: kept, compared, not put in use.
+            activate=not (metrics.get("next_day") or {}).get("starter", {}).get("held_back", False),
         )
     except BaseException:
         ckpt_path.unlink(missing_ok=True)

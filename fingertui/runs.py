@@ -44,19 +44,38 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: dict) -> RunRecord:
-        return cls(
-            id=row["id"],
-            started=row["started"],
-            finished=row["finished"],
-            backbone=row["backbone"],
-            seed=row["seed"],
-            config=json.loads(row["config"]),
-            data_hash=row["data_hash"],
-            n_train=row["n_train"],
-            n_test=row["n_test"],
-            metrics=json.loads(row["metrics"]),
-            checkpoint=row["checkpoint"],
-        )
+        """The run a row records; a UserError saying so when the row is damaged."""
+        try:
+            rec = cls(
+                id=row["id"],
+                started=row["started"],
+                finished=row["finished"],
+                backbone=row["backbone"],
+                seed=row["seed"],
+                config=json.loads(row["config"]),
+                data_hash=row["data_hash"],
+                n_train=row["n_train"],
+                n_test=row["n_test"],
+                metrics=json.loads(row["metrics"]),
+                checkpoint=row["checkpoint"],
+            )
+            if not isinstance(rec.config, dict) or not isinstance(rec.metrics, dict):
+                raise TypeError("not a JSON object")
+            if not isinstance(rec.metrics.get("test"), dict):
+                raise KeyError("test")
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            raise UserError(
+                f"run {row['id']}'s record is damaged ({type(e).__name__}: {str(e)[:80]}); "
+                "pick another with `fingertui runs activate ID` or train again"
+            ) from None
+        return rec
+
+    @property
+    def held_back(self) -> bool:
+        """Worse than the starter on the images it did not train on (nextday.py): recorded,
+        but not made active unless the user says so (``runs activate``)."""
+        nd = self.metrics.get("next_day") if isinstance(self.metrics, dict) else None
+        return bool(isinstance(nd, dict) and isinstance(nd.get("starter"), dict) and nd["starter"].get("held_back"))
 
     @property
     def features(self) -> str:
@@ -79,19 +98,29 @@ class RunRecord:
             "weakest_class": weakest,
             "weakest_recall": test["per_class"][weakest]["recall"] if weakest is not None else None,
             "ece": test["ece"],
+            "next_day": self.metrics.get("next_day"),
+            "held_back": self.held_back,
             "duration_s": self.metrics["duration_s"],
         }
 
 
-def list_runs(store: Store) -> list[RunRecord]:
-    return [RunRecord.from_row(r) for r in store.runs.rows()]
+def list_runs(store: Store, damaged: list[str] | None = None) -> list[RunRecord]:
+    """Every run whose record can be read; a damaged one is left out (and, given a list,
+    described in ``damaged``)."""
+    out = []
+    for r in store.runs.rows():
+        try:
+            out.append(RunRecord.from_row(r))
+        except UserError as e:
+            if damaged is not None:
+                damaged.append(str(e))
+    return out
 
 
 def get_run(store: Store, run_id: int | str) -> RunRecord:
-    try:
-        rid = int(run_id)
-    except (TypeError, ValueError):
-        raise UserError(f"run id must be a number, not {run_id!r}; `fingertui runs` lists them") from None
+    from fingertui.store.util import parse_id
+
+    rid = parse_id(run_id, "run", "fingertui runs")
     row = store.runs.row(rid)
     if row is None:
         raise UserError(f"no run {rid}; `fingertui runs` lists them")
@@ -99,12 +128,22 @@ def get_run(store: Store, run_id: int | str) -> RunRecord:
 
 
 def active_run(store: Store) -> RunRecord | None:
-    """The run the user picked, else the newest; None before any training."""
+    """The run the user picked, else the newest that is not worse than the starter; None
+    before any training (or while every run is: the starter counts then)."""
     chosen = store.get_setting(ACTIVE_KEY)
     runs = list_runs(store)
     for r in runs:
         if chosen is not None and str(r.id) == chosen:
             return r
+    if chosen is not None and chosen.isdigit() and store.runs.row(int(chosen)) is not None:
+        get_run(store, chosen)  # there but damaged: say so rather than use another model
+    usable = [r for r in runs if not r.held_back]
+    return usable[-1] if usable else None
+
+
+def newest_run(store: Store) -> RunRecord | None:
+    """The newest run, held back or not: the freshest evidence for the review queue."""
+    runs = list_runs(store)
     return runs[-1] if runs else None
 
 

@@ -9,6 +9,16 @@ MIN_PER_CLASS = 20
 MAX_IMBALANCE = 3.0
 
 
+def session_counts(store: Store) -> dict[str, dict[str, int]]:
+    """Per session (in the order they began): labelled images per class, and unlabelled."""
+    out: dict[str, dict[str, int]] = {}
+    for s in sorted(store.samples(), key=lambda s: (s.created, s.id)):
+        row = out.setdefault(s.session or "-", {**{str(c): 0 for c in CLASSES}, "unlabeled": 0, "total": 0})
+        row["unlabeled" if s.label is None else str(s.label)] += 1
+        row["total"] += 1
+    return out
+
+
 def dataset_stats(store: Store) -> dict:
     """Counts per label and split, unlabelled count, and warnings (stable JSON shape)."""
     counts = store.split_counts()
@@ -31,8 +41,15 @@ def dataset_stats(store: Store) -> dict:
         warnings.append(
             f"imbalanced: class {big} has {sizes[big]} images, class {small} only {sizes[small]} (over {MAX_IMBALANCE:g}:1)"
         )
+    sessions = session_counts(store)
+    if len(sessions) == 1 and totals["train"]:
+        warnings.append(
+            "one session only: accuracy is measured on the same sitting; capture another day or room "
+            "to learn how the model counts on a new one"
+        )
     return {
         "labels": per_label,
+        "sessions": sessions,
         "total": {
             **totals,
             "labelled": sum(totals.values()),

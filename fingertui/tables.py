@@ -8,6 +8,7 @@ piped output is as wide as the table needs, one line per row, so ``grep`` sees w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 MIN_WRAPPED = 8  # a wrapped column narrower than this is unreadable
+
+# Control characters (an escape sequence in a file name would drive the terminal), bidi
+# overrides (they reorder what is shown) and lone surrogates (undecodable bytes of a name).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def safe_text(text: object) -> str:
+    """User text (a file name) as it may be printed: unsafe characters shown escaped."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(text))
 
 
 def print_table(
@@ -31,7 +41,10 @@ def print_table(
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Cells are text, never markup: a file named "a[/b].jpg" is shown as it is.
+    rows = [[safe_text(c) for c in r] for r in rows]
     natural = [max([cell_len(name), *(cell_len(r[k]) for r in rows)]) for k, name in enumerate(headers)]
 
     def table(narrowest: bool = False) -> Table:
@@ -51,7 +64,7 @@ def print_table(
             else:
                 t.add_column(name, overflow="fold")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*(Text(c) for c in r))
         return t
 
     t = table()

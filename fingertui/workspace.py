@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from fingertui.errors import UnsafePath, UserError
 
 ENV_HOME = "FINGERTUI_HOME"
 
@@ -19,7 +21,11 @@ class Workspace:
     def resolve(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
         """``--home`` if given, else ``$FINGERTUI_HOME``, else the current directory."""
         chosen = home or os.environ.get(ENV_HOME) or os.getcwd()
-        return cls(Path(chosen).expanduser().resolve())
+        try:
+            return cls(Path(chosen).expanduser().resolve())
+        except (RuntimeError, OSError) as e:  # "~nouser/x": no such user to expand
+            where = "--home" if home else f"${ENV_HOME}"
+            raise UserError(f"{where} {str(chosen)!r} cannot be used as a folder ({e}); give a plain path") from None
 
     @property
     def data_dir(self) -> Path:
@@ -69,7 +75,42 @@ class Workspace:
         return path.relative_to(self.root).as_posix()
 
     def abs(self, rel: str) -> Path:
+        """The file a stored path names. Every path read from the index (rows, journal,
+        label events, runs) comes through here: one that is absolute, climbs out with
+        ``..`` or resolves (through a link) outside ``data/`` is refused with
+        :class:`UnsafePath` — a shared workspace's index may have been crafted."""
+        why = self.unsafe(rel)
+        if why:
+            raise UnsafePath(
+                f"stored path {str(rel)[:200]!r} is not inside the workspace's data/ folder ({why}); refused, "
+                "nothing was touched (a damaged or crafted index: `fingertui doctor` lists such rows)"
+            )
         return self.root / rel
+
+    def unsafe(self, rel: object) -> str | None:
+        """Why a stored path may not be used (see :meth:`abs`), else None."""
+        if not isinstance(rel, str) or not rel or "\0" in rel:
+            return "not a path"
+        pure = PurePosixPath(rel)
+        if pure.is_absolute():
+            return "an absolute path"
+        if ".." in pure.parts:
+            return "it climbs out with '..'"
+        if pure.parts[0] != "data":
+            return "not under data/"
+        try:
+            real = (self.root / rel).resolve()
+            inside = real.is_relative_to(self.data_dir.resolve())
+        except (OSError, RuntimeError):  # a link loop, a name too long
+            return "it cannot be resolved"
+        return None if inside else "a link leads out of data/"
+
+    def inside_data(self, path: Path) -> bool:
+        """Whether a folder or file resolves (links followed) inside ``data/``."""
+        try:
+            return path.resolve().is_relative_to(self.data_dir.resolve())
+        except (OSError, RuntimeError):
+            return False
 
     def ensure(self) -> Workspace:
         """Create the folders on first use."""

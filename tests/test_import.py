@@ -145,7 +145,7 @@ def test_json_shapes(tmp_path, labelled_tree, capsys):
     assert set(imp) == {"added", "duplicates", "skipped", "skipped_examples", "added_by_label"}
     assert set(imp["added_by_label"]) == {"0", "1", "2", "3", "4", "5"}
     code, st = run_json(capsys, [*home, "stats", "--json"])
-    assert set(st) == {"labels", "total", "warnings"}
+    assert set(st) == {"labels", "total", "sessions", "warnings"}
     assert st["labels"]["3"]["total"] == 10 and set(st["labels"]["3"]) == {"train", "test", "total"}
     assert st["total"]["all"] == 60
     assert any("fewer" in w or "only 10" in w for w in st["warnings"])

@@ -41,7 +41,7 @@ def test_samples_lists_ids_labels_splits_and_whole_origin_names(home, capsys, mo
     lines = listed(capsys, "--home", str(home))
     store = Store(Workspace(home))
     samples = store.samples()
-    assert lines[0].split() == ["id", "label", "split", "source", "origin"]
+    assert lines[0].split() == ["id", "label", "split", "source", "session", "origin"]
     rows = lines[1:-1]
     assert len(rows) == len(samples) == 4
     for s, line in zip(samples, rows, strict=True):

@@ -28,7 +28,7 @@ from fingertui.store.history import UNDOABLE, History
 from fingertui.store.journal import Journal, WriterLock, crash_point
 from fingertui.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.store.run_table import RunTable
-from fingertui.store.util import TMP_PREFIX, atomic_write, now_iso, sha256_bytes
+from fingertui.store.util import MAX_ID, TMP_PREFIX, atomic_write, now_iso, sha256_bytes
 from fingertui.store.vectors import EmbeddingTable, LandmarkTable, rows_for_shas
 from fingertui.workspace import Workspace
 
@@ -113,9 +113,9 @@ def has_images(ws: Workspace) -> bool:
 
 def recovery_advice(ws: Workspace, problem: str) -> str:
     """One line: what is wrong with the index and the doctor command that recovers."""
-    from fingertui.store.backup import newest
+    from fingertui.store.backup import newest_usable
 
-    last = newest(ws.backups_dir)
+    last = newest_usable(ws.backups_dir)
     restore = (
         f"run `fingertui doctor --restore` to put back the newest backup ({ws.rel(last)}), then "
         "`fingertui doctor --reindex` for images added since"
@@ -123,6 +123,28 @@ def recovery_advice(ws: Workspace, problem: str) -> str:
         else "no backup exists; run `fingertui doctor --reindex` to index the images again, unlabelled"
     )
     return f"{problem}; nothing was changed. To recover, {restore}"
+
+
+BACKUP_FAILED_KEY = "backup_failed"  # settings: the last backup failed (when, why)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_error(ws: Workspace, rel_db: str, e: sqlite3.DatabaseError) -> UserError:
+    """A damaged index gets the way to recover; any other cause (locked, no permission,
+    disk full) is named as it is, and nothing is advised that would set a good index aside."""
+    from fingertui.store.util import sqlite_advice
+
+    corrupt, advice = sqlite_advice(e)
+    if corrupt:
+        return IndexUnusable(recovery_advice(ws, f"{rel_db} cannot be read ({e})"))
+    return UserError(f"{rel_db}: {advice}")
 
 
 class Store:
@@ -166,7 +188,10 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             start = version(self.db)
         except sqlite3.DatabaseError as e:
-            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+            raise _open_error(workspace, rel_db, e) from e
+        # Which file this connection writes to: a `doctor --restore` that swaps the index
+        # while this store is open must stop its writes (they would go to the old file).
+        self._db_file = _file_id(db_path)
         if start == 0 and images and not new_index_ok:
             self.db.close()
             raise IndexUnusable(recovery_advice(workspace, f"{rel_db} is empty but data/images holds images"))
@@ -186,7 +211,7 @@ class Store:
             else:
                 self.migrated_from = migrate(self.db)
         except sqlite3.DatabaseError as e:
-            raise IndexUnusable(recovery_advice(workspace, f"{rel_db} cannot be read ({e})")) from e
+            raise _open_error(workspace, rel_db, e) from e
         self._ready = True
         # The tables other modules read and write, each through its owner.
         self.flags = FlagsTable(self)
@@ -218,6 +243,11 @@ class Store:
             self.backup(f"schema{start}")
 
     def _recover(self) -> None:
+        if _file_id(self.ws.db_path) != self._db_file:
+            raise UserError(
+                "the index was replaced (`fingertui doctor --restore`) while this command ran; nothing more was "
+                "written to it: run the command again"
+            )
         if self._ready and self.journal.has_pending():
             self.recovered += self.journal.recover()
 
@@ -229,10 +259,19 @@ class Store:
             return None
         try:
             with self.lock:
-                return backup(self.db.conn, self.ws.backups_dir, reason)
+                made = backup(self.db.conn, self.ws.backups_dir, reason)
         except (OSError, sqlite3.Error) as e:
-            self.warnings.append(f"could not back up the index ({e}); check free space")
+            why = f"could not back up the index into {self.ws.rel(self.ws.backups_dir)} ({e})"
+            self.warnings.append(f"{why}; check that the folder is writable and the disk has space")
+            try:  # remembered for `doctor` (the disk may be too full even for this)
+                if self._ready:  # (before a migration the settings table may not exist yet)
+                    self.set_setting(BACKUP_FAILED_KEY, f"{now_iso()} {why}")
+            except (UserError, sqlite3.Error):
+                pass
             return None
+        if self._ready and self.get_setting(BACKUP_FAILED_KEY) is not None:
+            self.set_setting(BACKUP_FAILED_KEY, None)
+        return made
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the index once no other thread of this process is writing to it: a write
@@ -256,6 +295,8 @@ class Store:
     # --- reads ------------------------------------------------------------------------
 
     def get(self, sample_id: int) -> Sample:
+        if not 0 <= sample_id <= MAX_ID:  # SQLite cannot even look such an id up
+            raise UserError(f"no sample with id {sample_id}; `fingertui samples` lists the ids")
         with self.lock:
             rows = list(self.db.query("SELECT * FROM samples WHERE id = ?", [sample_id]))
         if not rows:
@@ -392,7 +433,8 @@ class Store:
             existing = self.by_sha(sha)
             if existing is not None:
                 return AddResult(existing, duplicate=True)
-            path = self.ws.image_path(sha, ext.lower().lstrip("."))
+            # Through the one check: a folder of data/images that is a link leading out is refused.
+            path = self.ws.abs(self.ws.rel(self.ws.image_path(sha, ext.lower().lstrip("."))))
             row = {
                 "sha256": sha,
                 "path": self.ws.rel(path),
@@ -526,7 +568,7 @@ class Store:
         event, so `undo` can bring it back exactly."""
         with self.writer.hold():
             sample = self.get(sample_id)
-            src = self.ws.abs(sample.path)
+            src = self.ws.abs(sample.path)  # refuses a row leading outside data/
             trash = self.ws.trash_dir / src.name
             payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
             with self.journal.step("delete", payload) as entry:
@@ -572,6 +614,8 @@ class Store:
                     continue
             if not samples:
                 return []
+            for s in samples:
+                self.ws.abs(s.path)  # refuses a row leading outside data/ before anything moves
             items = [
                 {"path": s.path, "trash": self.ws.rel(self.ws.trash_dir / Path(s.path).name), "sha256": s.sha256}
                 for s in samples
@@ -605,6 +649,8 @@ class Store:
         db.execute("UPDATE samples SET excluded = ? WHERE id = ?", [int(excluded), sample_id])
 
     def _insert_row(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
+        # Column names come from a journal entry or a label event: only the sample's own.
+        row = {k: v for k, v in row.items() if k in Sample.__dataclass_fields__}
         cur = db.execute(
             f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )

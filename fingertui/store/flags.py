@@ -117,5 +117,10 @@ class FlagsTable:
                 list(ids),
             )
 
+    def move(self, db: sqlite_utils.Database, ids: Sequence[int], sample_id: int) -> None:
+        """These flags now belong to ``sample_id`` (a deleted sample restored under a new id)."""
+        if ids:
+            db.execute(f"UPDATE flags SET sample_id = ? WHERE id IN ({','.join('?' * len(ids))})", [sample_id, *ids])
+
     def drop_for(self, db: sqlite_utils.Database, sample_id: int) -> None:
         db.execute("DELETE FROM flags WHERE sample_id = ?", [sample_id])

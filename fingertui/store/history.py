@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from fingertui.errors import UserError
-from fingertui.store.journal import crash_point
+from fingertui.store.journal import ROW_KEYS, crash_point, image_path_refusal
 from fingertui.store.util import now_iso
 
 if TYPE_CHECKING:
@@ -76,6 +76,31 @@ class History:
                 out[sid] = (label, json.loads(payload).get("sha256") if payload else None)
         return out
 
+    def deleted_row_refusal(self, payload: object) -> str | None:
+        """Why the row a delete event kept for undo is not one this fingertui wrote."""
+        row = payload.get("row") if isinstance(payload, dict) else None
+        if not isinstance(row, dict) or set(row) - ROW_KEYS or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
+            return "the deleted row it keeps is not one this fingertui writes"
+        flags = payload.get("flags") or []  # type: ignore[union-attr]
+        if not isinstance(flags, list) or not all(type(f) is int for f in flags):
+            return "its flags are not a list of ids"
+        return image_path_refusal(self.store.ws, row.get("path"), row.get("sha256"))
+
+    def refused(self) -> list[str]:
+        """One line per delete event whose kept row undo will never act on."""
+        with self.store.lock:
+            rows = self.store.db.execute("SELECT id, payload FROM label_events WHERE kind = 'delete'").fetchall()
+        out = []
+        for eid, raw in rows:
+            try:
+                payload = json.loads(raw) if raw else None
+            except ValueError:
+                payload = None
+            why = self.deleted_row_refusal(payload)
+            if why:
+                out.append(f"label event {eid} (delete): {why}; refused, never acted on")
+        return out
+
     def mark_add_undone(self, db: sqlite_utils.Database, sample_id: int) -> None:
         db.execute("UPDATE label_events SET undone = 1 WHERE sample_id = ? AND kind = 'add'", [sample_id])
 
@@ -105,9 +130,19 @@ class History:
         ev = self._newest_undoable()
         if ev is None:
             raise UserError("nothing to undo")
-        payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        try:
+            payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        except ValueError:
+            payload = None
         sid, kind = ev["sample_id"], ev["kind"]
         out = {"event": ev["id"], "kind": kind, "sample": sid}
+        why = self.deleted_row_refusal(payload) if kind == "delete" else None
+        if why or not isinstance(payload, dict):
+            # Not one this fingertui wrote (a crafted or damaged index): never acted on; marked
+            # done so the changes before it stay reachable. `doctor` lists it.
+            with store.transaction() as db:
+                self._mark_undone(db, ev["id"])
+            return {**out, "undone": f"nothing: event {ev['id']} was refused ({why or 'its payload is not JSON'})"}
         if kind == "delete":
             return {**out, "undone": self._undo_delete(ev, payload)}
         exists = store.samples("id = ?", [sid])
@@ -156,14 +191,22 @@ class History:
                 self._mark_undone(db, ev["id"])
             return f"nothing: the image of {sid} was emptied from the trash"
         p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
+        # An index written before ids were kept unique may have given the id to a new
+        # image: the sample comes back under a new id then.
+        taken = "id" in row and bool(store.samples("id = ?", [row["id"]]))
+        if taken:
+            row = {k: v for k, v in row.items() if k != "id"}
+        flags = payload.get("flags") or []
         with store.journal.step("undo_delete", p) as entry:
             if not dst.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(trash, dst)
             crash_point("undo:moved")
             with store.transaction() as db:
-                store._insert_row(db, row)
-                store.flags.reopen(db, payload.get("flags") or [])
+                new_id = store._insert_row(db, row)
+                if taken:
+                    store.flags.move(db, flags, new_id)
+                store.flags.reopen(db, flags)
                 self._mark_undone(db, ev["id"])
                 store.journal.finish(db, entry)
-        return f"{sid} restored"
+        return f"{sid} restored as {new_id} (its id was taken)" if taken else f"{sid} restored"

@@ -8,7 +8,10 @@
   that moves files and rows (add an image, delete, undo a delete, take back a capture)
   first writes its intent; the last step removes the entry in the same transaction as the
   row change. An entry found while holding the lock was left by a crash (its writer held
-  the lock for the entry's whole life), so it is completed or rolled back then.
+  the lock for the entry's whole life), so it is completed or rolled back then. An entry
+  this fingertui would not have written (an unknown operation, a path outside ``data/``
+  or not the content-addressed place of its image) is refused: never acted on, listed by
+  ``doctor``.
 * ``crash_point``: with ``FINGERTUI_DEV_CRASH_AT=N`` the N-th step of this process ends it
   at once (``os._exit``), as a kill would; the fault-injection tests walk N = 1, 2, ….
 """
@@ -27,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from fingertui.errors import UserError
 from fingertui.store.util import TMP_PREFIX, now_iso, sha256_file
+
+if TYPE_CHECKING:
+    from fingertui.workspace import Workspace
 
 if TYPE_CHECKING:
     from fingertui.store import Store
@@ -58,6 +64,20 @@ def reset_steps() -> None:
     _steps = 0
 
 
+def lock_wait() -> float:
+    """Seconds a writer waits for another one: ``$FINGERTUI_LOCK_WAIT_S``, else 10."""
+    raw = os.environ.get(ENV_LOCK_WAIT, "").strip()
+    if not raw:
+        return 10.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = float("nan")
+    if not 0 <= wait < 1e9:  # NaN too
+        raise UserError(f"{ENV_LOCK_WAIT}={raw!r} is not a number of seconds; unset it or give one such as 10")
+    return wait
+
+
 class WriterLock:
     """Exclusive per-workspace write lock: a thread lock within the process, ``flock``
     across processes. Reentrant; ``on_acquire`` runs each time it is newly taken."""
@@ -84,7 +104,7 @@ class WriterLock:
     def _flock(self, wait: float | None) -> None:
         fd = self._open()
         if wait is None:
-            wait = float(os.environ.get(ENV_LOCK_WAIT, "10"))
+            wait = lock_wait()
         deadline = time.monotonic() + wait
         delay = 0.01
         while True:
@@ -158,16 +178,35 @@ class Journal:
         """Inside the transaction that makes the change final."""
         db.execute("DELETE FROM journal WHERE id = ?", [entry_id])
 
-    def pending(self) -> list[dict[str, Any]]:
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry, its payload parsed (None when it is not JSON)."""
         with self.store.lock:
             rows = list(self.store.db.query("SELECT * FROM journal ORDER BY id"))
         for r in rows:
-            r["payload"] = json.loads(r["payload"])
+            try:
+                r["payload"] = json.loads(r["payload"])
+            except (TypeError, ValueError):
+                r["payload"] = None
         return rows
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Entries to complete or roll back (refused ones are left alone)."""
+        return [r for r in self.entries() if refusal(self.store.ws, r) is None]
+
+    def refused(self) -> list[str]:
+        """One line per entry that is never acted on, saying why."""
+        out = []
+        for r in self.entries():
+            why = refusal(self.store.ws, r)
+            if why:
+                out.append(f"journal entry {r['id']} ({str(r['op'])[:40]!r}): {why}; refused, never acted on")
+        return out
 
     def has_pending(self) -> bool:
         with self.store.lock:
-            return self.store.db.execute("SELECT 1 FROM journal LIMIT 1").fetchone() is not None
+            if self.store.db.execute("SELECT 1 FROM journal LIMIT 1").fetchone() is None:
+                return False  # the usual case, without parsing anything
+        return bool(self.pending())
 
     @contextmanager
     def step(self, op: str, payload: dict[str, Any]) -> Iterator[int]:
@@ -192,7 +231,7 @@ class Journal:
     def _resolve(self, row: dict[str, Any], forward: bool = True) -> str:
         """``forward``: after a crash, finish what can be finished; after an exception in
         this process (the caller was told it failed), undo instead."""
-        fn = getattr(self, f"_recover_{row['op']}")
+        fn = getattr(self, f"_recover_{row['op']}")  # an op refusal() knows
         what = fn(row["payload"], forward)
         with self.store.transaction() as db:
             self.finish(db, row["id"])
@@ -263,3 +302,59 @@ class Journal:
                 os.replace(src, trash)
             done.append(f"{item['path']} moved to the trash (completed)")
         return "; ".join(done)
+
+
+# --- what a genuine entry looks like -------------------------------------------------------
+
+OPS = ("add", "delete", "undo_delete", "remove")
+ROW_KEYS = frozenset(
+    "id sha256 path width height source origin session created label split group_key phash excluded "
+    "capture_run capture_pred capture_conf".split()
+)
+
+
+def image_path_refusal(ws: Workspace, path: object, sha: object) -> str | None:
+    """Why ``path`` is not where this fingertui stores the image ``sha``, else None."""
+    why = ws.unsafe(path)
+    if why:
+        return f"path {str(path)[:200]!r} is not inside data/ ({why})"
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        return "no image hash"
+    name = path.rsplit("/", 1)[-1]  # type: ignore[union-attr]
+    if path != ws.rel(ws.image_path(sha, name.rpartition(".")[2])) or "." not in name:
+        return f"path {path!r} is not where image {sha[:12]}… is stored"
+    return None
+
+
+def trash_refusal(ws: Workspace, trash: object, path: str) -> str | None:
+    if trash != ws.rel(ws.trash_dir / path.rsplit("/", 1)[-1]) or ws.unsafe(trash):
+        return f"trash path {str(trash)[:200]!r} is not in data/trash"
+    return None
+
+
+def refusal(ws: Workspace, entry: dict[str, Any]) -> str | None:
+    """Why a journal entry is not one this fingertui writes (so it is never acted on)."""
+    op, p = entry.get("op"), entry.get("payload")
+    if op not in OPS:
+        return f"unknown operation {str(op)[:40]!r}"
+    if not isinstance(p, dict):
+        return "its payload is not a JSON object"
+    if op == "add":
+        row, ev = p.get("row"), p.get("event")
+        if not isinstance(row, dict) or not isinstance(ev, dict) or set(row) - ROW_KEYS:
+            return "not a row this fingertui writes"
+        if ev.get("actor") not in ("user", "import") or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
+            return "not an event this fingertui writes"
+        return image_path_refusal(ws, row.get("path"), row.get("sha256"))
+    items = p.get("items", [p]) if op == "remove" else [p]
+    if not isinstance(items, list):
+        return "no list of items"
+    for item in items:
+        if not isinstance(item, dict):
+            return "an item is not an object"
+        why = image_path_refusal(ws, item.get("path"), item.get("sha256")) or trash_refusal(
+            ws, item.get("trash"), str(item.get("path"))
+        )
+        if why:
+            return why
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import sqlite_utils
@@ -123,6 +124,47 @@ def _m8_evidence(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE flags ADD COLUMN evidence TEXT")
 
 
+def _m9_sample_ids(db: sqlite_utils.Database) -> None:
+    # Sample ids are never reused (AUTOINCREMENT): an id a label event, flag or run still
+    # names after its sample was deleted is never given to a new image, so `undo` of that
+    # delete finds its id free. SQLite cannot add AUTOINCREMENT in place: the table is
+    # rebuilt from its own definition (whatever columns earlier migrations added).
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'samples'").fetchone()[0]
+    if "AUTOINCREMENT" not in sql.upper():
+        sql = re.sub(
+            r"\bid\s+INTEGER\s+PRIMARY\s+KEY\b", "id INTEGER PRIMARY KEY AUTOINCREMENT", sql, count=1, flags=re.I
+        )
+        indexes = [
+            r[0]
+            for r in db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'samples' AND sql IS NOT NULL"
+            )
+        ]
+        db.execute(re.sub(r"^\s*CREATE\s+TABLE\s+\"?samples\"?", "CREATE TABLE samples_ids", sql, count=1, flags=re.I))
+        db.execute("INSERT INTO samples_ids SELECT * FROM samples")
+        db.execute("DROP TABLE samples")
+        db.execute("ALTER TABLE samples_ids RENAME TO samples")
+        for index in indexes:
+            db.execute(index)
+    # The highest id ever given, deleted samples' included.
+    top = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM samples), 0), coalesce((SELECT max(sample_id) FROM label_events), 0),"
+        " coalesce((SELECT max(sample_id) FROM flags), 0), coalesce((SELECT max(sample_id) FROM run_samples), 0))"
+    ).fetchone()[0]
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'samples'")
+    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)", [top])
+
+
+def _m10_sessions(db: sqlite_utils.Database) -> None:
+    # Every sample belongs to a session (sessions.py): samples stored before sessions were
+    # kept get one from their source and stored time (gaps of sessions.GAP_S).
+    from fingertui.sessions import backfill
+
+    rows = db.execute("SELECT id, source, created FROM samples WHERE session IS NULL").fetchall()
+    names = backfill(rows)
+    db.conn.executemany("UPDATE samples SET session = ? WHERE id = ?", [(n, i) for i, n in names.items()])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_samples,
     _m2_phash,
@@ -132,6 +174,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m6_landmarks,
     _m7_journal,
     _m8_evidence,
+    _m9_sample_ids,
+    _m10_sessions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

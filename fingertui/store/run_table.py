@@ -41,6 +41,8 @@ class RunTable:
             return list(self.store.db.query("SELECT * FROM runs ORDER BY id"))
 
     def row(self, run_id: int) -> dict[str, Any] | None:
+        if not 0 <= run_id < 2**63:  # no such row, and SQLite cannot look it up
+            return None
         with self.store.lock:
             rows = list(self.store.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
         return rows[0] if rows else None

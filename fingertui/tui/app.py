@@ -21,9 +21,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from fingertui.camera import FrameSource, open_source
+from fingertui.camera import FolderSource, FrameSource, ScriptedSource, open_source
 from fingertui.capture import CaptureSession
 from fingertui.runs import RunRecord, active_run
+from fingertui.steady import SteadyCount
 from fingertui.store import Store
 from fingertui.tui.screens.capture import CaptureScreen
 from fingertui.tui.widgets.panels import TrainingBar
@@ -253,6 +254,7 @@ class FingerApp(App):
         tracker = None
         last_model = None
         last, done, t0, started = -1, 0, time.monotonic(), 0.0
+        steady = None if isinstance(self.source, FolderSource | ScriptedSource) else SteadyCount(image_only=True)
         while not worker.is_cancelled:
             if self.training and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
                 time.sleep(0.02)  # training has the cores (the status line says so)
@@ -288,6 +290,8 @@ class FingerApp(App):
                 p = predictor.predict_image(crop, hand=hand, hand_known=True)
             else:
                 p = predictor.predict_image(crop, tracking=True)
+            if steady is not None:  # live video: the steady count (photos are shown as they are)
+                p = steady.smooth(p, predictor.threshold, model=predictor)
             self.post_message(
                 PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note, p.fingers)
             )
