@@ -411,7 +411,9 @@ class CaptureScreen(Screen):
             # The starter reads a real hand's pose; the demo's hand is drawn. Saying "starter
             # model" over a count it cannot make (it counted the drawn 5 as 3) told two stories.
             box.update(
-                "[b]demo[/b]: a drawn hand, which the starter model (it reads a real hand's pose) cannot count\n"
+                "[b]demo[/b]: a drawn hand; the starter model reads real hands only\ncapture 0-5, then t trains on these"
+                if compact
+                else "[b]demo[/b]: a drawn hand, which the starter model (it reads a real hand's pose) cannot count\n"
                 "capture a few of each (0-5), then t trains a model on the drawings"
             )
             pred.show_waiting("no prediction until you train one (t)")
