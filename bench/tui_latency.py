@@ -15,7 +15,7 @@ Idle first (the live view running), then ``t`` and the same keys every ``--gap``
 until the run has finished (its results screen is on show) or ``--max-s`` passed.
 
 Run: .venv/bin/python bench/tui_latency.py [--images 300] [--train-in process|thread]
-Writes bench/results/tui_latency-images<N>-<train-in>.json (named by its arguments).
+Writes bench/results/tui_latency-images<N>-<train-in>[-<tag>].json (named by its arguments).
 """
 
 from __future__ import annotations
@@ -201,6 +201,7 @@ def main() -> int:
     ap.add_argument("--gap", type=float, default=0.4, help="seconds between rounds of keys while training")
     ap.add_argument("--idle-rounds", type=int, default=10)
     ap.add_argument("--max-s", type=float, default=400.0, help="stop pressing after this long")
+    ap.add_argument("--tag", default="", help="added to the result file's name (e.g. what else loads the machine)")
     args = ap.parse_args()
     files = photos(args.images)
     if len(files) < args.images:
@@ -274,7 +275,7 @@ def main() -> int:
     if failed:
         print(f"keys with no answer within {KEY_TIMEOUT:.0f} s (counted as {KEY_TIMEOUT:.0f} s): {failed}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"tui_latency-images{args.images}-{args.train_in}.json"
+    out = RESULTS / f"tui_latency-images{args.images}-{args.train_in}{'-' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return 0

@@ -27,8 +27,8 @@ from typing import Any
 
 from fingertui.errors import Cancelled, UserError
 
-# The child's niceness: on a busy machine the screen's process gets the cores first; on an
-# idle one the run loses nothing.
+# The child's niceness (and its session's, under autogroup scheduling): on a busy machine
+# the screen's process gets the cores first; on an idle one the run loses nothing.
 NICE = 10
 
 
@@ -115,6 +115,11 @@ def _child() -> int:
     os.dup2(2, 1)
     with contextlib.suppress(OSError):
         os.nice(NICE)
+    # In a session of its own (no terminal), Linux's autogroup scheduling shares the cores
+    # between sessions first and applies a thread's nice only within its session: the
+    # group's own nice is what lets the screen's process go first.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(f"{NICE}\n")
     lock = threading.Lock()
 
     def send(**msg: Any) -> None:
