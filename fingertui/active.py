@@ -66,6 +66,9 @@ BONUS = {
 # Label-error and disagrees items come first, in that order, whatever else is flagged
 # (the other reasons together score at most 1 + 1.25): queue score = tier + evidence.
 TIER = {"label-error": 4.0, "disagrees": 3.0}
+# A disagreement where an expert sides with the label ranks below every one where none does
+# (strengths are at most 1).
+SIDED_PENALTY = 1.0
 # "The label looks wrong" needs the label's out-of-fold probability at most STRONG_P_LABEL,
 # the suggestion at least STRONG_RATIO times as probable, and the views to agree: no
 # expert favours the label, most of those that saw the image favour the suggestion, and at
@@ -429,6 +432,9 @@ class QueueItem:
     suggested: int | None
     duplicates: list[int] = field(default_factory=list)
     evidence: dict | None = None  # of the label-error or disagrees flag (see evidence_text)
+    # Other flagged frames of the same take (a hold, a burst: captured as one pose), folded
+    # into this item; the review screen's answer applies to them too.
+    hold: list[int] = field(default_factory=list)
 
     @property
     def why(self) -> str | None:
@@ -447,6 +453,7 @@ class QueueItem:
             "score": round(self.score, 4),
             "suggested": self.suggested,
             "duplicates": self.duplicates,
+            "hold": self.hold,
             "evidence": self.evidence,
             "why": self.why,
         }
@@ -500,10 +507,13 @@ def queue(
         tier = max((TIER[rsn] for rsn in it.reasons if rsn in TIER), default=None)
         if tier is not None:  # ranked by the strength of the evidence, not by uncertainty
             it.score = tier + strength[it.sample_id]
+            if sides_with_label(it):
+                it.score -= SIDED_PENALTY
         else:
             it.score = float(u) + sum(BONUS.get(rsn, 0.0) for rsn in set(it.reasons))
         it.reasons.sort(key=REASONS.index)
     order = sorted(range(len(picked)), key=lambda i: -picked[i].score)
+    order = fold_takes(store, picked, order)
     if diversity:
         run = active_run(store) or newest_run(store)
         _, X = _probs_and_vectors(store, run, [it.sample_id for it in picked]) if run else (None, None)
@@ -518,6 +528,32 @@ def queue(
                     picked[i].reasons.append("near-duplicate")
     out = [picked[i] for i in order]
     return out[:limit] if limit else out
+
+
+def sides_with_label(item: QueueItem) -> bool:
+    """Whether an expert that saw the sample has its label as its own answer (the finger
+    count says 1, your label): weaker evidence against the label than none siding with it."""
+    says = (item.evidence or {}).get("experts") or {}
+    return item.label is not None and item.label in says.values()
+
+
+def fold_takes(store: Store, picked: list[QueueItem], order: list[int]) -> list[int]:
+    """One item per take: flagged frames of one hold or burst (captures sharing a group,
+    i.e. one pose captured in a row) fold into the best-ranked of them (``hold``). Holding 1
+    for 3 s stored 13 near-identical frames, and the queue showed 13 items saying the same."""
+    by_id = store.by_ids([it.sample_id for it in picked])
+    first: dict[str, int] = {}
+    kept = []
+    for i in order:
+        s = by_id.get(picked[i].sample_id)
+        key = s.group_key if s is not None and s.source == "capture" and s.group_key else None
+        if key is not None and key in first:
+            picked[first[key]].hold.append(picked[i].sample_id)
+            continue
+        if key is not None:
+            first[key] = i
+        kept.append(i)
+    return kept
 
 
 def resolve(store: Store, sample_id: int, action: str, label: int | None = None) -> dict:

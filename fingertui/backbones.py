@@ -444,9 +444,18 @@ def load(
             if bb.name == name:  # not a fallback: that is decided afresh each time
                 _CACHE[key] = bb
             return bb
-    set_threads()
     try:
+        set_threads()
         bb = load_resnet18(weights_file, settings=settings) if name == "resnet18" else LOADERS[name]()
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "torchvision"):
+            raise
+        # The network is exported from PyTorch once per machine (engine.py); without it and
+        # without that export there is no image network to run.
+        raise UserError(
+            f"the image network needs PyTorch once, to export it ({e.name} is not installed): "
+            "pip install torch torchvision, or train on the hand's pose alone with --features pose"
+        ) from e
     except WeightsUnavailable as e:
         if not e.remembered:
             (warn or _stderr)(

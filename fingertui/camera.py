@@ -192,9 +192,9 @@ class DemoSource(_ThreadedSource):
         return self.scene.next_frame()
 
 
-def open_source(spec: str = "webcam") -> FrameSource:
+def open_source(spec: str = "webcam", *, rate: float = 1.0) -> FrameSource:
     """``webcam[:N]`` (falls back to ``demo`` with a notice), ``video:PATH``,
-    ``folder:PATH``, or ``demo``."""
+    ``folder:PATH`` (a slideshow of ``rate`` photos a second), or ``demo``."""
     kind, _, arg = spec.partition(":")
     if kind == "webcam":
         try:
@@ -206,7 +206,7 @@ def open_source(spec: str = "webcam") -> FrameSource:
     if kind == "video":
         return VideoSource(arg)
     if kind == "folder":
-        return FolderSource(arg)
+        return FolderSource(arg, rate=rate)
     if kind == "demo":
         return DemoSource(int(arg) if arg else None)
     raise UserError(f"unknown source {spec!r}: use webcam[:N], video:PATH, folder:PATH or demo")

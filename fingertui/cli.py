@@ -55,12 +55,30 @@ def console() -> Console:
 _OPENED: list[Store] = []
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The workspace's store, closed when the command ends (``main``)."""
+def has_workspace(args: argparse.Namespace) -> bool:
+    """Whether the chosen folder holds a workspace already (an index, or data to recover)."""
+    from fingertui.workspace import Workspace
+
+    ws = Workspace.resolve(args.home)
+    return ws.db_path.exists() or ws.data_dir.exists()
+
+
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+    """The workspace's store, closed when the command ends (``main``). Only commands that
+    write (``create``) make a new workspace: a reading command run in the wrong folder
+    says so instead of leaving an empty data/ and db/ there."""
     from fingertui.store import Store
     from fingertui.workspace import Workspace
 
-    store = Store(Workspace.resolve(args.home))
+    ws = Workspace.resolve(args.home)
+    if not create and not has_workspace(args):
+        if ws.root.exists() and not ws.root.is_dir():
+            raise UserError(f"{ws.root} is a file, not a workspace folder; pass a folder with --home")
+        raise UserError(
+            f"no fingertui workspace in {ws.root} (no db/ or data/ there); `fingertui import DIR` or the app "
+            "(`fingertui`) creates one, or pass --home DIR / set FINGERTUI_HOME"
+        )
+    store = Store(ws)
     _OPENED.append(store)
     return store
 
@@ -92,7 +110,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     label = parse_label(args.label) if args.label is not None else None
     if label is not None and args.unlabeled:
         raise UserError("--label and --unlabeled contradict each other; pass one of them")
-    store = open_store(args)
+    store = open_store(args, create=True)
     with Progress(
         TextColumn("importing"),
         BarColumn(),
@@ -152,7 +170,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.as_json())
     else:
-        print(f"exported {report.written} images to {report.dest} (labels.csv beside them)")
+        from fingertui.tables import plural
+
+        print(f"exported {plural(report.written, 'image')} to {report.dest} (labels.csv beside them)")
         if report.missing:
             print(
                 f"{len(report.missing)} images were missing from the workspace and not exported; run `fingertui doctor`"
@@ -508,15 +528,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fingertui.importer import IMAGE_EXTS
     from fingertui.model import Model
     from fingertui.runs import active_run, resolve_run
 
+    paths: list[str] = []
     for p in args.images:
-        if not Path(p).is_file():
-            raise UserError(f"{p}: no such image file")
-    store = open_store(args)
+        if Path(p).is_dir():  # a folder: its images, in name order (subfolders too)
+            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            if not found:
+                raise UserError(f"{p}: no images in this folder ({', '.join(sorted(IMAGE_EXTS))})")
+            paths += found
+        elif Path(p).is_file():
+            paths.append(p)
+        else:
+            raise UserError(f"{p}: no such image file or folder")
+    args.images = paths
+    # With no workspace here, the starter model still predicts (and no workspace is made).
+    store = open_store(args) if args.run is not None or has_workspace(args) else None
     run = None
-    if args.run is None and active_run(store) is None:
+    if args.run is None and (store is None or active_run(store) is None):
         # No run yet: the shipped starter counts fingers from the hand's pose.
         pred = Model.starter()  # None without the detector: the error below says it all
         if pred is None:
@@ -736,7 +767,7 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
     # Tries now even if a download failed earlier today, and clears that note when it works.
     try:
-        bb = backbones.load_resnet18(args.weights, settings=open_store(args), force=True)
+        bb = backbones.load_resnet18(args.weights, settings=open_store(args, create=True), force=True)
     except backbones.WeightsUnavailable as e:
         raise UserError(
             f"could not download ResNet-18 weights ({e}); connect to the internet, or pass --weights FILE"
@@ -926,10 +957,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
 def run_app(args: argparse.Namespace) -> int:
     import os
 
+    from fingertui.camera import open_source
     from fingertui.tui.app import make_app
     from fingertui.tui.app import run_app as run
 
-    app = make_app(args.home, args.source, weights=args.app_weights, auto_retrain=args.auto_retrain)
+    if args.rate <= 0:
+        raise UserError(f"--rate {args.rate:g}: give a number of photos per second above 0, such as 0.5 or 2")
+    source = open_source(args.source, rate=args.rate)
+    app = make_app(args.home, source, weights=args.app_weights, auto_retrain=args.auto_retrain)
     code = run(app)  # returns once nothing is being written and the store is closed
     # Quit at once: the interpreter's own teardown of torch and MediaPipe took 2.6–6 s
     # (measured in tmux on 2 busy cores), and threads still reading (a model loading)
@@ -970,6 +1005,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="in the app, retrain after every N new labels (default off)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="with --source folder:PATH, photos shown per second (default 1)",
     )
     p.add_argument("--weights", dest="app_weights", metavar="FILE", help="resnet18 weights file for the app's model")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -1013,7 +1055,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_opt.add_argument("--run", metavar="ID", help="run to use (default: the active one)")
 
     s = sub.add_parser("train", parents=[common, json_opt, weights_opt], help="train a model on the labelled images")
-    s.add_argument("--backbone", metavar="ID", help="resnet18 (default) or efficientnet-lite0 (offline)")
+    s.add_argument(
+        "--backbone",
+        metavar="ID",
+        help="resnet18 (default once `fetch-weights` got its weights; else efficientnet-lite0, installed, offline)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--head", choices=["linear", "mlp"], default="linear")
     s.add_argument(
@@ -1114,8 +1160,36 @@ def _sqlite_message(e: Exception) -> str:
     return sqlite_advice(e)[1]
 
 
+def _did_you_mean(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """`fingertui improt …`: name the command meant, in one line, exit 2 (argparse's own
+    ``suggest_on_error`` needs Python 3.14)."""
+    import difflib
+
+    words = [a for a in argv if not a.startswith("-")]
+    # The first word that is not an option's value: options that take one are --home,
+    # --source, --auto-retrain, --weights, --rate (before the command).
+    takes_value = {"--home", "--source", "--auto-retrain", "--weights", "--rate"}
+    first, skip = None, False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in takes_value:
+            skip = True
+            continue
+        if not a.startswith("-"):
+            first = a
+            break
+    if first is None or first in COMMANDS or not words:
+        return
+    close = difflib.get_close_matches(first, list(COMMANDS), n=1, cutoff=0.6)
+    hint = f"; did you mean `fingertui {close[0]}`?" if close else "; `fingertui --help` lists the commands"
+    parser.exit(2, f"fingertui: error: unknown command {first!r}{hint}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _did_you_mean(parser, sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if not hasattr(args, "home"):
         args.home = None
@@ -1130,14 +1204,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fingertui: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
-        # `fingertui … --json | head -1`: the reader went away. Point stdout at /dev/null
-        # so the interpreter's final flush does not raise again.
+        # `fingertui … --json | head -1`: the reader took what it wanted and went away, as
+        # `head` does; that is no error to report. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again.
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        print("fingertui: error: output closed early (broken pipe)", file=sys.stderr)
-        return 2
+        return 0
     except OSError as e:
         if e.errno == errno.ENOSPC:
             print(

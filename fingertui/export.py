@@ -33,7 +33,26 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
     rows = []
     missing = []
     refused = []
-    for s in store.samples():
+    samples = store.samples()
+
+    def folder(s: object) -> Path:
+        return Path("unlabeled") if s.label is None else Path(s.split or "train") / str(s.label)
+
+    def original(s: object) -> str | None:
+        """The imported file's own name (its stored extension), or None for a capture."""
+        if not s.origin or s.origin.startswith("quarantine:"):
+            return None
+        stem = Path(s.origin).stem
+        return f"{stem}{Path(s.path).suffix}" if stem else None
+
+    # Original names where they are unique in their folder; the content hash otherwise.
+    taken: dict[Path, int] = {}
+    for s in samples:
+        name = original(s)
+        if name is not None:
+            key = folder(s) / name.lower()
+            taken[key] = taken.get(key, 0) + 1
+    for s in samples:
         try:
             src = store.ws.abs(s.path)
         except UnsafePath:  # never copied out: `doctor` lists the row
@@ -42,8 +61,10 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
         if not src.exists():
             missing.append(s.path)
             continue
-        sub = Path("unlabeled") if s.label is None else Path(s.split or "train") / str(s.label)
-        rel = sub / src.name
+        sub = folder(s)
+        name = original(s)
+        unique = name is not None and taken[sub / name.lower()] == 1
+        rel = sub / (name if unique else src.name)
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -27,23 +27,32 @@ PHASES = (
 )
 # Phases whose time grows with the images not yet cached (the others barely change).
 PER_IMAGE = ("finding hands", "embedding")
-# Without an earlier run to go by: seconds of each phase, and per new image, of a first run
-# on 36 sign-digits photos (efficientnet-lite0, hand pose on), bench/train_phases.py →
-# bench/results/train_phases.json: 16.7 s in all on 2 idle cores. The same run took 146 s
-# while the cores were shared (load average 10–16): the finished phases' pace scales the
-# rest (Eta.pace), and once a phase counts, its own pace wins.
+# Phases whose time grows with every labelled image (the heads fit on all of them).
+PER_LABELLED = ("training image", "training pose", "training fingers", "calibrating", "cross-checking", "evaluating")
+# Without an earlier run in the workspace to go by: first runs measured on this project's
+# 2-core dev machine (efficientnet-lite0 through ONNX Runtime, hand pose on, load average
+# ~1.5; `fingertui train --json` on sign-digits + hagrid-rooms photos): 36 photos (6 a
+# class, 2 augmented views each) 3.7 s, 733 photos (no views) 12.0 s. The old figures (torch
+# network and augmenter) said 4 min for a 20 s run. Seconds of the fixed phases:
 FIRST_RUN_S = {
-    "loading model": 1.9,
-    "training image": 0.2,
-    "training pose": 0.1,
-    "training fingers": 0.3,
-    "calibrating": 1.2,
-    "cross-checking": 5.2,
-    "evaluating": 0.1,
+    "loading model": 2.4,
     "recording": 0.1,
     "review queue": 0.5,  # not in a run's own timings (it runs after they are recorded): a guess
 }
-FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.055, "embedding": 0.16}
+# Seconds per new image (36 photos: hands 0.020, embedding with views 0.014; 733 photos:
+# hands 0.010, embedding 0.0024); an augmented view costs about another pass and its drawing.
+FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.012, "embedding": 0.0025}
+FIRST_RUN_PER_VIEW_S = 0.0057
+# Seconds per labelled image of the phases that fit on all of them (733 photos: training
+# image 0.175 s, cross-checking 0.289 s; 36 photos: 0.006, 0.079).
+FIRST_RUN_PER_LABELLED_S = {
+    "training image": 0.00025,
+    "training pose": 0.0001,
+    "training fingers": 0.00004,
+    "calibrating": 0.00003,
+    "cross-checking": 0.0004,
+    "evaluating": 0.00001,
+}
 
 
 class PhaseTimer:
@@ -79,22 +88,42 @@ class PhaseTimer:
         return {"seconds": dict(self.seconds), "items": dict(self.items)}
 
 
-def expected_seconds(last: dict | None, new_images: int) -> dict[str, float]:
+def expected_seconds(
+    last: dict | None,
+    new_images: int,
+    *,
+    labelled_then: int = 0,
+    labelled_now: int = 0,
+    new_views: int = 0,
+    rates: dict[str, float] | None = None,
+) -> dict[str, float]:
     """Seconds each phase should take for a run with ``new_images`` images not yet cached,
-    from the last run's phase timings (``last``: what :meth:`PhaseTimer.finish` recorded),
-    else from the first-run measurements."""
+    from the last run's phase timings (``last``: what :meth:`PhaseTimer.finish` recorded)
+    and per-image ``rates`` measured by earlier runs, else from the first-run measurements.
+
+    With ``labelled_then`` (the last run's images) and ``labelled_now``, the phases that fit
+    on every labelled image scale with their number; ``new_views`` (augmented views of the
+    new images) count only where no run has measured the embedding's rate here."""
     seconds = dict(FIRST_RUN_S)
+    for phase, rate in FIRST_RUN_PER_LABELLED_S.items():
+        seconds[phase] = rate * labelled_now
     per_image = dict(FIRST_RUN_PER_IMAGE_S)
+    measured = dict(rates or {})
     if last:
         for phase, s in last.get("seconds", {}).items():
             if phase in PER_IMAGE:
                 done = last.get("items", {}).get(phase, 0)
                 if done:
-                    per_image[phase] = s / done
+                    measured[phase] = s / done
+            elif phase in PER_LABELLED and labelled_then and labelled_now:
+                seconds[phase] = s * labelled_now / labelled_then
             else:
                 seconds[phase] = s
+    per_image.update(measured)
     for phase, rate in per_image.items():
         seconds[phase] = rate * new_images
+    if "embedding" not in measured:
+        seconds["embedding"] += FIRST_RUN_PER_VIEW_S * new_views
     return seconds
 
 
@@ -143,14 +172,58 @@ def say_left(seconds: float) -> str:
     return f"about {round(seconds / 60)} min left"
 
 
+def measured_rates(runs: list) -> dict[str, float]:
+    """Seconds per new image of each per-image phase, from the newest run that had new
+    images for it (a retrain with nothing new measures nothing, and must not erase what an
+    earlier run measured on this machine)."""
+    rates: dict[str, float] = {}
+    for run in reversed(runs):
+        phases = run.metrics.get("phases") or {}
+        for phase in PER_IMAGE:
+            n = phases.get("items", {}).get(phase, 0)
+            if phase not in rates and n:
+                rates[phase] = phases["seconds"].get(phase, 0.0) / n
+        if len(rates) == len(PER_IMAGE):
+            break
+    return rates
+
+
+def new_views(labelled: list, new: int) -> int:
+    """Augmented views the new images will get: a class with fewer than ``class_vectors``
+    training images gets views (train.training_views), shared over its images."""
+    from fingertui.train import TrainConfig
+
+    if not labelled or not new:
+        return 0
+    cfg = TrainConfig()
+    per_class: dict[int, int] = {}
+    for s in labelled:
+        if s.split == "train":
+            per_class[s.label] = per_class.get(s.label, 0) + 1
+    views = sum(min(max(0, cfg.class_vectors - n), cfg.views * n) for n in per_class.values())
+    return round(views * new / len(labelled))
+
+
 def estimate_for(store: object) -> dict[str, float]:
     """Expected phase seconds of the next run on ``store``: images labelled since the last
-    run are the new ones to find hands in and embed."""
+    run are the new ones to find hands in and embed, at the rates earlier runs measured in
+    this workspace (on this machine), else at the first-run rates."""
     from fingertui.runs import list_runs
 
     runs = list_runs(store)  # type: ignore[arg-type]
-    labelled = len(store.labelled())  # type: ignore[attr-defined]
+    labelled = store.labelled()  # type: ignore[attr-defined]
     if not runs:
-        return expected_seconds(None, labelled)
+        return expected_seconds(
+            None, len(labelled), labelled_now=len(labelled), new_views=new_views(labelled, len(labelled))
+        )
     last = runs[-1]
-    return expected_seconds(last.metrics.get("phases"), max(labelled - last.n_train - last.n_test, 0))
+    seen = last.n_train + last.n_test
+    new = max(len(labelled) - seen, 0)
+    return expected_seconds(
+        last.metrics.get("phases"),
+        new,
+        labelled_then=seen,
+        labelled_now=len(labelled),
+        new_views=new_views(labelled, new),
+        rates=measured_rates(runs),
+    )

@@ -79,3 +79,8 @@ def print_table(
         if need > out.width:
             out = Console(width=need, file=out.file)
     out.print(t, highlight=False)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """'1 image', '2 images': a count with its noun agreeing."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"

@@ -158,9 +158,10 @@ def test_strong_evidence_is_a_label_error_weaker_disagreement_is_worded_as_such(
     for weak in (ambiguous, split):
         text = explain(items[weak])
         assert "looks wrong" not in text and "leans to" in text and items[weak].why in text
-    # Strong first, then the disagreements by strength, then the rest.
+    # Strong first, then the disagreements: one that an expert backs the label on (the
+    # finger count says 1, the label) after one that none backs, whatever their strengths.
     order = [it.sample_id for it in active.queue(store)]
-    assert order[:3] == [strong, split, ambiguous]
+    assert order[:3] == [strong, ambiguous, split]
 
 
 def test_evidence_names_test_split_predictions_and_rounds_tiny_probabilities():
@@ -361,6 +362,7 @@ def test_cli_review_label_delete_undo(clean, capsys):
         "score",
         "suggested",
         "duplicates",
+        "hold",
         "origin",
         "from",
         "evidence",

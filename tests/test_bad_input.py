@@ -58,7 +58,9 @@ def test_home_read_only(tmp_path, capsys, home):
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        one_line_exit_2(capsys, ["--home", str(ro / "new"), "stats"], "cannot create a workspace")
+        # Only a command that writes makes a workspace (a reading one says there is none).
+        (ro / "src").mkdir()
+        one_line_exit_2(capsys, ["--home", str(ro / "new"), "import", str(ro / "src")], "cannot create a workspace")
     finally:
         ro.chmod(0o755)
 

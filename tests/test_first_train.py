@@ -218,7 +218,7 @@ async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks
         return real_train(*a, **kw)
 
     monkeypatch.setattr(pipeline, "train", slow_start)
-    app = make_app(ws, ScriptedSource(frames()), backbone="dev-random")
+    app = make_app(ws, ScriptedSource(frames()), backbone="dev-random", train_in="thread")
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
         await pilot.press("t")

@@ -116,7 +116,7 @@ def test_quit_during_training_waits_for_it_to_store_what_it_computed(ws, monkeyp
         raise Cancelled
 
     monkeypatch.setattr(pipeline, "train", fake_train)
-    app = make_app(ws, ScriptedSource(frames()))
+    app = make_app(ws, ScriptedSource(frames()), train_in="thread")
 
     async def pilot(p):
         await p.pause()

@@ -37,8 +37,8 @@ def bars_ws(ws, tmp_path, monkeypatch):
     return ws
 
 
-def app_for(ws):
-    return make_app(ws, ScriptedSource(frames()), backbone="dev-random")
+def app_for(ws, train_in=None):
+    return make_app(ws, ScriptedSource(frames()), backbone="dev-random", train_in=train_in)
 
 
 async def wait_for(pilot, cond, seconds=60.0):
@@ -117,7 +117,7 @@ async def test_cancelled_training_leaves_no_run_behind(bars_ws, monkeypatch):
         return slow(self, *a, **k)
 
     monkeypatch.setattr(features.Embedder, "_embed_batch", slower)
-    app = app_for(bars_ws)
+    app = app_for(bars_ws, train_in="thread")  # the slowed embedder is this process's
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
         await pilot.press("t", "escape")

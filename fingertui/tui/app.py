@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -36,6 +38,9 @@ TRAINING_PREDICT_EVERY_S = 0.5
 STORE_POLL_S = 1.0
 # On quit, how long a training cancelled by quitting may take to store what it computed.
 QUIT_WAIT_S = 30.0
+ENV_TRAIN_IN = "FINGERTUI_TRAIN_IN"
+# The training bar moves at most this often within a phase.
+PROGRESS_EVERY_S = 0.25
 
 
 @dataclass
@@ -72,6 +77,8 @@ class FingerApp(App):
         Binding("g", "gallery", "gallery"),
         Binding("c", "results", "results"),
         Binding("h", "runs", "runs"),
+        # F1 is where terminal apps keep help, ? where Textual apps do: both, on every screen.
+        Binding("f1,question_mark", "help", "help", show=False),
     ]
 
     def __init__(
@@ -82,9 +89,16 @@ class FingerApp(App):
         weights: str | None = None,
         backbone: str | None = None,
         auto_retrain: int = 0,
+        train_in: str | None = None,
     ) -> None:
         super().__init__()
         self.train_backbone = backbone
+        # Where a training run computes: "process" (a child process, fingertui/train_process.py:
+        # the screen keeps its interpreter) or "thread" (this process; tests that replace
+        # pipeline functions in it). $FINGERTUI_TRAIN_IN picks one for benchmarks.
+        self.train_in = train_in or os.environ.get(ENV_TRAIN_IN) or "process"
+        if self.train_in not in ("process", "thread"):
+            raise ValueError(f"train_in must be 'process' or 'thread', not {self.train_in!r}")
         self.auto_retrain = auto_retrain  # retrain after this many new labels; 0 = off
         self._cancel: threading.Event | None = None
         self._eta = None  # progress.Eta of the training run going on
@@ -101,6 +115,7 @@ class FingerApp(App):
         self.capture = CaptureSession(self.store)
         self.active: RunRecord | None = active_run(self.store)
         self.predictor = None
+        self.model_loading = True  # until the first ModelLoaded
         self.model_error: str | None = None
         self.prediction: PredictionMade | None = None
         self.predictions_per_s = 0.0
@@ -110,6 +125,18 @@ class FingerApp(App):
         # otherwise ``pose_note`` says why it cannot, in one line.
         self.pose_note: str | None = None
         self.track = None  # tracking.Track of the newest frame, read when painting
+
+    def get_driver_class(self) -> type[Driver]:
+        """On POSIX, Textual's driver on a descriptor of its own (tui/terminal.py says why)."""
+        import sys
+
+        from textual import constants
+
+        if sys.platform == "win32" or constants.DRIVER is not None:
+            return super().get_driver_class()
+        from fingertui.tui.terminal import OwnTerminalDriver
+
+        return OwnTerminalDriver
 
     def on_mount(self) -> None:
         from fingertui.streams import pose_unavailable_reason
@@ -135,6 +162,10 @@ class FingerApp(App):
 
     def check_store(self) -> None:
         """Another process changed the store: show its counts, queue and active run now."""
+        if self.training:
+            # The run's own process writes caches all the while; what it changes that shows
+            # (a new run, the queue) is shown when it ends. Looked at again after it.
+            return
         version = self.store.data_version()
         if version is None or version == self._store_version:
             return  # unchanged, or a worker is using the connection: look again next tick
@@ -162,6 +193,8 @@ class FingerApp(App):
             for b in bindings:
                 if not isinstance(b, Binding):
                     continue
+                if b.action == "cancel_training" and not self.training:
+                    continue  # offered only while a run is going on
                 title, key = b.description, b.key.split(",")[0]
                 key_shown = b.key_display or key
                 if key.isdigit():  # one binding per digit, shown once as "0-5": name each
@@ -190,6 +223,10 @@ class FingerApp(App):
         from fingertui.model import Model
 
         try:
+            if self.active is None and self.source.name == "demo":
+                # The starter reads a real hand's pose: a drawn hand is not one.
+                self.post_message(ModelLoaded(None, None))
+                return
             if self.active is None:  # no run yet: the shipped starter counts (if hand pose runs here)
                 pred = Model.starter()
                 self.post_message(ModelLoaded(pred, None))
@@ -203,6 +240,7 @@ class FingerApp(App):
     @on(ModelLoaded)
     def model_loaded(self, msg: ModelLoaded) -> None:
         self.predictor, self.model_error = msg.predictor, msg.error
+        self.model_loading = False
         self.capture_screen.show_model()
 
     @work(thread=True, exclusive=True, group="live", exit_on_error=False, description="live view")
@@ -302,6 +340,20 @@ class FingerApp(App):
 
     # --- screens ----------------------------------------------------------------------
 
+    def action_help(self) -> None:
+        """F1 (and ?): the keys of the screen on show."""
+        from fingertui.tui.screens.help import HelpScreen
+
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        own = getattr(screen, "action_help", None)
+        if own is not None:
+            own()
+            return
+        rows = [(b.key_display or b.key, b.description) for b in screen.BINDINGS if isinstance(b, Binding) and b.show]
+        self.push_screen(HelpScreen(rows + [("q", "quit"), ("ctrl+p", "every command")]))
+
     def action_review(self) -> None:
         from fingertui.tui.screens.review import ReviewScreen
 
@@ -335,6 +387,7 @@ class FingerApp(App):
         from fingertui.progress import Eta, estimate_for
 
         self.training = True
+        self.add_class("training")  # toasts move up, off the training bar (fingertui.tcss)
         self._cancel = threading.Event()
         self._train_idle.clear()
         # The bar shows at once, before the worker has imported anything: a first run spends
@@ -359,7 +412,11 @@ class FingerApp(App):
         return True
 
     def labels_changed(self) -> None:
-        """After a capture or a review change: retrain automatically if asked to."""
+        """After a capture or a review change: the counts show it at once; retrain
+        automatically if asked to."""
+        for screen in self.screen_stack:
+            if isinstance(screen, CaptureScreen):
+                screen.refresh_counts()
         if not self.auto_retrain or self.training:
             return
         seen = (self.active.n_train + self.active.n_test) if self.active else 0
@@ -370,22 +427,48 @@ class FingerApp(App):
     @work(thread=True, exclusive=True, group="train", exit_on_error=False, description="training")
     def train_worker(self, cancel: threading.Event) -> None:
         from fingertui.errors import Cancelled, UserError
-        from fingertui.pipeline import train
 
+        if self.train_in == "thread":
+            from fingertui.pipeline import train
         t0 = self._train_t0
+        shown = {"phase": None, "at": 0.0}
 
         def progress(phase: str, k: int, n: int) -> None:
-            self.call_from_thread(self.show_training, phase, k, n, time.monotonic() - t0)
+            # At most PROGRESS_EVERY_S apart within a phase (a run reports every image: hundreds
+            # of repaints a second took the screen's time); a new phase and its end at once.
+            now = time.monotonic()
+            if phase == shown["phase"] and k < n and now - shown["at"] < PROGRESS_EVERY_S:
+                self._last_progress = (phase, k, n)  # the 1 s ticker shows it if nothing follows
+                return
+            shown["phase"], shown["at"] = phase, now
+            self.call_from_thread(self.show_training, phase, k, n, now - t0)
+
+        def warn(msg: str) -> None:
+            self.call_from_thread(self.notify, msg, severity="warning", timeout=10)
 
         try:
-            run = train(
-                self.store,
-                backbone=self.train_backbone,
-                weights_file=self.weights,
-                progress=progress,
-                cancel=cancel,
-                warn=lambda m: self.call_from_thread(self.notify, m, severity="warning", timeout=10),
-            ).run
+            if self.train_in == "process":
+                from fingertui.runs import get_run
+                from fingertui.train_process import train_in_child
+
+                run_id = train_in_child(
+                    self.workspace.root,
+                    backbone=self.train_backbone,
+                    weights_file=self.weights,
+                    progress=progress,
+                    warn=warn,
+                    cancel=cancel,
+                )
+                run = get_run(self.store, run_id)
+            else:
+                run = train(
+                    self.store,
+                    backbone=self.train_backbone,
+                    weights_file=self.weights,
+                    progress=progress,
+                    cancel=cancel,
+                    warn=warn,
+                ).run
         except Cancelled:
             self.post_message(TrainingDone(None, "training cancelled; nothing was recorded"))
             return
@@ -428,6 +511,7 @@ class FingerApp(App):
     def _training_over(self) -> None:
         """The run ended (done, cancelled or failed): the bar and its ticker go."""
         self.training = False
+        self.remove_class("training")
         if self._train_ticker is not None:
             self._train_ticker.stop()
             self._train_ticker = None
@@ -440,6 +524,7 @@ class FingerApp(App):
         """Predict with ``run`` from now on (a new run, or a rollback)."""
         self.active = run
         self.predictor = None
+        self.model_loading = True
         self.prediction = None
         self.capture_screen.show_model()
         self.capture_screen.refresh_counts()
@@ -485,8 +570,9 @@ def make_app(
     weights: str | None = None,
     backbone: str | None = None,
     auto_retrain: int = 0,
+    train_in: str | None = None,
 ) -> FingerApp:
     """The one factory for the app, used by the CLI and the tests."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     src = open_source(source) if isinstance(source, str) else source
-    return FingerApp(ws, src, weights=weights, backbone=backbone, auto_retrain=auto_retrain)
+    return FingerApp(ws, src, weights=weights, backbone=backbone, auto_retrain=auto_retrain, train_in=train_in)

@@ -16,11 +16,14 @@ from textual.widgets import Footer, Header, Static
 from fingertui.camera import square_box
 from fingertui.capture import HoldPacer, id_span
 from fingertui.labels import CLASSES
+from fingertui.tables import plural
 from fingertui.tui.widgets.camera_view import CameraView, overlay
-from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, TrainingBar
+from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, SidePanels, TrainingBar
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
+# A terminal shorter than this gets the compact side panels (the full ones need ~34 rows).
+COMPACT_BELOW_ROWS = 40
 
 
 class CaptureScreen(Screen):
@@ -35,15 +38,23 @@ class CaptureScreen(Screen):
             )
             for c in CLASSES
         ],
+        # The footer shows keys in this order and an 80-column terminal shows the first
+        # seven or so: the loop's keys (capture, train, review, undo, help, quit) first.
+        Binding("t", "app.train", "train"),
+        Binding("r", "app.review", "review"),
+        Binding("u", "undo", "undo"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "app.quit", "quit"),
         Binding("space", "capture_unlabelled", "unlabelled"),
         Binding("b", "burst", "burst"),
-        Binding("u", "undo", "undo"),
+        Binding("g", "app.gallery", "gallery"),
+        Binding("c", "app.results", "results"),
+        Binding("h", "app.runs", "runs"),
         Binding("m", "mirror", "mirror"),
-        Binding("f", "follow", "follow hand / fixed"),
+        Binding("f", "follow", "follow hand"),
         Binding("plus,equals_sign", "resize(1)", "square +", key_display="+"),
         Binding("minus", "resize(-1)", "square -", key_display="-"),
         Binding("escape", "cancel_training", "cancel training", show=False),
-        Binding("question_mark", "help", "help", key_display="?"),
     ]
 
     def __init__(self) -> None:
@@ -74,7 +85,7 @@ class CaptureScreen(Screen):
                 yield CameraView(id="camera")
                 yield Static(id="hold")
                 yield Static(id="status")
-            with Vertical(id="right"):
+            with SidePanels(id="right"):
                 yield Static(id="model", classes="box")
                 yield PredictionPanel(id="prediction", classes="box")
                 yield CountsPanel(id="counts", classes="box")
@@ -86,10 +97,32 @@ class CaptureScreen(Screen):
         self.whole = self.app.source.whole_frame
         self.title = "fingertui"
         self.sub_title = f"workspace {self.app.workspace.root}"
+        self.fit_to(self.app.size.width, self.app.size.height)
         self.refresh_counts()
         self.show_model()
         self.set_interval(1 / 15, self.refresh_frame)
         self.set_interval(0.1, self.check_hold)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_to(event.size.width, event.size.height)
+
+    def fit_to(self, width: int, height: int) -> None:
+        """Below 40 rows (80×24 among them) the side panels go compact, so that the model,
+        the prediction and the counts fit one above the other without scrolling."""
+        compact = height < COMPACT_BELOW_ROWS
+        self.set_class(compact, "compact")
+        for panel in self.query(PredictionPanel):
+            panel.set_compact(compact)
+        for panel in self.query(CountsPanel):
+            panel.set_compact(compact)
+        if self.is_mounted:
+            self.show_model()
+
+    def on_screen_resume(self) -> None:
+        """Back from review, the gallery or results: counts as they are now."""
+        if self.is_mounted and self.query("#counts"):
+            self.refresh_counts()
+            self.show_model()
 
     # --- live view --------------------------------------------------------------------
 
@@ -237,7 +270,7 @@ class CaptureScreen(Screen):
         same = f" ({n - len(take.ids)} unchanged frames skipped)" if n > len(take.ids) else ""
         self.notify(
             f"held {label}: {len(take.ids)} captured{same} (samples {id_span(take.ids)}) - class {label} now has "
-            f"{total} images; u takes back the whole hold"
+            f"{plural(total, 'image')}; u takes back the whole hold"
         )
 
     def action_capture_unlabelled(self) -> None:
@@ -262,7 +295,7 @@ class CaptureScreen(Screen):
             else:
                 n = sum(self.app.store.split_counts()[label].values())
                 self.notify(
-                    f"captured sample {sample.id} as {label} ({sample.split}) - class {label} now has {n} images"
+                    f"captured sample {sample.id} as {label} ({sample.split}) - class {label} now has {plural(n, 'image')}"
                 )
 
     def action_burst(self) -> None:
@@ -346,32 +379,54 @@ class CaptureScreen(Screen):
     def action_help(self) -> None:
         from fingertui.tui.screens.help import HelpScreen
 
-        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
-        rows[0] = ("0-5", "capture the square with that label; hold the key to keep capturing")
-        rows += [
-            ("t", "train (esc cancels)"),
-            ("r", "review queue"),
-            ("g", "gallery: every image of a class"),
-            ("c", "results"),
-            ("h", "runs"),
-            ("q", "quit"),
-        ]
+        longer = {
+            "0-5": "capture the square with that label; hold the key to keep capturing",
+            "t": "train (esc cancels)",
+            "r": "review queue",
+            "g": "gallery: every image of a class",
+            "f": "the square follows the hand / stays fixed",
+            "+": "square larger (past the largest: the whole image)",
+            "-": "square smaller",
+        }
+        rows = []
+        for b in self.BINDINGS:
+            if b.show:
+                key = b.key_display or b.key
+                rows.append((key, longer.get(key, b.description)))
+        rows.append(("f1", "this help, on every screen"))
         self.app.push_screen(HelpScreen(rows))
 
     # --- model ------------------------------------------------------------------------
 
     def show_model(self) -> None:
+        """What predicts, in one story: the box says which model, the panel under it agrees."""
         app = self.app
         box = self.query_one("#model", Static)
         pred = self.query_one(PredictionPanel)
+        compact = self.has_class("compact")
         if app.model_error:
             box.update(f"[red]{app.model_error}[/]")
             pred.show_waiting("no prediction")
+        elif app.active is None and app.source.name == "demo":
+            # The starter reads a real hand's pose; the demo's hand is drawn. Saying "starter
+            # model" over a count it cannot make (it counted the drawn 5 as 3) told two stories.
+            box.update(
+                "[b]demo[/b]: a drawn hand; the starter model reads real hands only\ncapture 0-5, then t trains on these"
+                if compact
+                else "[b]demo[/b]: a drawn hand, which the starter model (it reads a real hand's pose) cannot count\n"
+                "capture a few of each (0-5), then t trains a model on the drawings"
+            )
+            pred.show_waiting("no prediction until you train one (t)")
         elif app.active is None and app.predictor is not None:
             box.update(
-                "[b]starter model[/b] — counts raised fingers from the hand's pose out of the box\n"
+                "[b]starter model[/b]: counts fingers from the hand's pose\ncapture a few of each, then t"
+                if compact
+                else "[b]starter model[/b] — counts raised fingers from the hand's pose out of the box\n"
                 "capture a few of each, then press t to make it yours"
             )
+        elif app.active is None and app.model_loading:
+            box.update("loading the starter model…")
+            pred.show_waiting("loading…")
         elif app.active is None:
             box.update("[b]no model yet[/b] — capture a few of each, then press t")
             pred.show_waiting("no prediction until a model is trained")
@@ -379,8 +434,15 @@ class CaptureScreen(Screen):
             box.update(f"run {app.active.id}: loading the model…")
             pred.show_waiting("loading…")
         else:
+            from fingertui.tui.screens.runs import short_backbone
+
             test = app.active.metrics["test"]
+            features = app.active.features
+            what = short_backbone(app.active) + (" + hand pose" if features == "both" else "")
+            if compact:  # one line: the run and how it scored (c shows the rest)
+                box.update(f"[b]run {app.active.id}[/b] · test {100 * test['accuracy']:.1f}% of {test['n']}")
+                return
             box.update(
-                f"[b]run {app.active.id}[/b] · {app.active.backbone.split(':')[0]}\n"
-                f"test accuracy {100 * test['accuracy']:.1f}% on {test['n']} images"
+                f"[b]run {app.active.id}[/b] · {'hand pose' if features == 'pose' else what}\n"
+                f"test accuracy {100 * test['accuracy']:.1f}% on {plural(test['n'], 'image')}"
             )

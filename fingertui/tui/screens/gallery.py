@@ -13,6 +13,7 @@ from fingertui import catalog
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.store import Sample
+from fingertui.tables import plural
 from fingertui.tui.widgets.gallery import Gallery, Tile
 from fingertui.tui.widgets.panels import TrainingBar
 
@@ -94,7 +95,7 @@ class GalleryScreen(Screen):
         g = self.gallery
         shown = f"showing {g.first + 1}-{min(n, g.first + g.per_page)} of {n}" if n else "nothing here yet"
         self.query_one("#gallery-info", Static).update(
-            f"[b]{class_name(self.label)}[/b] · {n} images: {own} captured by you (shown first), "
+            f"[b]{class_name(self.label)}[/b] · {plural(n, 'image')}: {own} captured by you (shown first), "
             f"{n - own} imported · {shown}\n[dim]\\[ and ] switch class · 0-5 relabels · d deletes · u undoes[/]"
         )
 

@@ -4,6 +4,7 @@ from the previous run."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from fingertui.labels import CLASSES
 from fingertui.metrics import accuracy_caveat, accuracy_interval
 from fingertui.runs import RunRecord, list_runs, run_predictions
+from fingertui.tables import plural
 from fingertui.tui.widgets.panels import TrainingBar
 
 
@@ -30,6 +32,9 @@ def _delta(now: float | None, before: float | None, points: bool = True, lower_i
     better = up != lower_is_better
     return Text(f" {'+' if up else '-'}{shown}", style="green" if better else "red")
 
+
+# Narrower than this, the results stack: matrix, then metrics (an 80-column terminal).
+NARROW_BELOW = 110
 
 # Change markers sit on their own dark chip: on a red- or green-shaded cell a red or green
 # marker without one is invisible (red on red).
@@ -66,7 +71,7 @@ class ResultsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="results-body"):
             with Vertical(id="matrix-box"):
                 yield Static(
                     "[b]confusion matrix[/b] — rows = true label, columns = predicted (test split)", id="matrix-title"
@@ -77,7 +82,21 @@ class ResultsScreen(Screen):
         yield TrainingBar()
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_to(event.size.width)
+
+    def fit_to(self, width: int) -> None:
+        """Narrower than NARROW_BELOW (80×24 among them): the metrics go under the matrix
+        (the screen scrolls) and a cell shows its count alone (its share is in the cell's
+        line below the matrix), so that all six columns fit."""
+        narrow = width < NARROW_BELOW
+        if narrow != self.has_class("narrow"):
+            self.set_class(narrow, "narrow")
+            if self.is_mounted and self.query("#matrix"):
+                self.show_run(self.run_record)
+
     def on_mount(self) -> None:
+        self.set_class(self.app.size.width < NARROW_BELOW, "narrow")
         active = self.app.active
         self.follows_active = self.follows_active or (
             active is not None and self.run_record is not None and self.run_record.id == active.id
@@ -99,9 +118,12 @@ class ResultsScreen(Screen):
         self.run_record = run
         table = self.query_one("#matrix", DataTable)
         # Rows only: clearing the columns too, twice in one refresh, left them one digit wide.
-        table.clear()
+        narrow = self.has_class("narrow")
+        # Rows only, unless the width changed how cells read (columns are sized to content).
+        table.clear(columns=narrow != getattr(self, "_columns_narrow", None))
+        self._columns_narrow = narrow
         if not table.columns:
-            table.add_column("true \\ predicted", key="true")
+            table.add_column("true\\pred" if narrow else "true \\ predicted", key="true")
             for c in CLASSES:
                 table.add_column(str(c), key=str(c))
         metrics = self.query_one("#metrics", Static)
@@ -122,7 +144,7 @@ class ResultsScreen(Screen):
             cells: list[Text] = [Text(str(r), style="bold")]
             for c in CLASSES:
                 n, pct = counts[r][c], norm[r][c]
-                cell = Text(f"{n} ({100 * pct:.0f}%)", style=cell_style(n, pct, r == c))
+                cell = Text(f"{n}" if narrow else f"{n} ({100 * pct:.0f}%)", style=cell_style(n, pct, r == c))
                 if pcounts is not None and n != pcounts[r][c]:
                     cell.append(" ")
                     cell.append_text(change_marker(n - pcounts[r][c], r == c))
@@ -151,10 +173,16 @@ class ResultsScreen(Screen):
             t.append(
                 f"\nconfidence not yet checked: {conf['why']} (predictions say unchecked, not sure)", style="yellow"
             )
-        t.append("\n\nclass  precision  recall\n", style="bold")
+        # Each figure with its own change beside it: a "(same)" after a row read as the
+        # precision's too, when only the recall had stayed.
+        t.append("\n\nclass  precision        recall\n", style="bold")
         for c, row in m["per_class"].items():
             prow = pm["per_class"].get(c) if pm else None
-            t.append(f"  {c}    {100 * row['precision']:5.1f}%  {100 * row['recall']:5.1f}%")
+            t.append(f"  {c}    {100 * row['precision']:5.1f}%")
+            change = _delta(row["precision"], prow["precision"] if prow else None)
+            t.append_text(change)
+            t.append(" " * max(1, 10 - change.cell_len))
+            t.append(f"{100 * row['recall']:5.1f}%")
             t.append_text(_delta(row["recall"], prow["recall"] if prow else None))
             t.append("\n")
         if m["missing_classes"]:
@@ -171,8 +199,11 @@ class ResultsScreen(Screen):
             return
         true, pred = self._cell(event.coordinate)
         ids = self.cell_samples(true, pred)
+        row = sum(self.run_record.metrics["test"]["confusion"]["counts"][true])
+        share = f" ({100 * len(ids) / row:.0f}% of the {true}s)" if row else ""
         self.query_one("#cell-info", Static).update(
-            f"true {true}, predicted {pred}: {len(ids)} image(s) {ids[:12]}{' …' if len(ids) > 12 else ''} — enter opens them"
+            f"true {true}, predicted {pred}: {plural(len(ids), 'image')}{share} {ids[:12]}{' …' if len(ids) > 12 else ''}"
+            " — enter opens them"
         )
 
     def _cell(self, coord: Coordinate) -> tuple[int, int]:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from PIL import Image
 from rich.markup import escape
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from fingertui import active
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.tables import plural
+from fingertui.tui.screens.capture import COMPACT_BELOW_ROWS
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
-from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
+from fingertui.tui.widgets.panels import PredictionPanel, SidePanels, TrainingBar
 
 REASON_FILTERS = [
     None,
@@ -54,7 +56,11 @@ def explain(item: active.QueueItem) -> str:
     if "weak-class" in item.reasons:
         words.append("involves the weakest class")
     if item.duplicates:
-        words.append(f"{len(item.duplicates)} near-identical snapshot(s) folded in")
+        words.append(f"{plural(len(item.duplicates), 'near-identical snapshot')} folded in")
+    if item.hold:
+        words.append(
+            f"one take (a hold or burst) of {len(item.hold) + 1} frames: a label, confirm or x applies to all of them"
+        )
     return "\n".join(words)
 
 
@@ -72,9 +78,7 @@ def explain_unlabelled(item: active.QueueItem) -> str:
 class ReviewScreen(Screen):
     BINDINGS = [
         *[
-            Binding(
-                str(c), f"relabel({c})", "relabel 0–5" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0
-            )
+            Binding(str(c), f"relabel({c})", "relabel" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0)
             for c in CLASSES
         ],
         Binding("enter", "confirm", "confirm"),
@@ -106,14 +110,18 @@ class ReviewScreen(Screen):
         yield Header()
         with Horizontal():
             yield CameraView(id="sample")
-            with Vertical(id="right"):
+            with SidePanels(id="right"):
                 yield Static(id="counter", classes="box")
                 yield Static(id="why", classes="box")
                 yield PredictionPanel(id="review-prediction", classes="box")
         yield TrainingBar()
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(PredictionPanel).set_compact(event.size.height < COMPACT_BELOW_ROWS)
+
     def on_mount(self) -> None:
+        self.query_one(PredictionPanel).set_compact(self.app.size.height < COMPACT_BELOW_ROWS)
         self.title = f"fingertui — {self.heading}"
         self.query_one("#counter", Static).update("loading the queue…")
         self.load()
@@ -201,11 +209,17 @@ class ReviewScreen(Screen):
         it = self.current
         if it is None:
             return
+        # A take folded into one item (active.fold_takes) is answered as one: its frames
+        # are the same pose. Delete stays with the frame on show (it asked about that one).
+        ids = [it.sample_id, *it.hold] if action in ("relabel", "confirm", "exclude") else [it.sample_id]
         try:
-            active.resolve(self.app.store, it.sample_id, action, label)
+            for sid in ids:
+                active.resolve(self.app.store, sid, action, label)
         except UserError as e:
             self.notify(str(e), severity="error")
             return
+        if len(ids) > 1:
+            self.notify(f"{action}: the whole take, {plural(len(ids), 'frame')}")
         if action != "skip":
             self.done += 1
             self.items.pop(self.index)

@@ -5,18 +5,28 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from fingertui.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
-from fingertui.runs import compare, describe_comparison, list_runs, set_active
+from fingertui.runs import RunRecord, compare, describe_comparison, list_runs, set_active
 from fingertui.tui.screens.confirm import ConfirmScreen
-from fingertui.tui.widgets.panels import TrainingBar
+from fingertui.tui.widgets.panels import SidePanels, TrainingBar
 
 
 def _pct(x: float | None) -> str:
     return "—" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def short_backbone(run: RunRecord) -> str:
+    """The image network's name ("efficientnet-lite0"), without its weights hash or the
+    pose stream's recipe; "—" for a run that looked at the hand's pose alone."""
+    image = run.metrics.get("backbone")
+    if image:
+        return str(image).split("@", 1)[0]
+    if (run.metrics.get("features") or run.features) == "pose":
+        return "—"
+    return run.backbone.split("@", 1)[0].split(":", 1)[0].split("|", 1)[0].split("+", 1)[0]
 
 
 class RunsScreen(Screen):
@@ -35,7 +45,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Vertical():
+        with SidePanels(id="runs-body"):
             yield DataTable(id="runs", cursor_type="row")
             yield Static("accuracy across runs", classes="label", id="acc-label")
             yield Sparkline([], id="acc-plot")
@@ -53,8 +63,9 @@ class RunsScreen(Screen):
         runs = list_runs(self.app.store)
         table = self.query_one("#runs", DataTable)
         table.clear(columns=True)
+        # The metrics first: on an 80-column terminal they are what shows without scrolling.
         table.add_columns(
-            " ", "run", "finished", "images", "backbone", "accuracy", "balanced", "weakest", "ECE", "time"
+            " ", "run", "accuracy", "balanced", "weakest", "ECE", "images", "features", "backbone", "time", "finished"
         )
         active = self.app.active.id if self.app.active else None
         for r in runs:
@@ -63,14 +74,15 @@ class RunsScreen(Screen):
             table.add_row(
                 mark,
                 str(r.id),
-                s["finished"][:19].replace("T", " "),
-                str(r.n_train + r.n_test),
-                r.backbone.split(":")[0],
                 accuracy_short(r.metrics["test"]),
                 _pct(s["balanced_accuracy"]),
                 f"{s['weakest_class']}: {_pct(s['weakest_recall'])}" if s["weakest_class"] is not None else "—",
                 f"{s['ece']:.3f}",
+                str(r.n_train + r.n_test),
+                r.metrics.get("features") or r.features or "—",
+                short_backbone(r),
                 f"{s['duration_s']:.1f}s",
+                s["finished"][:16].replace("T", " "),
                 key=str(r.id),
             )
         acc = [r.summary()["accuracy"] for r in runs]
@@ -133,6 +145,7 @@ class RunsScreen(Screen):
             self.legend(),
         ]
         self.query_one("#compare", Static).update("\n".join(line for line in lines if line))
+        self.query_one("#compare", Static).scroll_visible()  # below the fold on a short terminal
         self.last_comparison = c
 
     def action_view_changed(self) -> None:
