@@ -244,3 +244,39 @@ def test_a_hand_in_a_dim_room_is_still_found():
         dim = (np.asarray(Image.open(p).convert("RGB")).astype(np.float32) * 0.12).astype(np.uint8)
         found += pose.search(dim) is not None
     assert found >= 5  # at 1/8 of its light the detector alone finds about 2 in 5
+
+
+async def test_the_app_keeps_its_model_and_says_so_when_a_run_is_worse_than_the_starter(
+    ws,
+    tmp_path,
+    dev,  # noqa: F811
+    monkeypatch,
+):
+    from textual.widgets import Static
+
+    from fingertui.camera import ScriptedSource
+    from fingertui.tui.app import make_app
+    from fingertui.tui.screens.results import ResultsScreen
+    from fingertui.tui.widgets.panels import CountsPanel
+    from tests.test_honest import shown as visible
+    from tests.test_tui import frames
+
+    store = Store(ws)
+    _two_sittings(store, tmp_path)
+    store.close()
+    monkeypatch.setattr(nextday, "floor", lambda y, p, s, where: nextday.Floor(len(y), 0, len(y), where))
+    app = make_app(ws, ScriptedSource(frames()), backbone="dev-random", train_in="thread")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one(CountsPanel)._args[-1] == 2  # the counts panel's sessions
+        await pilot.press("t")
+        for _ in range(1200):
+            if isinstance(app.screen, ResultsScreen):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        box = str.maketrans("│╭╮╰╯─", "      ")  # the panel's frame, between wrapped lines
+        shown = " ".join(visible(app.screen.query_one("#metrics", Static)).translate(box).split())
+        assert "not yet better than the starter on a new sitting" in shown
+        assert app.active is None  # still the starter, not the worse run
+        assert any("not yet better than the starter" in n.message for n in app._notifications)

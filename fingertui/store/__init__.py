@@ -371,6 +371,11 @@ class Store:
         with self.lock:
             return self.db.execute("SELECT count(*) FROM samples WHERE label IS NULL").fetchone()[0]
 
+    def session_count(self) -> int:
+        """How many sittings the samples were taken in (sessions.py)."""
+        with self.lock:
+            return self.db.execute("SELECT count(DISTINCT coalesce(session, '-')) FROM samples").fetchone()[0]
+
     def data_version(self) -> int | None:
         """A number that changes when another process (``fingertui label`` in another
         terminal) commits to the index; this process's own writes leave it alone. Cheap to

@@ -496,6 +496,7 @@ class FingerApp(App):
             self.notify(msg.error or "training stopped", severity="warning", timeout=8)
             return
         from fingertui.metrics import accuracy_caveat
+        from fingertui.nextday import held_back_message
 
         test = msg.run.metrics["test"]
         small = " (too few test images to mean much yet)" if accuracy_caveat(test) else ""
@@ -503,7 +504,11 @@ class FingerApp(App):
             f"run {msg.run.id} trained in {msg.run.metrics['duration_s']:.1f} s: "
             f"test accuracy {100 * test['accuracy']:.1f}%{small}"
         )
-        self.switch_model(msg.run)
+        held = held_back_message(msg.run.metrics.get("next_day"))
+        if held:  # worse than the starter where it did not train: the model in use stays
+            self.notify(held, severity="warning", timeout=20)
+        else:
+            self.switch_model(msg.run)
         from fingertui.tui.screens.results import ResultsScreen
 
         self.push_screen(ResultsScreen(msg.run))

@@ -210,7 +210,9 @@ class CaptureScreen(Screen):
             totals = {c: counts[c]["train"] + counts[c]["test"] for c in CLASSES}
             needy = min(totals, key=lambda c: (totals[c], c))
             why = "fewest images"
-        self.query_one(CountsPanel).show(counts, unlabeled, needy, why, store.flags.open_sample_count())
+        self.query_one(CountsPanel).show(
+            counts, unlabeled, needy, why, store.flags.open_sample_count(), store.session_count()
+        )
 
     # --- actions ----------------------------------------------------------------------
 

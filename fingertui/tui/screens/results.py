@@ -168,6 +168,14 @@ class ResultsScreen(Screen):
         t.append_text(_delta(m["balanced_accuracy"], pm["balanced_accuracy"] if pm else None))
         t.append(f"\nECE {m['ece']:.3f}")
         t.append_text(_delta(m["ece"], pm["ece"] if pm else None, points=False, lower_is_better=True))
+        from fingertui.nextday import describe, held_back_message
+
+        line = describe(run.metrics.get("next_day"))
+        if line:
+            t.append(f"\n{line}", style="bold" if "next day" in line else "yellow")
+        held = held_back_message(run.metrics.get("next_day"))
+        if held:
+            t.append(f"\n{held}", style="bold yellow")
         conf = run.metrics.get("confidence")
         if conf is not None and not conf["checked"]:
             t.append(

@@ -154,9 +154,15 @@ class CountsPanel(Static):
     _args: tuple | None = None
 
     def show(
-        self, counts: dict[int, dict[str, int]], unlabeled: int, needy: int | None, why: str, to_review: int = 0
+        self,
+        counts: dict[int, dict[str, int]],
+        unlabeled: int,
+        needy: int | None,
+        why: str,
+        to_review: int = 0,
+        sessions: int = 0,
     ) -> None:
-        self._args = (counts, unlabeled, needy, why, to_review)
+        self._args = (counts, unlabeled, needy, why, to_review, sessions)
         self.shown = (counts, unlabeled, to_review)
         rows = {c: counts.get(c, {"train": 0, "test": 0}) for c in CLASSES}
         if self.compact:
@@ -177,13 +183,19 @@ class CountsPanel(Static):
                 t.add_row(f"{c}{mark}", str(row["train"]), str(row["test"]), str(total), style=style)
         if self.compact:
             note = Text(f"class {needy} needs data: {why}" if needy is not None else "", style="dim")
-            queue = Text(f"unlabelled {unlabeled} · to review {to_review} (r)", style="dim")
+            queue = Text(f"unlabelled {unlabeled} · to review {to_review} (r) · sessions {sessions}", style="dim")
             self.update(Group(t, note, queue))
             return
         waiting = f"unlabelled: {unlabeled}" + (" (r labels them)" if unlabeled else "")
         note = Text(waiting + (f"   < {why}" if needy is not None else ""), style="dim")
         queue = Text(f"to review: {to_review} flagged (r)", style="dim")
-        self.update(Group(t, note, queue))
+        # Sittings: validation holds whole ones out, so a second day is what tells whether
+        # the model counts on a new one (nextday.py).
+        days = Text(
+            f"sessions: {sessions}" + (" (another day or room tells how it counts there)" if sessions == 1 else ""),
+            style="dim",
+        )
+        self.update(Group(t, note, queue, days))
 
 
 class TrainingBar(Widget):
