@@ -716,7 +716,7 @@ def cmd_export_model(args: argparse.Namespace) -> int:
         emit_json({"path": args.path, "format": args.format, **meta})
     elif args.format == "torchscript":
         print(
-            f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see README for the loading script"
+            f"wrote {args.path}: TorchScript, run {run.id}, backbone {run.backbone}; see docs/model.md (exporting) for the loading script"
         )
     else:
         print(f"wrote {args.path}/: the whole model, run {run.id}; `python {args.path}/run.py photo.jpg` runs it")
@@ -987,7 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace folder (default: $FINGERTUI_HOME, else the current folder)",
     )
     json_opt = argparse.ArgumentParser(add_help=False)
-    json_opt.add_argument("--json", action="store_true", help="print machine-readable JSON (shapes in README)")
+    json_opt.add_argument("--json", action="store_true", help="print machine-readable JSON (shapes in docs/json.md)")
 
     p = argparse.ArgumentParser(
         prog="fingertui", description="Teach a camera to count raised fingers (0–5).", parents=[common]
