@@ -140,8 +140,10 @@ def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_t
 
     assert main(["--home", str(home), "import", str(write_bars(tmp_path / "bars", 8))]) == 0
     session = f"fingertui-test-{os.getpid()}-{cols}"
+    # A tmux server started by this new-session gives its first pane the default size and
+    # only then the one asked for: the app starts once the pane has its size.
     cmd = (
-        f"cd {ROOT} && FINGERTUI_HOME={home} PYTHONPATH={ROOT} {sys.executable} -m fingertui "
+        f"sleep 1; cd {ROOT} && FINGERTUI_HOME={home} PYTHONPATH={ROOT} {sys.executable} -m fingertui "
         f"--source folder:{photos}; echo EXITED $?; sleep 30"
     )
     tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), cmd)
