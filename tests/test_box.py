@@ -321,3 +321,23 @@ def test_a_run_whose_checkpoint_is_outside_is_refused(box, capsys):
     out = capsys.readouterr().out
     assert [ln for ln in out.splitlines() if "run 1" in ln and "refused" in ln], out
     assert fingerprint(outside) == before
+
+
+async def test_the_gallery_never_opens_a_row_that_leads_outside(box):
+    """A crafted row in the app: left out of the gallery with one warning, no crash."""
+    import numpy as np
+
+    from fingertui.camera import ScriptedSource
+    from fingertui.tui.app import make_app
+    from fingertui.tui.screens.gallery import GalleryScreen
+
+    ws, outside = box
+    before = fingerprint(outside)
+    plant_sample(ws, str(outside / "victim.txt"), label=0)  # the class the gallery opens on
+    app = make_app(ws, ScriptedSource([np.zeros((64, 64, 3), np.uint8)]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, GalleryScreen) and app.screen.samples == []
+        assert any("outside this workspace" in n.message for n in app._notifications)
+    assert fingerprint(outside) == before

@@ -86,6 +86,16 @@ class GalleryScreen(Screen):
             if self.label is None
             else f"no images of {self.label} yet: capture some (esc, then hold {self.label}) or `fingertui import`"
         )
+        # A row naming a file outside the workspace (a crafted index) is never opened: left
+        # out, and said once; `doctor` lists it.
+        refused = [s for s in self.samples if ws.unsafe(s.path)]
+        if refused:
+            self.samples = [s for s in self.samples if not ws.unsafe(s.path)]
+            at = min(at, max(len(self.samples) - 1, 0))
+            self.notify(
+                f"{len(refused)} samples name files outside this workspace and are not shown; run `fingertui doctor`",
+                severity="warning",
+            )
         self.gallery.set_tiles([Tile(s.id, ws.abs(s.path), caption(s)) for s in self.samples], at)
         self.show_info()
 

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from fingertui import active
-from fingertui.errors import UserError
+from fingertui.errors import UnsafePath, UserError
 from fingertui.labels import CLASSES
 from fingertui.tables import plural
 from fingertui.tui.screens.capture import COMPACT_BELOW_ROWS
@@ -204,6 +204,10 @@ class ReviewScreen(Screen):
                 self.query_one(CameraView).show(img.convert("RGB"))
         except OSError:
             self.notify(f"image of sample {it.sample_id} is missing; run fingertui doctor", severity="error")
+        except UnsafePath:  # a crafted row: never opened
+            self.notify(
+                f"sample {it.sample_id} names a file outside this workspace; run fingertui doctor", severity="error"
+            )
 
     def _act(self, action: str, label: int | None = None) -> None:
         it = self.current
