@@ -216,10 +216,17 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
         box = app.track.box
         assert box != screen.square(wide[0].shape, None)  # not the fixed centred square
         assert "follows the hand" in screen.square_words()
+
         # The skeleton is drawn over the picture (its colour appears where the hand is).
-        await pilot.pause(0.2)
-        pic = np.asarray(screen.query_one("#camera").picture)
-        assert ((pic == (0, 200, 255)).all(axis=2)).sum() > 20
+        def skeleton_pixels() -> int:
+            pic = screen.query_one("#camera").picture
+            return 0 if pic is None else int(((np.asarray(pic) == (0, 200, 255)).all(axis=2)).sum())
+
+        for _ in range(200):  # until the next frame is drawn with it, not a fixed wait
+            if skeleton_pixels() > 20:
+                break
+            await pilot.pause(0.05)
+        assert skeleton_pixels() > 20
         await pilot.press("4")
         await pilot.pause()
         [s] = app.store.samples()

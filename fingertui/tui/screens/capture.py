@@ -311,18 +311,27 @@ class CaptureScreen(Screen):
         self.burst_progress = (label, 0)
         self.show_hold()
 
+        ticks = [0]
+
         def tick() -> None:
+            # A frame the camera has not replaced yet (a busy machine, a slow camera) is
+            # already stored: it does not count, the next tick tries again; a still
+            # picture ends the burst after three times its ticks.
+            ticks[0] += 1
             self.capture_now(label, burst=burst_id, quiet=True)
-            taken = self.burst_progress[1] + 1 if self.burst_progress else 1
+            taken = self.burst_progress[1] if self.burst_progress else 0
+            taken += 0 if self.app.capture.last_duplicate else 1
             self.burst_progress = (label, taken)
             self.show_hold()
-            if taken >= BURST_FRAMES:
+            if taken >= BURST_FRAMES or ticks[0] >= 3 * BURST_FRAMES:
                 self.stop_burst()
-                take = self.app.capture.history[-1]
+                take = self.app.capture.history[-1] if self.app.capture.history else None
                 n = sum(self.app.store.split_counts()[label].values())
+                got = len(take.ids) if take is not None and take.key == burst_id else 0
                 self.notify(
-                    f"burst: {BURST_FRAMES} frames captured as {label} (samples {id_span(take.ids)}) - "
-                    f"class {label} now has {n}; u takes back the whole burst"
+                    f"burst: {got} frames captured as {label}"
+                    + (f" (samples {id_span(take.ids)})" if got else "")
+                    + f" - class {label} now has {n}; u takes back the whole burst"
                 )
 
         self._burst_timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, tick)
