@@ -157,6 +157,11 @@ def resolve_run(store: Store, run_id: int | str | None) -> RunRecord:
     if run_id is not None:
         return get_run(store, run_id)
     run = active_run(store)
+    if run is None and newest_run(store) is not None:
+        raise UserError(
+            "every run so far is worse than the starter where it did not train, so none is in use; "
+            "`fingertui runs activate ID` uses one anyway, or pass --run ID"
+        )
     if run is None:
         raise UserError("no trained model yet; label some images and run `fingertui train`")
     return run

@@ -169,6 +169,8 @@ def test_train_says_plainly_when_the_run_is_held_back(store, tmp_path, dev, monk
     out = " ".join(capsys.readouterr().out.split())
     assert "not yet better than the starter on a new sitting" in out and "runs activate" in out
     assert active_run(store) is None  # no run in use: the app and predict count with the starter
+    assert main(["--home", str(store.ws.root), "eval"]) == 2  # says why no run is in use
+    assert "worse than the starter" in capsys.readouterr().err
     assert main(["--home", str(store.ws.root), "runs"]) == 0
     assert "held" in capsys.readouterr().out
 
