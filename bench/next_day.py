@@ -19,28 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets"
-OUT = ROOT / "bench" / "results"
-BACKBONE = "efficientnet-lite0"
-
-
-def cli(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "fingertui", *args, "--json"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({p.returncode}): {p.stderr.strip()[-400:]}")
-    return json.loads(p.stdout)
+from rooms import BACKBONE, DATA, OUT, ROOT, cli  # bench/rooms.py: fingertui as a user runs it
 
 
 def copy_classes(src: Path, dest: Path, classes: range) -> Path:

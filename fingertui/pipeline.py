@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from fingertui.train import (
     validation_fold,
 )
 
+if TYPE_CHECKING:
+    from fingertui.fingers import FingerHead
+
 Progress = Callable[[str, int, int], None]
 MIN_PER_CLASS = 2
 DEFAULT_FEATURES = "both"
@@ -64,10 +68,10 @@ class TrainResult:
     flags: dict
 
 
-def _fit_fingers(F: np.ndarray, y: np.ndarray, starter: object) -> object:
+def _fit_fingers(F: np.ndarray, y: np.ndarray, starter: FingerHead | None) -> FingerHead:
     from fingertui.fingers import FingerHead
 
-    return FingerHead.fit(F, y, prior=starter, l2=FINGER_PULL)  # type: ignore[arg-type]
+    return FingerHead.fit(F, y, prior=starter, l2=FINGER_PULL)
 
 
 def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
@@ -247,10 +251,10 @@ def train(
             z["fingers"] = finger_head.log_probs(sf.fingers[rows])
         return z
 
-    def novel(rows: np.ndarray, head: object, counts: dict[str, int] | None) -> np.ndarray | None:
+    def novel(rows: np.ndarray, head: FingerHead | None, counts: dict[str, int] | None) -> np.ndarray | None:
         if head is None or counts is None:
             return None
-        return novel_rows(head.up(sf.fingers[rows]), counts, len(rows))  # type: ignore[attr-defined]
+        return novel_rows(head.up(sf.fingers[rows]), counts, len(rows))
 
     image_t = temps.get("image", 1.0)
     experts_used = set(heads) | ({"fingers"} if finger_head is not None else set())
@@ -274,7 +278,7 @@ def train(
             fit_rows = train_rows[hand_tr[train_rows]]
             head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
             z["fingers"] = head.log_probs(sf.fingers[rows])
-            gate = novel(rows, head, pattern_counts(head.up(sf.fingers[fit_rows])))  # type: ignore[assignment]
+            gate = novel_rows(head.up(sf.fingers[rows]), pattern_counts(head.up(sf.fingers[fit_rows])), len(rows))
         return z, gate
 
     oof_z = {name: np.full((ntr, N), np.nan) for name in experts_used}
@@ -291,7 +295,6 @@ def train(
 
     # --- pooling: on held-out sessions, else shrunk towards the finger-state expert ------
     report("calibrating", 0, 1)
-    hand_experts = [n for n in experts_used if n != "image"] or ["image"]
     if by_session and folds:
         rule = nextday.RULE_SESSIONS
         rows = np.nonzero(np.all([has_oof[n] for n in experts_used], axis=0) & (hand_tr if pose else True))[0]
@@ -358,7 +361,6 @@ def train(
     else:
         p_choose = pooled(expert_z(val_idx), hand_tr[val_idx], novel(val_idx, finger_head, patterns))
         y_choose = ytr[val_idx]
-    p_val = p_choose
     threshold = unsure_threshold(p_choose, y_choose, cfg.unsure_target)
     report("calibrating", 1, 1)
 
@@ -403,7 +405,7 @@ def train(
         nd_starter = starter_p(rows_te, hand_te)
         where = "test split (same sitting)"
     floor = nextday.floor(nd_y, nd_p, nd_starter, where)
-    if starter_head is None or not hand_experts or used == "image":
+    if starter_head is None or used == "image":
         floor = nextday.Floor(0, 0, 0, "no starter (no hand-pose detector)")
     next_day = nextday.next_day(rule, nd_y, nd_p, n_sessions, floor, rule != nextday.RULE_SESSIONS)
     test_metrics = evaluate(yte, p_te)
@@ -411,7 +413,7 @@ def train(
     confidence = confidence_check(ytr[val_idx], yte, test_metrics["ece"], sorted({int(c) for c in ytr}))
     metrics = {
         "test": test_metrics,
-        "val": {"n": int(len(val_idx)), "ece": ece(p_val, y_choose) if len(y_choose) else None},
+        "val": {"n": int(len(val_idx)), "ece": ece(p_choose, y_choose) if len(y_choose) else None},
         "oof_accuracy": float((oof[complete].argmax(1) == ytr[complete]).mean()) if complete.any() else None,
         "next_day": next_day,
         "sessions": n_sessions,

@@ -32,25 +32,31 @@ def batch_name(now: float | None = None) -> str:
     return "import " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
 
 
-def by_time(taken: Sequence[float | None], fallback: str, gap: float = GAP_S) -> list[str]:
-    """A session per image from capture times (seconds since the epoch): consecutive shots
-    less than ``gap`` apart share one, named by its first shot; images without a time get
-    ``fallback``."""
-    out = [fallback] * len(taken)
+def _by_gaps(timed: list[tuple[float, int]], prefix: str, gap: float) -> dict[int, str]:
+    """Keys of (time, key) pairs, grouped where consecutive times are at most ``gap``
+    apart; each group named ``prefix`` + the local time of its first."""
+    out: dict[int, str] = {}
     prev: float | None = None
-    name = fallback
-    for t, k in sorted((t, k) for k, t in enumerate(taken) if t is not None):
+    name = ""
+    for t, k in sorted(timed):
         if prev is None or t - prev > gap:
-            name = "taken " + datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+            name = prefix + datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
         prev = t
         out[k] = name
     return out
 
 
+def by_time(taken: Sequence[float | None], fallback: str, gap: float = GAP_S) -> list[str]:
+    """A session per image from capture times (seconds since the epoch): consecutive shots
+    less than ``gap`` apart share one, named by its first shot; images without a time get
+    ``fallback``."""
+    named = _by_gaps([(t, k) for k, t in enumerate(taken) if t is not None], "taken ", gap)
+    return [named.get(k, fallback) for k in range(len(taken))]
+
+
 def backfill(rows: Sequence[tuple[int, str, str | None]], gap: float = GAP_S) -> dict[int, str]:
     """Sessions for samples stored before sessions were kept: ``rows`` are (id, source,
     created ISO time); samples of one source less than ``gap`` apart share one."""
-    out: dict[int, str] = {}
     by_source: dict[str, list[tuple[float, int]]] = {}
     for sid, source, created in rows:
         try:
@@ -58,12 +64,7 @@ def backfill(rows: Sequence[tuple[int, str, str | None]], gap: float = GAP_S) ->
         except ValueError:
             t = 0.0
         by_source.setdefault(source or "import", []).append((t, sid))
-    for source, items in by_source.items():
-        prev: float | None = None
-        name = ""
-        for t, sid in sorted(items):
-            if prev is None or t - prev > gap:
-                name = f"{source} " + datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
-            prev = t
-            out[sid] = name
+    out: dict[int, str] = {}
+    for source, timed in by_source.items():
+        out.update(_by_gaps(timed, f"{source} ", gap))
     return out

@@ -53,6 +53,21 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def add_sample(store: Store, seed: int, label: int | None = 3, split: str | None = "train"):  # noqa: ANN201
+    """Store one 48 px noise image straight through the store (its own group and hash)."""
+    return store.add_image(
+        png_bytes(noise_image(seed)),
+        "png",
+        width=48,
+        height=48,
+        source="import",
+        label=label,
+        split=split,
+        group_key=f"g{seed}",
+        phash=f"{seed:016x}",
+    ).sample
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path / "ws")

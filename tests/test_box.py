@@ -12,25 +12,13 @@ from fingertui.cli import main
 from fingertui.errors import UnsafePath
 from fingertui.store import Store, now_iso
 from fingertui.workspace import Workspace
-from tests.conftest import noise_image, png_bytes
+from tests.conftest import add_sample
 
 VICTIM = b"precious bytes outside the workspace"
 VICTIM_SHA = hashlib.sha256(VICTIM).hexdigest()
 
 
-def add(store, seed, label=3):
-    img = noise_image(seed)
-    return store.add_image(
-        png_bytes(img),
-        "png",
-        width=48,
-        height=48,
-        source="import",
-        label=label,
-        split="train",
-        group_key=f"g{seed}",
-        phash=f"{seed:016x}",
-    ).sample
+add = add_sample
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

@@ -20,24 +20,12 @@ from fingertui.store import Store, now_iso
 from fingertui.store import backup as backup_mod
 from fingertui.store.util import sqlite_advice
 from fingertui.workspace import Workspace
-from tests.conftest import noise_image, png_bytes, save
+from tests.conftest import add_sample, noise_image, save
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def add(store, seed, label=3):
-    img = noise_image(seed)
-    return store.add_image(
-        png_bytes(img),
-        "png",
-        width=48,
-        height=48,
-        source="import",
-        label=label,
-        split="train",
-        group_key=f"g{seed}",
-        phash=f"{seed:016x}",
-    ).sample
+add = add_sample
 
 
 @pytest.fixture
