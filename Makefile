@@ -26,7 +26,7 @@ run: $(APP_STAMP)
 
 # Export the shipped image trunk again from its weights (fingertui/trunks/NOTICE).
 trunk: $(STAMP)
-	$(BIN)/python -c "from fingertui.backbones import ship_trunk; print(ship_trunk())"
+	$(BIN)/python -c "from fingertui.learn.backbones import ship_trunk; print(ship_trunk())"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 own code: every round is a real `pipeline.train` run (the path `fingertui train` takes,
 recorded in a scratch workspace), the unlabelled pool is scored with that run's
 `Model.sample_probs` (calibrated probabilities and the head's standardised features),
-and the next batch is chosen by `fingertui.active.select` — the queue's strategies,
+and the next batch is chosen by `fingertui.review.active.select` — the queue's strategies,
 near-duplicate folding, k-center diversity and weak-class boost — on exactly those.
 
 The test split is fixed. Each simulation starts from 3 labelled images per class from
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fingertui import active
-from fingertui.importer import import_paths
-from fingertui.model import Model
-from fingertui.pipeline import train
-from fingertui.store import Sample, Store
-from fingertui.train import TrainConfig
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Sample, Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn.heads import TrainConfig
+from fingertui.learn.model import Model
+from fingertui.review import active
+from fingertui.runs.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

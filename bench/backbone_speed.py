@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui import backbones
-from fingertui.features import Embedder
-from fingertui.mlp import Head
+from fingertui.learn import backbones
+from fingertui.learn.features import Embedder
+from fingertui.learn.mlp import Head
 
 
 def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import torch
 
-from fingertui import backbones
-from fingertui.features import NET_WORKERS, Embedder, augmented_view, load_rgb, run_network
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.train import TrainConfig
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn import backbones
+from fingertui.learn.features import NET_WORKERS, Embedder, augmented_view, load_rgb, run_network
+from fingertui.learn.heads import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

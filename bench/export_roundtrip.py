@@ -66,10 +66,10 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"no photos at {DATA}")
         return 2
-    from fingertui.importer import import_paths
-    from fingertui.pipeline import train
-    from fingertui.store import Store
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.runs.pipeline import train
 
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,11 +23,11 @@ os.environ["FINGERTUI_DEV_RANDOM_BACKBONE"] = "1"
 
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui import active
-from fingertui.importer import import_paths
-from fingertui.pipeline import train_run
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.review import active
+from fingertui.runs.pipeline import train_run
 
 
 def main() -> int:

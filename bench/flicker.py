@@ -1,5 +1,5 @@
 """Flicker and delay of the live count, before (the raw per-frame count) and after the
-steady count (fingertui/steady.py), on clips made from real photos.
+steady count (fingertui/live/steady.py), on clips made from real photos.
 
 A model is trained (features both, efficientnet-lite0) in a temporary workspace on half of
 the hagrid-rooms frames (every other photo of each class) and sign-digits (--digits photos
@@ -78,7 +78,7 @@ def split_photos(per_class: int) -> tuple[list[tuple[Path, int]], list[tuple[Pat
 
 def live_predictions(model: object, tracker: object, frames: list[np.ndarray]) -> list[tuple]:
     """(label, probs, hand_found) of each frame, as the live view computes them."""
-    from fingertui.tracking import hand_in_box
+    from fingertui.live.tracking import hand_in_box
 
     out = []
     for view in frames:
@@ -97,7 +97,7 @@ def shown_raw(preds: list[tuple]) -> list[int | None]:
 
 
 def shown_steady(preds: list[tuple], settings: dict) -> list[int | None]:
-    from fingertui.steady import SteadyCount
+    from fingertui.live.steady import SteadyCount
 
     s = SteadyCount(**settings)
     return [s.update(probs if label is not None else None, hand).count for label, probs, hand in preds]
@@ -152,15 +152,15 @@ def main() -> int:
     if not FRAMES.is_dir():
         print(f"no photos at {FRAMES}")
         return 2
-    from fingertui.features import read_rgb
-    from fingertui.importer import import_paths
-    from fingertui.model import Model
-    from fingertui.pipeline import train
-    from fingertui.steady import DEFAULTS
-    from fingertui.store import Store
-    from fingertui.streams import PoseStream
-    from fingertui.tracking import HandTracker
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.learn.features import read_rgb
+    from fingertui.learn.model import Model
+    from fingertui.learn.streams import PoseStream
+    from fingertui.live.steady import DEFAULTS
+    from fingertui.live.tracking import HandTracker
+    from fingertui.runs.pipeline import train
 
     t_start = time.time()
     rng = np.random.default_rng(args.seed)

@@ -26,11 +26,11 @@ HOLD = 5  # live predictions while one photo is on show (about 5/s, 1 photo/s)
 
 
 def main() -> int:
-    from fingertui.camera import square_box
-    from fingertui.features import read_rgb
-    from fingertui.model import Model
-    from fingertui.streams import PoseStream
-    from fingertui.tracking import HandTracker, hand_in_box
+    from fingertui.learn.features import read_rgb
+    from fingertui.learn.model import Model
+    from fingertui.learn.streams import PoseStream
+    from fingertui.live.camera import square_box
+    from fingertui.live.tracking import HandTracker, hand_in_box
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-class", type=int, default=7)

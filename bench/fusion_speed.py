@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fingertui import backbones
-from fingertui.backbones import EFFNET_CUT, GRID
+from fingertui.learn import backbones
+from fingertui.learn.backbones import EFFNET_CUT, GRID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layer_cut import full_effnet  # noqa: E402 — a sibling bench script, importable once on the path

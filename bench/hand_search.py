@@ -40,8 +40,8 @@ class Counting:
 
 
 def main() -> int:
-    from fingertui import hands, streams
-    from fingertui.features import read_rgb
+    from fingertui.learn import hands, streams
+    from fingertui.learn.features import read_rgb
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", nargs="+", default=["sign-digits", "hagrid-rooms/frames", "hagrid-rooms/hands"])

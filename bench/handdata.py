@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fingertui import hands as H
+from fingertui.learn import hands as H
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FINGERTUI_SHARED") or ROOT.parent / "shared") / "datasets"
@@ -58,7 +58,7 @@ def search(paths: list[Path], log: bool = True) -> list[H.Hand | None]:
     """The hand the product finds in each photo (``streams.PoseStream.search``: the whole
     picture, then tiles), cached like ``detect`` under the stream's detector id (which
     names the tile recipe)."""
-    from fingertui.streams import PoseStream
+    from fingertui.learn.streams import PoseStream
 
     stream = PoseStream()
     cache: dict = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}

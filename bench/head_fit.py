@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui import backbones, streams
-from fingertui.importer import import_paths
-from fingertui.mlp import fit_head
-from fingertui.store import Store
-from fingertui.train import TrainConfig, fit_linear, logits, training_views, validation_fold
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn import backbones, streams
+from fingertui.learn.heads import TrainConfig, fit_linear, logits, training_views, validation_fold
+from fingertui.learn.mlp import fit_head
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 

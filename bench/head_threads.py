@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui import train
-from fingertui.mlp import fit_head
-from fingertui.train import TrainConfig, fit_linear_lbfgs
+from fingertui.learn import heads as train
+from fingertui.learn.heads import TrainConfig, fit_linear_lbfgs
+from fingertui.learn.mlp import fit_head
 
 
 def timed(threads: int, X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:

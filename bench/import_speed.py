@@ -12,9 +12,9 @@ from pathlib import Path
 
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 

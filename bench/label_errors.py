@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
-from fingertui import active
-from fingertui.importer import import_paths
-from fingertui.pipeline import train
-from fingertui.runs import run_predictions
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.review import active
+from fingertui.runs.pipeline import train
+from fingertui.runs.records import run_predictions
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DATASETS = {

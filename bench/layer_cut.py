@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fingertui import backbones
-from fingertui.features import load_rgb
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn import backbones
+from fingertui.learn.features import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

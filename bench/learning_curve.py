@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from fingertui.importer import import_paths
-from fingertui.pipeline import train
-from fingertui.runs import run_predictions
-from fingertui.store import Sample, Store
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Sample, Store
+from fingertui.data.workspace import Workspace
+from fingertui.runs.pipeline import train
+from fingertui.runs.records import run_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FINGERTUI_SHARED") or ROOT.parent / "shared") / "datasets" / "hagrid-rooms" / "frames"
@@ -107,8 +107,8 @@ def trial(store: Store, train_s: list[Sample], test_s: list[Sample]) -> dict[str
 def starter_accuracy(store: Store, test_s: list[Sample]) -> float:
     """The shipped starter on the held-out fold, as `fingertui predict` answers before any
     run (the finger head alone on the hand found; none found = wrong)."""
-    from fingertui import streams
-    from fingertui.fingers import finger_matrix, load_starter
+    from fingertui.learn import streams
+    from fingertui.learn.fingers import finger_matrix, load_starter
 
     pose = streams.PoseStream.create(None)
     F, mask = finger_matrix(streams.stored_hands(store, pose, test_s))

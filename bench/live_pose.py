@@ -26,14 +26,14 @@ OUT = ROOT / "bench" / "results"
 
 
 def main() -> int:
-    from fingertui.features import read_rgb
-    from fingertui.importer import import_paths
-    from fingertui.model import Model
-    from fingertui.pipeline import train
-    from fingertui.store import Store
-    from fingertui.streams import PoseStream
-    from fingertui.tracking import HandTracker, hand_in_box
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.learn.features import read_rgb
+    from fingertui.learn.model import Model
+    from fingertui.learn.streams import PoseStream
+    from fingertui.live.tracking import HandTracker, hand_in_box
+    from fingertui.runs.pipeline import train
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -49,7 +49,7 @@ def main() -> int:
         model = Model.for_run(store, run)
         frames = [read_rgb(p) for p in sorted(DATA.rglob("*.jpg"))]
         tracker = HandTracker(PoseStream().detector(tracking=True))
-        from fingertui.steady import SteadyCount
+        from fingertui.live.steady import SteadyCount
 
         steady = SteadyCount(image_only=True) if args.steady else None
         steps, tracked = [], 0

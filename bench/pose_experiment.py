@@ -37,8 +37,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from fingertui import hands as H
-from fingertui import pose as P
+from fingertui.learn import hands as H
+from fingertui.learn import pose as P
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FINGERTUI_SHARED") or ROOT.parent / "shared") / "datasets"
@@ -125,7 +125,7 @@ def detect_all(det: H.HandDetector, paths: list[Path], variant: str, cache: Cach
 
 
 def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cache) -> np.ndarray:
-    from fingertui.features import Embedder
+    from fingertui.learn.features import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
         return Embedder.embed_images(bb, [np.array(make(), copy=True)])[0]
@@ -271,7 +271,7 @@ def main() -> int:
     if not SHARED.is_dir():
         print(f"no datasets at {SHARED} (set FINGERTUI_SHARED to the folder holding datasets/)")
         return 2
-    from fingertui import backbones
+    from fingertui.learn import backbones
 
     sets = {n: listing(n) for n in ("sign-digits", "hagrid-rooms/frames", "hagrid-rooms/hands")}
     dcache, ecache = Cache("detections"), Cache("embeddings")

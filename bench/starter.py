@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import handdata as D  # noqa: E402
 
-from fingertui import fingers as G  # noqa: E402
-from fingertui import hands as H  # noqa: E402
+from fingertui.learn import fingers as G  # noqa: E402
+from fingertui.learn import hands as H  # noqa: E402
 
 OUT = D.ROOT / "bench" / "results" / "starter.json"
 STARTER = D.ROOT / "fingertui" / "starter" / G.STARTER_FILE

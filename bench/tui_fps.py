@@ -102,11 +102,11 @@ def make_workspace(home: Path, per_class: int) -> None:
     """Demo-hand images labelled with their drawn count, and one trained run."""
     from PIL import Image
 
-    from fingertui.demo import HandScene
-    from fingertui.importer import import_paths
-    from fingertui.pipeline import train
-    from fingertui.store import Store
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.live.demo import HandScene
+    from fingertui.runs.pipeline import train
 
     counts, i = [0] * 6, 0
     scene = HandScene(seed=0)

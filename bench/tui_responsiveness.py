@@ -59,9 +59,9 @@ def main() -> int:
     if not files:
         print(f"no dataset at {SHARED}")
         return 2
-    from fingertui.importer import import_paths
-    from fingertui.store import Store
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"

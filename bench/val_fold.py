@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fingertui.importer import import_paths
-from fingertui.pipeline import train_run
-from fingertui.store import Store
-from fingertui.train import TrainConfig
-from fingertui.workspace import Workspace
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn.heads import TrainConfig
+from fingertui.runs.pipeline import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

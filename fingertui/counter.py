@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from fingertui.errors import UserError
-from fingertui.steady import SteadyCount
+from fingertui.live.steady import SteadyCount
 
 Box = tuple[int, int, int, int]
 MANIFEST = "manifest.json"  # what marks an export-model folder (model_export.py)
@@ -85,7 +85,7 @@ class _Backend:
 
 
 class _ModelBackend(_Backend):
-    """A workspace's model (fingertui.model.Model)."""
+    """A workspace's model (fingertui.learn.model.Model)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -164,10 +164,10 @@ class Counter:
         if path is not None and (Path(path).expanduser() / MANIFEST).is_file():
             folder = Path(path).expanduser().resolve()
             return cls(_ExportBackend(folder), f"export {folder}")
-        from fingertui.model import Model
-        from fingertui.runs import active_run, resolve_run
-        from fingertui.store import Store
-        from fingertui.workspace import Workspace
+        from fingertui.data.store import Store
+        from fingertui.data.workspace import Workspace
+        from fingertui.learn.model import Model
+        from fingertui.runs.records import active_run, resolve_run
 
         ws = Workspace.resolve(path)
         if not ws.db_path.is_file():
@@ -237,7 +237,7 @@ class Counter:
         steady = steady or SteadyCount()
         tracker = None
         if not stills and self._b.uses_pose:
-            from fingertui.tracking import HandTracker
+            from fingertui.live.tracking import HandTracker
 
             tracker = HandTracker(self._b.tracking_detector())
             tracker.reset()
@@ -269,7 +269,7 @@ class Counter:
         around it (the whole frame when none), the model on that square, the hand given."""
         if tracker is None:
             return self.count(view)
-        from fingertui.tracking import hand_in_box
+        from fingertui.live.tracking import hand_in_box
 
         track = tracker.update(view)
         h, w = view.shape[:2]
@@ -293,7 +293,7 @@ def _open(source: str | Iterable[Any]) -> tuple[Iterator[tuple[int, np.ndarray]]
     if kind == "video":
         return _video(arg), False
     if kind in ("webcam", "demo"):
-        from fingertui.camera import DemoSource, WebcamSource
+        from fingertui.live.camera import DemoSource, WebcamSource
 
         try:
             src = WebcamSource(int(arg or 0)) if kind == "webcam" else DemoSource(int(arg) if arg else None)
@@ -306,8 +306,7 @@ def _open(source: str | Iterable[Any]) -> tuple[Iterator[tuple[int, np.ndarray]]
 
 
 def _folder(path: str) -> Iterator[tuple[int, np.ndarray]]:
-    from fingertui.images import open_rgb
-    from fingertui.importer import IMAGE_EXTS
+    from fingertui.data.images import IMAGE_EXTS, open_rgb
 
     root = Path(path).expanduser()
     if not root.is_dir():

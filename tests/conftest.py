@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw
 from textual.app import App, ComposeResult
 from textual.widget import Widget
 
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 
 # The backbone exported for ONNX Runtime (engine.py) is cached here, not in the user's cache.
 os.environ.setdefault("FINGERTUI_CACHE", tempfile.mkdtemp(prefix="fingertui-test-cache-"))
@@ -115,10 +115,10 @@ def write_bars(root: Path, per_class: int) -> Path:
 def two_runs(tmp_path_factory) -> Path:
     """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
     image features, review flags computed), run 2 active. Shared: copy it before changing it."""
-    from fingertui import backbones
-    from fingertui.importer import import_paths
-    from fingertui.pipeline import train
-    from fingertui.train import TrainConfig
+    from fingertui.data.importer import import_paths
+    from fingertui.learn import backbones
+    from fingertui.learn.heads import TrainConfig
+    from fingertui.runs.pipeline import train
 
     root = tmp_path_factory.mktemp("two-runs")
     with pytest.MonkeyPatch.context() as mp:
@@ -136,7 +136,7 @@ def runs_ws(two_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """A copy of ``two_runs`` of this test's own, the dev-random backbone allowed."""
     import shutil
 
-    from fingertui import backbones
+    from fingertui.learn import backbones
 
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     shutil.copytree(two_runs, tmp_path / "two-runs")

@@ -37,10 +37,10 @@ def photos(root: Path, per_class: int, start: int) -> list[tuple[Path, int]]:
 def trained_workspace() -> Path:
     """A workspace with one run (features both, efficientnet-lite0) trained on 8 sign-digits
     photos and 6 hagrid-rooms frames a count (photos ``start=0``)."""
-    from fingertui.importer import import_paths
-    from fingertui.pipeline import train
-    from fingertui.store import Store
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.runs.pipeline import train
 
     root = Path(tempfile.mkdtemp(prefix="fingertui-realdata-"))
     tree = root / "train"

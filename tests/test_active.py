@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from fingertui import active
-from fingertui.backbones import expected_engine
 from fingertui.cli import main
+from fingertui.data.store import Store, now_iso
 from fingertui.errors import UserError
-from fingertui.features import EmbeddingCache, plain_key
-from fingertui.linear import LinearHead
-from fingertui.model import FORMAT_V1 as FORMAT
-from fingertui.model import save_checkpoint
-from fingertui.store import Store, now_iso
+from fingertui.learn.backbones import expected_engine
+from fingertui.learn.features import EmbeddingCache, plain_key
+from fingertui.learn.linear import LinearHead
+from fingertui.learn.model import FORMAT_V1 as FORMAT
+from fingertui.learn.model import save_checkpoint
+from fingertui.review import active
 from tests.conftest import noise_image, png_bytes
 
 BACKBONE = "fake@test"
@@ -83,7 +83,7 @@ def fake_run(
         plain_key(expected_engine()),
         {(s.sha256, 0): (vectors or {}).get(s.id, rng.normal(size=DIM)) for s in store.samples()},
     )
-    from fingertui.runs import get_run
+    from fingertui.runs.records import get_run
 
     return get_run(store, rid)
 
@@ -388,11 +388,11 @@ def planted(tmp_path_factory):
     the training images, and a real `pipeline.train` run on them with the default feature
     set: the tiny dev-random backbone, the stand-in hand detector and the finger count (no
     ../shared and no downloads needed). Yields the store, {id: true label} and a retrain."""
-    from fingertui import backbones
-    from fingertui.importer import import_paths
-    from fingertui.pipeline import train
-    from fingertui.train import TrainConfig
-    from fingertui.workspace import Workspace
+    from fingertui.data.importer import import_paths
+    from fingertui.data.workspace import Workspace
+    from fingertui.learn import backbones
+    from fingertui.learn.heads import TrainConfig
+    from fingertui.runs.pipeline import train
     from tests.conftest import write_bars
 
     root = tmp_path_factory.mktemp("planted")

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from fingertui.cli import main
+from fingertui.data.images import decode, open_rgb
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
-from fingertui.images import decode, open_rgb
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.workspace import Workspace
 from tests.conftest import noise_image, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,8 +195,8 @@ def test_checkpoint_with_right_tag_but_bad_fields(tmp_path, change, message):
     import torch
 
     from fingertui.labels import CLASSES
-    from fingertui.model import FORMAT_V1 as FORMAT
-    from fingertui.model import load_checkpoint
+    from fingertui.learn.model import FORMAT_V1 as FORMAT
+    from fingertui.learn.model import load_checkpoint
 
     ckpt = {
         "format": FORMAT,

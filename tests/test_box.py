@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fingertui.cli import main
+from fingertui.data.store import Store, now_iso
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UnsafePath
-from fingertui.store import Store, now_iso
-from fingertui.workspace import Workspace
 from tests.conftest import add_sample
 
 VICTIM = b"precious bytes outside the workspace"
@@ -315,7 +315,7 @@ async def test_the_gallery_never_opens_a_row_that_leads_outside(box):
     """A crafted row in the app: left out of the gallery with one warning, no crash."""
     import numpy as np
 
-    from fingertui.camera import ScriptedSource
+    from fingertui.live.camera import ScriptedSource
     from fingertui.tui.app import make_app
     from fingertui.tui.screens.gallery import GalleryScreen
 

@@ -25,8 +25,8 @@ def test_help_and_version_do_not_import_heavy_libraries():
 def test_core_does_not_import_textual():
     code = (
         "import sys\n"
-        "import fingertui.store, fingertui.importer, fingertui.export, fingertui.stats, fingertui.doctor\n"
-        "import fingertui.runs, fingertui.active, fingertui.camera, fingertui.capture, fingertui.demo, fingertui.train\n"
+        "import fingertui.data.store, fingertui.data.importer, fingertui.data.export, fingertui.data.stats, fingertui.data.doctor\n"
+        "import fingertui.runs.records, fingertui.review.active, fingertui.live.camera, fingertui.data.capture, fingertui.live.demo, fingertui.learn.heads\n"
         "print('textual' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -6,11 +6,11 @@ import re
 
 import numpy as np
 
-from fingertui.camera import ScriptedSource
-from fingertui.capture import CaptureSession
 from fingertui.cli import main
-from fingertui.runs import list_runs
-from fingertui.store import Store
+from fingertui.data.capture import CaptureSession
+from fingertui.data.store import Store
+from fingertui.live.camera import ScriptedSource
+from fingertui.runs.records import list_runs
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from tests.test_tui import frames

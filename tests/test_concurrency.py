@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fingertui import doctor
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data import doctor
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from tests.conftest import noise_image, save, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]

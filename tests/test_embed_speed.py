@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from fingertui import backbones, features
+from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled
-from fingertui.importer import import_paths
+from fingertui.learn import backbones, features
 from tests.conftest import write_bars
 
 VIEWS = 2
@@ -140,9 +140,9 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
 
 
 async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
-    from fingertui.camera import ScriptedSource
-    from fingertui.pipeline import train_run
-    from fingertui.train import TrainConfig
+    from fingertui.learn.heads import TrainConfig
+    from fingertui.live.camera import ScriptedSource
+    from fingertui.runs.pipeline import train_run
     from fingertui.tui.app import TRAINING_PREDICT_EVERY_S, make_app
     from tests.test_tui import frames
 

@@ -4,8 +4,8 @@ cached apart from torch's, exported once and kept, and torch whenever it cannot 
 import numpy as np
 import pytest
 
-from fingertui import backbones, engine, features
-from fingertui.importer import import_paths
+from fingertui.data.importer import import_paths
+from fingertui.learn import backbones, engine, features
 from tests.conftest import write_bars
 
 
@@ -107,7 +107,7 @@ def test_numpy_resize_gives_the_pixels_of_torchs_preprocessing(h, w, size):
     # both must see the same picture, enlarged (sign-digits' 100 px) or shrunk (webcam frames).
     import torch
 
-    from fingertui.torchnets import Preprocess
+    from fingertui.learn.torchnets import Preprocess
 
     img = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
@@ -145,7 +145,7 @@ def test_a_cached_export_runs_without_importing_torch(dataset, tmp_path, monkeyp
     here = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in paths])
     code = (
         "import json, sys\n"
-        "from fingertui import backbones, features\n"
+        "from fingertui.learn import backbones, features\n"
         "bb = backbones.load('dev-random')\n"
         f"v = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in {paths!r}])\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'id': bb.id, 'engine': bb.engine, 'v': v.tolist()}))\n"
@@ -195,7 +195,7 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
     import subprocess
     import sys
 
-    from fingertui.pipeline import train
+    from fingertui.runs.pipeline import train
 
     if backbones._gpu_possible():
         pytest.skip("a GPU may be present here: choosing the engine imports torch")
@@ -219,7 +219,7 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
         ).stdout.splitlines()[-1]
     )
     assert got == {"rc": [0, 0], "loaded": []}
-    from fingertui.runs import list_runs
+    from fingertui.runs.records import list_runs
 
     assert {r.id for r in list_runs(dataset)} - {first.id}  # the retrain was recorded
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fingertui.progress import PHASES, Eta, expected_seconds, measured_rates
+from fingertui.runs.eta import PHASES, Eta, expected_seconds, measured_rates
 
 # `fingertui train --json` phase seconds of two first runs (progress.py names the machine).
 RUN_733 = {

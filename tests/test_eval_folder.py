@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fingertui.cli import main
-from fingertui.store import Store
-from fingertui.store.util import sha256_file
+from fingertui.data.store import Store
+from fingertui.data.store.util import sha256_file
 from tests.conftest import finger_image
 
 

@@ -51,21 +51,24 @@ def run_hidden(folder: Path, paths: list[str]) -> list[dict]:
 
 def test_the_copied_runtime_is_fingertuis_own_code():
     """Only import lines naming fingertui may differ: the rest is fingertui's code, byte for byte."""
-    from fingertui import model_export
-
-    src = Path(model_export.__file__).parent
     import tempfile
+
+    import fingertui
+    from fingertui.export import build as model_export
+
+    src = Path(fingertui.__file__).parent
 
     with tempfile.TemporaryDirectory() as tmp:
         names = model_export.copy_runtime(Path(tmp) / "rt")
         assert {"pooling", "steady", "fingers", "pose", "hands", "streams", "engine"} <= set(names)
-        for name in names:
-            ours = (src / f"{name}.py").read_text().splitlines()
+        assert len(names) == len(model_export.RUNTIME_MODULES)
+        for dotted, name in zip(model_export.RUNTIME_MODULES, names, strict=True):
+            ours = (src / f"{dotted.replace('.', '/')}.py").read_text().splitlines()
             theirs = (Path(tmp) / "rt" / f"{name}.py").read_text().splitlines()
             assert len(ours) == len(theirs)
             for a, b in zip(ours, theirs, strict=True):
                 assert a == b or (re.search(r"\bfrom fingertui\b", a) and re.search(r"\bfrom \.", b)), (name, a, b)
-        assert (src / "pooling.py").read_bytes() == (Path(tmp) / "rt" / "pooling.py").read_bytes()
+        assert (src / "learn" / "pooling.py").read_bytes() == (Path(tmp) / "rt" / "pooling.py").read_bytes()
 
 
 @needs_datasets()
@@ -113,11 +116,11 @@ def test_counter_loads_an_export_folder_and_counts_as_the_workspace_does(tmp_pat
 def test_every_checkpoint_field_reaches_the_manifest_and_the_runner(tmp_path, monkeypatch):
     """A field fingertui's checkpoint gains later (say, the finger patterns seen in training)
     flows into the export without a change to the exporter."""
-    from fingertui.model import Model
-    from fingertui.model_export import export_folder
-    from fingertui.runs import active_run
-    from fingertui.store import Store
-    from fingertui.workspace import Workspace
+    from fingertui.data.store import Store
+    from fingertui.data.workspace import Workspace
+    from fingertui.export.build import export_folder
+    from fingertui.learn.model import Model
+    from fingertui.runs.records import active_run
 
     store = Store(Workspace(trained_workspace()))
     run = active_run(store)

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fingertui import doctor
-from fingertui.capture import CaptureSession
+from fingertui.data import doctor
+from fingertui.data.capture import CaptureSession
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.store import journal as journal_mod
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.store import journal as journal_mod
-from fingertui.workspace import Workspace
 from tests.conftest import noise_image, save
 
 MAX_STEPS = 60
@@ -222,7 +222,7 @@ def test_kill_while_recording_a_training_run(template, tmp_path, monkeypatch):
     """Train's steps that touch the workspace: saving the checkpoint (half written, written
     but not renamed, renamed but not recorded) and recording the run. The model is trained
     once; each child replays the recording of that run (training itself only computes)."""
-    from fingertui import pipeline
+    from fingertui.runs import pipeline
     from tests.conftest import write_bars
 
     monkeypatch.setenv("FINGERTUI_DEV_RANDOM_BACKBONE", "1")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fingertui import fingers as G
-from fingertui.devhands import fingers_for_count, synthetic_hand
-from fingertui.pose import mirror
+from fingertui.learn import fingers as G
+from fingertui.learn.devhands import fingers_for_count, synthetic_hand
+from fingertui.learn.pose import mirror
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 ROOT = Path(__file__).resolve().parents[1]

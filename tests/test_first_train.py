@@ -11,13 +11,13 @@ import urllib.error
 import pytest
 import torch
 
-from fingertui import backbones, hands
 from fingertui.cli import main
-from fingertui.importer import import_paths
-from fingertui.pipeline import train_run
-from fingertui.progress import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
-from fingertui.store import Store
-from fingertui.train import TrainConfig
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.learn import backbones, hands
+from fingertui.learn.heads import TrainConfig
+from fingertui.runs.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
+from fingertui.runs.pipeline import train_run
 from tests.conftest import write_bars
 
 # --- the screen stays drawn --------------------------------------------------------------
@@ -200,8 +200,8 @@ def test_a_run_records_its_phases_and_the_next_estimate_counts_only_new_images(s
 async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks(ws, tmp_path, monkeypatch):
     from textual.widgets import Label
 
-    from fingertui import pipeline
-    from fingertui.camera import ScriptedSource
+    from fingertui.live.camera import ScriptedSource
+    from fingertui.runs import pipeline
     from fingertui.tui.app import make_app
     from fingertui.tui.widgets.panels import TrainingBar
     from tests.test_tui import frames

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fingertui.camera import DemoSource, FolderSource, ScriptedSource, VideoSource, crop_square
-from fingertui.tracking import HandTracker
+from fingertui.live.camera import DemoSource, FolderSource, ScriptedSource, VideoSource, crop_square
+from fingertui.live.tracking import HandTracker
 from fingertui.tui.app import make_app
 from tests.test_tui import frames
 

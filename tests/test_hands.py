@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fingertui import hands as H
+from fingertui.learn import hands as H
 from tests.conftest import SHARED
 from tests.test_pose import FIST, TWO
 
@@ -105,7 +105,7 @@ def test_missing_mediapipe_gives_one_line_reason(monkeypatch: pytest.MonkeyPatch
 
 
 def test_core_import_loads_neither_mediapipe_nor_textual() -> None:
-    code = "import sys, fingertui.hands, fingertui.pose; print(any(m in sys.modules for m in ('mediapipe', 'textual')))"
+    code = "import sys, fingertui.learn.hands, fingertui.learn.pose; print(any(m in sys.modules for m in ('mediapipe', 'textual')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -179,7 +179,7 @@ def test_tracking_mode_follows_a_still_hand() -> None:
 def test_detection_keeps_stderr_clean() -> None:
     # MediaPipe's C++ warnings would scribble over the terminal UI.
     code = (
-        "import numpy as np, sys; from PIL import Image; from fingertui import hands as H; "
+        "import numpy as np, sys; from PIL import Image; from fingertui.learn import hands as H; "
         "d = H.HandDetector(); "
         "[d.detect(np.asarray(Image.open(p).convert('RGB'))) for p in sys.argv[1:]]"
     )
@@ -192,7 +192,7 @@ def test_detection_keeps_stderr_clean() -> None:
 def test_mediapipe_loads_without_pyplot_until_something_uses_it() -> None:
     # MediaPipe's drawing utilities import pyplot (0.9 s) that fingertui never uses.
     code = (
-        "import sys; from fingertui import hands as H; assert H.unavailable_reason() is None; "
+        "import sys; from fingertui.learn import hands as H; assert H.unavailable_reason() is None; "
         "print('matplotlib.pyplot' in sys.modules); "
         "from mediapipe.python.solutions import drawing_utils as du; print(callable(du.plt.figure)); "
         "import matplotlib.pyplot as plt; print(plt.figure is du.plt.figure)"
@@ -233,8 +233,8 @@ def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_on
     # landmarks it caches must be exactly what one detector finds image by image.
     import shutil
 
-    from fingertui import streams
-    from fingertui.importer import import_paths
+    from fingertui.data.importer import import_paths
+    from fingertui.learn import streams
 
     src = tmp_path / "photos"
     for label in ("1", "3"):
@@ -264,7 +264,7 @@ def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_on
 
 
 def read_stored(store, sample) -> np.ndarray:
-    from fingertui.features import read_rgb
+    from fingertui.learn.features import read_rgb
 
     return read_rgb(store.ws.abs(sample.path))
 
@@ -274,8 +274,8 @@ def read_stored(store, sample) -> np.ndarray:
 def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
     # A close-up: the hand runs off the frame and the detector misses it; zoomed out it is
     # found whole (the tiles used to find two of its fingers, and the count was wrong).
-    from fingertui import streams
-    from fingertui.features import read_rgb
+    from fingertui.learn import streams
+    from fingertui.learn.features import read_rgb
 
     img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
@@ -308,7 +308,7 @@ class Counting:
 def test_a_close_up_found_at_once_costs_one_try() -> None:
     # The first training searches every stored photo: sign-digits close-ups must not pay
     # for the zoomed-out look or the tiles.
-    from fingertui import streams
+    from fingertui.learn import streams
 
     pose = streams.PoseStream()
     det = Counting(pose.detector())
@@ -324,8 +324,8 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
     # picture nor the zoomed-out one finds the hand; the tiles do, at its place.
     import cv2
 
-    from fingertui import streams
-    from fingertui.features import read_rgb
+    from fingertui.learn import streams
+    from fingertui.learn.features import read_rgb
 
     frame = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "1" / "one_00000.jpg")
     side, at = 900, 900 // 2 - frame.shape[0] // 2
@@ -341,7 +341,7 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
 
 
 def test_a_hand_found_in_a_bordered_picture_is_placed_back_in_the_picture() -> None:
-    from fingertui import streams
+    from fingertui.learn import streams
 
     img = np.zeros((60, 100, 3), np.uint8)
     img[:, -1] = 255  # the right edge, replicated outwards
@@ -361,8 +361,8 @@ def test_a_hand_found_in_a_bordered_picture_is_placed_back_in_the_picture() -> N
 
 @needs_mediapipe
 def test_a_model_trained_with_another_tile_recipe_still_loads_but_other_features_do_not() -> None:
-    from fingertui import streams
     from fingertui.errors import UserError
+    from fingertui.learn import streams
 
     now = streams.PoseStream()
     for recipe in ("tiles-2x2-0.6", "tiles-2x2-0.6+3x3-0.5"):  # the searches before this one

@@ -12,13 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fingertui import backbones
 from fingertui.cli import main
+from fingertui.data.importer import import_paths
 from fingertui.errors import UserError
-from fingertui.importer import import_paths
-from fingertui.model import FORMAT, FORMAT_V2, Model, load_checkpoint, save_checkpoint
-from fingertui.pipeline import train
-from fingertui.train import (
+from fingertui.learn import backbones
+from fingertui.learn.heads import (
     TrainConfig,
     _class_weights,
     fit_linear,
@@ -27,6 +25,8 @@ from fingertui.train import (
     logits,
     softmax,
 )
+from fingertui.learn.model import FORMAT, FORMAT_V2, Model, load_checkpoint, save_checkpoint
+from fingertui.runs.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,12 @@ def _modules_after(code: str, env: dict | None = None) -> list[str]:
 
 
 def test_pipeline_and_model_import_neither_torch_nor_sklearn():
-    assert _modules_after("import fingertui.pipeline, fingertui.model, fingertui.train, fingertui.metrics") == []
+    assert (
+        _modules_after(
+            "import fingertui.runs.pipeline, fingertui.learn.model, fingertui.learn.heads, fingertui.learn.metrics"
+        )
+        == []
+    )
 
 
 # --- checkpoints ------------------------------------------------------------------------

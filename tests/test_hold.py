@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fingertui.capture import HOLD_GAP_S, CaptureSession, HoldPacer, id_span
+from fingertui.data.capture import HOLD_GAP_S, CaptureSession, HoldPacer, id_span
 from tests.conftest import noise_image
 
 

@@ -11,11 +11,12 @@ from rich.color import Color
 from rich.style import Style
 from textual.widgets import DataTable, Static
 
-from fingertui import backbones
-from fingertui.camera import ScriptedSource
 from fingertui.cli import main
-from fingertui.importer import import_paths
-from fingertui.metrics import (
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store, now_iso
+from fingertui.learn import backbones
+from fingertui.learn.heads import TrainConfig
+from fingertui.learn.metrics import (
     MEANINGFUL_PER_CLASS,
     accuracy_caveat,
     accuracy_interval,
@@ -23,11 +24,10 @@ from fingertui.metrics import (
     evaluate,
     mcnemar,
 )
-from fingertui.model import Model
-from fingertui.pipeline import train_run
-from fingertui.runs import describe_comparison, list_runs
-from fingertui.store import Store, now_iso
-from fingertui.train import TrainConfig
+from fingertui.learn.model import Model
+from fingertui.live.camera import ScriptedSource
+from fingertui.runs.pipeline import train_run
+from fingertui.runs.records import describe_comparison, list_runs
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
@@ -304,7 +304,7 @@ def test_exact_interval_and_mcnemar_are_scipy_stats_own(k, n):
     # same Clopper-Pearson bounds and exact binomial p-values.
     from scipy.stats import beta, binomtest
 
-    from fingertui.metrics import exact_interval
+    from fingertui.learn.metrics import exact_interval
 
     lo = 0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1)
     hi = 1.0 if k == n else beta.ppf(0.975, k + 1, n - k)

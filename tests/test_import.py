@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from fingertui import doctor
 from fingertui.cli import main
+from fingertui.data import doctor
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.workspace import Workspace
 from tests.conftest import SHARED, needs_shared, noise_image, save
 
 
@@ -155,7 +155,7 @@ def test_json_shapes(tmp_path, labelled_tree, capsys):
 
 
 def test_stats_warns_about_imbalance_and_missing_test(store, tmp_path):
-    from fingertui.stats import dataset_stats
+    from fingertui.data.stats import dataset_stats
 
     for k in range(25):
         save(noise_image(k), tmp_path / "t" / "1" / f"{k}.png")

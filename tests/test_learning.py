@@ -8,15 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-from fingertui import backbones, features, runs
 from fingertui.cli import main
+from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled, UserError
-from fingertui.importer import import_paths
-from fingertui.metrics import evaluate, mcnemar
-from fingertui.model import Model, load_checkpoint, save_checkpoint
-from fingertui.model_export import export_model
-from fingertui.pipeline import train_run
-from fingertui.train import TrainConfig, fit_linear, fit_temperature, group_folds, logits, softmax, training_views
+from fingertui.export.build import export_model
+from fingertui.learn import backbones, features
+from fingertui.learn.heads import TrainConfig, fit_linear, fit_temperature, group_folds, logits, softmax, training_views
+from fingertui.learn.metrics import evaluate, mcnemar
+from fingertui.learn.model import Model, load_checkpoint, save_checkpoint
+from fingertui.runs import records as runs
+from fingertui.runs.pipeline import train_run
 from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)
@@ -92,7 +93,7 @@ def test_calibration_lowers_ece_on_a_held_out_fold():
     true_logits = rng.normal(0, 1, (n, 6))
     true_logits[np.arange(n), y] += 1.5
     overconfident = true_logits * 4  # a model that is right ~70% of the time but says 99%
-    from fingertui.metrics import ece
+    from fingertui.learn.metrics import ece
 
     fold_a, fold_b = slice(0, n // 2), slice(n // 2, n)
     t = fit_temperature(overconfident[fold_a], y[fold_a])
@@ -343,7 +344,7 @@ def test_eval_on_external_folder_adds_nothing(dataset, bars, capsys):
 
 
 def test_no_model_and_no_hand_pose_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    from fingertui import streams
+    from fingertui.learn import streams
 
     # Without the hand-pose detector there is no starter model either.
     monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")

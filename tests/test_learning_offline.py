@@ -3,10 +3,10 @@ fingertui learns to count drawn stand-in hands from a few examples."""
 
 import numpy as np
 
-from fingertui.importer import import_paths
-from fingertui.model import Model
-from fingertui.pipeline import train
-from fingertui.train import TrainConfig
+from fingertui.data.importer import import_paths
+from fingertui.learn.heads import TrainConfig
+from fingertui.learn.model import Model
+from fingertui.runs.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 

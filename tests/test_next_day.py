@@ -1,5 +1,5 @@
 """Your labels must never make it worse: sessions, next-day validation, the novel-pattern
-gate and the starter as the floor (fingertui/nextday.py, sessions.py)."""
+gate and the starter as the floor (fingertui/learn/nextday.py, sessions.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fingertui import nextday, sessions
 from fingertui.cli import main
-from fingertui.importer import import_paths
-from fingertui.pipeline import train
-from fingertui.pooling import novel_rows, pool_logits, softmax
-from fingertui.runs import active_run, list_runs, set_active
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data import sessions
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.learn import nextday
+from fingertui.learn.pooling import novel_rows, pool_logits, softmax
+from fingertui.runs.pipeline import train
+from fingertui.runs.records import active_run, list_runs, set_active
 from tests.conftest import finger_image, write_bars
 from tests.test_pose_pipeline import FAST, dev  # noqa: F401 — the fixture
 
@@ -71,7 +72,7 @@ def test_an_old_workspace_gets_sessions_when_opened(ws, tmp_path):
 
 
 def test_a_long_pause_in_the_app_starts_a_new_session(store, monkeypatch):
-    from fingertui import capture
+    from fingertui.data import capture
 
     clock = [1000.0]
     monkeypatch.setattr(capture.time, "monotonic", lambda: clock[0])
@@ -220,7 +221,7 @@ def test_trained_on_one_wall_it_still_counts_a_three_shown_with_other_fingers(tm
 
 
 def test_a_photo_without_a_hand_says_why():
-    from fingertui.model import Model
+    from fingertui.learn.model import Model
 
     starter = Model.starter()
     if starter is None:
@@ -235,7 +236,7 @@ def test_a_photo_without_a_hand_says_why():
 def test_a_hand_in_a_dim_room_is_still_found():
     from PIL import Image
 
-    from fingertui import streams
+    from fingertui.learn import streams
 
     if streams.pose_unavailable_reason() is not None:
         pytest.skip("the hand-pose detector is not available here")
@@ -256,7 +257,7 @@ async def test_the_app_keeps_its_model_and_says_so_when_a_run_is_worse_than_the_
 ):
     from textual.widgets import Static
 
-    from fingertui.camera import ScriptedSource
+    from fingertui.live.camera import ScriptedSource
     from fingertui.tui.app import make_app
     from fingertui.tui.screens.results import ResultsScreen
     from fingertui.tui.widgets.panels import CountsPanel

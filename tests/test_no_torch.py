@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from fingertui import backbones, engine
+from fingertui.learn import backbones, engine
 from tests.conftest import write_bars
 
 # As if not installed: importing fails, and importlib.util.find_spec says "not found".

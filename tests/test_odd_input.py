@@ -8,15 +8,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from fingertui import model as model_mod
 from fingertui.cli import main
+from fingertui.cli.tables import print_table, safe_text
+from fingertui.data.store import Store, now_iso
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
 from fingertui.labels import try_parse_label
-from fingertui.linear import LinearHead
-from fingertui.model import FORMAT, load_checkpoint, save_checkpoint
-from fingertui.store import Store, now_iso
-from fingertui.tables import print_table, safe_text
-from fingertui.workspace import Workspace
+from fingertui.learn import model as model_mod
+from fingertui.learn.linear import LinearHead
+from fingertui.learn.model import FORMAT, load_checkpoint, save_checkpoint
 from tests.conftest import noise_image, save
 from tests.test_bad_input import one_line_exit_2
 
@@ -77,7 +77,7 @@ def test_ids_beyond_sqlite_integers(home, capsys, argv):
 
 
 def test_train_seed_is_checked_before_training(home, capsys, monkeypatch):
-    import fingertui.pipeline as pipeline
+    import fingertui.runs.pipeline as pipeline
 
     def never(*a, **k):
         raise AssertionError("trained with a seed that cannot be recorded")

@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fingertui import pose as P
-from fingertui.hands import Hand
+from fingertui.learn import pose as P
+from fingertui.learn.hands import Hand
 
 # A synthetic right hand in metres (x right, y down as in the picture, z away from the
 # camera): knuckle positions and bone lengths of an adult hand, each finger bent by its curl.
@@ -153,8 +153,8 @@ def test_training_features_of_many_hands_are_the_live_features_of_each() -> None
     # Training computes the landmark features of every stored image in one batch; the live
     # view computes one hand at a time. They must agree, or the model sees other numbers
     # live than it was trained on.
-    from fingertui.fingers import finger_matrix, hand_fingers
-    from fingertui.streams import PoseStream
+    from fingertui.learn.fingers import finger_matrix, hand_fingers
+    from fingertui.learn.streams import PoseStream
 
     hands = [OPEN, None, FIST, P.mirror(TWO), P.augment(TWO, seed=3), replace(TWO, image_size=(300, 900))]
     stream = PoseStream.__new__(PoseStream)

@@ -5,13 +5,14 @@ image has bars, so the whole loop â€” cache, experts, pooling, predict, review â
 import numpy as np
 import pytest
 
-from fingertui import active, backbones, streams
 from fingertui.cli import main
+from fingertui.data.importer import import_paths
 from fingertui.errors import UserError
-from fingertui.importer import import_paths
-from fingertui.model import Model
-from fingertui.pipeline import train
-from fingertui.train import TrainConfig
+from fingertui.learn import backbones, streams
+from fingertui.learn.heads import TrainConfig
+from fingertui.learn.model import Model
+from fingertui.review import active
+from fingertui.runs.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)
@@ -123,7 +124,7 @@ def test_a_fresh_workspace_counts_with_the_starter_model(store, tmp_path, dev, c
 
 
 async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
-    from fingertui.camera import ScriptedSource
+    from fingertui.live.camera import ScriptedSource
     from fingertui.tui.app import make_app
     from fingertui.tui.widgets.panels import PredictionPanel
 
@@ -142,7 +143,7 @@ async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
 
 
 def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
-    from fingertui import fingers
+    from fingertui.learn import fingers
 
     run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
     target = bars_store.labelled()[0]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from fingertui.camera import ScriptedSource
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from fingertui.errors import Cancelled
-from fingertui.model import Model
-from fingertui.store import Store
+from fingertui.learn.model import Model
+from fingertui.live.camera import ScriptedSource
 from fingertui.tui.app import make_app, run_app
-from fingertui.workspace import Workspace
 from tests.conftest import noise_image, png_bytes
 from tests.test_tui import frames
 
@@ -97,7 +97,7 @@ def test_closing_the_store_lets_a_write_under_way_finish(ws):
 
 
 def test_quit_during_training_waits_for_it_to_store_what_it_computed(ws, monkeypatch):
-    from fingertui import pipeline
+    from fingertui.runs import pipeline
 
     store = Store(ws)
     for seed in range(3):

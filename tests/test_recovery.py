@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from fingertui import doctor
 from fingertui.cli import main
+from fingertui.data import doctor
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store, now_iso
+from fingertui.data.store import backup as backup_mod
+from fingertui.data.store.util import sqlite_advice
+from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
-from fingertui.importer import import_paths
-from fingertui.store import Store, now_iso
-from fingertui.store import backup as backup_mod
-from fingertui.store.util import sqlite_advice
-from fingertui.workspace import Workspace
 from tests.conftest import add_sample, noise_image, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +217,7 @@ def test_undo_of_a_delete_whose_id_is_taken_still_restores(tmp_path):
 def test_migration_keeps_ids_of_deleted_samples_unused(tmp_path):
     """An index from before the migration: the newest sample was deleted (its id lives on
     in the label events); the next image must not get that id."""
-    from fingertui.store.migrations import MIGRATIONS, migrate
+    from fingertui.data.store.migrations import MIGRATIONS, migrate
 
     ws = Workspace(tmp_path / "ws")
     s = Store(ws)

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from fingertui import active
-from fingertui.capture import CaptureSession
+from fingertui.data.capture import CaptureSession
+from fingertui.review import active
 from tests.conftest import near_copy, noise_image
 
 

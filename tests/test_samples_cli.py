@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from fingertui import catalog
-from fingertui.capture import CaptureSession
 from fingertui.cli import main
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data import catalog
+from fingertui.data.capture import CaptureSession
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from tests.conftest import noise_image, save
 
 LONG = "a-rather-long-photo-name-from-a-phone-camera-roll-" + "x" * 60 + ".png"

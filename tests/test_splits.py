@@ -4,10 +4,10 @@ import subprocess
 import sys
 import time
 
-from fingertui import doctor, splits
-from fingertui.importer import import_paths
-from fingertui.store import Store
-from fingertui.workspace import Workspace
+from fingertui.data import doctor, splits
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
 from tests.conftest import near_copy, noise_image, save
 
 

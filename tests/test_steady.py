@@ -4,7 +4,7 @@ documented latency, "no hand" said explicitly."""
 import numpy as np
 import pytest
 
-from fingertui.steady import SteadyCount
+from fingertui.live.steady import SteadyCount
 
 
 def onehot(k: int, p: float = 1.0) -> list[float]:
@@ -68,7 +68,7 @@ def test_settings_out_of_range_are_refused():
 
 
 def test_smooth_puts_the_steady_count_in_a_prediction_and_starts_afresh_for_a_new_model():
-    from fingertui.model import Prediction
+    from fingertui.learn.model import Prediction
 
     def pred(k: int, hand: bool = True) -> Prediction:
         probs = onehot(k, 0.9)

@@ -2,10 +2,10 @@ import sqlite3
 
 import pytest
 
-from fingertui import doctor
+from fingertui.data import doctor
+from fingertui.data.store import SCHEMA_VERSION, Store
+from fingertui.data.store.migrations import MIGRATIONS
 from fingertui.errors import UserError
-from fingertui.store import SCHEMA_VERSION, Store
-from fingertui.store.migrations import MIGRATIONS
 from tests.conftest import noise_image, png_bytes
 
 
@@ -118,7 +118,7 @@ def test_doctor_quarantines_unindexed_files_and_reindex_brings_them_back(store):
 
 
 def test_backups_are_online_copies_a_few_kept(store):
-    from fingertui.store.backup import KEEP, backups
+    from fingertui.data.store.backup import KEEP, backups
 
     add(store, 1)
     for _ in range(KEEP + 2):

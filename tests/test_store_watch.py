@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fingertui import active
-from fingertui.camera import ScriptedSource
-from fingertui.runs import set_active
-from fingertui.store import Store
+from fingertui.data.store import Store
+from fingertui.live.camera import ScriptedSource
+from fingertui.review import active
+from fingertui.runs.records import set_active
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel

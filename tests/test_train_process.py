@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from fingertui import backbones
-from fingertui.camera import ScriptedSource
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
 from fingertui.errors import Cancelled, UserError
-from fingertui.importer import import_paths
-from fingertui.runs import active_run, list_runs
-from fingertui.store import Store
-from fingertui.train_process import train_in_child
+from fingertui.learn import backbones
+from fingertui.live.camera import ScriptedSource
+from fingertui.runs.process import train_in_child
+from fingertui.runs.records import active_run, list_runs
 from fingertui.tui.app import make_app, run_app
 from tests.conftest import write_bars
 from tests.test_tui import frames

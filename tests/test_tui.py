@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fingertui import backbones
-from fingertui.camera import DemoSource, ScriptedSource, crop_square, open_source
-from fingertui.importer import import_paths
-from fingertui.model import Model
-from fingertui.pipeline import train_run
-from fingertui.train import TrainConfig
+from fingertui.data.importer import import_paths
+from fingertui.learn import backbones
+from fingertui.learn.heads import TrainConfig
+from fingertui.learn.model import Model
+from fingertui.live.camera import DemoSource, ScriptedSource, crop_square, open_source
+from fingertui.runs.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
@@ -103,7 +103,7 @@ async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
 
 async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
-    from fingertui.store import Store
+    from fingertui.data.store import Store
 
     write_bars(tmp_path / "bars", 6)
     store = Store(ws)

@@ -4,9 +4,9 @@ in the toast, the big predicted digit, labelling before any model exists."""
 import numpy as np
 from PIL import Image
 
-from fingertui import active
-from fingertui.camera import ScriptedSource
-from fingertui.model import Model
+from fingertui.learn.model import Model
+from fingertui.live.camera import ScriptedSource
+from fingertui.review import active
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
@@ -163,7 +163,7 @@ async def test_the_predicted_digit_is_large_with_its_confidence_under_it():
 
 
 def test_unlabelled_items_exist_before_any_run(store):
-    from fingertui.capture import CaptureSession
+    from fingertui.data.capture import CaptureSession
 
     session = CaptureSession(store)
     a = session.capture(np.asarray(finger_image(2, 1)), None)

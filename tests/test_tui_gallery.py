@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from fingertui.camera import ScriptedSource
-from fingertui.importer import import_paths
-from fingertui.store import Store
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.live.camera import ScriptedSource
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.gallery import GalleryScreen
 from fingertui.tui.widgets.gallery import THUMB_H, THUMB_W, TILE_W, Gallery

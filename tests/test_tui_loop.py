@@ -6,14 +6,14 @@ import time
 import pytest
 from textual.widgets import DataTable
 
-from fingertui import backbones
-from fingertui.camera import ScriptedSource
 from fingertui.cli import main
-from fingertui.importer import import_paths
-from fingertui.pipeline import train_run
-from fingertui.runs import active_run, compare, describe_comparison, list_runs
-from fingertui.store import Store
-from fingertui.train import TrainConfig
+from fingertui.data.importer import import_paths
+from fingertui.data.store import Store
+from fingertui.learn import backbones
+from fingertui.learn.heads import TrainConfig
+from fingertui.live.camera import ScriptedSource
+from fingertui.runs.pipeline import train_run
+from fingertui.runs.records import active_run, compare, describe_comparison, list_runs
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
@@ -107,7 +107,7 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
 
 
 async def test_cancelled_training_leaves_no_run_behind(bars_ws, monkeypatch):
-    from fingertui import features
+    from fingertui.learn import features
 
     # Slow the embedding down so that esc surely arrives while the run is still going.
     slow = features.Embedder._embed_batch
@@ -158,7 +158,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
 
 
 async def test_review_says_why_a_label_looks_wrong_and_a_confirmation_survives_retraining(bars_ws, monkeypatch):
-    from fingertui.pipeline import train
+    from fingertui.runs.pipeline import train
 
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # the default features: image, hand pose, finger count
     store = Store(bars_ws)

@@ -21,14 +21,14 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from fingertui.camera import FolderSource, FrameSource, ScriptedSource, open_source
-from fingertui.capture import CaptureSession
-from fingertui.runs import RunRecord, active_run
-from fingertui.steady import SteadyCount
-from fingertui.store import Store
+from fingertui.data.capture import CaptureSession
+from fingertui.data.store import Store
+from fingertui.data.workspace import Workspace
+from fingertui.live.camera import FolderSource, FrameSource, ScriptedSource, open_source
+from fingertui.live.steady import SteadyCount
+from fingertui.runs.records import RunRecord, active_run
 from fingertui.tui.screens.capture import CaptureScreen
 from fingertui.tui.widgets.panels import TrainingBar
-from fingertui.workspace import Workspace
 
 # While a training run embeds images, live prediction would run the same network on the
 # same cores at full rate and take them from it; it predicts this often instead.
@@ -93,7 +93,7 @@ class FingerApp(App):
     ) -> None:
         super().__init__()
         self.train_backbone = backbone
-        # Where a training run computes: "process" (a child process, fingertui/train_process.py:
+        # Where a training run computes: "process" (a child process, fingertui/runs/process.py:
         # the screen keeps its interpreter) or "thread" (this process; tests that replace
         # pipeline functions in it). $FINGERTUI_TRAIN_IN picks one for benchmarks.
         self.train_in = train_in or os.environ.get(ENV_TRAIN_IN) or "process"
@@ -139,7 +139,7 @@ class FingerApp(App):
         return OwnTerminalDriver
 
     def on_mount(self) -> None:
-        from fingertui.streams import pose_unavailable_reason
+        from fingertui.learn.streams import pose_unavailable_reason
 
         screen = CaptureScreen()
         if self.source.name == "demo":
@@ -220,7 +220,7 @@ class FingerApp(App):
     @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading the model")
     def load_model(self) -> None:
         from fingertui.errors import UserError
-        from fingertui.model import Model
+        from fingertui.learn.model import Model
 
         try:
             if self.active is None and self.source.name == "demo":
@@ -284,7 +284,7 @@ class FingerApp(App):
             crop = np.ascontiguousarray(view[y0:y1, x0:x1])
             started = time.monotonic()  # predictions, not frames, are what training throttles
             if track is not None and predictor.uses_pose:
-                from fingertui.tracking import hand_in_box
+                from fingertui.live.tracking import hand_in_box
 
                 hand = hand_in_box(track.hand, box) if track.hand is not None else None
                 p = predictor.predict_image(crop, hand=hand, hand_known=True)
@@ -301,8 +301,8 @@ class FingerApp(App):
                 done, t0 = 0, time.monotonic()
 
     def _make_tracker(self) -> object:
-        from fingertui.streams import PoseStream
-        from fingertui.tracking import HandTracker
+        from fingertui.learn.streams import PoseStream
+        from fingertui.live.tracking import HandTracker
 
         return HandTracker(PoseStream().detector(tracking=True))
 
@@ -384,7 +384,7 @@ class FingerApp(App):
         if self.training:
             self.notify("a training run is already going on (esc cancels it)", severity="warning")
             return
-        from fingertui.progress import Eta, estimate_for
+        from fingertui.runs.eta import Eta, estimate_for
 
         self.training = True
         self.add_class("training")  # toasts move up, off the training bar (fingertui.tcss)
@@ -429,7 +429,7 @@ class FingerApp(App):
         from fingertui.errors import Cancelled, UserError
 
         if self.train_in == "thread":
-            from fingertui.pipeline import train
+            from fingertui.runs.pipeline import train
         t0 = self._train_t0
         shown = {"phase": None, "at": 0.0}
 
@@ -448,8 +448,8 @@ class FingerApp(App):
 
         try:
             if self.train_in == "process":
-                from fingertui.runs import get_run
-                from fingertui.train_process import train_in_child
+                from fingertui.runs.process import train_in_child
+                from fingertui.runs.records import get_run
 
                 run_id = train_in_child(
                     self.workspace.root,
@@ -481,7 +481,7 @@ class FingerApp(App):
         self.post_message(TrainingDone(run, None))
 
     def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
-        from fingertui.progress import say_left
+        from fingertui.runs.eta import say_left
 
         self._last_progress = (phase, k, n)
         left = say_left(self._eta.left(phase, k, n)) if self._eta is not None else ""
@@ -495,8 +495,8 @@ class FingerApp(App):
         if msg.run is None:
             self.notify(msg.error or "training stopped", severity="warning", timeout=8)
             return
-        from fingertui.metrics import accuracy_caveat
-        from fingertui.nextday import held_back_message
+        from fingertui.learn.metrics import accuracy_caveat
+        from fingertui.learn.nextday import held_back_message
 
         test = msg.run.metrics["test"]
         small = " (too few test images to mean much yet)" if accuracy_caveat(test) else ""

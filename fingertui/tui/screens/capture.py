@@ -13,17 +13,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
-from fingertui.camera import square_box
-from fingertui.capture import HoldPacer, id_span
+from fingertui.data.capture import HoldPacer, id_span
 from fingertui.labels import CLASSES
-from fingertui.tables import plural
+from fingertui.live.camera import square_box
 from fingertui.tui.widgets.camera_view import CameraView, overlay
-from fingertui.tui.widgets.panels import CountsPanel, PredictionPanel, SidePanels, TrainingBar
+from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, CountsPanel, PredictionPanel, SidePanels, TrainingBar
+from fingertui.words import plural
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
 # A terminal shorter than this gets the compact side panels (the full ones need ~34 rows).
-COMPACT_BELOW_ROWS = 40
 
 
 class CaptureScreen(Screen):
@@ -445,7 +444,7 @@ class CaptureScreen(Screen):
             box.update(f"run {app.active.id}: loading the model…")
             pred.show_waiting("loading…")
         else:
-            from fingertui.tui.screens.runs import short_backbone
+            from fingertui.runs.records import short_backbone
 
             test = app.active.metrics["test"]
             features = app.active.features

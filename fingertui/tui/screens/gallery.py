@@ -9,13 +9,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from fingertui import catalog
+from fingertui.data import catalog
+from fingertui.data.store import Sample
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
-from fingertui.store import Sample
-from fingertui.tables import plural
 from fingertui.tui.widgets.gallery import Gallery, Tile
 from fingertui.tui.widgets.panels import TrainingBar
+from fingertui.words import plural
 
 PAGES: list[int | None] = [*CLASSES, None]  # None: the unlabelled snapshots
 

@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from fingertui.labels import CLASSES
-from fingertui.metrics import accuracy_caveat, accuracy_interval
-from fingertui.runs import RunRecord, list_runs, run_predictions
-from fingertui.tables import plural
+from fingertui.learn.metrics import accuracy_caveat, accuracy_interval
+from fingertui.runs.records import RunRecord, list_runs, run_predictions
 from fingertui.tui.widgets.panels import TrainingBar
+from fingertui.words import plural
 
 
 def _delta(now: float | None, before: float | None, points: bool = True, lower_is_better: bool = False) -> Text:
@@ -107,7 +107,7 @@ class ResultsScreen(Screen):
         """Back on this screen (from the runs screen, review…): show what is true now."""
         if not self.is_mounted or not self.query("#matrix"):
             return
-        from fingertui.runs import get_run
+        from fingertui.runs.records import get_run
 
         if self.follows_active:
             self.show_run(self.app.active)
@@ -168,7 +168,7 @@ class ResultsScreen(Screen):
         t.append_text(_delta(m["balanced_accuracy"], pm["balanced_accuracy"] if pm else None))
         t.append(f"\nECE {m['ece']:.3f}")
         t.append_text(_delta(m["ece"], pm["ece"] if pm else None, points=False, lower_is_better=True))
-        from fingertui.nextday import describe, held_back_message
+        from fingertui.learn.nextday import describe, held_back_message
 
         line = describe(run.metrics.get("next_day"))
         if line:

@@ -11,14 +11,13 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from fingertui import active
 from fingertui.errors import UnsafePath, UserError
 from fingertui.labels import CLASSES
-from fingertui.tables import plural
-from fingertui.tui.screens.capture import COMPACT_BELOW_ROWS
+from fingertui.review import active
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
-from fingertui.tui.widgets.panels import PredictionPanel, SidePanels, TrainingBar
+from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, PredictionPanel, SidePanels, TrainingBar
+from fingertui.words import plural
 
 REASON_FILTERS = [
     None,

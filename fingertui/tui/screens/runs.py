@@ -8,25 +8,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from fingertui.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
-from fingertui.runs import RunRecord, compare, describe_comparison, list_runs, set_active
+from fingertui.learn.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
+from fingertui.runs.records import compare, describe_comparison, list_runs, set_active, short_backbone
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.panels import SidePanels, TrainingBar
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None or x != x else f"{100 * x:.1f}%"
-
-
-def short_backbone(run: RunRecord) -> str:
-    """The image network's name ("efficientnet-lite0"), without its weights hash or the
-    pose stream's recipe; "—" for a run that looked at the hand's pose alone."""
-    image = run.metrics.get("backbone")
-    if image:
-        return str(image).split("@", 1)[0]
-    if (run.metrics.get("features") or run.features) == "pose":
-        return "—"
-    return run.backbone.split("@", 1)[0].split(":", 1)[0].split("|", 1)[0].split("+", 1)[0]
+from fingertui.words import pct
 
 
 class RunsScreen(Screen):
@@ -75,8 +61,8 @@ class RunsScreen(Screen):
                 mark,
                 str(r.id),
                 accuracy_short(r.metrics["test"]),
-                _pct(s["balanced_accuracy"]),
-                f"{s['weakest_class']}: {_pct(s['weakest_recall'])}" if s["weakest_class"] is not None else "—",
+                pct(s["balanced_accuracy"]),
+                f"{s['weakest_class']}: {pct(s['weakest_recall'])}" if s["weakest_class"] is not None else "—",
                 f"{s['ece']:.3f}",
                 str(r.n_train + r.n_test),
                 r.metrics.get("features") or r.features or "—",
@@ -90,7 +76,7 @@ class RunsScreen(Screen):
         self.query_one("#acc-plot", Sparkline).data = acc or [0]
         self.query_one("#weak-plot", Sparkline).data = weak or [0]
         if runs:
-            span = lambda xs: f"(run {runs[0].id} to {runs[-1].id}; low {_pct(min(xs))}, high {_pct(max(xs))})"  # noqa: E731
+            span = lambda xs: f"(run {runs[0].id} to {runs[-1].id}; low {pct(min(xs))}, high {pct(max(xs))})"  # noqa: E731
             self.query_one("#acc-label", Static).update(f"accuracy across runs {span(acc)}")
             self.query_one("#weak-label", Static).update(f"recall of the weakest class across runs {span(weak)}")
         if not runs:
@@ -137,7 +123,7 @@ class RunsScreen(Screen):
         changed = len(c["right_to_wrong"]) + len(c["wrong_to_right"])
         lines = [
             f"[b]{escape(describe_comparison(c))}[/b]",
-            f"accuracy {_pct(c['accuracy_a'])} -> {_pct(c['accuracy_b'])} "
+            f"accuracy {pct(c['accuracy_a'])} -> {pct(c['accuracy_b'])} "
             f"({100 * (c['accuracy_delta'] or 0):+.1f} points) · recall per class: "
             + "  ".join(f"{k}: {100 * v['delta']:+.1f}" for k, v in c["recall"].items()),
             f"fixed: {c['wrong_to_right'][:15] or 'none'}   broke: {c['right_to_wrong'][:15] or 'none'}",

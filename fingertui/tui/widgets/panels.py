@@ -16,6 +16,8 @@ from textual.widgets import Digits, Label, Static
 from fingertui.labels import CLASSES
 
 BAR = 24
+# Below this many rows the prediction panel is compact (one line per class).
+COMPACT_BELOW_ROWS = 40
 
 
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "little")

@@ -1,0 +1,1 @@
+"""Exporting a trained model as a folder that runs without fingertui."""

@@ -1,0 +1,549 @@
+"""Feature streams: what the model's experts see of an image.
+
+- ``ImageStream``: the frozen backbone's embedding of the image, framed on the hand when
+  the hand is small in the picture (whole-frame photos, a person across the room);
+- ``PoseStream``: features of the hand's landmarks (``pose.py``) from the hand-pose
+  detector (``hands.py``), augmented on the landmarks themselves for training.
+
+Stored images are searched for hands once per (image, detector) and the result is cached
+in the store (``landmarks``), like the embeddings. The framed crop is derived, never
+stored: its embedding is cached under an identity that names the image and the box.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import itertools
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fingertui.errors import Cancelled
+from fingertui.progress import Progress
+
+if TYPE_CHECKING:
+    from fingertui.data.store import Sample, Store
+    from fingertui.learn.backbones import Backbone
+    from fingertui.learn.hands import Hand
+
+Box = tuple[int, int, int, int]
+# Frame the image on the hand when the framed square is smaller than this fraction of the
+# picture's short side; a capture (already framed) or a close-up is left whole.
+FRAMING = {"margin": 0.25, "frame_below": 0.8}
+POSE_VIEW = "still"  # landmarks of stored images come from the still-image detector
+# The search for a still image's hand, in order; each step runs only if the ones before it
+# found nothing, so a close-up (sign-digits) costs one try.
+# 1. The picture as it is: finds 181 of 193 hagrid-rooms frames.
+# 2. The picture zoomed out (``ZOOM_OUT``: its edges replicated outwards by 0.35 × its sides,
+#    the detector's own recipe for small crops, see hands.PAD). The misses of step 1 are
+#    mostly close-ups, where the hand fills or overflows the frame and the palm detector
+#    has no context: zoomed out it finds 10 of the 12 (0.25: 9, 0.15: 7; a black border of
+#    0.25 / 0.35: 8 / 7, grey: 8 / 10) and, on hagrid hand crops, 2 of the 4 the detector's
+#    own padding misses. ~46 ms a try on a 336 px frame.
+# 3. Overlapping tiles (each ``frac`` of the short side, padded and upscaled by the
+#    detector), a finer grid only if the coarser found nothing, the best hand wins: for a
+#    hand too small for the palm detector (a person across the room). Before step 2 they
+#    found 8 of the 12 misses, but 5 of those 8 were a part of a hand filling the frame
+#    (landmarks of two or three fingers: counted wrong); after step 2 they find nothing
+#    more on hagrid frames (the last 2 hands are found by no recipe tried: tiles of 4×4 at
+#    0.35, contrast equalised (CLAHE), mirrored, borders of 0.6). They stay as the last
+#    resort: a pose from part of a hand counted 3 of 8 right, the image alone ~1 in 4.
+# 2x2 of 0.6, then 3x3 of 0.5, were measured on the whole frames' misses before step 2
+# existed (3×3 of 0.5 alone found 4; 3×3 of 0.45: 1; 4×4 of 0.35: 1; unpadded: 2, 0, 0, 1).
+# 4. A dark photo (mean brightness below ``DARK_RETRY``) where steps 1–3 found nothing is
+#    brightened (``brighten``) and searched again, steps 1–3: the landmarks are positions,
+#    the same in both. hagrid-rooms frames darkened to 1/4 of their brightness: found in
+#    86.5 % before, 99.5 % after; at 1/8: 38.3 % → 99.0 % (bench/results/hand_found.json).
+ZOOM_OUT = 0.35
+TILES = {"grids": ((2, 0.6), (3, 0.5)), "min_side": 200}
+DARK_RETRY = 80.0
+# Names the search recipe (part of the landmarks cache key, see PoseStream.detector_id).
+TILES_ID = f"tiles-zoom{ZOOM_OUT}+" + "+".join(f"{n}x{n}-{frac}" for n, frac in TILES["grids"]) + f"+dark{DARK_RETRY:g}"
+
+
+def brighten(img: np.ndarray) -> np.ndarray:
+    """A dark RGB image stretched so its 99th percentile is white, then lifted (gamma 0.7)."""
+    a = img.astype(np.float32)
+    a = np.clip(a * (255.0 / max(float(np.percentile(a, 99)), 1.0)), 0, 255)
+    return (255.0 * (a / 255.0) ** 0.7).astype(np.uint8)
+
+
+# Still detectors searching stored images at once (one per core, at most this many).
+MAX_DETECTORS = 4
+
+
+def _dev_hands() -> bool:
+    return os.environ.get("FINGERTUI_DEV_HANDS") == "1"
+
+
+def pose_unavailable_reason() -> str | None:
+    """Why hand pose cannot run here (one line), or None when it can."""
+    if _dev_hands():
+        return None
+    from fingertui.learn import hands
+
+    return hands.unavailable_reason()
+
+
+def _untiled(stream_id: str) -> str:
+    """A pose stream's id without its tile-search recipe."""
+    return re.sub(r"\+tiles-[^|]*", "", stream_id)
+
+
+def frame_box(hand: Hand | None, shape: tuple[int, ...], framing: dict | None) -> Box | None:
+    """The square to embed instead of the whole image, or None to embed it whole."""
+    if hand is None or not framing:
+        return None
+    from fingertui.learn.hands import crop_box
+
+    box = crop_box(hand, margin=framing["margin"])
+    side = box[2] - box[0]
+    if side >= framing["frame_below"] * min(shape[0], shape[1]):
+        return None
+    return box
+
+
+def _crop(img: np.ndarray, box: Box | None) -> np.ndarray:
+    if box is None:
+        return img
+    x0, y0, x1, y1 = box
+    return np.ascontiguousarray(img[y0:y1, x0:x1])
+
+
+def framed_identity(sha: str, box: Box | None) -> str:
+    """The embedding cache's name for an image as embedded: its hash, plus the box if framed."""
+    return sha if box is None else f"{sha}@{box[0]},{box[1]},{box[2]},{box[3]}"
+
+
+class ImageStream:
+    """The backbone's embedding. The network itself is loaded on first use (``loader``):
+    a review queue whose vectors are all cached never needs it."""
+
+    name = "image"
+
+    def __init__(
+        self,
+        backbone: Backbone | None = None,
+        framing: dict | None = None,
+        *,
+        ident: str | None = None,
+        dim: int | None = None,
+        loader: Callable[[], Backbone] | None = None,
+    ) -> None:
+        self._bb = backbone
+        self._loader = loader
+        self.framing = framing
+        self.id = backbone.id if backbone is not None else ident
+        self.dim = backbone.dim if backbone is not None else dim
+
+    @property
+    def bb(self) -> Backbone:
+        if self._bb is None:
+            self._bb = self._loader()
+        return self._bb
+
+    @property
+    def engine(self) -> str:
+        """What runs (or would run) the network: the cache keys its vectors by it."""
+        if self._bb is not None:
+            return self._bb.engine
+        from fingertui.learn.backbones import expected_engine
+
+        return expected_engine()
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        from fingertui.learn.features import Embedder
+
+        return Embedder.embed_images(self.bb, [np.asarray(i) for i in images])
+
+
+class PoseStream:
+    name = "pose"
+
+    def __init__(self, still: object | None = None) -> None:
+        from fingertui.learn import hands, pose
+
+        # The stand-in detector (development and tests) has its own id, so its landmarks
+        # and models never mix with MediaPipe's.
+        self.detector_id = f"{hands.DETECTOR_ID}+{TILES_ID}" if not _dev_hands() else "dev-standin-hands/1"
+        self.dim = pose.FEATURE_DIM
+        # Names the detector and the feature function (its landmark space and length).
+        self.id = f"{self.detector_id}|pose-{pose.DEFAULT_SPACE}-{pose.FEATURE_DIM}"
+        self._still = still
+        self._spare: queue.SimpleQueue = queue.SimpleQueue()  # still detectors not in use
+        self._made = 0
+        self._track = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, warn: Callable[[str], None] | None = None) -> PoseStream | None:
+        """A pose stream, or None (with one line to ``warn``) when the detector cannot run."""
+        reason = pose_unavailable_reason()
+        if reason is not None:
+            if warn:
+                warn(f"hand pose is off: {reason}; fingertui runs image-only")
+            return None
+        return cls()
+
+    @classmethod
+    def for_checkpoint(cls, spec: dict, warn: Callable[[str], None] | None = None) -> PoseStream | None:
+        stream = cls.create(warn)
+        # The tile search only finds more hands; the landmarks and features of a hand are
+        # the same, so a model trained with another tile recipe still fits.
+        if stream is not None and spec.get("stream") is not None and _untiled(spec["stream"]) != _untiled(stream.id):
+            from fingertui.errors import UserError
+
+            raise UserError(
+                f"the model's hand-pose features ({spec.get('stream')}) differ from this fingertui's ({stream.id}); "
+                "retrain with `fingertui train`"
+            )
+        return stream
+
+    def detector(self, tracking: bool = False) -> object:
+        from fingertui.learn.hands import HandDetector
+
+        if _dev_hands():
+            from fingertui.learn.devhands import StandInDetector
+
+            return StandInDetector()
+        with self._lock:
+            if tracking:
+                if self._track is None:
+                    self._track = HandDetector(mode="track", max_hands=1)
+                return self._track
+            if self._still is None:
+                self._still = HandDetector(mode="still", max_hands=2)
+            return self._still
+
+    def workers(self, images: int) -> int:
+        """How many still detectors to search ``images`` images with: one per core."""
+        return max(1, min(os.cpu_count() or 1, MAX_DETECTORS, images))
+
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[object]:
+        """A still detector of its own for the calling thread (made on first need, kept)."""
+        if _dev_hands():
+            yield self.detector()
+            return
+        try:
+            det = self._spare.get_nowait()
+        except queue.Empty:
+            from fingertui.learn.hands import HandDetector
+
+            with self._lock:
+                # The first one lent is the stream's own still detector.
+                det = self._still if self._made == 0 and self._still is not None else None
+                det = det or HandDetector(mode="still", max_hands=2)
+                if self._still is None:
+                    self._still = det
+                self._made += 1
+        try:
+            yield det
+        finally:
+            self._spare.put(det)
+
+    def search_file(self, path: str | os.PathLike[str]) -> Hand | None:
+        """``search`` on an image file, with a detector of this thread's own (so several
+        threads search at once)."""
+        from fingertui.learn.features import read_rgb
+
+        img = read_rgb(path)
+        with self._borrowed() as det:
+            return self.search(img, det)
+
+    def find(self, img: np.ndarray, tracking: bool = False) -> Hand | None:
+        """The most confident hand in an RGB image, or None."""
+        found = self.detector(tracking).detect(img)
+        return found[0] if found else None
+
+    def search(self, img: np.ndarray, det: object | None = None) -> Hand | None:
+        """A still image's hand: the whole picture first, then zoomed out, then tiles, and all
+        of that again brightened when the photo is dark (see
+        ``TILES_ID``). ``det``: the still detector to use (default: the stream's own)."""
+
+        det = det or self.detector()
+
+        def find(im: np.ndarray) -> Hand | None:
+            found = det.detect(im)
+            return found[0] if found else None
+
+        hand = self._search(img, find)
+        if hand is None and not _dev_hands() and img.size and float(img.mean()) < DARK_RETRY:
+            hand = self._search(brighten(img), find)
+        return hand
+
+    @staticmethod
+    def _search(img: np.ndarray, find: Callable[[np.ndarray], Hand | None]) -> Hand | None:
+        """Steps 1–3 of the search (see ``TILES_ID``) with one detector call ``find``."""
+        from fingertui.learn.hands import with_border
+
+        hand = find(img)
+        if hand is not None or _dev_hands():
+            return hand
+        h, w = img.shape[:2]
+        wide, px, py = with_border(img, ZOOM_OUT)
+        hand = find(wide)
+        if hand is not None:
+            return hand_from_box(hand, (-px, -py, w + px, h + py), (w, h))
+        if min(h, w) < TILES["min_side"]:
+            return None
+        for n, frac in TILES["grids"]:
+            side = int(min(h, w) * frac)
+            best = None
+            for gy in range(n):
+                for gx in range(n):
+                    x0 = round(gx * (w - side) / (n - 1))
+                    y0 = round(gy * (h - side) / (n - 1))
+                    got = find(np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]))
+                    if got is not None and (best is None or got.handedness_score > best.handedness_score):
+                        best = hand_from_box(got, (x0, y0, x0 + side, y0 + side), (w, h))
+            if best is not None:
+                return best
+        return None
+
+    def features(self, hands: Sequence[Hand | None]) -> np.ndarray:
+        """(N, dim) features of hands (zeros where None)."""
+        return self.view_features(hands, [""] * len(hands), 0)[:, 0]
+
+    def view_features(
+        self, hands: Sequence[Hand | None], keys: Sequence[str], views: int | Sequence[int]
+    ) -> np.ndarray:
+        """(N, width, dim): each hand's plain features, then its ``views`` landmark
+        augmentations (the same for the same image key and view); a hand with fewer views
+        than the widest repeats its plain features, a missing hand is zeros. All hands at
+        once (pose.pose_feature_matrix)."""
+        from fingertui.learn.pose import HandArrays, augment_arrays, pose_feature_matrix
+
+        per = [views] * len(hands) if isinstance(views, int) else list(views)
+        width = max(per, default=0) + 1
+        out = np.zeros((len(hands), width, self.dim), dtype=np.float32)
+        rows = [i for i, h in enumerate(hands) if h is not None]
+        if not rows:
+            return out
+        arrays = HandArrays.of([hands[i] for i in rows])
+        out[rows] = pose_feature_matrix(arrays)[:, None, :]
+        for v in range(1, width):
+            sel = [k for k, i in enumerate(rows) if per[i] >= v]
+            if not sel:
+                continue
+            seeds = [int(hashlib.sha256(f"{keys[rows[k]]}:pose:{v}".encode()).hexdigest()[:15], 16) for k in sel]
+            sub = HandArrays(arrays.landmarks[sel], arrays.world[sel], arrays.sizes[sel], arrays.right[sel])
+            out[[rows[k] for k in sel], v] = pose_feature_matrix(augment_arrays(sub, seeds))
+        return out
+
+
+def hand_from_box(hand: Hand, box: Box, size: tuple[int, int]) -> Hand:
+    """A hand found in the crop ``box`` re-expressed in the whole (width, height) image
+    (the box may reach outside it: a bordered image is the box around the picture)."""
+    from dataclasses import replace
+
+    x0, y0, x1, y1 = box
+    w, h = size
+    lm = hand.landmarks.copy()
+    lm[:, 0] = (lm[:, 0] * (x1 - x0) + x0) / w
+    lm[:, 1] = (lm[:, 1] * (y1 - y0) + y0) / h
+    lm[:, 2] = lm[:, 2] * (x1 - x0) / w
+    return replace(hand, landmarks=lm, image_size=(w, h))
+
+
+# Below this mean brightness (0–255) a photo is too dark for the hand detector, above
+# the second too washed out; below MIN_SIDE pixels a hand has too few to be found.
+DARK, BRIGHT, MIN_SIDE = 45.0, 225.0, 48
+
+
+def why_no_hand(img: np.ndarray) -> str:
+    """A short reason a hand was not found in an RGB image, and what to do about it."""
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        return f"the image is only {w}×{h} pixels: use a larger photo"
+    luma = float(img[..., :3].astype(np.float32).mean()) if img.size else 0.0
+    if luma < DARK:
+        return "the photo is too dark: add light in front of the hand"
+    if luma > BRIGHT:
+        return "the photo is washed out: avoid a bright light behind or on the hand"
+    return "no hand shape found: show the whole hand, closer to the camera, fingers apart"
+
+
+@dataclass
+class Observation:
+    hand: Hand | None
+    box: Box | None
+    framed: np.ndarray
+
+
+def observe(
+    images: Sequence[np.ndarray],
+    pose: PoseStream | None,
+    *,
+    tracking: bool = False,
+    framing: dict | None = None,
+    hands: Sequence[Hand | None] | None = None,
+) -> list[Observation]:
+    """Find the hand in each frame (if pose is on; or take ``hands`` as found) and frame
+    the image on it."""
+    out = []
+    for n, img in enumerate(images):
+        if hands is not None:
+            hand = hands[n] if pose is not None else None
+        elif pose is None:
+            hand = None
+        else:
+            hand = pose.find(img, True) if tracking else pose.search(img)
+        box = frame_box(hand, img.shape, framing)
+        out.append(Observation(hand, box, _crop(img, box)))
+    return out
+
+
+def stored_hands(
+    store: Store,
+    pose: PoseStream,
+    samples: Sequence[Sample],
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Hand | None]:
+    """The best hand of each stored sample, from the landmarks cache (searching the
+    images not searched yet with still-image detectors, one per core, in parallel: a
+    MediaPipe graph works one image at a time on about one core)."""
+    from fingertui.learn.hands import hands_from_bytes, hands_to_bytes, quiet
+
+    cached = store.landmarks.get(pose.detector_id, POSE_VIEW, [s.sha256 for s in samples])
+    todo = list({s.sha256: s for s in samples if s.sha256 not in cached}.values())
+    if progress:
+        progress("finding hands", 0, len(todo))
+    pending: dict[str, bytes] = {}
+    # One mute around the whole search: each detector's model-opening wait overlaps the work.
+    with (
+        quiet(),
+        concurrent.futures.ThreadPoolExecutor(pose.workers(len(todo)), thread_name_prefix="fingertui-hands") as pool,
+    ):
+        # Submitted a window at a time, so a cancel stops within a few images.
+        window = 4 * pose.workers(len(todo))
+        futures: collections.deque = collections.deque()
+        it = iter(todo)
+        for s in itertools.islice(it, window):
+            futures.append((s, pool.submit(pose.search_file, store.ws.abs(s.path))))
+        k = 0
+        try:
+            while futures:
+                s, fut = futures.popleft()
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                found = fut.result()
+                pending[s.sha256] = cached[s.sha256] = hands_to_bytes([found] if found is not None else [])
+                for nxt in itertools.islice(it, 1):
+                    futures.append((nxt, pool.submit(pose.search_file, store.ws.abs(nxt.path))))
+                if len(pending) >= 64:  # a few transactions, and little lost to a crash
+                    store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+                    pending = {}
+                k += 1
+                if progress:
+                    progress("finding hands", k, len(todo))
+        finally:
+            for _, fut in futures:
+                fut.cancel()
+            store.landmarks.put(pose.detector_id, POSE_VIEW, pending)
+    out = []
+    for s in samples:
+        got = hands_from_bytes(cached[s.sha256])
+        out.append(got[0] if got else None)
+    return out
+
+
+@dataclass
+class SampleFeatures:
+    """Features of stored samples with training views: streams are (N, views+1, dim)."""
+
+    image: np.ndarray | None
+    pose: np.ndarray | None
+    hand: np.ndarray
+    boxes: list[Box | None]
+    embedded_new: int = 0
+    fingers: np.ndarray | None = None  # (N, 5, K) finger features, no views (plain only)
+
+    def plain(self, rows: np.ndarray | None = None) -> object:
+        from fingertui.learn.model import Features
+
+        sel = slice(None) if rows is None else rows
+        return Features(
+            image=None if self.image is None else self.image[sel, 0],
+            pose=None if self.pose is None else self.pose[sel, 0],
+            fingers=None if self.fingers is None else self.fingers[sel],
+            hand=self.hand[sel],
+            boxes=self.boxes if rows is None else [self.boxes[i] for i in np.arange(len(self.boxes))[sel]],
+        )
+
+
+def sample_features(
+    store: Store,
+    samples: Sequence[Sample],
+    image: ImageStream | None,
+    pose: PoseStream | None,
+    *,
+    views: int | Sequence[int] = 0,
+    pose_views: int | Sequence[int] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> SampleFeatures:
+    """Every stream's features of stored samples, through the caches. ``views``: augmented
+    image views per sample (one count, or one per sample); ``pose_views`` the same for the
+    landmarks (default: as ``views``)."""
+    from fingertui.learn.features import Embedder
+
+    per = [views] * len(samples) if isinstance(views, int) else list(views)
+    if pose_views is None:
+        pose_views = per
+    per_pose = [pose_views] * len(samples) if isinstance(pose_views, int) else list(pose_views)
+    hands: list[Hand | None] = [None] * len(samples)
+    if pose is not None:
+        hands = stored_hands(store, pose, samples, progress, cancel)
+    hand = np.array([h is not None for h in hands], dtype=bool)
+    boxes: list[Box | None] = [
+        # The hand's own image size: the one the detector saw (images.py bounds big ones).
+        frame_box(h, (h.image_size[1], h.image_size[0]), image.framing if image else None) if h is not None else None
+        for h in hands
+    ]
+    X_img = X_pose = None
+    new = 0
+    if image is not None:
+        from fingertui.learn.features import plain_key
+
+        idents = [framed_identity(s.sha256, b) for s, b in zip(samples, boxes, strict=True)]
+        cached = (
+            store.embeddings.get(image.id, plain_key(image.engine), [(i, 0) for i in idents])
+            if max(per, default=0) == 0
+            else {}
+        )
+        if len(cached) == len(set(idents)):  # all there: no network needed
+            vecs = [cached[(i, 0)][None] for i in idents]
+        else:
+            emb = Embedder(store, image.bb)
+            vecs = emb.vectors(
+                [(i, s.path) for i, s in zip(idents, samples, strict=True)],
+                per,
+                progress,
+                cancel,
+                boxes={i: b for i, b in zip(idents, boxes, strict=True) if b is not None},
+            )
+            new = emb.computed
+        width = max(per, default=0) + 1
+        X_img = np.zeros((len(samples), width, image.dim), dtype=np.float32)
+        for n, v in enumerate(vecs):
+            X_img[n, : len(v)] = v
+            X_img[n, len(v) :] = v[0]  # rows with fewer views (test) repeat the plain one
+    if pose is not None:
+        X_pose = pose.view_features(hands, [s.sha256 for s in samples], per_pose)
+    F = None
+    if pose is not None:
+        from fingertui.learn.fingers import finger_matrix
+
+        F = finger_matrix(hands)[0]
+    return SampleFeatures(X_img, X_pose, hand, boxes, new, F)

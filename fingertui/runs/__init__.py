@@ -1,0 +1,1 @@
+"""Training runs: the pipeline that trains, records and activates a model, the training child process and progress estimates."""
