@@ -141,6 +141,38 @@ async def test_help_screen_lists_the_keys(ws):
         assert app.screen.__class__.__name__ == "CaptureScreen"
 
 
+async def test_help_opened_and_closed_leaves_the_capture_screen_as_it_was(ws):
+    import gc
+
+    from textual._styles_cache import StylesCache
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+
+        def footer_keys() -> list:
+            return list(app.screen.query(FooterKey))
+
+        def live_caches() -> int:
+            gc.collect()
+            return sum(1 for o in gc.get_objects() if type(o) is StylesCache)
+
+        for _ in range(2):
+            await pilot.press("question_mark", "question_mark")
+        await pilot.pause()
+        keys, caches = footer_keys(), live_caches()
+        for _ in range(10):
+            await pilot.press("question_mark")
+            await pilot.pause()
+            await pilot.press("question_mark")
+            await pilot.pause()
+        # The footer on return shows the same keys, not ten rebuilt copies of them ...
+        assert footer_keys() == keys and "capture" in " ".join(str(k.render()) for k in keys)
+        # ... and nothing that the ten help screens drew is kept.
+        assert live_caches() <= caches + 5
+
+
 async def test_capture_keys_are_commands_in_the_palette(ws):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -255,3 +287,25 @@ async def test_no_hand_in_view_is_said_live(ws, monkeypatch):
             await pilot.pause(0.05)
         assert app.track is not None and app.track.box is None
         assert "no hand in view" in app.capture_screen.square_words()
+
+
+async def test_the_status_line_takes_the_rows_its_words_need(ws):
+    # It is redrawn in place every second; the screen is laid out again only when the
+    # number of rows changes, and then it must be.
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.capture_screen
+        status = screen.query_one("#status")
+        screen.update_status()
+        await pilot.pause()
+        short = status.size.height
+        app.pose_note = "a note long enough to need a row of its own under the status line " * 2
+        screen.update_status()
+        await pilot.pause()
+        assert status.size.height >= short + 2
+        assert "row of its own" in "\n".join(status.render_line(y).text for y in range(status.size.height))
+        app.pose_note = None
+        screen.update_status()
+        await pilot.pause()
+        assert status.size.height == short

@@ -121,6 +121,32 @@ async def test_u_after_a_burst_takes_back_the_whole_burst(ws):
         assert any(f"took back the last {BURST_FRAMES} captures (2)" in t for t in toasts(app))
 
 
+async def test_keys_are_answered_while_a_capture_is_being_stored(ws):
+    import threading
+
+    app = make_app(ws, ScriptedSource(frames(3)))
+    toasts(app)
+    stored_may_finish = threading.Event()
+    capture = app.capture.capture
+
+    def slow_capture(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        stored_may_finish.wait(10)  # a slow disk, a busy store
+        return capture(*args, **kwargs)
+
+    app.capture.capture = slow_capture
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("4", "m")
+        await pilot.pause()
+        # The mirror key was handled while the capture waits; nothing is stored yet.
+        assert "mirror off" in str(app.screen.query_one("#status").render())
+        assert app.store.count() == 0
+        stored_may_finish.set()
+        await stored(app)
+        [s] = app.store.samples()
+        assert s.label == 4 and any(t.startswith(f"captured sample {s.id} as 4") for t in toasts(app))
+
+
 async def test_the_capture_toast_names_the_sample_id(ws):
     app = make_app(ws, ScriptedSource(frames(3)))
     toasts(app)

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
@@ -29,6 +29,7 @@ from fingertui.live.camera import FrameSource, open_source
 from fingertui.live.loop import Framing, LiveLoop, Step, pose_tracker
 from fingertui.live.tracking import HandTracker, Track
 from fingertui.runs.records import RunRecord, active_run
+from fingertui.tui.collector import IdleCollector
 from fingertui.tui.screens.capture import CaptureScreen
 from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
 
@@ -140,6 +141,8 @@ class FingerApp(App):
         # Store writes of the capture screen (captures, undo), one at a time in the order
         # they were asked for, off the UI thread (``write_store``).
         self._writes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingertui-store")
+        # Full garbage collections when no key comes (tui/collector.py); run_app's apps only.
+        self.collector: IdleCollector | None = None
 
     @property
     def predictor(self) -> Model | None:
@@ -179,6 +182,13 @@ class FingerApp(App):
         self.live_loop()
         self._store_version = self.store.data_version()
         self.set_interval(STORE_POLL_S, self.check_store)
+        if self.collector is not None:
+            self.set_interval(1.0, self.collector.tick)
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.collector is not None and isinstance(event, events.Key | events.MouseDown):
+            self.collector.input()
+        await super().on_event(event)
 
     def check_store(self) -> None:
         """Another process changed the store: show its counts, queue and active run now."""
@@ -281,6 +291,8 @@ class FingerApp(App):
         self.predictor, self.model_error = msg.predictor, msg.error
         self.model_loading = False
         self.capture_screen.show_model()
+        if self.collector is not None and not self.collector.frozen:
+            self.collector.freeze()  # start-up is over: its modules and model live as long as the app
 
     @work(thread=True, exclusive=True, group="live", exit_on_error=False, description="live view")
     def live_loop(self) -> None:
@@ -569,9 +581,12 @@ def run_app(app: FingerApp, **kwargs: Any) -> int:
     process at once (the CLI does: interpreter teardown with torch and MediaPipe loaded
     took 2.6–6 s more, measured in tmux)."""
     loop = asyncio.new_event_loop()
+    app.collector = IdleCollector()
+    app.collector.install()
     try:
         app.run(loop=loop, **kwargs)
     finally:
+        app.collector.uninstall()
         app.finish_writes()
     # The loop is left open: closing it would wait for nothing but could fail a worker that
     # still hands back a result; the process ends right after.

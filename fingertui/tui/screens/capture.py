@@ -19,6 +19,7 @@ from fingertui.data.capture import HoldPacer, id_span
 from fingertui.data.store import Sample
 from fingertui.labels import CLASSES
 from fingertui.learn.boxes import crop
+from fingertui.tui.textual_quirks import forget_closed_widgets
 from fingertui.tui.widgets.camera_view import CameraView, overlay
 from fingertui.tui.widgets.footer import KeysFooter
 from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, CountsPanel, PredictionPanel, SidePanels, TrainingBar
@@ -31,6 +32,22 @@ if TYPE_CHECKING:
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
 # A terminal shorter than this gets the compact side panels (the full ones need ~34 rows).
+
+
+def update_lines(static: Static, text: str) -> None:
+    """Show ``text`` on a line or two of the screen, laying the screen out again only when
+    it takes another number of rows: the status line changes every second and on keys such
+    as m, and each layout pass re-arranges every widget of the screen."""
+    width = static.content_region.width
+
+    def rows() -> int:
+        static.clear_cached_dimensions()
+        return static.get_content_height(static.size, static.size, width)
+
+    before = rows() if width else -1
+    static.update(text, layout=False)
+    if not width or rows() != before:
+        static.refresh(layout=True)
 
 
 class CaptureScreen(Screen[None]):
@@ -133,7 +150,9 @@ class CaptureScreen(Screen[None]):
             self.show_model()
 
     def on_screen_resume(self) -> None:
-        """Back from review, the gallery or results: counts as they are now."""
+        """Back from review, the gallery or results: counts as they are now, and what the
+        closed screen drew let go of."""
+        forget_closed_widgets()
         if self.is_mounted and self.query("#counts"):
             self.refresh_counts()
             self.show_model()
@@ -180,7 +199,7 @@ class CaptureScreen(Screen[None]):
             text += f"\n[yellow]{notice}[/]"
         if app.pose_note:
             text += f"\n[dim]{app.pose_note}[/]"
-        self.query_one("#status", Static).update(text)
+        update_lines(self.query_one("#status", Static), text)
 
     def square_words(self) -> str:
         framing = self.framing
@@ -259,7 +278,7 @@ class CaptureScreen(Screen[None]):
                 + (f"[yellow]({same} unchanged frames skipped)[/] " if same else "")
                 + f"[dim](at most {self.pacer.rate:.0f} a second; let go to stop)[/]"
             )
-        self.query_one("#hold", Static).update(line)
+        update_lines(self.query_one("#hold", Static), line)
 
     def check_hold(self) -> None:
         if self.pacer.label is not None and not self.pacer.active(self.clock() - self.key_lag):

@@ -63,10 +63,12 @@ def overlay(
     return img
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=4096)
 def _style(top: int, bottom: int) -> Style:
-    # Colours are packed 0xRRGGBB, quantised to 4 bits a channel: the style cache stays
-    # small and neighbouring cells often share a style, which keeps terminal output small.
+    # Colours are packed 0xRRGGBB, quantised to 4 bits a channel: neighbouring cells often
+    # share a style, which keeps terminal output small. A frame has a few thousand styles;
+    # the cache keeps about a frame's, each entry several objects every full garbage
+    # collection scans (tui/collector.py).
     return Style(
         color=Color.from_rgb(top >> 16, (top >> 8) & 255, top & 255),
         bgcolor=Color.from_rgb(bottom >> 16, (bottom >> 8) & 255, bottom & 255),
