@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -12,19 +14,43 @@ from PIL import Image, ImageDraw
 from textual.app import App, ComposeResult
 from textual.widget import Widget
 
-from fingertui.data.store import Store
+from fingertui.data.store import Sample, Store
 from fingertui.data.workspace import Workspace
 
-# The backbone exported for ONNX Runtime (engine.py) is cached here, not in the user's cache.
-os.environ.setdefault("FINGERTUI_CACHE", tempfile.mkdtemp(prefix="fingertui-test-cache-"))
-
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sign-digits"
+# A test that never marks a timeout of its own gets this one when it is not slow: a fast
+# test that hangs (a lock never released, a worker never done) fails in a minute, not at
+# the suite's 300 s (pyproject.toml).
+FAST_TIMEOUT_S = 60
+_CACHE = pytest.StashKey[str]()
+Test = TypeVar("Test", bound=Callable[..., object])
 
 
-def needs_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
+def pytest_configure(config: pytest.Config) -> None:
+    # The backbone exported for ONNX Runtime (learn/engine.py) is cached in a folder of the
+    # run's own, not in the user's cache: made here, before pytest-xdist starts its workers,
+    # so they inherit it and share one export (it is written atomically).
+    if "FINGERTUI_CACHE" not in os.environ:
+        config.stash[_CACHE] = os.environ["FINGERTUI_CACHE"] = tempfile.mkdtemp(prefix="fingertui-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (made := config.stash.get(_CACHE, None)) is not None:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
+
+
+def needs_shared() -> Callable[[Test], Test]:
+    """Skips a test without the real photos; marks it slow (it reads them)."""
+    skip = pytest.mark.skipif(
         not SHARED.is_dir(), reason=f"real photos not found at {SHARED} (a user checkout has no ../shared)"
     )
+    return lambda test: pytest.mark.slow(skip(test))
 
 
 def noise_image(seed: int, size: int = 48) -> Image.Image:
@@ -53,7 +79,7 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def add_sample(store: Store, seed: int, label: int | None = 3, split: str | None = "train"):  # noqa: ANN201
+def add_sample(store: Store, seed: int, label: int | None = 3, split: str | None = "train") -> Sample:
     """Store one 48 px noise image straight through the store (its own group and hash)."""
     return store.add_image(
         png_bytes(noise_image(seed)),
@@ -74,7 +100,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def store(ws: Workspace) -> Store:
+def store(ws: Workspace) -> Iterator[Store]:
     s = Store(ws)
     yield s
     s.close()
@@ -112,7 +138,7 @@ def write_bars(root: Path, per_class: int) -> Path:
 
 
 @pytest.fixture(scope="session")
-def two_runs(tmp_path_factory) -> Path:
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
     image features, review flags computed), run 2 active. Shared: copy it before changing it."""
     from fingertui.data.importer import import_paths

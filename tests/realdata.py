@@ -3,10 +3,13 @@ once per test process (about 10-20 s on 2 cores), in a temporary workspace."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -14,13 +17,18 @@ DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 DIGITS = DATASETS / "sign-digits"
 FRAMES = DATASETS / "hagrid-rooms" / "frames"
 HANDS = DATASETS / "hagrid-rooms" / "hands"
+Test = TypeVar("Test", bound=Callable[..., object])
 
 
-def needs_datasets() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
+def needs_datasets() -> Callable[[Test], Test]:
+    """Skips a test without the real photos; marks it slow, and one of the "realdata" group
+    that pytest-xdist (``--dist loadgroup``) runs in one worker: the model trained on them
+    (``trained_workspace``) is made once per test process."""
+    skip = pytest.mark.skipif(
         not (DIGITS.is_dir() and FRAMES.is_dir()),
         reason=f"real photos not found at {DATASETS} (a user checkout has no ../shared)",
     )
+    return lambda test: pytest.mark.xdist_group("realdata")(pytest.mark.slow(skip(test)))
 
 
 def photos(root: Path, per_class: int, start: int) -> list[tuple[Path, int]]:
@@ -43,6 +51,7 @@ def trained_workspace() -> Path:
     from fingertui.runs.pipeline import train
 
     root = Path(tempfile.mkdtemp(prefix="fingertui-realdata-"))
+    atexit.register(shutil.rmtree, root, True)
     tree = root / "train"
     for i, (f, c) in enumerate(photos(DIGITS, 8, 0) + photos(FRAMES, 6, 0)):
         (tree / str(c)).mkdir(parents=True, exist_ok=True)

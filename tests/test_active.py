@@ -417,6 +417,7 @@ def planted(tmp_path_factory):
         store.close()
 
 
+@pytest.mark.slow
 def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(planted, capsys):
     store, result, truth, _ = planted
     assert result.flags["run"] == result.run.id and result.flags["added"] > 0
@@ -437,6 +438,7 @@ def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(plan
         assert f"the label looks wrong: probably {true_label} (out-of-fold: label {store.get(sid).label} at" in line
 
 
+@pytest.mark.slow
 def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_back(planted):
     store, _, truth, _ = planted
     sid, true_label = next(iter(truth.items()))
@@ -448,6 +450,7 @@ def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_b
     assert store.get(sid).label != true_label and "label-error" in store.flags.open_for(sid)
 
 
+@pytest.mark.slow
 def test_planted_errors_come_first_with_their_evidence(planted):
     store, _, truth, _ = planted
     items = active.queue(store)
@@ -462,6 +465,7 @@ def test_planted_errors_come_first_with_their_evidence(planted):
     assert all("label-error" not in it.reasons for it in items[len(truth) :])
 
 
+@pytest.mark.slow
 def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
     store, _, truth, retrain = planted
     insisted, relabelled, *_ = truth

@@ -10,6 +10,7 @@ from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled
 from fingertui.learn import backbones, features
 from tests.conftest import write_bars
+from tests.helpers import wait_for
 
 VIEWS = 2
 
@@ -139,6 +140,7 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
     assert features.EmbeddingCache(dataset).count(bb.id) == len(samples)
 
 
+@pytest.mark.slow
 async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
     from fingertui.learn.heads import TrainConfig
     from fingertui.live.camera import ScriptedSource
@@ -149,11 +151,7 @@ async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(datas
     train_run(dataset, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
     app = make_app(dataset.ws, ScriptedSource(frames(), hold=False), backbone="dev-random")  # a new frame each look
     async with app.run_test(size=(140, 45)) as pilot:
-        for _ in range(1200):
-            if app.prediction is not None:
-                break
-            await pilot.pause(0.05)
-        assert app.prediction is not None
+        await wait_for(pilot, lambda: app.prediction is not None)
         made: list[float] = []
         predict = app.predictor.predict_image
         app.predictor.predict_image = lambda img, **kw: (made.append(time.monotonic()), predict(img, **kw))[1]

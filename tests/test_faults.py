@@ -23,6 +23,8 @@ from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
 from tests.conftest import noise_image, save
 
+pytestmark = pytest.mark.slow
+
 MAX_STEPS = 60
 
 

@@ -56,6 +56,7 @@ def _sklearn(Xs, y, C, *, tol=1e-4, max_iter=500, warm=None):
         return lr.fit(Xs, y, sample_weight=_class_weights(y))
 
 
+@pytest.mark.slow
 def test_linear_head_has_scikit_learns_solution_along_the_l2_path():
     # Unequal classes (the class weights matter), a validation fold choosing λ on a path
     # of warm-started fits: what fit_linear did with scikit-learn, redone with it here.
@@ -172,6 +173,7 @@ def _as_torch_file(ckpt: dict, path: Path, fmt: str = FORMAT_V2) -> None:
     torch.save({**tensors(ckpt), "format": fmt}, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_path, head):
     run = train(
@@ -231,6 +233,7 @@ def test_damaged_npz_checkpoints_say_so_in_one_line(bars_store, tmp_path, capsys
     assert "cannot be read" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     home, bars = tmp_path / "ws", write_bars(tmp_path / "bars", 8)
     env = {"FINGERTUI_DEV_HANDS": "1"}
@@ -242,6 +245,7 @@ def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     assert _modules_after(cli.format(["--home", str(home), "predict", str(bars / "3" / "0.png")]), env) == []
 
 
+@pytest.mark.slow
 def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
     # Nothing imports torch up front any more; augmenting imports it on the decoding thread
     # while the network threads start (a fresh process, as from the CLI, with no vectors cached).

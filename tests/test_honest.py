@@ -34,8 +34,8 @@ from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import widget_app, write_bars
+from tests.helpers import wait_for
 from tests.test_tui import frames
-from tests.test_tui_loop import wait_for
 
 FAST = TrainConfig(views=0, max_epochs=20)
 
@@ -153,6 +153,7 @@ async def test_prediction_panel_keeps_sure_for_checked_models():
         assert " sure " in shown(panel)
 
 
+@pytest.mark.slow
 async def test_the_live_view_of_a_small_data_model_says_unchecked(small):
     store, run = small
     app = make_app(store.ws, ScriptedSource(frames()), backbone="dev-random")
@@ -229,6 +230,7 @@ async def open_results(pilot) -> None:
     await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one("#matrix").row_count)
 
 
+@pytest.mark.slow
 async def test_results_screen_markers_readable_empty_diagonal_not_green_no_arrow_for_no_change(ws, two_runs):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -259,6 +261,7 @@ async def test_results_screen_markers_readable_empty_diagonal_not_green_no_arrow
         assert "not yet meaningful" in text and "95% interval" in text
 
 
+@pytest.mark.slow
 async def test_runs_compare_in_words_opens_the_changed_images_and_rollback_keeps_results_fresh(ws, two_runs):
     a, b, labels = two_runs
     app = make_app(ws, ScriptedSource(frames()))

@@ -5,7 +5,6 @@ import urllib.error
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fingertui.cli import main
@@ -52,6 +51,7 @@ def test_same_data_and_seed_give_the_same_run(dataset):
     ]
 
 
+@pytest.mark.slow
 def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset, tmp_path):
     first = train_run(dataset, backbone="dev-random", cfg=FAST)
     n_train, n_test = first.n_train, first.n_test
@@ -69,6 +69,7 @@ def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset
     assert third.metrics["embedded_new"] == expected
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_on_backbone_and_recipe(dataset, monkeypatch):
     cache = features.EmbeddingCache(dataset)
     train_run(dataset, backbone="dev-random", cfg=FAST)
@@ -133,6 +134,7 @@ def test_mcnemar_exact_on_a_hand_made_pair():
     assert mcnemar(a, a)["p_value"] == 1.0
 
 
+@pytest.mark.slow
 def test_refused_checkpoints(dataset, tmp_path, capsys):
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
     path = dataset.ws.abs(run.checkpoint)
@@ -159,7 +161,9 @@ def test_refused_checkpoints(dataset, tmp_path, capsys):
     assert "cannot be read" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypatch, tmp_path):
+    import torch
     from torchvision.models import resnet18
 
     def offline(*a, **k):
@@ -184,12 +188,14 @@ def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypa
 
 def test_random_backbone_is_developer_only(monkeypatch):
     monkeypatch.delenv(backbones.ENV_DEV_RANDOM, raising=False)
+    monkeypatch.setattr(backbones, "_CACHE", {})  # as in a fresh process: none loaded yet
     with pytest.raises(UserError, match="development only"):
         backbones.load("dev-random")
     with pytest.raises(UserError, match="unknown backbone"):
         backbones.load("vgg16")
 
 
+@pytest.mark.slow
 def test_cancel_leaves_no_run_and_no_checkpoint(dataset):
     import threading
 
@@ -281,7 +287,10 @@ def test_group_folds_keep_groups_together():
         assert not held & rest
 
 
+@pytest.mark.slow
 def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
+    import torch
+
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
     pred = Model.from_checkpoint(dataset.ws.abs(run.checkpoint))
     dest = tmp_path / "model.pt"
@@ -305,6 +314,7 @@ def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
     assert np.array_equal(ours.argmax(1), theirs.argmax(1))
 
 
+@pytest.mark.slow
 def test_cli_train_eval_predict_runs_json(dataset, capsys):
     home = ["--home", str(dataset.ws.root)]
 
@@ -335,6 +345,7 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
     assert main([*home, "eval", "--run", "99"]) == 2
 
 
+@pytest.mark.slow
 def test_eval_on_external_folder_adds_nothing(dataset, bars, capsys):
     train_run(dataset, backbone="dev-random", cfg=FAST)
     before = dataset.count()

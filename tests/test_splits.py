@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from fingertui.data import doctor, splits
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
@@ -75,6 +77,7 @@ def test_splits_are_deterministic_in_any_order_and_stable(tmp_path, labelled_tre
     assert {s.sha256: s.split for s in b.samples()} == before  # same input, same splits
 
 
+@pytest.mark.slow
 def test_killed_import_leaves_only_complete_samples(tmp_path):
     src = tmp_path / "src"
     for k in range(400):

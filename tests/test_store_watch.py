@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fingertui.data.store import Store
 from fingertui.live.camera import ScriptedSource
 from fingertui.review import active
@@ -15,8 +17,10 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel
 from tests.conftest import noise_image, png_bytes
+from tests.helpers import wait_for
 from tests.test_tui import frames
-from tests.test_tui_loop import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,10 @@ from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
 from fingertui.tui.widgets.panels import TrainingBar
 from tests.conftest import finger_image, write_bars
+from tests.helpers import wait_for
 from tests.test_tui import frames
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -39,14 +42,6 @@ def bars_ws(ws, tmp_path, monkeypatch):
 
 def app_for(ws, train_in=None):
     return make_app(ws, ScriptedSource(frames()), backbone="dev-random", train_in=train_in)
-
-
-async def wait_for(pilot, cond, seconds=60.0):
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_relabel_in_review_writes_an_event_and_undo_reverts_it(bars_ws):
