@@ -12,6 +12,8 @@ from fingertui.learn import backbones, features
 from tests.conftest import write_bars
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.slow
+
 VIEWS = 2
 
 
@@ -140,7 +142,6 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
     assert features.EmbeddingCache(dataset).count(bb.id) == len(samples)
 
 
-@pytest.mark.slow
 async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
     from fingertui.learn.heads import TrainConfig
     from fingertui.live.camera import ScriptedSource

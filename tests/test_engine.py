@@ -8,6 +8,8 @@ from fingertui.data.importer import import_paths
 from fingertui.learn import backbones, engine, features
 from tests.conftest import write_bars
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def dataset(store, tmp_path, monkeypatch):
@@ -27,7 +29,6 @@ def images(store):
     return [features.load_rgb(str(store.ws.abs(s.path))) for s in store.labelled()]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dev-random", "efficientnet-lite0"])
 def test_onnxruntime_gives_torchs_vectors_to_float16_precision(dataset, name):
     bb = fresh(name)
@@ -128,7 +129,6 @@ def test_numpy_pooling_is_torchs_adaptive_pooling(side):
     np.testing.assert_allclose(engine.pooled(fmap, backbones.GRID), want, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_a_cached_export_runs_without_importing_torch(dataset, tmp_path, monkeypatch):
     # The first load exports the trunk (with torch); a later process finds the file and
     # embeds the same vectors without importing torch at all (~4 s of every command).
@@ -161,7 +161,6 @@ def test_a_cached_export_runs_without_importing_torch(dataset, tmp_path, monkeyp
     np.testing.assert_array_equal(np.array(got["v"], dtype=np.float32), here)
 
 
-@pytest.mark.slow
 def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch):
     # The torch-free load names the backbone itself; a different name would file its vectors
     # (and its models) under another backbone.
@@ -189,7 +188,6 @@ def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch)
     assert backbones.resnet18_cache_file() == Path(get_dir()) / "checkpoints" / backbones.RESNET18_FILE
 
 
-@pytest.mark.slow
 def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset, tmp_path, monkeypatch):
     # Every vector cached (the first train computed them, the augmented views too) and the
     # trunk's export cached: retraining and predicting as a whole process import neither
@@ -228,7 +226,6 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
     assert {r.id for r in list_runs(dataset)} - {first.id}  # the retrain was recorded
 
 
-@pytest.mark.slow
 def test_a_first_train_that_augments_needs_no_torch(tmp_path, monkeypatch):
     # Few images per class: the first train draws augmented views (PIL), and with the
     # trunk's export cached it imports no torch at all (torchvision's transforms did: 4-5 s).

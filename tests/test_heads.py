@@ -192,6 +192,7 @@ def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_
     assert sum(p.label == k for k, p in enumerate(a)) >= 5  # a working model, not two broken alike
 
 
+@pytest.mark.slow
 def test_torch_checkpoint_without_torch_says_what_it_needs(bars_store, tmp_path, monkeypatch):
     run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     old = tmp_path / "run-old.pt"
@@ -203,6 +204,7 @@ def test_torch_checkpoint_without_torch_says_what_it_needs(bars_store, tmp_path,
     assert load_checkpoint(bars_store.ws.abs(run.checkpoint))["format"] == FORMAT  # the .npz needs no torch
 
 
+@pytest.mark.slow
 def test_damaged_npz_checkpoints_say_so_in_one_line(bars_store, tmp_path, capsys):
     run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     path = bars_store.ws.abs(run.checkpoint)

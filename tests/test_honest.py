@@ -110,6 +110,7 @@ def small(store, tmp_path, monkeypatch):
     return store, run
 
 
+@pytest.mark.slow
 def test_cli_train_eval_runs_predict_say_the_accuracy_is_not_yet_meaningful(small, capsys):
     store, run = small
     home = str(store.ws.root)
@@ -133,6 +134,7 @@ def test_cli_train_eval_runs_predict_say_the_accuracy_is_not_yet_meaningful(smal
     assert json.loads(capsys.readouterr().out)["confidence_checked"] is False
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_a_handful_never_says_sure(small):
     store, run = small
     assert Model.for_run(store, run).confidence_checked is False

@@ -38,6 +38,7 @@ def dataset(store, bars, dev_backbone):
     return store
 
 
+@pytest.mark.slow
 def test_same_data_and_seed_give_the_same_run(dataset):
     a = train_run(dataset, backbone="dev-random", cfg=FAST)
     b = train_run(dataset, backbone="dev-random", cfg=FAST)
@@ -186,6 +187,7 @@ def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypa
         backbones.load("resnet18", weights_file=str(tmp_path / "bad.pth"))
 
 
+@pytest.mark.slow  # loading a backbone imports torch, even to refuse it
 def test_random_backbone_is_developer_only(monkeypatch):
     monkeypatch.delenv(backbones.ENV_DEV_RANDOM, raising=False)
     monkeypatch.setattr(backbones, "_CACHE", {})  # as in a fresh process: none loaded yet

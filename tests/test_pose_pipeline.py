@@ -89,6 +89,7 @@ def test_no_hand_images_are_flagged_for_review(bars_store, tmp_path):
     assert all("no-hand" not in it.reasons for it in others)
 
 
+@pytest.mark.slow
 def test_without_the_hand_detector_training_falls_back_to_the_image_in_one_line(store, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
@@ -101,6 +102,7 @@ def test_without_the_hand_detector_training_falls_back_to_the_image_in_one_line(
         train(store, features="pose", backbone="dev-random", cfg=FAST)
 
 
+@pytest.mark.slow
 def test_cli_features_pose_without_detector_is_one_line_exit_2(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
