@@ -28,10 +28,9 @@ run: $(APP_STAMP)
 trunk: $(STAMP)
 	$(BIN)/python -c "from fingertui.learn.backbones import ship_trunk; print(ship_trunk())"
 
-# The tests run on every core (pytest-xdist); the tests on the real photos share one worker,
-# which trains their model once (tests/realdata.py). PYTEST_ARGS adds to it, e.g.
+# The tests run on every core (pytest-xdist). PYTEST_ARGS adds to it, e.g.
 # PYTEST_ARGS='tests/test_store.py' or PYTEST_ARGS='-n 0' (one process).
-XDIST ?= -n auto --dist loadgroup
+XDIST ?= -n auto
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)

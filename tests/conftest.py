@@ -16,26 +16,29 @@ from textual.widget import Widget
 
 from fingertui.data.store import Sample, Store
 from fingertui.data.workspace import Workspace
+from tests.helpers import RUN_DIR_ENV, built_once
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sign-digits"
 # A test that never marks a timeout of its own gets this one when it is not slow: a fast
 # test that hangs (a lock never released, a worker never done) fails in a minute, not at
 # the suite's 300 s (pyproject.toml).
 FAST_TIMEOUT_S = 60
-_CACHE = pytest.StashKey[str]()
+_RUN = pytest.StashKey[str]()
 Test = TypeVar("Test", bound=Callable[..., object])
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The backbone exported for ONNX Runtime (learn/engine.py) is cached in a folder of the
-    # run's own, not in the user's cache: made here, before pytest-xdist starts its workers,
-    # so they inherit it and share one export (it is written atomically).
-    if "FINGERTUI_CACHE" not in os.environ:
-        config.stash[_CACHE] = os.environ["FINGERTUI_CACHE"] = tempfile.mkdtemp(prefix="fingertui-test-cache-")
+    # The run's own folder (helpers.built_once), made before pytest-xdist starts its workers
+    # so that they inherit it; a worker finds it set. The backbone exported for ONNX Runtime
+    # (learn/engine.py) is cached there too, not in the user's cache: one export for all
+    # workers (it is written atomically).
+    if RUN_DIR_ENV not in os.environ:
+        config.stash[_RUN] = os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="fingertui-tests-")
+        os.environ.setdefault("FINGERTUI_CACHE", os.path.join(os.environ[RUN_DIR_ENV], "cache"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if (made := config.stash.get(_CACHE, None)) is not None:
+    if (made := config.stash.get(_RUN, None)) is not None:
         shutil.rmtree(made, ignore_errors=True)
 
 
@@ -139,16 +142,12 @@ def write_bars(root: Path, per_class: int) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
-    image features, review flags computed), run 2 active. Shared: copy it before changing it."""
+def _train_two_runs(root: Path) -> None:
     from fingertui.data.importer import import_paths
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
     from fingertui.runs.pipeline import train
 
-    root = tmp_path_factory.mktemp("two-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backbones.ENV_DEV_RANDOM, "1")
         store = Store(Workspace(root / "ws"))
@@ -156,7 +155,14 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for seed in (0, 1):
             train(store, backbone="dev-random", features="image", cfg=TrainConfig(views=1, max_epochs=20, seed=seed))
         store.close()
-    return root / "ws"
+
+
+@pytest.fixture(scope="session")
+def two_runs() -> Path:
+    """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
+    image features, review flags computed), run 2 active: trained once per test run, this
+    test process's copy. Shared by its tests: copy it before changing it."""
+    return built_once("two-runs", _train_two_runs) / "ws"
 
 
 @pytest.fixture
