@@ -114,8 +114,13 @@ def test_screen_and_quit_reach_the_terminal_while_descriptor_2_is_muted(tmp_path
 # --- tmux: what a user sees ------------------------------------------------------------
 
 
+# A tmux server of this test process's own: tests on other pytest-xdist workers (and the
+# user's own sessions) never share it.
+TMUX = ["tmux", "-L", f"fingertui-test-{os.getpid()}"]
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen_of(session: str) -> list[str]:
@@ -167,4 +172,4 @@ def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_t
         flags = tmux("display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{cursor_flag}").split()
         assert flags == ["0", "0", "1"], f"terminal left in app mode (alternate, mouse, cursor): {flags}"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
