@@ -9,10 +9,10 @@ from fingertui.cli import main
 from fingertui.data.store import Store, now_iso
 from fingertui.errors import UserError
 from fingertui.learn.backbones import expected_engine
-from fingertui.learn.features import EmbeddingCache, plain_key
+from fingertui.learn.checkpoint import FORMAT_V1 as FORMAT
+from fingertui.learn.checkpoint import save_fields
+from fingertui.learn.embeddings import EmbeddingCache, plain_key
 from fingertui.learn.linear import LinearHead
-from fingertui.learn.model import FORMAT_V1 as FORMAT
-from fingertui.learn.model import save_checkpoint
 from fingertui.review import active
 from tests.conftest import noise_image, png_bytes
 
@@ -42,7 +42,7 @@ def fake_run(
     probabilities ``experts[id]``) are the ones given."""
     head = LinearHead(np.zeros(DIM), np.ones(DIM), np.random.default_rng(0).normal(0, 0.3, (6, DIM)), np.zeros(6))
     path = store.ws.models_dir / f"fake-{len(list(store.ws.models_dir.glob('*')))}.npz"
-    save_checkpoint(
+    save_fields(
         path,
         {
             "format": FORMAT,

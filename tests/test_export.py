@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +127,8 @@ def test_every_checkpoint_field_reaches_the_manifest_and_the_runner(tmp_path, mo
     run = active_run(store)
     model = Model.for_run(store, run)
     store.close()
-    meta = dict(model.meta)
-    meta["finger_patterns"] = {"seen": np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=np.int8), "note": "x"}
-    monkeypatch.setattr(model, "meta", meta)
+    later = {"finger_patterns": {"seen": np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=np.int8), "note": "x"}}
+    monkeypatch.setattr(model, "checkpoint", replace(model.checkpoint, extra={**model.checkpoint.extra, **later}))
     export_folder(model, tmp_path / "e", run.id)
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["model"]["finger_patterns"]["note"] == "x"

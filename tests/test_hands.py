@@ -264,7 +264,7 @@ def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_on
 
 
 def read_stored(store, sample) -> np.ndarray:
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     return read_rgb(store.ws.abs(sample.path))
 
@@ -275,7 +275,7 @@ def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
     # A close-up: the hand runs off the frame and the detector misses it; zoomed out it is
     # found whole (the tiles used to find two of its fingers, and the count was wrong).
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
@@ -325,7 +325,7 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
     import cv2
 
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     frame = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "1" / "one_00000.jpg")
     side, at = 900, 900 // 2 - frame.shape[0] // 2

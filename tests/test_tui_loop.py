@@ -107,16 +107,16 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
 
 
 async def test_cancelled_training_leaves_no_run_behind(bars_ws, monkeypatch):
-    from fingertui.learn import features
+    from fingertui.learn import embeddings
 
     # Slow the embedding down so that esc surely arrives while the run is still going.
-    slow = features.Embedder._embed_batch
+    slow = embeddings.Embedder._embed_batch
 
     def slower(self, *a, **k):
         time.sleep(0.05)
         return slow(self, *a, **k)
 
-    monkeypatch.setattr(features.Embedder, "_embed_batch", slower)
+    monkeypatch.setattr(embeddings.Embedder, "_embed_batch", slower)
     app = app_for(bars_ws, train_in="thread")  # the slowed embedder is this process's
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
@@ -148,7 +148,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         await pilot.pause()
         assert app.active.id == first.id and active_run(app.store).id == first.id
         await wait_for(pilot, lambda: app.predictor is not None)
-        assert app.predictor.meta["metrics"] == json.loads(
+        assert app.predictor.checkpoint.metrics == json.loads(
             json.dumps({"accuracy": first.metrics["test"]["accuracy"], "ece": first.metrics["test"]["ece"]})
         )
         await pilot.press("escape")

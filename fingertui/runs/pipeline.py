@@ -25,21 +25,22 @@ import numpy as np
 from fingertui.data.store import Sample, Store, now_iso
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
-from fingertui.learn import nextday
+from fingertui.learn import nextday, streams
+from fingertui.learn.checkpoint import FEATURE_SETS, SUFFIX, Checkpoint
+from fingertui.learn.features import sample_features
+from fingertui.learn.fitting import N_CLASSES as N
+from fingertui.learn.fitting import TrainConfig
 from fingertui.learn.heads import (
-    TrainConfig,
-    fit_linear_lbfgs,
+    fit_linear_quick,
     group_folds,
     logits,
-    softmax,
     train_calibrated,
     training_views,
     unsure_threshold,
     validation_fold,
 )
 from fingertui.learn.metrics import confidence_check, ece, evaluate
-from fingertui.learn.model import CHECKPOINT_SUFFIX, FEATURE_SETS, FORMAT, N, save_checkpoint
-from fingertui.learn.pooling import novel_rows, pattern_counts, pool_logits
+from fingertui.learn.pooling import novel_rows, pattern_counts, pool_logits, softmax
 from fingertui.progress import Progress
 from fingertui.runs.eta import PhaseTimer
 from fingertui.runs.records import RunRecord, get_run
@@ -107,7 +108,6 @@ def train(
     simulations); by default every labelled sample takes part. ``with_fingers=False``
     leaves the finger-state expert out (benchmarks: what the other experts do alone).
     """
-    from fingertui.learn import streams
     from fingertui.review import active
 
     if features not in FEATURE_SETS:
@@ -152,7 +152,7 @@ def train(
     both = train_s + test_s
     # Image views by scarcity (each is a network pass); landmark views cost no network.
     views = training_views(np.array([s.label for s in train_s]), [s.sha256 for s in train_s], cfg)
-    sf = streams.sample_features(
+    sf = sample_features(
         store,
         both,
         image,
@@ -273,7 +273,7 @@ def train(
             fit_rows = train_rows if name == "image" else train_rows[hand_tr[train_rows]]
             if len(np.unique(ytr[fit_rows])) < 2:
                 continue
-            z[name] = logits(fit_linear_lbfgs(X[fit_rows, 0], ytr[fit_rows], cfg), X[rows, 0])
+            z[name] = logits(fit_linear_quick(X[fit_rows, 0], ytr[fit_rows], cfg), X[rows, 0])
         gate = np.zeros(len(rows), dtype=bool)
         if finger_head is not None:
             fit_rows = train_rows[hand_tr[train_rows]]
@@ -325,12 +325,8 @@ def train(
     def pooled(
         z: dict[str, np.ndarray], hand: np.ndarray, gate: np.ndarray | None, w: dict[str, float] | None = None
     ) -> np.ndarray:
-        h = hand if ("pose" in z or "fingers" in z) else np.zeros(len(hand), dtype=bool)
         w = weights if w is None else w
-        p = pool_logits(z.get("image"), z.get("pose"), h, w, image_t, 1.0, z.get("fingers"), novel=gate)
-        if "image" not in z:
-            p[~h] = 1.0 / N
-        return p
+        return pool_logits(z.get("image"), z.get("pose"), hand, w, image_t, 1.0, z.get("fingers"), novel=gate)
 
     def one_session_weights(train_rows: np.ndarray) -> dict[str, float]:
         """The pooling a run on ``train_rows`` (one session) would choose: on its own
@@ -492,24 +488,19 @@ def _record(
     oof_experts: dict[str, np.ndarray],
     te_experts: dict[str, np.ndarray],
 ) -> RunRecord:
-    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}{CHECKPOINT_SUFFIX}"
+    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}{SUFFIX}"
     backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
-    save_checkpoint(
-        ckpt_path,
-        {
-            "format": FORMAT,
-            "classes": list(CLASSES),
-            "features": features,
-            "experts": experts,
-            "weights": weights,
-            "temperature": 1.0,
-            "image_temperature": image_t,
-            "unsure_threshold": threshold,
-            "confidence_checked": metrics["confidence"]["checked"],
-            "config": cfg.as_dict(),
-            "metrics": {"accuracy": metrics["test"]["accuracy"], "ece": metrics["test"]["ece"]},
-        },
-    )
+    Checkpoint(
+        features=features,
+        experts=experts,
+        weights=weights,
+        temperature=1.0,
+        image_temperature=image_t,
+        unsure_threshold=threshold,
+        confidence_checked=metrics["confidence"]["checked"],
+        config=cfg.as_dict(),
+        metrics={"accuracy": metrics["test"]["accuracy"], "ece": metrics["test"]["ece"]},
+    ).save(ckpt_path)
     val_set = set(val_idx.tolist())
 
     def row(s: Sample, role: str, p: np.ndarray, by_expert: dict[str, np.ndarray]) -> tuple:
