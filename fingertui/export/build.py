@@ -15,7 +15,7 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from fingertui.labels import CLASSES
 from fingertui.learn.model import Model
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from fingertui.learn.backbones import Backbone
 
 EXPORT_FORMAT = "fingertui.export/1"  # the runner (export/runner.py) checks it
@@ -174,7 +176,8 @@ def export_folder(model: Model, dest: Path, run_id: int | None = None, weights_f
     # (checkpoint.py) reaches the runner without a change here.
     manifest["model"], arrays = model.checkpoint.to_json()
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    members: dict[str, Any] = arrays
+    np.savez(buf, **members)
     (tmp / "arrays.npz").write_bytes(buf.getvalue())
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     copy_runtime(tmp / RUNTIME)
@@ -244,11 +247,7 @@ def export_torchscript(model: Model, dest: Path, run_id: int | None = None, weig
     return meta
 
 
-# Older name: a TorchScript file of the image expert.
-export_model = export_torchscript
-
-
-def _torch_module(model: Model, bb: Backbone) -> object:
+def _torch_module(model: Model, bb: Backbone) -> nn.Module:
     """Float RGB images in [0, 1], shape (B, 3, H, W), any H and W → calibrated probabilities
     of the image expert."""
     import torch
@@ -256,11 +255,13 @@ def _torch_module(model: Model, bb: Backbone) -> object:
 
     from fingertui.learn.mlp import as_torch
 
+    preprocess, features = bb.torch_modules()
+
     class Exported(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.preprocess = bb.preprocess
-            self.features = bb.features
+            self.preprocess = preprocess
+            self.features = features
             self.head = as_torch(model.heads["image"])
             self.register_buffer("inv_temperature", torch.tensor(1.0 / model.image_temperature))
 

@@ -32,8 +32,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -45,8 +45,18 @@ if TYPE_CHECKING:
     from fingertui.data.store import Store
     from fingertui.learn.backbones import Backbone
 
+
+class Recipe(TypedDict):
+    crop_scale: list[float]
+    crop_ratio: list[float]
+    rotate_deg: float
+    jitter: list[float]
+    hflip: float
+    impl: str
+
+
 # The augmentation recipe. Changing anything here changes RECIPE_ID and so the cache key.
-RECIPE = {
+RECIPE: Recipe = {
     "crop_scale": [0.7, 1.0],
     "crop_ratio": [0.85, 1.18],
     "rotate_deg": 12,
@@ -122,7 +132,7 @@ def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
     h, w = img.shape[:2]
     x0, y0, cw, ch = 0, 0, w, h  # after 10 failed draws: the whole image (as torchvision does)
     for _ in range(10):
-        area = h * w * rng.uniform(*r["crop_scale"])
+        area = h * w * rng.uniform(r["crop_scale"][0], r["crop_scale"][1])
         ratio = math.exp(rng.uniform(math.log(r["crop_ratio"][0]), math.log(r["crop_ratio"][1])))
         tw, th = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
         if 0 < tw <= w and 0 < th <= h:
@@ -282,7 +292,7 @@ class Embedder:
 
     def _batches(
         self, todo: Sequence[tuple[str, str, list[int]]], cancel: threading.Event | None
-    ) -> Iterator[list[tuple[tuple[str, int], np.ndarray, bool]]]:
+    ) -> Generator[list[tuple[tuple[str, int], np.ndarray, bool]], None, None]:
         """Network-ready views in batches of ``self.batch``: (key, input, last view of its
         image?). Raises Cancelled between batches once ``cancel`` is set."""
         ready: queue.Queue = queue.Queue(maxsize=PREFETCH)

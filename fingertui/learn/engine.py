@@ -107,7 +107,7 @@ def export_trunk(trunk: nn.Module, size: int) -> bytes:
         torch.onnx.export(
             trunk,
             (torch.zeros(1, 3, size, size),),
-            buf,
+            buf,  # type: ignore[arg-type]  # this exporter writes to a file object too; the stub names paths only
             dynamo=False,
             input_names=["x"],
             output_names=["features"],

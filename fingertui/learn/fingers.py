@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -343,7 +343,16 @@ STARTER_SOURCE = (
 # 88.1 / 91.7 / 98.3 %; 2 copies, amount 0.3–1 (what ships) 90.2 / 95.3 / 98.1 %; 4 copies
 # 89.6 / 95.3; amount 0.5–1 or 0.3–1.2 90.7 / 95.3; 8 copies, 0–1 91.7 / 94.7.
 THUMB_UP_COUNTS = (3, 5)
-ADDUCT = {"copies": 2, "low": 0.3, "high": 1.0, "seed": 0}
+
+
+class Adduction(TypedDict):
+    copies: int
+    low: float
+    high: float
+    seed: int
+
+
+ADDUCT: Adduction = {"copies": 2, "low": 0.3, "high": 1.0, "seed": 0}
 
 
 def _turn(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -220,9 +220,18 @@ def feature_dim(space: Space = DEFAULT_SPACE) -> int:
 
 FEATURE_DIM = feature_dim()
 
+
 # --- augmentation on the landmarks themselves ------------------------------------------
 # Changing the recipe changes AUG_ID, so cached augmented features are never mixed up.
-AUG = {
+class Augmentation(TypedDict):
+    roll_deg: float
+    tilt_deg: float
+    scale: list[float]
+    jitter: float
+    mirror: float
+
+
+AUG: Augmentation = {
     "roll_deg": 20,  # in-plane
     "tilt_deg": 25,  # out of plane, about the image x and y axes
     "scale": [0.85, 1.15],
@@ -253,7 +262,7 @@ def augment_arrays(hands: HandArrays, seeds: Sequence[int]) -> HandArrays:
     for i, seed in enumerate(seeds):  # the draws, per hand and in a fixed order
         rng = np.random.default_rng(seed)
         rot[i] = _rotation(rng)
-        scale[i] = rng.uniform(*AUG["scale"])
+        scale[i] = rng.uniform(AUG["scale"][0], AUG["scale"][1])
         flipped[i] = rng.random() < AUG["mirror"]
         noise_px[i] = rng.standard_normal((N_LANDMARKS, 3))
         noise_w[i] = rng.standard_normal((N_LANDMARKS, 3))

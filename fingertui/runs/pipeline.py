@@ -1,12 +1,15 @@
-"""The training pipeline, the one path the CLI, the app and the benchmarks take:
+"""The training pipeline, the one path the CLI, the app and the benchmarks take. ``train``
+runs it as named stages:
 
-snapshot → features (cached) → fit the experts → pool and calibrate → out-of-fold
-predictions → evaluate → record the run → recompute the review flags.
+gather the data (snapshot, features through the caches, folds) → fit the experts →
+out-of-fold predictions → pool and calibrate → evaluate, with the starter as the floor →
+record the run → recompute the review flags.
 
 Nothing is written until the run is complete, so a cancelled or failed run leaves nothing
 behind. Progress is reported as (phase, k, n) from the real work: "loading model",
-"finding hands", "embedding", "training", "calibrating", "cross-checking", "evaluating",
-"recording", "review queue".
+"finding hands", "embedding", "training image", "training pose", "training fingers",
+"cross-checking", "calibrating", "evaluating", "recording", "review queue" (runs/eta.py
+times them).
 """
 
 from __future__ import annotations
@@ -17,19 +20,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fingertui.data.store import Sample, Store, now_iso
 from fingertui.errors import Cancelled, UserError
 from fingertui.labels import CLASSES
-from fingertui.learn import nextday, streams
+from fingertui.learn import backbones, nextday, streams
 from fingertui.learn.checkpoint import FEATURE_SETS, SUFFIX, Checkpoint
-from fingertui.learn.features import sample_features
+from fingertui.learn.features import SampleFeatures, sample_features
+from fingertui.learn.fingers import FingerHead, load_starter
 from fingertui.learn.fitting import N_CLASSES as N
-from fingertui.learn.fitting import TrainConfig
+from fingertui.learn.fitting import AnyHead, TrainConfig
 from fingertui.learn.heads import (
     fit_linear_quick,
     group_folds,
@@ -44,9 +47,6 @@ from fingertui.learn.pooling import novel_rows, pattern_counts, pool_logits, sof
 from fingertui.progress import Progress
 from fingertui.runs.eta import PhaseTimer
 from fingertui.runs.records import RunRecord, get_run
-
-if TYPE_CHECKING:
-    from fingertui.learn.fingers import FingerHead
 
 MIN_PER_CLASS = 2
 DEFAULT_FEATURES = "both"
@@ -70,8 +70,6 @@ class TrainResult:
 
 
 def _fit_fingers(F: np.ndarray, y: np.ndarray, starter: FingerHead | None) -> FingerHead:
-    from fingertui.learn.fingers import FingerHead
-
     return FingerHead.fit(F, y, prior=starter, l2=FINGER_PULL)
 
 
@@ -114,24 +112,104 @@ def train(
         raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
     cfg = cfg or TrainConfig()
     started, t0 = now_iso(), time.perf_counter()
-    report = PhaseTimer(progress)  # the phases' seconds are kept with the run: the next one's ETA
+    # The phases' seconds are kept with the run: the next one's ETA.
+    steps = _Steps(PhaseTimer(progress), cancel)
 
-    def check() -> None:
-        if cancel is not None and cancel.is_set():
+    train_s, test_s = _snapshot(store, samples)
+    image, pose, used = _open_streams(store, features, backbone, weights_file, warn, steps)
+    data = _gather(store, train_s, test_s, image, pose, cfg, steps)
+    t_features = time.perf_counter() - t0
+    experts, used = _fit_experts(data, image, pose, used, cfg, with_fingers, warn, steps)
+    oof = _out_of_fold(data, experts, steps)
+    pooling = _pool_and_calibrate(data, experts, oof, pose is not None, steps)
+
+    steps.report("evaluating", 0, 1)
+    test = _evaluate_test(data, experts, pooling)
+    next_day = _next_day(data, experts, oof, pooling, test, pose is not None, used)
+    metrics = _metrics(data, experts, pooling, test, next_day, image, pose, used)
+    metrics["features_s"] = round(t_features, 3)
+    metrics["duration_s"] = 0.0
+    steps.report("evaluating", 1, 1)
+    steps.check()
+
+    steps.report("recording", 0, 1)
+    metrics["duration_s"] = round(time.perf_counter() - t0, 3)
+    metrics["phases"] = steps.report.finish()
+    # The writer lock spans saving the checkpoint and recording its run, so doctor never
+    # sees the checkpoint as an orphan in between.
+    with store.writing():
+        run = _record(
+            store,
+            started,
+            cfg,
+            used,
+            experts.specs,
+            pooling.weights,
+            experts.image_temperature,
+            pooling.threshold,
+            metrics,
+            train_s,
+            test_s,
+            data.val_idx,
+            pooling.oof,
+            test.probs,
+            pooling.oof_experts,
+            test.experts,
+        )
+    steps.report("recording", 1, 1)
+    summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
+    if flags:
+        steps.report("review queue", 0, 1)
+        summary = active.recompute(store, run)
+        steps.report("review queue", 1, 1)
+    return TrainResult(run, summary)
+
+
+@dataclass
+class _Steps:
+    """What every stage reports to and checks: the progress (phase, k, n) and the cancel flag."""
+
+    report: PhaseTimer
+    cancel: threading.Event | None
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
             raise Cancelled()
 
+
+# --- gather the data ---------------------------------------------------------------------
+
+
+def _snapshot(store: Store, samples: list[Sample] | None) -> tuple[list[Sample], list[Sample]]:
+    """The labelled training and test samples of this run; UserError when there are too few."""
     snapshot = store.labelled() if samples is None else [s for s in samples if s.label is not None and s.split]
     train_s = [s for s in snapshot if s.split == "train"]
     test_s = [s for s in snapshot if s.split == "test"]
-    per_class = {c: sum(1 for s in train_s if s.label == c) for c in CLASSES}
+    per_class = _per_class(train_s)
     if sum(1 for n in per_class.values() if n >= MIN_PER_CLASS) < 2:
         have = ", ".join(f"{c}:{n}" for c, n in per_class.items())
         raise UserError(
             f"not enough labelled training images (per class {have}); label at least {MIN_PER_CLASS} "
             "images in each of two classes first"
         )
+    return train_s, test_s
 
-    report("loading model", 0, 1)
+
+def _per_class(train_s: list[Sample]) -> dict[int, int]:
+    return {c: sum(1 for s in train_s if s.label == c) for c in CLASSES}
+
+
+def _open_streams(
+    store: Store,
+    features: str,
+    backbone: str | None,
+    weights_file: str | None,
+    warn: Callable[[str], None] | None,
+    steps: _Steps,
+) -> tuple[streams.ImageStream | None, streams.PoseStream | None, str]:
+    """The feature streams the run uses (the backbone loaded), and its feature set: "image"
+    where hand pose was asked for but cannot run here."""
+    steps.report("loading model", 0, 1)
     # Asked for pose alone, a missing detector is an error (below), not a warning.
     pose = streams.PoseStream.create(warn if features == "both" else None) if features != "image" else None
     if pose is None and features == "pose":
@@ -141,64 +219,221 @@ def train(
         )
     used = features if pose is not None else "image"
     image = None
-    if used in ("image", "both"):
-        from fingertui.learn import backbones  # here: a pose-only run loads no backbone
-
+    if used in ("image", "both"):  # a pose-only run loads no backbone
         bb = backbones.load(backbone, weights_file=weights_file, warn=warn, settings=store)
         image = streams.ImageStream(bb, framing=streams.FRAMING if pose is not None else None)
-    report("loading model", 1, 1)
-    check()
+    steps.report("loading model", 1, 1)
+    steps.check()
+    return image, pose, used
 
-    both = train_s + test_s
+
+@dataclass
+class _Data:
+    """What a run learns from: its samples, their features and labels, and the folds."""
+
+    train_s: list[Sample]
+    test_s: list[Sample]
+    sf: SampleFeatures  # rows: the training samples, then the test samples
+    y: np.ndarray  # training labels
+    y_test: np.ndarray
+    groups: np.ndarray  # near-identical images share a group
+    session_of: np.ndarray
+    n_sessions: int
+    val_idx: np.ndarray  # the validation fold (training rows)
+    folds: list[np.ndarray]  # the out-of-fold loop's held-out training rows
+
+    @property
+    def n(self) -> int:
+        """Training samples (their rows come first)."""
+        return len(self.train_s)
+
+    @property
+    def by_session(self) -> bool:
+        """Whether held-out data is held out by whole sessions (two or more)."""
+        return self.n_sessions >= 2
+
+    @property
+    def hand(self) -> np.ndarray:
+        """Which training samples have a hand."""
+        return self.sf.hand[: self.n]
+
+    @property
+    def hand_test(self) -> np.ndarray:
+        return self.sf.hand[self.n :]
+
+    @property
+    def per_class(self) -> dict[int, int]:
+        return _per_class(self.train_s)
+
+    @property
+    def fewest(self) -> int:
+        """Training images of the scarcest class present."""
+        return min((n for n in self.per_class.values() if n), default=0)
+
+    def stream(self, name: str) -> np.ndarray:
+        """A stream's (N, views+1, dim) features ("image" or "pose")."""
+        X = self.sf.image if name == "image" else self.sf.pose
+        if X is None:
+            raise ValueError(f"this run has no {name} features")
+        return X
+
+    @property
+    def fingers(self) -> np.ndarray:
+        if self.sf.fingers is None:
+            raise ValueError("this run has no finger features")
+        return self.sf.fingers
+
+
+def _gather(
+    store: Store,
+    train_s: list[Sample],
+    test_s: list[Sample],
+    image: streams.ImageStream | None,
+    pose: streams.PoseStream | None,
+    cfg: TrainConfig,
+    steps: _Steps,
+) -> _Data:
+    """Every stream's features of the run's samples (through the caches), and the folds."""
     # Image views by scarcity (each is a network pass); landmark views cost no network.
     views = training_views(np.array([s.label for s in train_s]), [s.sha256 for s in train_s], cfg)
     sf = sample_features(
         store,
-        both,
+        train_s + test_s,
         image,
         pose,
         views=views + [0] * len(test_s),
         pose_views=[cfg.views] * len(train_s) + [0] * len(test_s),
-        progress=report,
-        cancel=cancel,
+        progress=steps.report,
+        cancel=steps.cancel,
     )
-    t_features = time.perf_counter() - t0
-    ntr = len(train_s)
-    ytr = np.array([s.label for s in train_s])
-    yte = np.array([s.label for s in test_s], dtype=int)
-    hand_tr, hand_te = sf.hand[:ntr], sf.hand[ntr:]
+    y = np.array([s.label for s in train_s])
     groups = np.array([s.group_key or f"id:{s.id}" for s in train_s])
     # Sessions: with two or more, whatever is chosen on held-out data is chosen on whole
     # held-out sessions (nextday.py); near-identical images never span a fold either way.
     session_of, n_sessions = nextday.session_groups(np.array([s.session or "-" for s in train_s]))
-    by_session = n_sessions >= 2
-    val_groups = np.array([f"s{g}" for g in session_of]) if by_session else groups
-    val_idx = validation_fold(ytr, val_groups, cfg)
+    val_groups = np.array([f"s{g}" for g in session_of]) if n_sessions >= 2 else groups
     # Out-of-fold predictions (the review queue's evidence and, with sessions, the data the
     # pooling is fitted on): leave whole sessions out where there are sessions.
-    folds = group_folds(ytr, val_groups, cfg.folds, cfg.seed)
+    return _Data(
+        train_s=train_s,
+        test_s=test_s,
+        sf=sf,
+        y=y,
+        y_test=np.array([s.label for s in test_s], dtype=int),
+        groups=groups,
+        session_of=session_of,
+        n_sessions=n_sessions,
+        val_idx=validation_fold(y, val_groups, cfg),
+        folds=group_folds(y, val_groups, cfg.folds, cfg.seed),
+    )
 
-    # --- experts ---------------------------------------------------------------------
-    experts: dict[str, dict] = {}
-    heads = {}
-    temps: dict[str, float] = {}
 
-    def fit_expert(name: str, X: np.ndarray, rows: np.ndarray) -> None:
-        check()
-        sub_val = np.nonzero(np.isin(rows, val_idx))[0]
+# --- fit the experts ---------------------------------------------------------------------
+
+
+@dataclass
+class _Experts:
+    """The experts a run fitted, and what the later stages ask of them."""
+
+    data: _Data
+    cfg: TrainConfig
+    heads: dict[str, AnyHead] = field(default_factory=dict)  # image and pose
+    temperatures: dict[str, float] = field(default_factory=dict)
+    specs: dict[str, dict] = field(default_factory=dict)  # the checkpoint's experts
+    fingers: FingerHead | None = None
+    patterns: dict[str, int] | None = None  # finger patterns training showed
+    starter: FingerHead | None = None  # the shipped finger-state head (with hand pose)
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.heads) | ({"fingers"} if self.fingers is not None else set())
+
+    @property
+    def image_temperature(self) -> float:
+        return self.temperatures.get("image", 1.0)
+
+    def logits(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Each expert's logits for sample rows (indices into train + test)."""
+        z = {}
+        if "image" in self.heads:
+            z["image"] = logits(self.heads["image"], self.data.stream("image")[rows, 0])
+        if "pose" in self.heads:
+            z["pose"] = logits(self.heads["pose"], self.data.stream("pose")[rows, 0])
+        if self.fingers is not None:
+            z["fingers"] = self.fingers.log_probs(self.data.fingers[rows])
+        return z
+
+    def novel(self, rows: np.ndarray) -> np.ndarray | None:
+        """Which rows show a finger pattern training did not (None: no finger expert)."""
+        if self.fingers is None or self.patterns is None:
+            return None
+        return novel_rows(self.fingers.up(self.data.fingers[rows]), self.patterns, len(rows))
+
+    def quick_logits(self, train_rows: np.ndarray, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each expert's logits for ``rows`` from quick heads fitted on ``train_rows`` alone
+        (an expert with fewer than two classes to learn from is left out), and which rows
+        show a finger pattern ``train_rows`` did not. Quick linear heads on plain views
+        keep the out-of-fold loop within seconds."""
+        d = self.data
+        z: dict[str, np.ndarray] = {}
+        for name in ("image", "pose"):
+            if name not in self.heads:
+                continue
+            X = d.stream(name)
+            fit_rows = train_rows if name == "image" else train_rows[d.hand[train_rows]]
+            if len(np.unique(d.y[fit_rows])) < 2:
+                continue
+            z[name] = logits(fit_linear_quick(X[fit_rows, 0], d.y[fit_rows], self.cfg), X[rows, 0])
+        gate = np.zeros(len(rows), dtype=bool)
+        if self.fingers is not None:
+            F = d.fingers
+            fit_rows = train_rows[d.hand[train_rows]]
+            head = _fit_fingers(F[fit_rows], d.y[fit_rows], self.starter)
+            z["fingers"] = head.log_probs(F[rows])
+            found = novel_rows(head.up(F[rows]), pattern_counts(head.up(F[fit_rows])), len(rows))
+            gate = found if found is not None else gate
+        return z, gate
+
+    def pooled(
+        self, z: dict[str, np.ndarray], hand: np.ndarray, novel: np.ndarray | None, weights: dict[str, float]
+    ) -> np.ndarray:
+        """Calibrated probabilities of the experts' logits ``z`` (pooling.pool_logits)."""
+        return pool_logits(
+            z.get("image"), z.get("pose"), hand, weights, self.image_temperature, 1.0, z.get("fingers"), novel=novel
+        )
+
+
+def _fit_experts(
+    data: _Data,
+    image: streams.ImageStream | None,
+    pose: streams.PoseStream | None,
+    used: str,
+    cfg: TrainConfig,
+    with_fingers: bool,
+    warn: Callable[[str], None] | None,
+    steps: _Steps,
+) -> tuple[_Experts, str]:
+    """The image and pose experts (heads calibrated on the validation fold) and the
+    finger-state expert; and the run's feature set ("image" where too few hands were found)."""
+    experts = _Experts(data, cfg)
+    y = data.y
+
+    def fit_expert(name: str, rows: np.ndarray) -> None:
+        steps.check()
+        X = data.stream(name)
         fitted = train_calibrated(
             X[rows],
-            ytr[rows],
-            groups[rows],
+            y[rows],
+            data.groups[rows],
             cfg,
-            cancel=cancel,
-            progress=lambda _p, k, n: report(f"training {name}", k, n),
-            val_idx=sub_val,
-            refit=by_session,  # a held-out session chose the L2; the head learns from every session
+            cancel=steps.cancel,
+            progress=lambda _p, k, n: steps.report(f"training {name}", k, n),
+            val_idx=np.nonzero(np.isin(rows, data.val_idx))[0],
+            refit=data.by_session,  # a held-out session chose the L2; the head learns from every session
         )
-        heads[name] = fitted.fit.head
-        temps[name] = fitted.temperature
-        experts[name] = {
+        experts.heads[name] = fitted.fit.head
+        experts.temperatures[name] = fitted.temperature
+        experts.specs[name] = {
             "head": {"kind": fitted.fit.head.kind, "dim": int(X.shape[-1]), "hidden": cfg.hidden},
             "head_state": fitted.fit.head.state(),
             "epochs": fitted.fit.epochs,
@@ -206,268 +441,282 @@ def train(
         }
 
     if image is not None:
-        fit_expert("image", sf.image[:ntr], np.arange(ntr))
-        experts["image"].update(backbone=image.id, framing=image.framing)
+        fit_expert("image", np.arange(data.n))
+        experts.specs["image"].update(backbone=image.id, framing=image.framing)
     if pose is not None:
-        rows = np.nonzero(hand_tr)[0]
-        if len(np.unique(ytr[rows])) >= 2 and len(rows) >= 2 * MIN_PER_CLASS:
-            fit_expert("pose", sf.pose[:ntr], rows)
-            experts["pose"].update(stream=pose.id, detector=pose.detector_id)
+        rows = np.nonzero(data.hand)[0]
+        if len(np.unique(y[rows])) >= 2 and len(rows) >= 2 * MIN_PER_CLASS:
+            fit_expert("pose", rows)
+            experts.specs["pose"].update(stream=pose.id, detector=pose.detector_id)
         elif image is None:
             raise UserError("the hand-pose detector found too few hands to train on; use --features image")
         else:
             if warn:
                 warn(f"hands found in only {len(rows)} training images: this run uses the image alone")
             used = "image"
-    finger_head = None
-    patterns: dict[str, int] | None = None
-    starter_head = None
-    if pose is not None:
-        from fingertui.learn.fingers import load_starter
-
-        starter_head = load_starter()
-    if "pose" in heads and with_fingers:
+        experts.starter = load_starter()
+    if "pose" in experts.heads and with_fingers:
         # The finger-state expert: fitted on the training images with a hand, pulled
         # towards the shipped starter (FINGER_PULL), so that with a few labels it stays the
         # starter and a sitting's one way of showing a count does not erase the rest. With
         # one session it leaves the validation fold out (the pooling is chosen there).
-        check()
-        report("training fingers", 0, 1)
-        fit_rows = np.nonzero(hand_tr)[0] if by_session else np.setdiff1d(np.nonzero(hand_tr)[0], val_idx)
-        finger_head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
+        steps.check()
+        steps.report("training fingers", 0, 1)
+        with_hand = np.nonzero(data.hand)[0]
+        fit_rows = with_hand if data.by_session else np.setdiff1d(with_hand, data.val_idx)
+        experts.fingers = _fit_fingers(data.fingers[fit_rows], y[fit_rows], experts.starter)
         # The finger patterns training showed: a hand showing another is outside what the
         # pose and image experts learned (pooling.GATE_MIN), and the finger expert answers.
-        patterns = pattern_counts(finger_head.up(sf.fingers[np.nonzero(hand_tr)[0]]))
-        experts["fingers"] = {"head_json": finger_head.to_json(), "patterns": patterns}
-        report("training fingers", 1, 1)
+        experts.patterns = pattern_counts(experts.fingers.up(data.fingers[with_hand]))
+        experts.specs["fingers"] = {"head_json": experts.fingers.to_json(), "patterns": experts.patterns}
+        steps.report("training fingers", 1, 1)
+    return experts, used
 
-    def expert_z(rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Each expert's logits for sample rows (indices into train + test)."""
-        z = {}
-        if "image" in heads:
-            z["image"] = logits(heads["image"], sf.image[rows, 0])
-        if "pose" in heads:
-            z["pose"] = logits(heads["pose"], sf.pose[rows, 0])
-        if finger_head is not None:
-            z["fingers"] = finger_head.log_probs(sf.fingers[rows])
-        return z
 
-    def novel(rows: np.ndarray, head: FingerHead | None, counts: dict[str, int] | None) -> np.ndarray | None:
-        if head is None or counts is None:
-            return None
-        return novel_rows(head.up(sf.fingers[rows]), counts, len(rows))
+# --- out-of-fold predictions ---------------------------------------------------------------
 
-    image_t = temps.get("image", 1.0)
-    experts_used = set(heads) | ({"fingers"} if finger_head is not None else set())
 
-    # --- out-of-fold predictions: the review queue's evidence, and with sessions the
-    # --- pooling's. Quick L-BFGS heads on plain views keep retraining within seconds.
-    def quick_logits(train_rows: np.ndarray, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Each expert's logits for ``rows`` from quick heads fitted on ``train_rows`` alone
-        (an expert with fewer than two classes to learn from is left out), and which rows
-        show a finger pattern ``train_rows`` did not."""
-        z: dict[str, np.ndarray] = {}
-        for name, X in (("image", sf.image), ("pose", sf.pose)):
-            if name not in heads:
-                continue
-            fit_rows = train_rows if name == "image" else train_rows[hand_tr[train_rows]]
-            if len(np.unique(ytr[fit_rows])) < 2:
-                continue
-            z[name] = logits(fit_linear_quick(X[fit_rows, 0], ytr[fit_rows], cfg), X[rows, 0])
-        gate = np.zeros(len(rows), dtype=bool)
-        if finger_head is not None:
-            fit_rows = train_rows[hand_tr[train_rows]]
-            head = _fit_fingers(sf.fingers[fit_rows], ytr[fit_rows], starter_head)
-            z["fingers"] = head.log_probs(sf.fingers[rows])
-            gate = novel_rows(head.up(sf.fingers[rows]), pattern_counts(head.up(sf.fingers[fit_rows])), len(rows))
-        return z, gate
+@dataclass
+class _OutOfFold:
+    """Each expert's out-of-fold logits of the training samples (NaN where no fold model
+    had two classes to learn), and which rows show a finger pattern their fold did not."""
 
-    oof_z = {name: np.full((ntr, N), np.nan) for name in experts_used}
-    oof_novel = np.zeros(ntr, dtype=bool)
-    report("cross-checking", 0, len(folds))
-    for k, held in enumerate(folds):
-        check()
-        z, gate = quick_logits(np.setdiff1d(np.arange(ntr), held), held)
+    z: dict[str, np.ndarray]
+    novel: np.ndarray
+
+    def has(self, name: str) -> np.ndarray:
+        return ~np.isnan(self.z[name][:, 0])
+
+    def rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: z[rows] for n, z in self.z.items()}
+
+
+def _out_of_fold(data: _Data, experts: _Experts, steps: _Steps) -> _OutOfFold:
+    """The review queue's evidence, and with sessions the pooling's: each fold's samples
+    predicted by quick heads that never saw them."""
+    oof = _OutOfFold({name: np.full((data.n, N), np.nan) for name in experts.names}, np.zeros(data.n, dtype=bool))
+    steps.report("cross-checking", 0, len(data.folds))
+    for k, held in enumerate(data.folds):
+        steps.check()
+        z, gate = experts.quick_logits(np.setdiff1d(np.arange(data.n), held), held)
         for name, zn in z.items():
-            oof_z[name][held] = zn
-        oof_novel[held] = gate
-        report("cross-checking", k + 1, len(folds))
-    has_oof = {name: ~np.isnan(z[:, 0]) for name, z in oof_z.items()}
+            oof.z[name][held] = zn
+        oof.novel[held] = gate
+        steps.report("cross-checking", k + 1, len(data.folds))
+    return oof
 
-    # --- pooling: on held-out sessions, else shrunk towards the finger-state expert ------
-    report("calibrating", 0, 1)
-    if by_session and folds:
-        rule = nextday.RULE_SESSIONS
-        rows = np.nonzero(np.all([has_oof[n] for n in experts_used], axis=0) & (hand_tr if pose else True))[0]
-        rows = rows[~oof_novel[rows]]
-        weights = (
-            nextday.fit_weights({n: oof_z[n][rows] for n in experts_used}, ytr[rows])
-            if len(rows)
-            else small_data_weights(experts_used, min((n for n in per_class.values() if n), default=0))
-        )
-    else:
-        val_hand = val_idx[hand_tr[val_idx]] if "pose" in heads else val_idx
-        if len(val_idx) and len(val_hand):
-            rule = nextday.RULE_ONE_SESSION
-            grid = nextday.ONE_SESSION_GRID if finger_head is not None else None
-            z_val = expert_z(val_hand)
-            if len(z_val) == 1:  # one expert: its temperature
-                name = next(iter(z_val))
-                weights = {name: 1.0 / temps.get(name, 1.0)}
-            else:
-                weights = nextday.fit_weights(z_val, ytr[val_hand], grid)
-        else:
-            rule = nextday.RULE_SMALL
-            weights = small_data_weights(experts_used, min((n for n in per_class.values() if n), default=0))
-    for name in experts_used:
-        weights.setdefault(name, 0.0)
 
-    def pooled(
-        z: dict[str, np.ndarray], hand: np.ndarray, gate: np.ndarray | None, w: dict[str, float] | None = None
-    ) -> np.ndarray:
-        w = weights if w is None else w
-        return pool_logits(z.get("image"), z.get("pose"), hand, w, image_t, 1.0, z.get("fingers"), novel=gate)
+# --- pool and calibrate ------------------------------------------------------------------
 
-    def one_session_weights(train_rows: np.ndarray) -> dict[str, float]:
-        """The pooling a run on ``train_rows`` (one session) would choose: on its own
-        validation fold, with the one-session grid."""
-        inner = train_rows[validation_fold(ytr[train_rows], groups[train_rows], cfg)]
-        score = inner[hand_tr[inner]] if "pose" in heads else inner
-        if len(score):
-            z, _ = quick_logits(np.setdiff1d(train_rows, inner), score)
-            if set(z) == experts_used:
-                grid = nextday.ONE_SESSION_GRID if finger_head is not None else None
-                return {**{n: 0.0 for n in experts_used}, **nextday.fit_weights(z, ytr[score], grid)}
-        counts = np.bincount(ytr[train_rows], minlength=N)
-        return small_data_weights(experts_used, int(min((n for n in counts if n), default=0)))
 
-    # Out-of-fold pooled predictions (NaN where an expert had no fold model).
-    oof = np.full((ntr, N), np.nan)
-    complete = np.all([has_oof[n] for n in experts_used], axis=0) if experts_used else np.zeros(ntr, dtype=bool)
-    if "image" not in heads:
-        complete &= hand_tr
+@dataclass
+class _Pooling:
+    """How the run pools its experts, and the predictions that chose and checked it."""
+
+    rule: str  # nextday.RULE_*: on held-out sessions, on the validation fold, or small data
+    weights: dict[str, float]
+    threshold: float  # the unsure threshold
+    oof: np.ndarray  # pooled out-of-fold probabilities (NaN where an expert had no fold model)
+    complete: np.ndarray  # the training rows every expert predicted out of fold
+    oof_experts: dict[str, np.ndarray]  # each expert's out-of-fold probabilities
+    chosen_on: tuple[np.ndarray, np.ndarray]  # the (probabilities, labels) the threshold was set on
+
+
+def _pool_and_calibrate(data: _Data, experts: _Experts, oof: _OutOfFold, with_pose: bool, steps: _Steps) -> _Pooling:
+    """The pooling weights (on held-out sessions, else on the validation fold shrunk
+    towards the finger-state expert, else the small-data rule) and the unsure threshold."""
+    steps.report("calibrating", 0, 1)
+    rule, weights = _pooling_weights(data, experts, oof, with_pose)
+    names = experts.names
+    n = data.n
+    pooled_oof = np.full((n, N), np.nan)
+    complete = np.all([oof.has(name) for name in names], axis=0) if names else np.zeros(n, dtype=bool)
+    if "image" not in experts.heads:
+        complete &= data.hand
     if complete.any():
         rows = np.nonzero(complete)[0]
-        oof[rows] = pooled({n: z[rows] for n, z in oof_z.items()}, hand_tr[rows], oof_novel[rows])
-    oof_experts = {name: np.full((ntr, N), np.nan) for name in experts_used}
-    for name, z in oof_z.items():
-        seen = has_oof[name] & (np.ones(ntr, dtype=bool) if name == "image" else hand_tr)
+        pooled_oof[rows] = experts.pooled(oof.rows(rows), data.hand[rows], oof.novel[rows], weights)
+    oof_experts = {name: np.full((n, N), np.nan) for name in names}
+    for name, z in oof.z.items():
+        seen = oof.has(name) & (np.ones(n, dtype=bool) if name == "image" else data.hand)
         oof_experts[name][seen] = softmax(z[seen])
     if rule == nextday.RULE_SESSIONS:
-        p_choose, y_choose = oof[complete], ytr[complete]
+        p_choose, y_choose = pooled_oof[complete], data.y[complete]
     else:
-        p_choose = pooled(expert_z(val_idx), hand_tr[val_idx], novel(val_idx, finger_head, patterns))
-        y_choose = ytr[val_idx]
-    threshold = unsure_threshold(p_choose, y_choose, cfg.unsure_target)
-    report("calibrating", 1, 1)
+        val = data.val_idx
+        p_choose = experts.pooled(experts.logits(val), data.hand[val], experts.novel(val), weights)
+        y_choose = data.y[val]
+    threshold = unsure_threshold(p_choose, y_choose, experts.cfg.unsure_target)
+    steps.report("calibrating", 1, 1)
+    return _Pooling(rule, weights, threshold, pooled_oof, complete, oof_experts, (p_choose, y_choose))
 
-    # --- test split ---------------------------------------------------------------------
-    report("evaluating", 0, 1)
-    rows_te = np.arange(ntr, len(both))
-    z_te = expert_z(rows_te)
-    p_te = pooled(z_te, hand_te, novel(rows_te, finger_head, patterns))
-    te_experts = {}
-    for name, zn in z_te.items():
-        te_experts[name] = softmax(zn)
+
+def _pooling_weights(data: _Data, experts: _Experts, oof: _OutOfFold, with_pose: bool) -> tuple[str, dict[str, float]]:
+    """The pooling rule that applies and its weights (every expert named, 0 where unused)."""
+    names = experts.names
+    if data.by_session and data.folds:
+        rule = nextday.RULE_SESSIONS
+        rows = np.nonzero(np.all([oof.has(n) for n in names], axis=0) & (data.hand if with_pose else True))[0]
+        rows = rows[~oof.novel[rows]]
+        weights = (
+            nextday.fit_weights({n: oof.z[n][rows] for n in names}, data.y[rows])
+            if len(rows)
+            else small_data_weights(names, data.fewest)
+        )
+    else:
+        val_hand = data.val_idx[data.hand[data.val_idx]] if "pose" in experts.heads else data.val_idx
+        if len(data.val_idx) and len(val_hand):
+            rule = nextday.RULE_ONE_SESSION
+            grid = nextday.ONE_SESSION_GRID if experts.fingers is not None else None
+            z_val = experts.logits(val_hand)
+            if len(z_val) == 1:  # one expert: its temperature
+                name = next(iter(z_val))
+                weights = {name: 1.0 / experts.temperatures.get(name, 1.0)}
+            else:
+                weights = nextday.fit_weights(z_val, data.y[val_hand], grid)
+        else:
+            rule = nextday.RULE_SMALL
+            weights = small_data_weights(names, data.fewest)
+    for name in names:
+        weights.setdefault(name, 0.0)
+    return rule, weights
+
+
+# --- evaluate, with the starter as the floor -----------------------------------------------
+
+
+@dataclass
+class _Test:
+    """The run's predictions of the test split: pooled, and each expert's own."""
+
+    probs: np.ndarray
+    experts: dict[str, np.ndarray]
+    metrics: dict
+
+
+def _evaluate_test(data: _Data, experts: _Experts, pooling: _Pooling) -> _Test:
+    rows = np.arange(data.n, data.n + len(data.test_s))
+    z = experts.logits(rows)
+    probs = experts.pooled(z, data.hand_test, experts.novel(rows), pooling.weights)
+    by_expert = {}
+    for name, zn in z.items():
+        by_expert[name] = softmax(zn)
         if name != "image":
-            te_experts[name][~hand_te] = np.nan
+            by_expert[name][~data.hand_test] = np.nan
+    return _Test(probs, by_expert, evaluate(data.y_test, probs))
 
-    # --- the starter beside the run, on the same held-out images -------------------------
+
+def _next_day(
+    data: _Data, experts: _Experts, oof: _OutOfFold, pooling: _Pooling, test: _Test, with_pose: bool, used: str
+) -> dict:
+    """What the run may score on another day, beside the starter on the same held-out
+    images: on held-out sessions where there are two or more, else on the test split."""
+
     def starter_p(rows: np.ndarray, hand: np.ndarray) -> np.ndarray:
         p = np.full((len(rows), N), np.nan)
-        if starter_head is not None and hand.any():
-            p[hand] = starter_head.count_probs(sf.fingers[rows[hand]])
+        if experts.starter is not None and hand.any():
+            p[hand] = experts.starter.count_probs(data.fingers[rows[hand]])
         return p
 
-    if rule == nextday.RULE_SESSIONS:
-        # Each held-out session is scored with the pooling a run without it would choose:
-        # fitted on the other sessions' out-of-fold rows, or, where one session is left,
-        # by the one-session rule on its own validation fold. Never on the rows it scores.
-        nd_y, nd_p = ytr, np.full((ntr, N), np.nan)
-        for held in folds:
-            rest = np.setdiff1d(np.arange(ntr), held)
-            rows = held[complete[held]]
-            if not len(rows):
-                continue
-            if len(np.unique(session_of[rest])) >= 2:
-                fit = rest[complete[rest] & hand_tr[rest] & ~oof_novel[rest]] if pose else rest[complete[rest]]
-                w = nextday.fit_weights({n: oof_z[n][fit] for n in experts_used}, ytr[fit]) if len(fit) else weights
-            else:
-                w = one_session_weights(rest)
-            nd_p[rows] = pooled({n: z[rows] for n, z in oof_z.items()}, hand_tr[rows], oof_novel[rows], w)
-        nd_starter = starter_p(np.arange(ntr), hand_tr)
+    if pooling.rule == nextday.RULE_SESSIONS:
+        y, p = data.y, _held_out_session_probs(data, experts, oof, pooling, with_pose)
+        starter = starter_p(np.arange(data.n), data.hand)
         where = "held-out sessions"
     else:
-        nd_y, nd_p = yte, p_te
-        nd_starter = starter_p(rows_te, hand_te)
+        y, p = data.y_test, test.probs
+        starter = starter_p(np.arange(data.n, data.n + len(data.test_s)), data.hand_test)
         where = "test split (same sitting)"
-    floor = nextday.floor(nd_y, nd_p, nd_starter, where)
-    if starter_head is None or used == "image":
+    floor = nextday.floor(y, p, starter, where)
+    if experts.starter is None or used == "image":
         floor = nextday.Floor(0, 0, 0, "no starter (no hand-pose detector)")
-    next_day = nextday.next_day(rule, nd_y, nd_p, n_sessions, floor, rule != nextday.RULE_SESSIONS)
-    test_metrics = evaluate(yte, p_te)
+    return nextday.next_day(pooling.rule, y, p, data.n_sessions, floor, pooling.rule != nextday.RULE_SESSIONS)
+
+
+def _held_out_session_probs(
+    data: _Data, experts: _Experts, oof: _OutOfFold, pooling: _Pooling, with_pose: bool
+) -> np.ndarray:
+    """Each held-out session scored with the pooling a run without it would choose: fitted
+    on the other sessions' out-of-fold rows, or, where one session is left, by the
+    one-session rule on its own validation fold. Never on the rows it scores."""
+    complete, hand = pooling.complete, data.hand
+    p = np.full((data.n, N), np.nan)
+    for held in data.folds:
+        rest = np.setdiff1d(np.arange(data.n), held)
+        rows = held[complete[held]]
+        if not len(rows):
+            continue
+        if len(np.unique(data.session_of[rest])) >= 2:
+            fit = rest[complete[rest] & hand[rest] & ~oof.novel[rest]] if with_pose else rest[complete[rest]]
+            w = (
+                nextday.fit_weights({n: oof.z[n][fit] for n in experts.names}, data.y[fit])
+                if len(fit)
+                else pooling.weights
+            )
+        else:
+            w = _one_session_weights(data, experts, rest)
+        p[rows] = experts.pooled(oof.rows(rows), hand[rows], oof.novel[rows], w)
+    return p
+
+
+def _one_session_weights(data: _Data, experts: _Experts, train_rows: np.ndarray) -> dict[str, float]:
+    """The pooling a run on ``train_rows`` (one session) would choose: on its own
+    validation fold, with the one-session grid."""
+    y = data.y
+    inner = train_rows[validation_fold(y[train_rows], data.groups[train_rows], experts.cfg)]
+    score = inner[data.hand[inner]] if "pose" in experts.heads else inner
+    if len(score):
+        z, _ = experts.quick_logits(np.setdiff1d(train_rows, inner), score)
+        if set(z) == experts.names:
+            grid = nextday.ONE_SESSION_GRID if experts.fingers is not None else None
+            return {**{n: 0.0 for n in experts.names}, **nextday.fit_weights(z, y[score], grid)}
+    counts = np.bincount(y[train_rows], minlength=N)
+    return small_data_weights(experts.names, int(min((n for n in counts if n), default=0)))
+
+
+def _metrics(
+    data: _Data,
+    experts: _Experts,
+    pooling: _Pooling,
+    test: _Test,
+    next_day: dict,
+    image: streams.ImageStream | None,
+    pose: streams.PoseStream | None,
+    used: str,
+) -> dict:
+    """The run's metrics as recorded (without its timings)."""
+    p_choose, y_choose = pooling.chosen_on
+    complete = pooling.complete
     # Whether enough held-out images checked the confidence for predictions to say "sure".
-    confidence = confidence_check(ytr[val_idx], yte, test_metrics["ece"], sorted({int(c) for c in ytr}))
-    metrics = {
-        "test": test_metrics,
-        "val": {"n": int(len(val_idx)), "ece": ece(p_choose, y_choose) if len(y_choose) else None},
-        "oof_accuracy": float((oof[complete].argmax(1) == ytr[complete]).mean()) if complete.any() else None,
+    confidence = confidence_check(
+        data.y[data.val_idx], data.y_test, test.metrics["ece"], sorted({int(c) for c in data.y})
+    )
+    return {
+        "test": test.metrics,
+        "val": {"n": int(len(data.val_idx)), "ece": ece(p_choose, y_choose) if len(y_choose) else None},
+        "oof_accuracy": float((pooling.oof[complete].argmax(1) == data.y[complete]).mean()) if complete.any() else None,
         "next_day": next_day,
-        "sessions": n_sessions,
+        "sessions": data.n_sessions,
         "features": used,
-        "experts": sorted(experts_used),
-        "pooling": weights,
-        "pooling_rule": rule,
-        "image_temperature": image_t,
+        "experts": sorted(experts.names),
+        "pooling": pooling.weights,
+        "pooling_rule": pooling.rule,
+        "image_temperature": experts.image_temperature,
         "temperature": 1.0,
-        "unsure_threshold": threshold,
+        "unsure_threshold": pooling.threshold,
         "confidence": confidence,
         "hands_found": {
-            "train": int(hand_tr.sum()) if pose else None,
-            "test": int(hand_te.sum()) if pose else None,
-            "of": [ntr, len(test_s)],
+            "train": int(data.hand.sum()) if pose is not None else None,
+            "test": int(data.hand_test.sum()) if pose is not None else None,
+            "of": [data.n, len(data.test_s)],
         },
-        "backbone": image.id if image else None,
-        "engine": image.engine if image else None,  # what ran the network (engine.py)
-        "detector": pose.detector_id if pose and "pose" in heads else None,
-        "embedded_new": sf.embedded_new,
-        "features_s": round(t_features, 3),
-        "duration_s": 0.0,
+        "backbone": image.id if image is not None else None,
+        "engine": image.engine if image is not None else None,  # what ran the network (engine.py)
+        "detector": pose.detector_id if pose is not None and "pose" in experts.heads else None,
+        "embedded_new": data.sf.embedded_new,
     }
-    report("evaluating", 1, 1)
-    check()
 
-    report("recording", 0, 1)
-    metrics["duration_s"] = round(time.perf_counter() - t0, 3)
-    metrics["phases"] = report.finish()
-    # The writer lock spans saving the checkpoint and recording its run, so doctor never
-    # sees the checkpoint as an orphan in between.
-    with store.writing():
-        run = _record(
-            store,
-            started,
-            cfg,
-            used,
-            experts,
-            weights,
-            image_t,
-            threshold,
-            metrics,
-            train_s,
-            test_s,
-            val_idx,
-            oof,
-            p_te,
-            oof_experts,
-            te_experts,
-        )
-    report("recording", 1, 1)
-    summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
-    if flags:
-        report("review queue", 0, 1)
-        summary = active.recompute(store, run)
-        report("review queue", 1, 1)
-    return TrainResult(run, summary)
+
+# --- record ----------------------------------------------------------------------------------
 
 
 def _record(

@@ -59,24 +59,26 @@ def train_in_child(
             env=env,
             start_new_session=True,  # no controlling terminal: the screen is the parent's
         )
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None  # both are pipes (PIPE above)
         done = threading.Event()
 
         def forward_cancel() -> None:
             while not done.is_set():
                 if cancel is not None and cancel.wait(0.1):
                     with contextlib.suppress(OSError, ValueError):
-                        proc.stdin.write(b"cancel\n")
-                        proc.stdin.flush()
+                        stdin.write(b"cancel\n")
+                        stdin.flush()
                     return
                 if cancel is None:
                     done.wait(0.5)
 
         try:
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.flush()
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.flush()
             threading.Thread(target=forward_cancel, daemon=True, name="fingertui-train-cancel").start()
             final: dict[str, Any] | None = None
-            for line in proc.stdout:
+            for line in stdout:
                 try:
                     msg = json.loads(line)
                 except ValueError:
@@ -94,7 +96,7 @@ def train_in_child(
                 proc.kill()
                 proc.wait()
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
         if final is None:
             errors.seek(0)
             tail = errors.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
