@@ -5,8 +5,8 @@ one set of weights are never mixed with another's.
 
 On a CPU the network runs in ONNX Runtime (engine.py) with numpy around it. Once its trunk
 has been exported (the first time, with torch) a later process loads the exported file
-directly and never imports torch (~4 s of every `fingertui train` or `predict` before);
-torch's modules (torchnets.py) load only to export, to run on a GPU, or when
+directly and never imports torch (~4 s of every `fingertui train` or `predict`, measured on
+2 cores); torch's modules (torchnets.py) load only to export, to run on a GPU, or when
 ``FINGERTUI_ENGINE=torch``.
 """
 
@@ -41,11 +41,12 @@ OFFLINE_BACKBONE = "efficientnet-lite0"
 GRID = 4  # the trunk's feature map is average-pooled to GRID × GRID (torchnets.Pooled)
 
 EFFNET_CUT = 5  # last block kept: end of the stride-16 stage (80 channels, 10×10 at 160 px)
-# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counts better:
-# sign-digits 5-fold CV (plain views, linear head, 2 repeats) 98.5 % at 160, 98.2 % at 128,
-# 97.7 % at 192, 97.6 % at 224 (class-2 recall 97.6 / 94–96 / 93–94 / 95.1 %). Its photos
-# are 100 px; a webcam's hand square is larger, but the image expert mostly answers where
-# no hand was found, and the finer detail at 224 did not help there either.
+# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counts better,
+# measured on 2 cores: sign-digits 5-fold CV (plain views, linear head, 2 repeats) 98.5 %
+# at 160, 98.2 % at 128, 97.7 % at 192, 97.6 % at 224 (class-2 recall 97.6 / 94–96 /
+# 93–94 / 95.1 %). Its photos are 100 px; a webcam's hand square is larger, but the image
+# expert mostly answers where no hand was found, and the finer detail at 224 did not help
+# there either.
 EFFNET_SIZE = 160
 # torchvision's ResNet-18 ImageNet weights (ResNet18_Weights.IMAGENET1K_V1: its file name
 # and transforms; tests check these against torchvision).
@@ -498,15 +499,6 @@ def load(
         bb.use_onnxruntime()
     _CACHE[key] = bb
     return bb
-
-
-def __getattr__(name: str) -> object:
-    # torch's modules, where older code and benchmarks look for them (imports torch).
-    if name in ("Preprocess", "Pooled", "_fuse_for_inference"):
-        from fingertui.learn import torchnets
-
-        return getattr(torchnets, name)
-    raise AttributeError(name)
 
 
 def _stderr(msg: str) -> None:

@@ -11,8 +11,8 @@ next images while a pool of network threads, one per core, each resizes one view
 the network on it single-threaded (PIL, torch and ONNX Runtime release the GIL), and new
 vectors reach the cache in a few large transactions. A single-threaded forward pass gives
 the same vector whatever the machine's core count or load; torch's own 2-thread split of a
-batch-1 pass was both slower under load (each op waits for the busier core) and, in 0.13 %
-of values, one float16 step different. On a CPU the pass runs in ONNX Runtime (engine.py),
+batch-1 pass is slower under load (each op waits for the busier core) and, measured on 2
+cores, one float16 step different in 0.13 % of values. On a CPU the pass runs in ONNX Runtime (engine.py),
 with numpy resizing and pooling around it, whose vectors agree with torch's to float16
 precision but not bit for bit: the cache keys name the engine ("plain-ort2", "plain-t1"
 for torch), so one's vectors never stand in for the other's. Images travel as (H, W, 3)
@@ -60,18 +60,17 @@ RECIPE: Recipe = {
     "crop_scale": [0.7, 1.0],
     "crop_ratio": [0.85, 1.18],
     "rotate_deg": 12,
-    # Brightness, contrast, saturation, hue. No hue: shifting it (±0.03) took 2 of the
-    # jitter's 2.9 ms per view, on the one thread that decodes and augments for the network.
+    # Brightness, contrast, saturation, hue. No hue: shifting it (±0.03) takes 2 of the
+    # jitter's 2.9 ms per view (measured on 2 cores), on the one thread that decodes and
+    # augments for the network.
     "jitter": [0.3, 0.3, 0.25, 0.0],
     "hflip": 0.5,  # a mirrored hand shows the same count
-    # Who draws the views: PIL, from a NumPy generator per (image, view). It was
-    # torchvision's v2 transforms, whose import (torch's with it) took 4-5 s of a first
-    # training with few images per class, the one thing left there that needed torch.
+    # Who draws the views: PIL, from a NumPy generator per (image, view), so a first
+    # training never imports torch for them (4-5 s of it, measured on 2 cores).
     "impl": "pil-1",
 }
 # The cache keys below add the engine's tag (engine.CACHE_TAG): "t1" (single-threaded torch
-# passes; vectors cached before those, with torch's default thread count, are not reused)
-# or "ort2" (ONNX Runtime, numpy around it).
+# passes) or "ort2" (ONNX Runtime, numpy around it).
 RECIPE_ID = "aug-" + hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -94,8 +93,8 @@ def views_key(engine: str) -> str:
 BATCH = 1
 # Network threads (each a single-threaded forward pass): one per core, at most 8.
 NET_WORKERS = max(1, min(8, os.cpu_count() or 1))
-# Vectors written to the cache per transaction (it used to be two transactions per
-# image); a cancelled or failed run still writes what it computed.
+# Vectors written to the cache per transaction: a few large ones for a whole run; a
+# cancelled or failed run still writes what it computed.
 FLUSH_EVERY = 512
 # Prepared views waiting for the network: enough to hide a slow decode, little memory.
 PREFETCH = 16
@@ -153,8 +152,8 @@ def augmented_view(img: np.ndarray, sha256: str, view: int) -> np.ndarray:
 
 def _single_threaded() -> None:
     """This thread's torch passes on one thread (OpenMP keeps the setting per thread). Called
-    before each torch pass, not when a network thread starts: on ONNX Runtime's path torch
-    may be half-imported by the decoding thread (to augment) just then."""
+    before each torch pass rather than when a network thread starts: the network threads
+    also serve ONNX Runtime's path, which never imports torch."""
     import torch
 
     torch.set_num_threads(1)

@@ -9,10 +9,11 @@ A model is a set of *experts*:
 - ``fingers``: the finger-state head (``fingers.py``): five up/down probabilities whose sum
   is the count, fitted from count labels towards the shipped starter.
 
-Their log-probabilities are pooled log-linearly, ``z = Σ w_e · z_e``, with weights fitted
-on the validation fold. Where no hand is found the image expert answers alone with its own
-temperature, and the prediction says so. A run trained with ``--features image`` has the
-image expert only; ``pose`` has pose and fingers.
+Their log-probabilities are pooled log-linearly, ``z = Σ w_e · z_e`` (pooling.py), with
+weights fitted on held-out data (whole sessions, or the validation fold). Where no hand is
+found the image expert answers alone with its own temperature, and the prediction says so.
+A run trained with ``--features image`` has the image expert only; ``pose`` has pose and
+fingers. What the experts see comes from features.py; what is stored, from checkpoint.py.
 
 The *starter* model is the fingers expert alone, with the parameters fingertui ships: it
 counts before the user has captured anything.

@@ -52,8 +52,8 @@ MIN_PER_CLASS = 2
 DEFAULT_FEATURES = "both"
 # The trained finger-state head's pull towards the starter, in units of one image's loss
 # (fingers.FingerHead.fit): sign-digits → hagrid-rooms classes 1–5, the head alone
-# (bench/next_day.py): l2 1 frames 93.4 % / crops 93.9 %, 10: 94.0 / 97.3 %, the starter
-# itself 95.2 / 98.6 %. Strong enough that a sitting's one way of showing a count does not
+# (bench/next_day.py, measured on 2 cores): l2 1 frames 93.4 % / crops 93.9 %, 10: 94.0 /
+# 97.3 %, the starter itself 95.2 / 98.6 %. Strong enough that a sitting's one way of showing a count does not
 # erase what the starter knows about fingers; weak enough that a few hundred labels move it.
 FINGER_PULL = 10.0
 
@@ -74,12 +74,12 @@ def _fit_fingers(F: np.ndarray, y: np.ndarray, starter: FingerHead | None) -> Fi
 
 
 def small_data_weights(experts: set[str], per_class: int) -> dict[str, float]:
-    """Pooling weights when there is no validation fold to fit them on. Measured on
-    hagrid-rooms frames (bench/learning_curve.py, each trial a real run): with 2 labels
-    per class the finger head (from the starter) is right 90.5 % of the time and the pose
-    head 83.4 %, pooled this way 92.9 %; by 5–10 per class the pose head has caught up
-    (92.4–94.1 %). The image expert describes the room more than the hand, so it only
-    answers when no hand is found."""
+    """Pooling weights when there is no validation fold to fit them on. On hagrid-rooms
+    frames (bench/results/learning_curve.json, each trial a real run), with 2 labels per
+    class the finger head (from the starter) is right 94.3 % of the time and the pose head
+    85.8 %, pooled this way 97.2 %; by 5–10 per class the pose head has caught up (96.4–
+    96.9 %). The image expert describes the room more than the hand, so it only answers
+    when no hand is found."""
     if experts == {"image"}:
         return {"image": 1.0}
     w = {"fingers": 1.0, "pose": min(1.0, per_class / 10), "image": 0.0}

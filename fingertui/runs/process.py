@@ -2,10 +2,11 @@
 
 The app trains here rather than on a thread of its own process: the run's hand search
 (MediaPipe), image decoding and head fitting hold the GIL for long stretches, and on a
-thread they starved the app's event loop (with 240–900 new photos `?` took 6.8 s to open
-and esc 10.8 s to cancel). In a process of its own, at a lower priority, the run cannot
-take the interpreter from the screen, and whatever it writes to the terminal (MediaPipe's
-C++ logging) cannot scribble over it. bench/tui_latency.py measures the difference.
+thread they can starve the app's event loop (measured on 2 cores, with 240–900 new photos:
+`?` took 6.8 s to open and esc 10.8 s to cancel). In a process of its own, at a lower
+priority, the run cannot take the interpreter from the screen, and whatever it writes to
+the terminal (MediaPipe's C++ logging) cannot scribble over it. bench/tui_latency.py
+measures the two (bench/results/tui_latency-*.json).
 
 Protocol: the parent writes one JSON request line to the child's stdin; the child answers
 on its stdout with JSON lines (``progress``, ``warn``, then one of ``done``, ``cancelled``,
