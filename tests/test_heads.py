@@ -254,3 +254,32 @@ def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
         )
         assert r.returncode == 0, r.stderr[-600:]
         assert json.loads(r.stdout)["run"]["features"] == "image"
+
+
+def test_a_model_saves_itself_and_loads_back_predicting_the_same(bars_store, tmp_path):
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    model = Model.from_checkpoint(bars_store.ws.abs(run.checkpoint))
+    model.save(tmp_path / "copy.npz")
+    again = Model.from_checkpoint(tmp_path / "copy.npz")
+    images = [np.asarray(finger_image(k, 700 + k)) for k in range(6)]
+    assert [p.probs for p in again.predict_images(images)] == [p.probs for p in model.predict_images(images)]
+    assert again.checkpoint.metrics == model.checkpoint.metrics and again.threshold == model.threshold
+
+
+def test_the_starter_saves_and_loads_like_any_model(bars_store, tmp_path):
+    starter = Model.starter()
+    starter.save(tmp_path / "starter.npz")
+    again = Model.from_checkpoint(tmp_path / "starter.npz")
+    images = [np.asarray(finger_image(k, 800 + k)) for k in range(6)]
+    assert again.is_starter and again.threshold == starter.threshold
+    assert [p.probs for p in again.predict_images(images)] == [p.probs for p in starter.predict_images(images)]
+
+
+def test_a_checkpoint_keeps_the_fields_a_later_fingertui_added(bars_store, tmp_path):
+    run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
+    fields = Checkpoint.load(bars_store.ws.abs(run.checkpoint)).as_dict()
+    save_fields(tmp_path / "later.npz", {**fields, "calibration_set": {"n": 3, "seen": np.arange(3)}})
+    later = Checkpoint.load(tmp_path / "later.npz")
+    later.save(tmp_path / "again.npz")
+    kept = Checkpoint.load(tmp_path / "again.npz").extra["calibration_set"]
+    assert kept["n"] == 3 and kept["seen"].tolist() == [0, 1, 2]

@@ -178,8 +178,8 @@ class Model:
             image = streams.ImageStream(framing=framing, ident=want, dim=dim, loader=load_backbone)
             if not lazy:
                 image.bb  # noqa: B018 — load now: fail early, predict at once
-        if "pose" in experts:
-            pose = streams.PoseStream.for_checkpoint(experts["pose"], warn=warn)
+        if "pose" in experts or "fingers" in experts:  # the starter has the fingers alone
+            pose = streams.PoseStream.for_checkpoint(experts.get("pose") or {}, warn=warn)
             if pose is None and image is None:
                 raise UserError(
                     f"checkpoint {path.name} needs the hand-pose detector, which is not available here "
