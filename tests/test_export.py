@@ -55,15 +55,15 @@ def test_the_copied_runtime_is_fingertuis_own_code():
     import tempfile
 
     import fingertui
-    from fingertui.export import build as model_export
+    from fingertui.export import build
 
     src = Path(fingertui.__file__).parent
 
     with tempfile.TemporaryDirectory() as tmp:
-        names = model_export.copy_runtime(Path(tmp) / "rt")
+        names = build.copy_runtime(Path(tmp) / "rt")
         assert {"pooling", "steady", "fingers", "pose", "hands", "streams", "engine"} <= set(names)
-        assert len(names) == len(model_export.RUNTIME_MODULES)
-        for dotted, name in zip(model_export.RUNTIME_MODULES, names, strict=True):
+        assert len(names) == len(build.RUNTIME_MODULES)
+        for dotted, name in zip(build.RUNTIME_MODULES, names, strict=True):
             ours = (src / f"{dotted.replace('.', '/')}.py").read_text().splitlines()
             theirs = (Path(tmp) / "rt" / f"{name}.py").read_text().splitlines()
             assert len(ours) == len(theirs)

@@ -52,7 +52,7 @@ def _unpack(v: object, arrays: dict[str, np.ndarray]) -> object:
 
 
 class MlpHead:
-    """fingertui's MLP head (mlp.Head, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
+    """fingertui's MLP head (mlp.MLPHead, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
 
     def __init__(self, state: dict[str, np.ndarray]) -> None:
         self.mean, self.std = state["mean"], state["std"]
