@@ -32,25 +32,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fingertui.data.store import Store
+from fingertui.data.store import Sample, Store
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.review.reasons import NEAR_DUPLICATE, REASONS
 from fingertui.runs.records import RunRecord, active_run, newest_run, run_predictions
 from fingertui.words import rough_pct
 
-REASONS = (
-    "unsure",
-    "misclassified",
-    "label-error",
-    "disagrees",
-    "no-hand",
-    "finger-borderline",
-    "weak-class",
-    "near-duplicate",
-)
+if TYPE_CHECKING:  # the model loads when flags are computed
+    from fingertui.learn.model import Model
+
+# What a user can answer a queue item with (apply_action).
+Action = Literal["confirm", "relabel", "exclude", "delete", "skip"]
 BORDERLINE = (0.35, 0.65)
 STRATEGIES = ("margin", "least-confidence", "entropy", "random")
 DEFAULT_STRATEGY = "margin"
@@ -276,7 +273,7 @@ def _probs_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) 
     return Model.for_run(store, run, lazy=True).sample_probs(store, [by_id[i] for i in sample_ids])
 
 
-def finger_ups(store: Store, run: RunRecord, samples: Sequence[object]) -> dict[int, list[float] | None]:
+def finger_ups(store: Store, run: RunRecord, samples: Sequence[Sample]) -> dict[int, list[float] | None]:
     """Per sample, the run's finger-state up-probabilities (thumb … little), from the cached
     landmarks; None where no hand was found or the run has no finger expert."""
     detector = run.metrics.get("detector")
@@ -302,7 +299,7 @@ def finger_ups(store: Store, run: RunRecord, samples: Sequence[object]) -> dict[
 
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
     """Every flag the run raises on the current dataset (labels as they are now)."""
-    current = {s.id: s for s in store.samples("excluded = 0")}
+    current = {s.id: s for s in store.samples(excluded=False)}
     rows = [r for r in run_predictions(store, run.id) if r["probs"] is not None and r["sample_id"] in current]
     rows = [r for r in rows if current[r["sample_id"]].label is not None]
     thr = run.metrics["unsure_threshold"]
@@ -522,7 +519,7 @@ def queue(
             for i in order:
                 picked[i].duplicates = [picked[j].sample_id for j in dupes.get(i, [])]
                 if picked[i].duplicates:
-                    picked[i].reasons.append("near-duplicate")
+                    picked[i].reasons.append(NEAR_DUPLICATE)
     out = [picked[i] for i in order]
     return out[:limit] if limit else out
 
@@ -553,8 +550,9 @@ def fold_takes(store: Store, picked: list[QueueItem], order: list[int]) -> list[
     return kept
 
 
-def resolve(store: Store, sample_id: int, action: str, label: int | None = None) -> dict:
-    """Act on a queue item: confirm, relabel, exclude, delete or skip."""
+def apply_action(store: Store, sample_id: int, action: Action, label: int | None = None) -> dict[str, Any]:
+    """Carry out the user's answer to a queue item (confirm, relabel, exclude, delete or
+    skip) on the store; returns ``{"sample", "action", "label"}`` (the JSON of `label`)."""
     if action == "confirm":
         s = store.confirm(sample_id)
     elif action == "relabel":
@@ -573,11 +571,11 @@ def resolve(store: Store, sample_id: int, action: str, label: int | None = None)
     return {"sample": s.id, "action": action, "label": s.label}
 
 
-def unlabelled_items(store: Store, model: object | None = None) -> list[QueueItem]:
+def unlabelled_items(store: Store, model: Model | None = None) -> list[QueueItem]:
     """Before any run exists the queue is empty (flags come from a run), yet unlabelled
     captures wait for a label: they are the review items then, in capture order. With the
     shipped starter ``model`` its count is the suggestion where it sees a hand."""
-    samples = store.find(unlabelled=True)
+    samples = store.samples(unlabelled=True)
     samples = [s for s in samples if not s.excluded]
     items = [QueueItem(s.id, s.path, None, None, None, None, ["unlabelled"], 0.0, None) for s in samples]
     if model is None or not samples:

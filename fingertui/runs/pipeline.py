@@ -492,7 +492,7 @@ def _record(
     oof_experts: dict[str, np.ndarray],
     te_experts: dict[str, np.ndarray],
 ) -> RunRecord:
-    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}{CHECKPOINT_SUFFIX}"
+    ckpt_path = store.ws.checkpoint_path(f"run-{uuid.uuid4().hex[:12]}{CHECKPOINT_SUFFIX}")
     backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
     save_checkpoint(
         ckpt_path,

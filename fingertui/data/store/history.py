@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from fingertui.data.store.journal import ROW_KEYS, crash_point, image_path_refusal
+from fingertui.data.store.crashpoints import crash_point
+from fingertui.data.store.journal import ROW_KEYS, image_path_refusal
 from fingertui.data.store.util import now_iso
 from fingertui.errors import UserError
 
@@ -145,8 +145,7 @@ class History:
             return {**out, "undone": f"nothing: event {ev['id']} was refused ({why or 'its payload is not JSON'})"}
         if kind == "delete":
             return {**out, "undone": self._undo_delete(ev, payload)}
-        exists = store.samples("id = ?", [sid])
-        if not exists:  # deleted since (and that delete was not undone): nothing to put back
+        if not store.has(sid):  # deleted since (and that delete was not undone): nothing to put back
             with store.transaction() as db:
                 self._mark_undone(db, ev["id"])
             return {**out, "undone": f"nothing: sample {sid} no longer exists"}
@@ -185,7 +184,7 @@ class History:
                 self._mark_undone(db, ev["id"])
             return note
         dst = store.ws.abs(row["path"])
-        trash = store.ws.trash_dir / Path(row["path"]).name
+        trash = store.ws.trashed_image(row["path"])
         if not trash.exists() and not dst.exists():
             with store.transaction() as db:
                 self._mark_undone(db, ev["id"])
@@ -193,7 +192,7 @@ class History:
         p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
         # An index written before ids were kept unique may have given the id to a new
         # image: the sample comes back under a new id then.
-        taken = "id" in row and bool(store.samples("id = ?", [row["id"]]))
+        taken = isinstance(row.get("id"), int) and store.has(row["id"])
         if taken:
             row = {k: v for k, v in row.items() if k != "id"}
         flags = payload.get("flags") or []

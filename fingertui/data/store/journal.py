@@ -12,8 +12,8 @@
   this fingertui would not have written (an unknown operation, a path outside ``data/``
   or not the content-addressed place of its image) is refused: never acted on, listed by
   ``doctor``.
-* ``crash_point``: with ``FINGERTUI_DEV_CRASH_AT=N`` the N-th step of this process ends it
-  at once (``os._exit``), as a kill would; the fault-injection tests walk N = 1, 2, ….
+* Each step is a ``crash_point`` (crashpoints.py), where the fault-injection tests end the
+  process as a kill would.
 """
 
 from __future__ import annotations
@@ -28,40 +28,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.util import TMP_PREFIX, now_iso, sha256_file
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
+    from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
 
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
-
 ENV_LOCK_WAIT = "FINGERTUI_LOCK_WAIT_S"
-ENV_CRASH_AT = "FINGERTUI_DEV_CRASH_AT"
-CRASH_EXIT = 86
 BUSY = "another fingertui is writing to this workspace; try again when it has finished"
-
-_steps = 0
-
-
-def crash_point(name: str) -> None:
-    """A step a kill could interrupt; ends the process here when the dev counter says so."""
-    global _steps
-    at = os.environ.get(ENV_CRASH_AT)
-    if not at:
-        return
-    _steps += 1
-    if _steps == int(at):
-        if os.environ.get("FINGERTUI_DEV_CRASH_LOG"):
-            with open(os.environ["FINGERTUI_DEV_CRASH_LOG"], "a") as f:
-                f.write(f"{os.getpid()} {name}\n")
-        os._exit(CRASH_EXIT)
-
-
-def reset_steps() -> None:
-    global _steps
-    _steps = 0
 
 
 def lock_wait() -> float:
@@ -327,7 +303,7 @@ def image_path_refusal(ws: Workspace, path: object, sha: object) -> str | None:
 
 
 def trash_refusal(ws: Workspace, trash: object, path: str) -> str | None:
-    if trash != ws.rel(ws.trash_dir / path.rsplit("/", 1)[-1]) or ws.unsafe(trash):
+    if trash != ws.rel(ws.trashed_image(path)) or ws.unsafe(trash):
         return f"trash path {str(trash)[:200]!r} is not in data/trash"
     return None
 

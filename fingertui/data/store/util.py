@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fingertui.data.store.crashpoints import crash_point
 from fingertui.errors import UserError
 
 TMP_PREFIX = ".tmp-"
@@ -48,8 +49,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    from fingertui.data.store.journal import crash_point
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
     try:

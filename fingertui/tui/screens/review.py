@@ -14,21 +14,13 @@ from textual.widgets import Footer, Header, Static
 from fingertui.errors import UnsafePath, UserError
 from fingertui.labels import CLASSES
 from fingertui.review import active
+from fingertui.review.reasons import FLAG_REASONS
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
 from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, PredictionPanel, SidePanels, TrainingBar
 from fingertui.words import plural
 
-REASON_FILTERS = [
-    None,
-    "label-error",
-    "disagrees",
-    "misclassified",
-    "unsure",
-    "no-hand",
-    "finger-borderline",
-    "weak-class",
-]
+REASON_FILTERS: list[str | None] = [None, *FLAG_REASONS]  # `f` cycles through them: all, then each
 
 
 def explain(item: active.QueueItem) -> str:
@@ -208,7 +200,7 @@ class ReviewScreen(Screen):
                 f"sample {it.sample_id} names a file outside this workspace; run fingertui doctor", severity="error"
             )
 
-    def _act(self, action: str, label: int | None = None) -> None:
+    def _act(self, action: active.Action, label: int | None = None) -> None:
         it = self.current
         if it is None:
             return
@@ -217,7 +209,7 @@ class ReviewScreen(Screen):
         ids = [it.sample_id, *it.hold] if action in ("relabel", "confirm", "exclude") else [it.sample_id]
         try:
             for sid in ids:
-                active.resolve(self.app.store, sid, action, label)
+                active.apply_action(self.app.store, sid, action, label)
         except UserError as e:
             self.notify(str(e), severity="error")
             return
