@@ -17,8 +17,7 @@ import pytest
 from fingertui.data import doctor
 from fingertui.data.capture import CaptureSession
 from fingertui.data.importer import import_paths
-from fingertui.data.store import Store
-from fingertui.data.store import crashpoints
+from fingertui.data.store import Store, crashpoints
 from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
 from tests.conftest import noise_image, save

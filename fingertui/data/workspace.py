@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeAlias
 
 from fingertui.errors import UnsafePath, UserError
 
 ENV_HOME = "FINGERTUI_HOME"
+
+# A value read back from the index or one of its JSON payloads, before it is checked: a
+# shared workspace's index may have been crafted, so a "path" may be anything.
+JsonValue: TypeAlias = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class Workspace:
             )
         return self.root / rel
 
-    def unsafe(self, rel: object) -> str | None:
+    def unsafe(self, rel: JsonValue) -> str | None:
         """Why a stored path may not be used (see :meth:`abs`), else None."""
         if not isinstance(rel, str) or not rel or "\0" in rel:
             return "not a path"

@@ -214,7 +214,7 @@ def label_errors(
     experts = experts if experts is not None else [{}] * len(labels)
     views = max((len(e) for e in experts), default=0)
     out = []
-    for i in np.nonzero((pred != labels) & (own < thresh[labels]))[0]:
+    for i in np.nonzero((pred != labels) & (own < thresh[labels]))[0].tolist():
         y, s = int(labels[i]), int(pred[i])
         says = {n: int(np.argmax(p)) for n, p in experts[i].items()}
         agree = (
@@ -354,13 +354,13 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
             flag(sid, "unsure", uncertainty(p[None], DEFAULT_STRATEGY)[0], int(p.argmax()), p)
     # weak-class: boosts samples already flagged that touch the weakest class or the most
     # confused pair.
-    flagged = {}
+    flagged: dict[int, Flag] = {}
     for f in flags:
         flagged.setdefault(f.sample_id, f)
     for sid, f in flagged.items():
-        y = current[sid].label
-        touches = weakest is not None and weakest in (y, f.pred)
-        if pair is not None and y is not None and {y, f.pred} == set(pair):
+        label = current[sid].label
+        touches = weakest is not None and weakest in (label, f.pred)
+        if pair is not None and label is not None and {label, f.pred} == set(pair):
             touches = True
         if touches:
             flags.append(Flag(sid, "weak-class", BONUS["weak-class"], f.suggested, f.pred, f.confidence, f.probs))
@@ -378,7 +378,7 @@ def recompute(store: Store, run: RunRecord | None = None) -> dict:
     new = {(f.sample_id, f.reason): f for f in compute_flags(store, run)}
     existing = store.flags.all()
     open_rows = {(r["sample_id"], r["reason"]): r for r in existing if r["resolved"] is None}
-    resolved = {}
+    resolved: dict[tuple[int, str], str] = {}
     for r in existing:
         if r["resolved"] is not None:
             resolved[(r["sample_id"], r["reason"])] = max(

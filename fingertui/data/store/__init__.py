@@ -27,7 +27,7 @@ from fingertui.data.store.history import UNDOABLE, History
 from fingertui.data.store.journal import Journal, WriterLock
 from fingertui.data.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.data.store.run_table import RunTable
-from fingertui.data.store.util import MAX_ID, TMP_PREFIX, atomic_write, now_iso, sha256_bytes
+from fingertui.data.store.util import MAX_ID, TMP_PREFIX, atomic_write, inserted_id, now_iso, sha256_bytes
 from fingertui.data.store.vectors import EmbeddingTable, LandmarkTable, rows_for_shas
 from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
@@ -679,4 +679,4 @@ class Store:
         cur = db.execute(
             f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )
-        return cur.lastrowid
+        return inserted_id(cur)

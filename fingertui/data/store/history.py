@@ -15,11 +15,12 @@ import sqlite_utils
 
 from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.journal import ROW_KEYS, image_path_refusal
-from fingertui.data.store.util import now_iso
+from fingertui.data.store.util import inserted_id, now_iso
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
     from fingertui.data.store import Store
+    from fingertui.data.workspace import JsonValue
 
 # Event kinds a user can undo with `fingertui undo`, newest first.
 UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
@@ -57,7 +58,7 @@ class History:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [sample_id, old, new, now_iso(), actor, reason, kind, json.dumps(payload) if payload else None],
         )
-        return cur.lastrowid
+        return inserted_id(cur)
 
     def confirmed(self) -> dict[int, tuple[int, str | None]]:
         """Samples whose label the user confirmed and that have not changed since:
@@ -76,12 +77,14 @@ class History:
                 out[sid] = (label, json.loads(payload).get("sha256") if payload else None)
         return out
 
-    def deleted_row_refusal(self, payload: object) -> str | None:
+    def deleted_row_refusal(self, payload: JsonValue) -> str | None:
         """Why the row a delete event kept for undo is not one this fingertui wrote."""
-        row = payload.get("row") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):
+            return "the deleted row it keeps is not one this fingertui writes"
+        row = payload.get("row")
         if not isinstance(row, dict) or set(row) - ROW_KEYS or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
             return "the deleted row it keeps is not one this fingertui writes"
-        flags = payload.get("flags") or []  # type: ignore[union-attr]
+        flags = payload.get("flags") or []
         if not isinstance(flags, list) or not all(type(f) is int for f in flags):
             return "its flags are not a list of ids"
         return image_path_refusal(self.store.ws, row.get("path"), row.get("sha256"))
