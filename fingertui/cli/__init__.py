@@ -37,9 +37,9 @@ def run_app(args: argparse.Namespace) -> int:
     source = open_source(args.source, rate=args.rate)
     app = make_app(args.home, source, weights=args.app_weights, auto_retrain=args.auto_retrain)
     code = run(app)  # returns once nothing is being written and the store is closed
-    # Quit at once: the interpreter's own teardown of torch and MediaPipe took 2.6–6 s
-    # (measured in tmux on 2 busy cores), and threads still reading (a model loading)
-    # have nothing to save.
+    # Quit at once: the interpreter's own teardown of torch and MediaPipe takes seconds, and
+    # threads still reading (a model loading) have nothing to save (bench/quit_time.py
+    # times quitting: bench/results/quit_time.json).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -150,8 +150,8 @@ def _decode_open(img: Image.Image, name: str, max_side: int, want_taken: bool) -
 def _taken(exif: Image.Exif | None) -> float | None:
     """The camera's capture time as seconds on the camera's own clock, or None: the main
     IFD's DateTime (already parsed, and cameras write the shot's time there), else the Exif
-    sub-IFD's DateTimeOriginal + SubSecTimeOriginal (parsing that sub-IFD cost 14 ms per
-    sign-digits photo, so only when needed). A file's mtime is no use: copying resets it."""
+    sub-IFD's DateTimeOriginal + SubSecTimeOriginal (parsing that sub-IFD is slow, so only
+    when needed). A file's mtime is no use: copying resets it."""
     if exif is None:
         return None
     try:

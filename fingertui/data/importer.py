@@ -91,7 +91,7 @@ def burst_hints(loaded: list[tuple[FileEntry, LoadedImage]]) -> list[str | None]
     """A burst hint for each unlabelled image, from the cameras' capture times (EXIF):
     consecutive shots no more than ``BURST_GAP_S`` apart share one. (Labelled folders keep
     their sub-folder and near-duplicate groups, so the splits of an existing labelled set
-    do not move; 225 of sign-digits' 1,236 time gaps are under 2 s.)"""
+    do not move.)"""
     hints: list[str | None] = [None] * len(loaded)
     timed = sorted(
         (img.taken, k)

@@ -18,8 +18,8 @@ from PIL import Image
 
 TEST_FRACTION = 0.2
 # Hamming distance (of 64 bits) at or below which two images count as near-identical.
-# On the shared sign-digits photos 102 pairs sit at <= 6 bits (its README reports about
-# 100 near-duplicate pairs); some are merely similar poses on the same wall. Grouping too
+# On the shared sign-digits photos it pairs about as many images as the dataset's README
+# counts near-duplicates; some are merely similar poses on the same wall. Grouping too
 # much only costs a little stratification; grouping too little leaks test images.
 PHASH_NEAR_BITS = 6
 

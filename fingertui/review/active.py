@@ -70,14 +70,13 @@ SIDED_PENALTY = 1.0
 # "The label looks wrong" needs the label's out-of-fold probability at most STRONG_P_LABEL,
 # the suggestion at least STRONG_RATIO times as probable, and the views to agree: no
 # expert favours the label, most of those that saw the image favour the suggestion, and at
-# least two saw it when the run has two. Measured with the default pipeline
-# (bench/label_errors.py and per-sample dumps of the same trials, 3 seeds): on sign-digits
-# with 5 % of labels flipped, 185 of the 186 flips were candidates, all with p(label) <= 0.12
-# at ratios >= 6.8; correctly labelled candidates had p(label) 0.23-0.42 at ratios <= 2.9,
-# except a test photo whose finger count backs its label (the agreement rule keeps it a
-# "disagrees") and sign-digits/2/IMG_5176.JPG, labelled 2 with the thumb out (a 3 here).
-# In cluttered rooms (hagrid-rooms, 10 % flipped) the agreement of the views is what
-# counts: without it 67-94 % of the flags were flips, with it 80-100 %, none lost.
+# least two saw it when the run has two. With the default pipeline, 3 seeds
+# (bench/label_errors.py, bench/results/label_errors.json): on sign-digits with 5 % of
+# labels flipped, 98.4 % of the label-error flags are flips and every flip is in the top
+# 2x of the queue; on the clean set the one flag is sign-digits/2/IMG_5176.JPG, labelled 2
+# with the thumb out (a 3 here). In cluttered rooms (hagrid-rooms, 10 % flipped) the
+# agreement of the views is what counts: 100 % of the flags are flips with it, 89.2 %
+# (frames) and 98.1 % (hand crops) without it.
 STRONG_P_LABEL = 0.15
 STRONG_RATIO = 5.0
 EXPERT_NAMES = {"image": "image", "pose": "hand pose", "fingers": "finger count"}
@@ -533,8 +532,8 @@ def sides_with_label(item: QueueItem) -> bool:
 
 def fold_takes(store: Store, picked: list[QueueItem], order: list[int]) -> list[int]:
     """One item per take: flagged frames of one hold or burst (captures sharing a group,
-    i.e. one pose captured in a row) fold into the best-ranked of them (``hold``). Holding 1
-    for 3 s stored 13 near-identical frames, and the queue showed 13 items saying the same."""
+    i.e. one pose captured in a row) fold into the best-ranked of them (``hold``): a held key
+    stores a frame after frame of one pose, and the queue says one thing about them all."""
     by_id = store.by_ids([it.sample_id for it in picked])
     first: dict[str, int] = {}
     kept = []
