@@ -478,3 +478,13 @@ def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
     retrain()
     [item] = [it for it in active.queue(store) if it.sample_id == insisted]
     assert {"label-error", "disagrees"} & set(item.reasons) and item.suggested != other
+
+
+def test_every_reason_the_queue_scores_can_be_filtered_by():
+    """A flag reason scored in review/active.py but missing from reasons.py would be raised
+    yet never offered by `review --reason` or the app's filter."""
+    from fingertui.review import active
+    from fingertui.review.reasons import FLAG_REASONS, NEAR_DUPLICATE, REASONS
+
+    assert set(active.BONUS) | set(active.TIER) == set(FLAG_REASONS)
+    assert set(REASONS) == set(FLAG_REASONS) | {NEAR_DUPLICATE}
