@@ -151,7 +151,7 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
 
     def up(self, F):  # the first sample's index finger reads 0.5: neither up nor down
         out = real(self, F)
-        if len(F) == len(bars_store.samples("excluded = 0")):
+        if len(F) == len(bars_store.samples(excluded=False)):
             out[0, 1] = 0.5
         return out
 

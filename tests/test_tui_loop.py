@@ -52,7 +52,7 @@ async def wait_for(pilot, cond, seconds=60.0):
 async def test_relabel_in_review_writes_an_event_and_undo_reverts_it(bars_ws):
     store = Store(bars_ws)
     train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
-    [u] = store.samples("label IS NULL")
+    [u] = store.samples(unlabelled=True)
     app = app_for(bars_ws)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("r")

@@ -279,7 +279,7 @@ def _record(
     oof_experts: dict[str, np.ndarray],
     te_experts: dict[str, np.ndarray],
 ) -> RunRecord:
-    ckpt_path = store.ws.models_dir / f"run-{uuid.uuid4().hex[:12]}{SUFFIX}"
+    ckpt_path = store.ws.checkpoint_path(f"run-{uuid.uuid4().hex[:12]}{SUFFIX}")
     backbone = experts.get("image", {}).get("backbone") or f"pose:{experts['pose']['detector']}"
     Checkpoint(
         features=features,
