@@ -78,7 +78,7 @@ def split_photos(per_class: int) -> tuple[list[tuple[Path, int]], list[tuple[Pat
 
 def live_predictions(model: object, tracker: object, frames: list[np.ndarray]) -> list[tuple]:
     """(label, probs, hand_found) of each frame, as the live view computes them."""
-    from fingertui.live.tracking import hand_in_box
+    from fingertui.learn.boxes import hand_in_box
 
     out = []
     for view in frames:

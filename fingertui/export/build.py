@@ -40,7 +40,9 @@ RUNTIME_MODULES = (
     "learn.linear",  # the linear heads
     "learn.fingers",  # the finger-state head and its features
     "learn.pose",  # the pose features
-    "learn.hands",  # MediaPipe, the still image's padding, the hand box
+    "learn.hands",  # MediaPipe, the still image's padding
+    "learn.mediapipe_quirks",  # MediaPipe imported without pyplot, its logging kept off stderr
+    "learn.boxes",  # the hand's box, and a hand moved between an image and a box in it
     "learn.streams",  # the hand search (zoom out, tiles) and the image's framing on the hand
     "learn.engine",  # the trunk in ONNX Runtime, the image's resize and normalisation, pooling
     "data.images",  # how a photo file is decoded (EXIF orientation, size bound)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fingertui.errors import Cancelled
+from fingertui.learn.boxes import Box, crop_box, hand_from_box
 from fingertui.progress import Progress
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from fingertui.learn.backbones import Backbone
     from fingertui.learn.hands import Hand
 
-Box = tuple[int, int, int, int]
 # Frame the image on the hand when the framed square is smaller than this fraction of the
 # picture's short side; a capture (already framed) or a close-up is left whole.
 FRAMING = {"margin": 0.25, "frame_below": 0.8}
@@ -106,8 +106,6 @@ def frame_box(hand: Hand | None, shape: tuple[int, ...], framing: dict | None) -
     """The square to embed instead of the whole image, or None to embed it whole."""
     if hand is None or not framing:
         return None
-    from fingertui.learn.hands import crop_box
-
     box = crop_box(hand, margin=framing["margin"])
     side = box[2] - box[0]
     if side >= framing["frame_below"] * min(shape[0], shape[1]):
@@ -358,20 +356,6 @@ class PoseStream:
             sub = HandArrays(arrays.landmarks[sel], arrays.world[sel], arrays.sizes[sel], arrays.right[sel])
             out[[rows[k] for k in sel], v] = pose_feature_matrix(augment_arrays(sub, seeds))
         return out
-
-
-def hand_from_box(hand: Hand, box: Box, size: tuple[int, int]) -> Hand:
-    """A hand found in the crop ``box`` re-expressed in the whole (width, height) image
-    (the box may reach outside it: a bordered image is the box around the picture)."""
-    from dataclasses import replace
-
-    x0, y0, x1, y1 = box
-    w, h = size
-    lm = hand.landmarks.copy()
-    lm[:, 0] = (lm[:, 0] * (x1 - x0) + x0) / w
-    lm[:, 1] = (lm[:, 1] * (y1 - y0) + y0) / h
-    lm[:, 2] = lm[:, 2] * (x1 - x0) / w
-    return replace(hand, landmarks=lm, image_size=(w, h))
 
 
 # Below this mean brightness (0–255) a photo is too dark for the hand detector, above
