@@ -78,7 +78,7 @@ def split_photos(per_class: int) -> tuple[list[tuple[Path, int]], list[tuple[Pat
 
 def live_predictions(model: object, tracker: object, frames: list[np.ndarray]) -> list[tuple]:
     """(label, probs, hand_found) of each frame, as the live view computes them."""
-    from fingertui.live.tracking import hand_in_box
+    from fingertui.learn.boxes import hand_in_box
 
     out = []
     for view in frames:
@@ -155,7 +155,7 @@ def main() -> int:
     from fingertui.data.importer import import_paths
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
     from fingertui.live.steady import DEFAULTS

@@ -26,11 +26,11 @@ HOLD = 5  # live predictions while one photo is on show (about 5/s, 1 photo/s)
 
 
 def main() -> int:
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.boxes import centred_square, hand_in_box
+    from fingertui.learn.embeddings import read_rgb
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
-    from fingertui.live.camera import square_box
-    from fingertui.live.tracking import HandTracker, hand_in_box
+    from fingertui.live.tracking import HandTracker
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-class", type=int, default=7)
@@ -47,7 +47,7 @@ def main() -> int:
 
     def frame(view: np.ndarray, how: str) -> tuple[int, int, int, int]:
         h, w = view.shape[:2]
-        return (0, 0, w, h) if how == "whole" else square_box(view.shape, 0.6)
+        return (0, 0, w, h) if how == "whole" else centred_square(view.shape, 0.6)
 
     def predict(view: np.ndarray, box: tuple[int, int, int, int], track: object | None) -> int | None:
         x0, y0, x1, y1 = box

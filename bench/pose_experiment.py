@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from fingertui.learn import hands as H
 from fingertui.learn import pose as P
+from fingertui.learn.boxes import crop_box
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FINGERTUI_SHARED") or ROOT.parent / "shared") / "datasets"
@@ -125,7 +126,7 @@ def detect_all(det: H.HandDetector, paths: list[Path], variant: str, cache: Cach
 
 
 def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cache) -> np.ndarray:
-    from fingertui.learn.features import Embedder
+    from fingertui.learn.embeddings import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
         return Embedder.embed_images(bb, [np.array(make(), copy=True)])[0]
@@ -139,7 +140,7 @@ def hand_crop(path: Path, hand: H.Hand | None) -> np.ndarray:
     img = rgb(path)
     if hand is None:
         return img
-    x0, y0, x1, y1 = H.crop_box(hand)
+    x0, y0, x1, y1 = crop_box(hand)
     return img[y0:y1, x0:x1]
 
 

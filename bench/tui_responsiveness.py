@@ -37,12 +37,12 @@ async def run(home: Path) -> tuple[list[float], bool]:
         await pilot.pause(3.0)  # well into embedding
         screen = app.capture_screen
         for _ in range(20):
-            before = screen.mirror
+            before = screen.framing.mirror
             t0 = time.perf_counter()
             # Post the key as the terminal driver would, then wait for its effect (pilot.press
             # would also wait for the whole screen to go idle, which is not what a user feels).
             app.post_message(events.Key("m", "m"))
-            while screen.mirror == before:
+            while screen.framing.mirror == before:
                 await asyncio.sleep(0.001)
             latencies.append(time.perf_counter() - t0)
             await pilot.pause(0.2)

@@ -25,14 +25,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from fingertui.errors import UserError
+from fingertui.learn.boxes import Box
 from fingertui.live.steady import SteadyCount
 
-Box = tuple[int, int, int, int]
 MANIFEST = "manifest.json"  # what marks an export-model folder (model_export.py)
 NO_HAND = "no hand found"
 IMAGE_ONLY = "no hand found: counted from the image alone"
@@ -70,7 +70,7 @@ class Count:
         }
 
 
-class _Backend:
+class _Backend(Protocol):
     """What a Counter needs of a model: find a hand, predict a frame given its hand."""
 
     uses_pose: bool
@@ -265,19 +265,14 @@ class Counter:
                 close()
 
     def _live(self, view: np.ndarray, tracker: Any) -> Count:
-        """The live view's step (tui.app ``live_loop``): the tracked hand, the square
-        around it (the whole frame when none), the model on that square, the hand given."""
+        """The live view's step (live/loop.py): the tracked hand, the square around it
+        (the whole frame when none), the model on that square, the hand given."""
         if tracker is None:
             return self.count(view)
-        from fingertui.live.tracking import hand_in_box
+        from fingertui.live.loop import Framing, place_square
 
-        track = tracker.update(view)
-        h, w = view.shape[:2]
-        box = track.box or (0, 0, w, h)
-        x0, y0, x1, y1 = box
-        crop = np.ascontiguousarray(view[y0:y1, x0:x1])
-        hand = hand_in_box(track.hand, box) if track.hand is not None else None
-        return self._count(crop, hand, offset=(x0, y0))
+        framed = place_square(view, Framing(mirror=False, whole=True), tracker)
+        return self._count(framed.crop, framed.hand, offset=framed.box[:2])
 
 
 _START = object()  # before the first frame: whatever it shows is a change

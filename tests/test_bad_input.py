@@ -200,8 +200,8 @@ def test_checkpoint_with_right_tag_but_bad_fields(tmp_path, change, message):
     import torch
 
     from fingertui.labels import CLASSES
-    from fingertui.learn.model import FORMAT_V1 as FORMAT
-    from fingertui.learn.model import load_checkpoint
+    from fingertui.learn.checkpoint import FORMAT_V1 as FORMAT
+    from fingertui.learn.checkpoint import Checkpoint
 
     ckpt = {
         "format": FORMAT,
@@ -216,7 +216,7 @@ def test_checkpoint_with_right_tag_but_bad_fields(tmp_path, change, message):
     p = tmp_path / "c.pt"
     torch.save(ckpt, p)
     with pytest.raises(UserError, match=message):
-        load_checkpoint(p)
+        Checkpoint.load(p)
 
 
 # --- pixels -----------------------------------------------------------------------------

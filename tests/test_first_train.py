@@ -13,7 +13,7 @@ import pytest
 from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
-from fingertui.learn import backbones, hands
+from fingertui.learn import backbones, mediapipe_quirks
 from fingertui.learn.heads import TrainConfig
 from fingertui.runs.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
 from fingertui.runs.pipeline import train_run
@@ -34,14 +34,14 @@ def test_two_threads_muting_stderr_at_once_give_it_back(tmp_path):
         first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
 
         def first() -> None:
-            with hands._quiet_stderr():
+            with mediapipe_quirks.quiet_stderr():
                 first_in.set()
                 second_in.wait(5)
             first_out.set()
 
         def second() -> None:
             first_in.wait(5)
-            with hands._quiet_stderr():
+            with mediapipe_quirks.quiet_stderr():
                 second_in.set()
                 first_out.wait(5)  # the first leaves while the second is still muted
 
@@ -232,7 +232,8 @@ async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks
         bar = app.screen.query_one(TrainingBar)
         text = " ".join(str(w.render()) for w in bar.query(Label))
         assert bar.display and bar.phase == "loading model"
-        assert "loading model" in text and " left" in text
+        # The whole run's time left, from the first-run budgets (a first run of 24 images).
+        assert "loading model" in text and say_left(sum(estimate_for(app.store).values())) in text
         first = bar.elapsed
         await pilot.pause(2.2)  # nothing reported meanwhile: the clock still moves
         assert bar.elapsed >= first + 1.0

@@ -9,7 +9,7 @@ from fingertui.live.camera import DemoSource, FolderSource, ScriptedSource, Vide
 from fingertui.live.tracking import HandTracker
 from fingertui.tui.app import make_app
 from tests.helpers import wait_for
-from tests.test_tui import frames
+from tests.test_tui import frames, stored
 
 cv2 = pytest.importorskip("cv2")
 
@@ -46,17 +46,17 @@ async def test_folder_capture_keeps_the_whole_photo_and_resize_goes_back_to_squa
         await wait_for(pilot, lambda: app.source.latest() is not None)
         await pilot.press("f")  # a fixed framing: what the square falls back to without a hand
         await pilot.press("3")
-        await pilot.pause()
+        await stored(app)
         whole = np.asarray(Image.open(app.workspace.abs(app.store.samples()[-1].path)))
         assert np.array_equal(whole, pic[:, ::-1])  # the whole photo, mirrored as shown
         assert "whole image" in str(app.screen.query_one("#status").render())
         await pilot.press("minus", "4")
-        await pilot.pause()
+        await stored(app)
         smaller = np.asarray(Image.open(app.workspace.abs(app.store.samples()[-1].path)))
         assert np.array_equal(smaller, crop_square(pic, 0.95, mirror=True))
         await pilot.press("plus", "plus")  # 100 % square, then the whole image again
         await pilot.pause()
-        assert app.screen.square(pic.shape, None) == (0, 0, 100, 80)
+        assert app.framing.square(pic.shape, None) == (0, 0, 100, 80)
         assert "whole image" in str(app.screen.query_one("#status").render())
 
 
@@ -76,8 +76,8 @@ async def test_folder_without_a_hand_falls_back_to_the_whole_photo_while_followi
     monkeypatch.setattr(app, "_make_tracker", lambda: tracked.append(1) or HandTracker(NoHands()))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: tracked and app.source.latest() is not None)
-        assert app.capture_screen.follow and tracked  # the square would follow a hand it found
+        assert app.framing.follow and tracked  # the square would follow a hand it found
         await pilot.press("2")
-        await pilot.pause()
-        stored = np.asarray(Image.open(app.workspace.abs(app.store.samples()[-1].path)))
-        assert np.array_equal(stored, pic[:, ::-1])
+        await stored(app)
+        captured = np.asarray(Image.open(app.workspace.abs(app.store.samples()[-1].path)))
+        assert np.array_equal(captured, pic[:, ::-1])

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 
 from fingertui.learn import hands as H
+from fingertui.learn import mediapipe_quirks
+from fingertui.learn.boxes import crop_box
 from tests.conftest import SHARED
 from tests.test_pose import FIST, TWO
 
@@ -56,33 +58,6 @@ def test_serialisation_round_trips() -> None:
             assert b.score == pytest.approx(a.score, nan_ok=True)
     with pytest.raises(ValueError):
         H.hands_from_bytes(b"\0" * 12)
-
-
-def test_crop_box_is_a_square_inside_the_image_around_the_hand() -> None:
-    x0, y0, x1, y1 = H.crop_box(TWO, margin=0.25)
-    assert x1 - x0 == y1 - y0
-    w, h = TWO.image_size
-    assert 0 <= x0 and 0 <= y0 and x1 <= w and y1 <= h
-    bx0, by0, bx1, by1 = TWO.bbox
-    assert x0 <= bx0 and y0 <= by0 and x1 >= bx1 and y1 >= by1
-    # A box larger than a small image becomes the largest square that fits.
-    assert H.square_in_image(50, 50, 500, (120, 90)) == (5, 0, 95, 90)
-    # Near the edge the square slides inward instead of shrinking.
-    assert H.square_in_image(5, 5, 40, (200, 200)) == (0, 0, 40, 40)
-
-
-def test_box_smoother_glides_holds_and_lets_go() -> None:
-    sm = H.BoxSmoother(alpha=0.5, hold=2)
-    size = (640, 480)
-    assert sm.update((100, 100, 200, 200), size) == (100, 100, 200, 200)
-    moved = sm.update((200, 100, 300, 200), size)
-    assert moved[0] == 150  # halfway: smoothed, not jumped
-    for _ in range(20):
-        last = sm.update((200, 100, 300, 200), size)
-    assert last == (200, 100, 300, 200)
-    assert sm.update(None, size) == last  # a missed frame keeps the square
-    assert sm.update(None, size) == last
-    assert sm.update(None, size) is None  # then lets go
 
 
 def test_detector_id_names_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +132,7 @@ def test_padding_maps_landmarks_back_to_the_original(detector: H.HandDetector) -
     # (padded: small), and the two sets of landmarks must land on the same pixels.
     frame = photo("hagrid-rooms/frames/5")
     hand = detector.detect(frame)[0]
-    x0, y0, x1, y1 = H.crop_box(hand, margin=0.05)
+    x0, y0, x1, y1 = crop_box(hand, margin=0.05)
     assert x1 - x0 <= H.PAD["max_side"]
     tight = np.ascontiguousarray(frame[y0:y1, x0:x1])
     found = detector.detect(tight)
@@ -216,7 +191,7 @@ def test_a_batch_mute_lets_detectors_go_on_and_waits_for_late_chatter_once() -> 
         try:
             with H.quiet():
                 t0 = time.monotonic()
-                with H._quiet_stderr(linger=0.3):
+                with mediapipe_quirks.quiet_stderr(linger=0.3):
                     pass
                 inner_done = time.monotonic()
                 os.write(2, b"chatter from the graph's thread\n")
@@ -271,7 +246,7 @@ def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_on
 
 
 def read_stored(store, sample) -> np.ndarray:
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     return read_rgb(store.ws.abs(sample.path))
 
@@ -283,7 +258,7 @@ def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
     # A close-up: the hand runs off the frame and the detector misses it; zoomed out it is
     # found whole (the tiles used to find two of its fingers, and the count was wrong).
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
@@ -335,7 +310,7 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
     import cv2
 
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     frame = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "1" / "one_00000.jpg")
     side, at = 900, 900 // 2 - frame.shape[0] // 2
@@ -348,25 +323,6 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
     assert hand is not None and hand.image_size == (side, side)
     x0, y0, x1, y1 = hand.bbox
     assert at <= x0 < x1 <= at + frame.shape[1] and at <= y0 < y1 <= at + frame.shape[0]
-
-
-def test_a_hand_found_in_a_bordered_picture_is_placed_back_in_the_picture() -> None:
-    from fingertui.learn import streams
-
-    img = np.zeros((60, 100, 3), np.uint8)
-    img[:, -1] = 255  # the right edge, replicated outwards
-    wide, px, py = H.with_border(img, 0.35)
-    assert (px, py) == (35, 21) and wide.shape == (102, 170, 3)
-    assert (wide[py:-py, px:-px] == img).all() and (wide[:, -px:] == 255).all()
-    # A point at the bordered picture's (px, py) is the picture's corner; its far corner too.
-    lm = np.zeros((H.N_LANDMARKS, 3), np.float32)
-    lm[1, :2] = (px / wide.shape[1], py / wide.shape[0])
-    lm[2, :2] = ((px + 100) / wide.shape[1], (py + 60) / wide.shape[0])
-    found = H.Hand(lm, lm.copy(), "Right", 1.0, 1.0, (wide.shape[1], wide.shape[0]))
-    back = streams.hand_from_box(found, (-px, -py, 100 + px, 60 + py), (100, 60))
-    assert back.image_size == (100, 60)
-    np.testing.assert_allclose(back.pixels[1], (0, 0), atol=1e-3)
-    np.testing.assert_allclose(back.pixels[2], (100, 60), atol=1e-3)
 
 
 @needs_mediapipe

@@ -288,3 +288,14 @@ async def test_the_app_keeps_its_model_and_says_so_when_a_run_is_worse_than_the_
         assert "not yet better than the starter on a new sitting" in shown
         assert app.active is None  # still the starter, not the worse run
         assert any("not yet better than the starter" in n.message for n in app._notifications)
+
+
+def test_the_hand_counts_only_for_a_model_with_a_hand_expert_and_without_an_image_expert_no_hand_says_nothing():
+    z = np.log(np.array([[0.7, 0.1, 0.05, 0.05, 0.05, 0.05], [0.1, 0.1, 0.6, 0.1, 0.05, 0.05]]))
+    hand = np.array([True, False])
+    # Image expert alone: a found hand changes nothing, every row is the image at its temperature.
+    p = pool_logits(z, None, hand, {"image": 3.0}, 2.0)
+    assert np.allclose(p, softmax(z, 2.0))
+    # No image expert: the row without a hand is uniform, the other is the pose expert's.
+    p = pool_logits(None, z, hand, {"pose": 1.0}, 1.0)
+    assert np.allclose(p[0], softmax(z)[0]) and np.allclose(p[1], 1 / 6)

@@ -157,10 +157,27 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
 
     def up(self, F):  # the first sample's index finger reads 0.5: neither up nor down
         out = real(self, F)
-        if len(F) == len(bars_store.samples("excluded = 0")):
+        if len(F) == len(bars_store.samples(excluded=False)):
             out[0, 1] = 0.5
         return out
 
     monkeypatch.setattr(fingers.FingerHead, "up", up)
     active.recompute(bars_store, run)
     assert "finger-borderline" in bars_store.flags.open_for(target.id)
+
+
+def test_a_stored_photo_and_the_same_photo_from_its_file_are_seen_alike(bars_store):
+    """The features training saw of a stored image (through the caches) are the ones
+    predicting that image's file gives: what the model was checked on is what it answers."""
+    from fingertui.data.images import open_rgb
+
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    model = Model.for_run(bars_store, run)
+    samples = bars_store.labelled()[::9]
+    stored = model.features_of_samples(bars_store, samples)
+    fresh = model.features_of_images([open_rgb(bars_store.ws.abs(s.path)) for s in samples])
+    assert stored.hand.all() and stored.hand.tolist() == fresh.hand.tolist()
+    assert stored.boxes == fresh.boxes
+    for stream in ("image", "pose", "fingers"):
+        assert np.array_equal(getattr(stored, stream), getattr(fresh, stream)), stream
+    assert np.array_equal(model.probs(stored), model.probs(fresh))

@@ -76,7 +76,7 @@ async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):
         sid = screen.current.sample_id
         before = app.capture_screen.query_one(CountsPanel).shown[2]
         other = Store(runs_ws)
-        active.resolve(other, sid, "confirm")
+        active.apply_action(other, sid, "confirm")
         await wait_for(pilot, lambda: sid not in [it.sample_id for it in screen.items], seconds=15)
         assert len(screen.items) == n - 1
         assert f"{n - 1} left" in str(screen.query_one("#counter").render())

@@ -17,6 +17,13 @@ from tests.conftest import finger_image, write_bars
 from tests.helpers import wait_for
 
 
+async def stored(app) -> None:  # noqa: ANN001
+    """Wait until every capture and undo asked for so far is stored (off the UI thread)."""
+    writes = [w for w in app.workers if w.group == "store"]
+    if writes:  # (an empty list would wait for every worker, the live view's among them)
+        await app.workers.wait_for_complete(writes)
+
+
 def frames(n=6, seed=0):
     rng = np.random.default_rng(seed)
     return [
@@ -32,16 +39,16 @@ async def test_digit_captures_the_square_with_that_label(ws):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("3")
-        await pilot.pause()
+        await stored(app)
         [s] = app.store.samples()
         assert s.label == 3 and s.source == "capture" and s.session == app.capture.id and s.split in ("train", "test")
-        stored = np.asarray(Image.open(ws.abs(s.path)))
-        assert np.array_equal(stored, crop_square(shots[0], 0.6, mirror=True))
+        saved = np.asarray(Image.open(ws.abs(s.path)))
+        assert np.array_equal(saved, crop_square(shots[0], 0.6, mirror=True))
         await pilot.press("m", "minus")  # mirror off, smaller square: what is saved follows
         await pilot.pause()
         app.source.advance()
         await pilot.press("5")
-        await pilot.pause()
+        await stored(app)
         s5 = app.store.samples()[-1]
         assert np.array_equal(np.asarray(Image.open(ws.abs(s5.path))), crop_square(shots[1], 0.55, mirror=False))
 
@@ -52,13 +59,13 @@ async def test_space_stores_unlabelled_and_undo_removes_it_exactly(ws):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("space")
-        await pilot.pause()
+        await stored(app)
         [s] = app.store.samples()
         assert s.label is None and s.split is None
         path = ws.abs(s.path)
         assert path.exists()
         await pilot.press("u")
-        await pilot.pause()
+        await stored(app)
         assert app.store.count() == 0 and not path.exists()
 
 
@@ -94,7 +101,7 @@ async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
         assert any("demo" in str(n.message) for n in app._notifications)
         assert "does not see it" in (app.pose_note or "")  # the drawn hand: pose says it is off
         await pilot.press("1")
-        await pilot.pause()
+        await stored(app)
         assert app.store.count() == 1
 
 
@@ -211,7 +218,7 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
         screen = app.capture_screen
         await wait_for(pilot, lambda: app.track is not None and app.track.box is not None)
         box = app.track.box
-        assert box != screen.square(wide[0].shape, None)  # not the fixed centred square
+        assert box != app.framing.square(wide[0].shape, None)  # not the fixed centred square
         assert "follows the hand" in screen.square_words()
 
         # The skeleton is drawn over the picture (its colour appears where the hand is).
@@ -221,14 +228,14 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
 
         await wait_for(pilot, lambda: skeleton_pixels() > 20)  # the next frame is drawn with it
         await pilot.press("4")
-        await pilot.pause()
+        await stored(app)
         [s] = app.store.samples()
         x0, y0, x1, y1 = box
         view = wide[0][:, ::-1]
         assert np.array_equal(np.asarray(Image.open(ws.abs(s.path))), view[y0:y1, x0:x1])
         await pilot.press("f")  # back to the fixed square
         await pilot.pause()
-        assert screen.square(wide[0].shape, app.track) == screen.square(wide[0].shape, None)
+        assert app.framing.square(wide[0].shape, app.track) == app.framing.square(wide[0].shape, None)
         assert "fixed square" in screen.square_words()
 
 

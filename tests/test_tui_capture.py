@@ -13,6 +13,7 @@ from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import finger_image
 from tests.helpers import wait_for
+from tests.test_tui import stored
 
 
 def frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -60,6 +61,7 @@ async def test_holding_a_digit_records_steadily_with_a_live_counter_and_u_takes_
             now[0] = start + k / 30
             await pilot.press("3")
             app.source.advance()
+        await stored(app)
         held = [s for s in app.store.samples() if s.label == 3]
         assert len(held) == 8  # at most 4 a second: at 0, 0.25, …, 1.75 s
         assert len({s.sha256 for s in held}) == 8 and len({s.group_key for s in held}) == 1
@@ -71,7 +73,7 @@ async def test_holding_a_digit_records_steadily_with_a_live_counter_and_u_takes_
         assert any(f"samples {ids[0]}-{ids[-1]}" in t for t in toasts(app))
         assert "holding" not in str(screen.query_one("#hold").render())
         await pilot.press("u")
-        await pilot.pause()
+        await stored(app)
         assert [s.label for s in app.store.samples()] == [1]  # the whole hold, in one undo
         assert any("took back the last 8 captures (3)" in t for t in toasts(app))
         assert not any(ws.abs(s.path).exists() for s in held)
@@ -89,11 +91,12 @@ async def test_a_still_picture_is_not_stored_twice_and_the_app_says_so(ws):
         for k in range(12):  # a held 2 over a still picture
             now[0] = 1000.0 + k / 30
             await pilot.press("2")
+        await stored(app)
         [s] = app.store.samples()
         assert "holding 2: 1 captured (1 unchanged frames skipped)" in str(screen.query_one("#hold").render())
         now[0] += 5
         await pilot.press("2")  # a tap later: the same frame again
-        await pilot.pause()
+        await stored(app)
         assert app.store.count() == 1
         assert any(t.startswith(f"this frame is already stored as sample {s.id}") for t in toasts(app))
 
@@ -110,7 +113,7 @@ async def test_u_after_a_burst_takes_back_the_whole_burst(ws):
         )
         assert app.store.count() == BURST_FRAMES
         await pilot.press("u")
-        await pilot.pause()
+        await stored(app)
         assert app.store.count() == 0
         assert any(f"took back the last {BURST_FRAMES} captures (2)" in t for t in toasts(app))
 
@@ -122,10 +125,10 @@ async def test_the_capture_toast_names_the_sample_id(ws):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("4")
-        await pilot.pause()
+        await stored(app)
         app.source.advance()
         await pilot.press("space")
-        await pilot.pause()
+        await stored(app)
         labelled, unlabelled = app.store.samples()
         assert any(t.startswith(f"captured sample {labelled.id} as 4") for t in toasts(app))
         assert any(t.startswith(f"captured sample {unlabelled.id}, unlabelled") for t in toasts(app))
@@ -180,7 +183,7 @@ async def test_review_without_a_run_shows_unlabelled_captures_with_the_starters_
         await wait_for(pilot, lambda: app.predictor is not None)
         for _ in shots:
             await pilot.press("space")
-            await pilot.pause()
+            await stored(app)
             app.source.advance()
         first, second = app.store.samples()
         expected = Model.starter().predict_paths([ws.abs(first.path)])[0]

@@ -10,6 +10,7 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.gallery import GalleryScreen
 from fingertui.tui.widgets.gallery import THUMB_H, THUMB_W, TILE_W, Gallery
 from tests.conftest import noise_image, save
+from tests.test_tui import stored
 
 pytestmark = pytest.mark.slow
 
@@ -60,11 +61,11 @@ async def test_gallery_shows_own_captures_first_as_thumbnails(ws, tmp_path):
         now = [1000.0]
         app.capture_screen.clock = lambda: now[0]  # two taps a second apart: not one hold
         await pilot.press("3")
-        await pilot.pause()
+        await stored(app)
         app.source.advance()
         now[0] += 1.0
         await pilot.press("3")
-        await pilot.pause()
+        await stored(app)
         red, blue = app.store.samples()[-2:]
         screen = await open_gallery(app, pilot)  # opens on the class just captured
         assert screen.label == 3

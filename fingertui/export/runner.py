@@ -52,7 +52,7 @@ def _unpack(v: object, arrays: dict[str, np.ndarray]) -> object:
 
 
 class MlpHead:
-    """fingertui's MLP head (mlp.Head, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
+    """fingertui's MLP head (mlp.MLPHead, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
 
     def __init__(self, state: dict[str, np.ndarray]) -> None:
         self.mean, self.std = state["mean"], state["std"]
@@ -169,8 +169,9 @@ class ExportedModel:
 def _video(model: ExportedModel, frames: object) -> None:
     """The live view's steps on each frame (track, square, predict), the steady count on top:
     one JSON line each time it changes."""
+    from fingertui_runtime.boxes import hand_in_box
     from fingertui_runtime.steady import SteadyCount
-    from fingertui_runtime.tracking import HandTracker, hand_in_box
+    from fingertui_runtime.tracking import HandTracker
 
     tracker = HandTracker(model.tracking_detector()) if model.uses_pose else None
     steady = SteadyCount()

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
-import os
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
+
+from fingertui.learn import mediapipe_quirks
 
 N_LANDMARKS = 21
 WRIST = 0
@@ -33,13 +30,21 @@ WRIST = 0
 # detector's box is centred, which is how a palm detection is matched to its hand.
 PALM = (0, 5, 9, 13, 17)
 
+
+class Padding(TypedDict):
+    max_side: int  # images up to this side are padded
+    frac: float  # the border on each side, × the side
+    upscale_to: int  # the padded image's side at least (upscaled)
+    border: str  # how the border is filled
+
+
 # The padding recipe. A tight 100–150 px crop leaves the palm detector no context: MediaPipe
 # finds a hand in 83.2 % of sign-digits (100 px) and 87.6 % of hagrid hand crops (150 px) as
 # they are, 99.8 % and 97.6 % once upscaled to 256 px and given a replicated border of 0.35 ×
 # the side on each side (fractions 0.2 / 0.5 / 0.75: 98.4 / 100 / 99.9 % and 95.3 / 97.0 /
 # 95.3 %; bench/pose_experiment.py --sweep). ~5 ms more per image.
 # Large images (whole frames) are left alone: padding only shrinks their hand further.
-PAD = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
+PAD: Padding = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
 # MediaPipe's full palm and landmark models (model_complexity=1). The lite ones (0) take a
 # quarter less time a still image (sign-digits 30.4 against 41.5 ms) and find the same
 # hands, and made a first training with hand pose 37.2 s (full: 39.8–43.3) — but they count
@@ -73,39 +78,10 @@ def detector_id(complexity: int = COMPLEXITY, min_detection: float = MIN_DETECTI
 DETECTOR_ID = detector_id()
 
 
-@contextlib.contextmanager
-def _pyplot_on_demand() -> Iterator[None]:
-    """While MediaPipe is imported, ``matplotlib.pyplot`` is a stand-in module that imports
-    the real one on first use. MediaPipe's package imports its drawing utilities, which
-    import pyplot only to plot landmarks in 3-D (fingertui draws its own): 0.9 s of
-    MediaPipe's 1.8 s import, in every process that finds hands. Afterwards the stand-in
-    leaves ``sys.modules``, so any other import of pyplot gets the real module."""
-    if "matplotlib.pyplot" in sys.modules:
-        yield
-        return
-    import types
-
-    stand_in = types.ModuleType("matplotlib.pyplot", "imports matplotlib.pyplot on first use")
-
-    def real_attr(name: str) -> object:
-        if sys.modules.get("matplotlib.pyplot") is stand_in:
-            del sys.modules["matplotlib.pyplot"]
-        return getattr(importlib.import_module("matplotlib.pyplot"), name)
-
-    stand_in.__getattr__ = real_attr  # type: ignore[method-assign]  # PEP 562
-    sys.modules["matplotlib.pyplot"] = stand_in
-    try:
-        yield
-    finally:
-        if sys.modules.get("matplotlib.pyplot") is stand_in:
-            del sys.modules["matplotlib.pyplot"]
-
-
 def unavailable_reason() -> str | None:
     """None when MediaPipe Hands can be used, else one line saying why not and what to do."""
     try:
-        with _pyplot_on_demand():
-            importlib.import_module("mediapipe.python.solutions.hands")
+        mediapipe_quirks.import_hands()
     except Exception as e:  # ImportError, but also OSError for a missing shared library
         first = (str(e).splitlines() or [""])[0]
         return (
@@ -209,68 +185,11 @@ def hands_from_bytes(blob: bytes) -> list[Hand]:
 # --- detection -----------------------------------------------------------------------
 
 
-class _Mute:
-    linger = 0.0  # seconds to stay muted after the block (may be set inside it)
-
-
-_MUTE_LOCK = threading.Lock()
-# depth: blocks muting stderr now; saved: the real stderr while muted; until: when the
-# latest model opened by a muted call is done logging (monotonic seconds).
-_mute = {"depth": 0, "saved": -1, "until": 0.0}
-
-
-@contextlib.contextmanager
-def _quiet_stderr(linger: float = 0.0) -> Iterator[_Mute]:
-    """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
-    straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
-    it lasts (one detector call, ~40 ms; a batch search, ``quiet()``): another thread's
-    stderr in that window is lost.
-
-    Counted, not nested naively: the live view's tracker and a training run detect hands on
-    two threads at once, and a second mute that saved the first one's /dev/null would put
-    that back as stderr for good (seen: the app's screen froze for the rest of the session,
-    Textual drawing into /dev/null, after the first training run found hands).
-
-    ``linger``: a model's first use logs from the graph's own threads, sometimes just after
-    the call returned. Stderr stays muted that long after the block — but only the last
-    block out waits for it: inside a batch search (``quiet()``) the detectors go on working
-    and the wait, if any is left, comes once at the end."""
-    with _MUTE_LOCK:
-        if _mute["depth"] == 0:
-            try:
-                saved = os.dup(2)
-            except OSError:  # no real stderr (embedded interpreter): nothing to silence
-                saved = -1
-            if saved >= 0:
-                with open(os.devnull, "wb") as null:
-                    os.dup2(null.fileno(), 2)
-            _mute["saved"] = saved
-        _mute["depth"] += 1
-    mute = _Mute()
-    mute.linger = linger
-    try:
-        yield mute
-    finally:
-        if mute.linger:
-            with _MUTE_LOCK:
-                _mute["until"] = max(_mute["until"], time.monotonic() + mute.linger)
-        while True:
-            with _MUTE_LOCK:
-                wait = _mute["until"] - time.monotonic()
-                if _mute["depth"] > 1 or wait <= 0:  # another block waits, or nothing to wait for
-                    _mute["depth"] -= 1
-                    if _mute["depth"] == 0 and _mute["saved"] >= 0:
-                        os.dup2(_mute["saved"], 2)
-                        os.close(_mute["saved"])
-                        _mute["saved"] = -1
-                    break
-            time.sleep(wait)
-
-
-def quiet() -> contextlib.AbstractContextManager[_Mute]:
-    """Keep stderr muted around many detector calls (a batch search on several threads):
-    their model-opening lingers overlap the work instead of each holding its detector."""
-    return _quiet_stderr()
+def quiet() -> contextlib.AbstractContextManager[mediapipe_quirks.Mute]:
+    """Keep MediaPipe's logging off stderr around many detector calls (a batch search on
+    several threads): their model-opening lingers overlap the work instead of each holding
+    its detector."""
+    return mediapipe_quirks.quiet_stderr()
 
 
 def _prepare(rgb: np.ndarray, pad: bool) -> tuple[np.ndarray, float, int, int]:
@@ -324,7 +243,7 @@ class HandDetector:
         self._lock = threading.Lock()
         self._calls = 0
         self._landmarks_open = False
-        with _quiet_stderr(linger=0.1):
+        with mediapipe_quirks.quiet_stderr(linger=0.1):
             # The Hands graph as mp.solutions.hands.Hands builds it, plus its palm detections
             # output, the only place the detector's confidence is exposed.
             self._graph = SolutionBase(
@@ -387,7 +306,7 @@ class HandDetector:
             # Muted on every call, not just the first: the landmark model's start-up warning
             # comes with the first hand found and another with the first non-square image.
             self._calls += 1
-            with _quiet_stderr() as mute:
+            with mediapipe_quirks.quiet_stderr() as mute:
                 res = self._graph.process({"image": img})
                 # The landmark model opens with the first hand found, and logs from the
                 # graph's own thread, sometimes well after the call returned on a busy
@@ -432,66 +351,3 @@ def _match_palm(norm_landmarks: np.ndarray, palms: list[tuple[float, float, floa
     dist = [float(np.hypot(cx - centre[0], cy - centre[1])) for cx, cy, _ in palms]
     k = int(np.argmin(dist))
     return palms[k][2] if dist[k] < span else float("nan")
-
-
-# --- framing -------------------------------------------------------------------------
-
-
-def crop_box(hand: Hand, margin: float = 0.25, min_side: float = 32.0) -> tuple[int, int, int, int]:
-    """Square (x0, y0, x1, y1) pixel box around the hand, ``margin`` × its size added on each
-    side; shifted to stay inside the image, clipped only when larger than the image."""
-    x0, y0, x1, y1 = _landmark_box(hand)
-    side = max(x1 - x0, y1 - y0, min_side) * (1 + 2 * margin)
-    return square_in_image((x0 + x1) / 2, (y0 + y1) / 2, side, hand.image_size)
-
-
-def _landmark_box(hand: Hand) -> tuple[float, float, float, float]:
-    # Unclipped: a hand running off the edge should still be framed by its true size.
-    p = hand.pixels
-    return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
-
-
-def square_in_image(cx: float, cy: float, side: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Integer square of ``side`` centred at (cx, cy), moved inside a (width, height) image."""
-    w, h = size
-    s = int(round(min(side, w, h)))
-    x0 = int(round(min(max(cx - s / 2, 0), w - s)))
-    y0 = int(round(min(max(cy - s / 2, 0), h - s)))
-    return x0, y0, x0 + s, y0 + s
-
-
-class BoxSmoother:
-    """Exponential smoothing of the live capture square (centre and side), so the square
-    glides instead of jittering with the landmarks. Holds the last square for ``hold``
-    frames without a hand (a missed detection or two should not make it jump away)."""
-
-    def __init__(self, alpha: float = 0.35, hold: int = 5) -> None:
-        self.alpha = alpha
-        self.hold = hold
-        self._state: np.ndarray | None = None  # cx, cy, side
-        self._missed = 0
-        self._size: tuple[int, int] | None = None
-
-    def reset(self) -> None:
-        self._state = None
-        self._missed = 0
-
-    def update(self, box: tuple[int, int, int, int] | None, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
-        """Feed this frame's square (or None); returns the smoothed square, or None."""
-        if box is None:
-            self._missed += 1
-            if self._state is None or self._missed > self.hold:
-                self._state = None
-                return None
-        else:
-            self._missed = 0
-            x0, y0, x1, y1 = box
-            new = np.array([(x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)], dtype=np.float64)
-            self._state = (
-                new
-                if self._state is None or size != self._size
-                else (self.alpha * new + (1 - self.alpha) * self._state)
-            )
-        self._size = size
-        cx, cy, side = self._state
-        return square_in_image(cx, cy, side, size)

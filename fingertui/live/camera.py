@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fingertui.errors import UserError
+from fingertui.learn.boxes import centred_square, crop
 
 
 class FrameSource:
@@ -24,6 +25,9 @@ class FrameSource:
     # Photos and videos are framed already: by default the capture takes the whole image.
     # A camera's picture is the room, so it starts with a centred square around the hand.
     whole_frame = False
+    # Unrelated photos (a slideshow): each is shown as it is predicted, with no steady
+    # count carried from one to the next (live/loop.py).
+    stills = False
 
     def latest(self) -> tuple[int, np.ndarray] | None:
         raise NotImplementedError
@@ -36,6 +40,7 @@ class ScriptedSource(FrameSource):
     """Frames given in advance, cycled one per ``latest()`` call (tests, replays)."""
 
     name = "scripted"
+    stills = True  # tests and replays see the model's own answer for each frame
 
     def __init__(self, frames: Sequence[np.ndarray], hold: bool = True) -> None:
         self.frames = [np.ascontiguousarray(f) for f in frames]
@@ -152,6 +157,7 @@ class FolderSource(_ThreadedSource):
     """A slideshow of the images in a folder, ``rate`` images per second."""
 
     whole_frame = True
+    stills = True
 
     def __init__(self, path: str, rate: float = 1.0) -> None:
         from fingertui.data.images import IMAGE_EXTS
@@ -217,15 +223,4 @@ def crop_square(frame: np.ndarray, size: float, mirror: bool) -> np.ndarray:
     (what the user sees is what is saved)."""
     if mirror:
         frame = frame[:, ::-1]
-    h, w = frame.shape[:2]
-    side = max(8, int(min(h, w) * size))
-    top, left = (h - side) // 2, (w - side) // 2
-    return np.ascontiguousarray(frame[top : top + side, left : left + side])
-
-
-def square_box(shape: tuple[int, ...], size: float) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of the capture square in a frame of ``shape``."""
-    h, w = shape[:2]
-    side = max(8, int(min(h, w) * size))
-    top, left = (h - side) // 2, (w - side) // 2
-    return left, top, left + side, top + side
+    return crop(frame, centred_square(frame.shape, size))

@@ -26,14 +26,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+
+
+class Settings(TypedDict):
+    alpha: float
+    margin: float
+    frames: int
+    hold: int
+
 
 # alpha: the average's weight on the newest frame; margin: how far a new count must lead
 # the shown one; frames: for how many frames in a row; hold: frames without a hand before
 # the count says "no hand". Chosen with bench/flicker.py (see its result files).
-DEFAULTS = {"alpha": 0.5, "margin": 0.15, "frames": 3, "hold": 5}
+DEFAULTS: Settings = {"alpha": 0.5, "margin": 0.15, "frames": 3, "hold": 5}
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class SteadyCount:
             self._missed = 0
             p = np.asarray(probs, dtype=np.float64)
             self._avg = p.copy() if self._avg is None else self.alpha * p + (1 - self.alpha) * self._avg
-            self._decide()
+            self._decide(self._avg)
         self._since = self._since + 1 if self.count == before else 1
         return Steady(
             self.count,
@@ -131,8 +139,7 @@ class SteadyCount:
         conf = s.probs[s.count]
         return replace(p, label=s.count, confidence=conf, probs=s.probs, unsure=conf < threshold)
 
-    def _decide(self) -> None:
-        avg = self._avg
+    def _decide(self, avg: np.ndarray) -> None:
         leader = int(avg.argmax())
         if leader == self.count:
             self._candidate, self._run = None, 0

@@ -7,14 +7,23 @@ holds still for a few frames when the hand is briefly lost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from fingertui.learn.hands import BoxSmoother, Hand, crop_box
+from fingertui.learn.boxes import Box, BoxSmoother, crop_box
+from fingertui.learn.hands import Hand
 
-Box = tuple[int, int, int, int]
 MARGIN = 0.25  # × the hand's size on each side, so fingertips are never cut off
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the tracker needs of a hand detector (hands.HandDetector in tracking mode, or a
+    stand-in); one with a ``reset()`` forgets its tracked hands when the tracker resets."""
+
+    def detect(self, rgb: np.ndarray) -> list[Hand]: ...
 
 
 @dataclass(frozen=True)
@@ -24,23 +33,11 @@ class Track:
     skeleton: np.ndarray | None  # (21, 2) landmark pixels in the frame, for drawing
 
 
-def hand_in_box(hand: Hand, box: Box) -> Hand:
-    """The same hand with its image landmarks re-expressed in the crop ``box``."""
-    x0, y0, x1, y1 = box
-    w, h = hand.image_size
-    side_w, side_h = x1 - x0, y1 - y0
-    lm = hand.landmarks.copy()
-    lm[:, 0] = (lm[:, 0] * w - x0) / side_w
-    lm[:, 1] = (lm[:, 1] * h - y0) / side_h
-    lm[:, 2] = lm[:, 2] * w / side_w
-    return replace(hand, landmarks=lm, image_size=(side_w, side_h))
-
-
 class HandTracker:
     """Frames in, a smoothed square around the hand out."""
 
-    def __init__(self, detector: object, margin: float = MARGIN) -> None:
-        self.detector = detector  # hands.HandDetector in tracking mode (or a stand-in)
+    def __init__(self, detector: Detector, margin: float = MARGIN) -> None:
+        self.detector = detector
         self.margin = margin
         self.smoother = BoxSmoother()
 

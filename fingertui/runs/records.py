@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,6 @@ from fingertui.data.store.run_table import ACTIVE_KEY
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.learn.metrics import accuracy_caveat, accuracy_interval, mcnemar
-
-if TYPE_CHECKING:
-    pass
 
 MIN_PER_CLASS = 2
 

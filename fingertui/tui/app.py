@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -24,11 +25,18 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from fingertui.data.capture import CaptureSession
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
-from fingertui.live.camera import FolderSource, FrameSource, ScriptedSource, open_source
-from fingertui.live.steady import SteadyCount
+from fingertui.live.camera import FrameSource, open_source
+from fingertui.live.loop import Framing, LiveLoop, Step, pose_tracker
+from fingertui.live.tracking import HandTracker, Track
 from fingertui.runs.records import RunRecord, active_run
 from fingertui.tui.screens.capture import CaptureScreen
-from fingertui.tui.widgets.panels import TrainingBar
+from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
+
+if TYPE_CHECKING:
+    from fingertui.learn.model import Model, Prediction
+    from fingertui.runs.eta import Eta
+
+T = TypeVar("T")
 
 # While a training run embeds images, live prediction would run the same network on the
 # same cores at full rate and take them from it; it predicts this often instead.
@@ -45,14 +53,7 @@ PROGRESS_EVERY_S = 0.25
 
 @dataclass
 class PredictionMade(Message):
-    frame_no: int
-    label: int | None
-    confidence: float
-    probs: list[float]
-    unsure: bool
-    model: object  # the model that made it: a prediction from a replaced model is dropped
-    note: str = ""
-    fingers: list[float] | None = None
+    step: Step  # its model made it: a prediction from a replaced model is dropped
 
 
 @dataclass
@@ -63,8 +64,20 @@ class TrainingDone(Message):
 
 @dataclass
 class ModelLoaded(Message):
-    predictor: object | None
+    predictor: Model | None
     error: str | None
+
+
+@dataclass
+class PoseOff(Message):
+    reason: str  # why hand pose cannot run here
+
+
+@dataclass
+class StoreChanged(Message):
+    """Another process changed the store."""
+
+    run: RunRecord | None  # the active run now
 
 
 class FingerApp(App):
@@ -101,7 +114,7 @@ class FingerApp(App):
             raise ValueError(f"train_in must be 'process' or 'thread', not {self.train_in!r}")
         self.auto_retrain = auto_retrain  # retrain after this many new labels; 0 = off
         self._cancel: threading.Event | None = None
-        self._eta = None  # progress.Eta of the training run going on
+        self._eta: Eta | None = None  # of the training run going on
         self._train_t0 = 0.0
         self._train_ticker: Timer | None = None
         self._last_progress: tuple[str, int, int] | None = None
@@ -114,17 +127,33 @@ class FingerApp(App):
         self.store = Store(workspace)
         self.capture = CaptureSession(self.store)
         self.active: RunRecord | None = active_run(self.store)
-        self.predictor = None
         self.model_loading = True  # until the first ModelLoaded
         self.model_error: str | None = None
-        self.prediction: PredictionMade | None = None
-        self.predictions_per_s = 0.0
+        self.prediction: Prediction | None = None  # the newest shown
         self.started = time.monotonic()
         self.first_frame_s: float | None = None
         # The square follows the hand when the hand-pose detector can run on this source;
         # otherwise ``pose_note`` says why it cannot, in one line.
         self.pose_note: str | None = None
-        self.track = None  # tracking.Track of the newest frame, read when painting
+        self.framing = Framing()
+        self.live = LiveLoop(source, self.framing, make_tracker=lambda: self._make_tracker())
+        # Store writes of the capture screen (captures, undo), one at a time in the order
+        # they were asked for, off the UI thread (``write_store``).
+        self._writes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingertui-store")
+
+    @property
+    def predictor(self) -> Model | None:
+        """The model the live view predicts with (None: none yet, or none to load)."""
+        return self.live.model
+
+    @predictor.setter
+    def predictor(self, model: Model | None) -> None:
+        self.live.model = model
+
+    @property
+    def track(self) -> Track | None:
+        """Where the hand was in the newest frame the live view looked at."""
+        return self.live.track
 
     def get_driver_class(self) -> type[Driver]:
         """On POSIX, Textual's driver on a descriptor of its own (tui/terminal.py says why)."""
@@ -139,22 +168,13 @@ class FingerApp(App):
         return OwnTerminalDriver
 
     def on_mount(self) -> None:
-        from fingertui.learn.streams import pose_unavailable_reason
-
-        screen = CaptureScreen()
         if self.source.name == "demo":
             self.pose_note = "the demo hand is drawn, not photographed: the hand-pose model does not see it"
-            screen.follow = False
-        else:
-            reason = pose_unavailable_reason()
-            if reason is not None:
-                self.pose_note = f"hand pose unavailable ({reason}): fixed square, image only"
-                screen.follow = False
-        self.push_screen(screen)
+            self.framing.follow = False
+            self.live.make_tracker = None
+        self.push_screen(CaptureScreen())
         if self.source.notice:
             self.notify(self.source.notice, severity="warning", timeout=8)
-        if self.pose_note and self.source.name != "demo":
-            self.notify(self.pose_note, severity="warning", timeout=8)
         self.load_model()
         self.live_loop()
         self._store_version = self.store.data_version()
@@ -170,7 +190,15 @@ class FingerApp(App):
         if version is None or version == self._store_version:
             return  # unchanged, or a worker is using the connection: look again next tick
         self._store_version = version
-        run = active_run(self.store)
+        self.read_active_run()
+
+    @work(thread=True, exclusive=True, group="store-watch", exit_on_error=False, description="reading the store")
+    def read_active_run(self) -> None:
+        self.post_message(StoreChanged(active_run(self.store)))
+
+    @on(StoreChanged)
+    def store_changed(self, msg: StoreChanged) -> None:
+        run = msg.run
         if run is not None and (self.active is None or run.id != self.active.id) and not self.training:
             # `fingertui train` or `runs activate` elsewhere: predict with that run.
             self.notify(f"run {run.id} is the active model now (changed in another terminal)")
@@ -215,6 +243,17 @@ class FingerApp(App):
             return None
         return (self.active.id, self.prediction.label, self.prediction.confidence)
 
+    def write_store(self, job: Callable[[], T], then: Callable[[T], None], description: str) -> None:
+        """Run ``job`` (a store write) off the UI thread, after every job asked for before
+        it, then ``then`` with its result on the UI thread. A failure shows as any failed
+        worker's does (``worker_failed``)."""
+        future = self._writes.submit(job)
+
+        async def wait() -> None:
+            then(await asyncio.wrap_future(future))
+
+        self.run_worker(wait(), group="store", description=description, exit_on_error=False)
+
     # --- background work --------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading the model")
@@ -245,87 +284,56 @@ class FingerApp(App):
 
     @work(thread=True, exclusive=True, group="live", exit_on_error=False, description="live view")
     def live_loop(self) -> None:
-        """For the newest frame: find the hand and move the square (if it follows the
-        hand), then predict the square; then the newest frame again. Frames that arrive
-        meanwhile are skipped, never queued, so the view never lags behind."""
-        import numpy as np
+        """The live loop (live/loop.py) on a thread of its own, each prediction shown."""
+        from fingertui.learn.streams import pose_unavailable_reason
 
         worker = get_current_worker()
-        tracker = None
-        last_model = None
-        last, done, t0, started = -1, 0, time.monotonic(), 0.0
-        steady = None if isinstance(self.source, FolderSource | ScriptedSource) else SteadyCount(image_only=True)
-        while not worker.is_cancelled:
-            if self.training and time.monotonic() - started < TRAINING_PREDICT_EVERY_S:
-                time.sleep(0.02)  # training has the cores (the status line says so)
-                continue
-            got = self.source.latest()
-            # A frame already seen is seen again only for a model that has not seen it
-            # (a still picture, or a slideshow, when the model has just loaded).
-            if got is None or (got[0] == last and self.predictor is last_model):
-                time.sleep(0.01)
-                continue
-            last, frame = got
-            last_model = self.predictor
-            screen = self.capture_screen
-            view = np.ascontiguousarray(frame[:, ::-1]) if screen.mirror else frame
-            track = None
-            if screen.follow and self.pose_note is None:
-                if tracker is None:
-                    tracker = self._make_tracker()
-                track = tracker.update(view)
-            self.track = track
-            box = screen.square(view.shape, track)
-            predictor = self.predictor
-            if predictor is None:
-                started = time.monotonic()  # tracking alone also yields to a training run
-                continue
-            x0, y0, x1, y1 = box
-            crop = np.ascontiguousarray(view[y0:y1, x0:x1])
-            started = time.monotonic()  # predictions, not frames, are what training throttles
-            if track is not None and predictor.uses_pose:
-                from fingertui.live.tracking import hand_in_box
+        if self.live.make_tracker is not None:
+            reason = pose_unavailable_reason()  # imports MediaPipe: not on the UI thread
+            if reason is not None:
+                self.live.make_tracker = None
+                self.post_message(PoseOff(reason))
 
-                hand = hand_in_box(track.hand, box) if track.hand is not None else None
-                p = predictor.predict_image(crop, hand=hand, hand_known=True)
-            else:
-                p = predictor.predict_image(crop, tracking=True)
-            if steady is not None:  # live video: the steady count (photos are shown as they are)
-                p = steady.smooth(p, predictor.threshold, model=predictor)
-            self.post_message(
-                PredictionMade(last, p.label, p.confidence, p.probs, p.unsure, predictor, p.note, p.fingers)
-            )
-            done += 1
-            if time.monotonic() - t0 >= 1.0:
-                self.predictions_per_s = done / (time.monotonic() - t0)
-                done, t0 = 0, time.monotonic()
+        def show(step: Step) -> None:
+            self.post_message(PredictionMade(step))
 
-    def _make_tracker(self) -> object:
-        from fingertui.learn.streams import PoseStream
-        from fingertui.live.tracking import HandTracker
+        self.live.run(
+            show,
+            stopped=lambda: worker.is_cancelled,
+            slow=lambda: self.training,
+            slow_every_s=TRAINING_PREDICT_EVERY_S,
+        )
 
-        return HandTracker(PoseStream().detector(tracking=True))
+    def _make_tracker(self) -> HandTracker:
+        return pose_tracker()
+
+    @on(PoseOff)
+    def pose_off(self, msg: PoseOff) -> None:
+        self.pose_note = f"hand pose unavailable ({msg.reason}): fixed square, image only"
+        self.framing.follow = False
+        self.notify(self.pose_note, severity="warning", timeout=8)
 
     @on(PredictionMade)
     def prediction_made(self, msg: PredictionMade) -> None:
-        if self.predictor is None or msg.model is not self.predictor:  # from a model just replaced
-            return
-        self.prediction = msg
-        panels = [p for s in self.screen_stack if isinstance(s, CaptureScreen) for p in s.query("#prediction")]
+        step = msg.step
+        if self.predictor is None or step.model is not self.predictor or step.prediction is None:
+            return  # from a model just replaced
+        p = self.prediction = step.prediction
+        panels = [p for s in self.screen_stack if isinstance(s, CaptureScreen) for p in s.query(PredictionPanel)]
         if not panels:  # the app is closing: its screens are gone
             return
         panel = panels[0]
-        if msg.label is None:
-            panel.show_waiting(f"{msg.note or 'no prediction'} — show a hand in the square")
+        if p.label is None:
+            panel.show_waiting(f"{p.note or 'no prediction'} — show a hand in the square")
             return
         panel.show(
-            msg.label,
-            msg.confidence,
-            msg.probs,
-            msg.unsure,
+            p.label,
+            p.confidence,
+            p.probs,
+            p.unsure,
             self.predictor.threshold,
-            msg.note,
-            msg.fingers,
+            p.note,
+            p.fingers,
             checked=self.predictor.confidence_checked,
         )
 
@@ -431,16 +439,16 @@ class FingerApp(App):
         if self.train_in == "thread":
             from fingertui.runs.pipeline import train
         t0 = self._train_t0
-        shown = {"phase": None, "at": 0.0}
+        shown: list[tuple[str | None, float]] = [(None, 0.0)]  # the phase on show, since when
 
         def progress(phase: str, k: int, n: int) -> None:
             # At most PROGRESS_EVERY_S apart within a phase (a run reports every image: hundreds
             # of repaints a second took the screen's time); a new phase and its end at once.
             now = time.monotonic()
-            if phase == shown["phase"] and k < n and now - shown["at"] < PROGRESS_EVERY_S:
+            if phase == shown[0][0] and k < n and now - shown[0][1] < PROGRESS_EVERY_S:
                 self._last_progress = (phase, k, n)  # the 1 s ticker shows it if nothing follows
                 return
-            shown["phase"], shown["at"] = phase, now
+            shown[0] = (phase, now)
             self.call_from_thread(self.show_training, phase, k, n, now - t0)
 
         def warn(msg: str) -> None:
@@ -542,9 +550,11 @@ class FingerApp(App):
         self.source.close()
 
     def finish_writes(self, timeout: float = QUIT_WAIT_S) -> None:
-        """After the app closed: a training cancelled by quitting stores what it computed,
-        a write under way ends, then the store closes. Reads (a model still loading, a live
-        prediction) are not waited for: they change nothing."""
+        """After the app closed: the captures asked for are stored, a training cancelled by
+        quitting stores what it computed, a write under way ends, then the store closes.
+        Reads (a model still loading, a live prediction) are not waited for: they change
+        nothing."""
+        self._writes.shutdown(wait=True)
         self._train_idle.wait(timeout)
         self.store.close(timeout)
 

@@ -1,17 +1,18 @@
 """The terminal the app draws on: its own file descriptor, not the process's stderr.
 
 Textual's Linux driver writes the screen to ``sys.__stderr__``, that is file descriptor 2.
-The hand detector mutes descriptor 2 around MediaPipe's calls (``hands._quiet_stderr``:
-its C++ logging writes there and would scribble over the screen). While muted, whatever
-Textual wrote went to /dev/null: the first full paint (title bar, footer) was lost on every
-``folder:`` and ``video:`` start, since the tracker opens its model just as the app lays
-out its first screen, and a quit during a training run's hand search lost the sequences
-that leave the alternate screen, stop mouse tracking and show the cursor again. Drawing on
-a duplicate of the terminal's descriptor keeps every write the app makes, whoever mutes 2.
+The hand detector mutes descriptor 2 around MediaPipe's calls
+(``mediapipe_quirks.quiet_stderr``: its C++ logging writes there and would scribble over
+the screen), and whatever Textual wrote meanwhile would go to /dev/null: the tracker opens
+its model just as the app lays out its first screen (the title bar and the footer would be
+lost), and a quit during a training run's hand search would lose the sequences that leave
+the alternate screen, stop mouse tracking and show the cursor again. Drawing on a duplicate
+of the terminal's descriptor keeps every write the app makes, whoever mutes 2.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from typing import IO, Any
@@ -19,10 +20,12 @@ from typing import IO, Any
 from textual.drivers.linux_driver import LinuxDriver
 
 
-def own_terminal_file(stream: IO[str] | None = None) -> IO[str] | None:
+def own_terminal_file(stream: IO[str] | None = None) -> io.TextIOWrapper | None:
     """A text file on a new descriptor for the terminal behind ``stream`` (stderr), or None
     when it has no descriptor (an embedded interpreter, a test's captured stream)."""
     stream = stream if stream is not None else sys.__stderr__
+    if stream is None:
+        return None
     try:
         fd = os.dup(stream.fileno())
     except (AttributeError, OSError, ValueError):

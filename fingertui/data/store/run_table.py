@@ -7,6 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fingertui.data.store.util import inserted_id
+
 if TYPE_CHECKING:
     from fingertui.data.store import Store
 
@@ -25,7 +27,7 @@ class RunTable:
             cur = db.execute(
                 f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})", list(run.values())
             )
-            run_id = cur.lastrowid
+            run_id = inserted_id(cur)
             db.conn.executemany(
                 "INSERT INTO run_samples (run_id, sample_id, label, role, pred, confidence, probs, experts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import time
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
-from textual import events
+from textual import events, getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from fingertui.data.capture import HoldPacer, id_span
+from fingertui.data.store import Sample
 from fingertui.labels import CLASSES
-from fingertui.live.camera import square_box
+from fingertui.learn.boxes import crop
 from fingertui.tui.widgets.camera_view import CameraView, overlay
+from fingertui.tui.widgets.footer import KeysFooter
 from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, CountsPanel, PredictionPanel, SidePanels, TrainingBar
 from fingertui.words import plural
+
+if TYPE_CHECKING:
+    from fingertui.live.loop import Framing
+    from fingertui.tui.app import FingerApp
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
 # A terminal shorter than this gets the compact side panels (the full ones need ~34 rows).
 
 
-class CaptureScreen(Screen):
+class CaptureScreen(Screen[None]):
     BINDINGS = [
         *[
             Binding(
@@ -58,10 +66,6 @@ class CaptureScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.size_frac = 0.6
-        self.whole = False  # frame the whole image (folder and video sources start so)
-        self.mirror = True
-        self.follow = True  # the square follows the hand (f toggles a fixed square)
         self.burst_armed = False
         self.last_frame_no = -1
         self.frames_shown = 0
@@ -76,6 +80,17 @@ class CaptureScreen(Screen):
         self.pacer = HoldPacer()
         self._burst_timer: Timer | None = None
         self.burst_progress: tuple[int, int] | None = None  # (label, frames taken) while a burst runs
+        self._burst_id: str | None = None
+        self._burst_ticks = 0
+        self._burst_waiting = False  # a burst frame is being stored
+
+    if TYPE_CHECKING:
+        app = getters.app(FingerApp)  # the app that shows this screen, as the type checker sees it
+
+    @property
+    def framing(self) -> Framing:
+        """Where the capture square goes (the app's, shared with its live loop)."""
+        return self.app.framing
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -89,11 +104,11 @@ class CaptureScreen(Screen):
                 yield PredictionPanel(id="prediction", classes="box")
                 yield CountsPanel(id="counts", classes="box")
         yield TrainingBar()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         # A 60 % square cut the fingertips off 100 px photos (bench/framing.py).
-        self.whole = self.app.source.whole_frame
+        self.framing.whole = self.app.source.whole_frame
         self.title = "fingertui"
         self.sub_title = f"workspace {self.app.workspace.root}"
         self.fit_to(self.app.size.width, self.app.size.height)
@@ -110,10 +125,10 @@ class CaptureScreen(Screen):
         the prediction and the counts fit one above the other without scrolling."""
         compact = height < COMPACT_BELOW_ROWS
         self.set_class(compact, "compact")
-        for panel in self.query(PredictionPanel):
-            panel.set_compact(compact)
-        for panel in self.query(CountsPanel):
-            panel.set_compact(compact)
+        for prediction in self.query(PredictionPanel):
+            prediction.set_compact(compact)
+        for counts in self.query(CountsPanel):
+            counts.set_compact(compact)
         if self.is_mounted:
             self.show_model()
 
@@ -130,11 +145,12 @@ class CaptureScreen(Screen):
         if got is None or got[0] == self.last_frame_no:
             return
         self.last_frame_no, frame = got
-        track = self.app.track if self.follow else None
-        lost = self.follow and self.app.pose_note is None and (track is None or track.box is None)
+        framing = self.framing
+        track = self.app.track if framing.follow else None
+        lost = framing.follow and self.app.pose_note is None and (track is None or track.box is None)
         colour = (255, 200, 0) if self.burst_armed else (150, 150, 150) if lost else (0, 220, 0)
-        view = frame[:, ::-1] if self.mirror else frame
-        box = self.square(view.shape, track)
+        view = framing.view(frame)
+        box = framing.square(view.shape, track)
         skeleton = track.skeleton if track is not None and track.hand is not None else None
         self.query_one(CameraView).show(overlay(view, box, colour, skeleton))
         self.frames_shown += 1
@@ -153,10 +169,10 @@ class CaptureScreen(Screen):
         parts = [
             app.source.name,
             f"{self.fps:.1f} fps",
-            f"{app.predictions_per_s:.1f} predictions/s" if app.predictor else "",
+            f"{app.live.predictions_per_s:.1f} predictions/s" if app.predictor else "",
             "[yellow]predicting slower while training[/]" if app.predictor and app.training else "",
             self.square_words(),
-            f"mirror {'on' if self.mirror else 'off'}",
+            f"mirror {'on' if self.framing.mirror else 'off'}",
             "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
         ]
         text = " · ".join(p for p in parts if p)
@@ -167,32 +183,22 @@ class CaptureScreen(Screen):
         self.query_one("#status", Static).update(text)
 
     def square_words(self) -> str:
-        if not self.follow or self.app.pose_note:
-            return "whole image" if self.whole else f"fixed square {100 * self.size_frac:.0f}%"
+        framing = self.framing
+        if not framing.follow or self.app.pose_note:
+            return "whole image" if framing.whole else f"fixed square {100 * framing.size:.0f}%"
         track = self.app.track
         if track is None or track.box is None:
-            waits = "the whole image meanwhile" if self.whole else "square waits in the middle"
+            waits = "the whole image meanwhile" if framing.whole else "square waits in the middle"
             return f"[yellow]no hand in view[/] ({waits})"
         return "square follows the hand"
-
-    def square(self, shape: tuple[int, ...], track: object | None) -> tuple[int, int, int, int]:
-        """The capture square in the (mirrored) view: around the hand when it follows
-        the hand and one is in view, else the whole image or the fixed centred square."""
-        if self.follow and track is not None and track.box is not None:
-            return track.box
-        if self.whole:
-            return (0, 0, shape[1], shape[0])
-        return square_box(shape, self.size_frac)
 
     def current_crop(self) -> np.ndarray | None:
         """What a capture stores: the square as the user sees it (mirrored if on)."""
         got = self.app.source.latest()
         if got is None:
             return None
-        frame = got[1]
-        view = frame[:, ::-1] if self.mirror else frame
-        x0, y0, x1, y1 = self.square(view.shape, self.app.track if self.follow else None)
-        return np.ascontiguousarray(view[y0:y1, x0:x1])
+        view = self.framing.view(got[1])
+        return crop(view, self.framing.square(view.shape, self.app.track))
 
     def refresh_counts(self) -> None:
         store = self.app.store
@@ -260,17 +266,30 @@ class CaptureScreen(Screen):
             self.finish_hold()
 
     def finish_hold(self) -> None:
-        """The key was let go (no repeat for a moment): say what the hold stored."""
-        label, n = self.pacer.label, self.pacer.captured
-        take = self.app.capture.history[-1] if self.app.capture.history else None
+        """The key was let go (no repeat for a moment): say what the hold stored, once its
+        captures are stored."""
+        label, n, key = self.pacer.label, self.pacer.captured, self.pacer.key
         self.pacer.end()
         self.show_hold()
-        if label is None or n < 2 or take is None or take.key != self.pacer.key:
+        if label is None or n < 2:
             return  # a single press: its own toast said it all
-        total = sum(self.app.store.split_counts()[label].values())
-        same = f" ({n - len(take.ids)} unchanged frames skipped)" if n > len(take.ids) else ""
+        history, store = self.app.capture.history, self.app.store
+
+        def stored() -> tuple[list[int], int] | None:
+            take = history[-1] if history else None
+            if take is None or take.key != key:
+                return None
+            return list(take.ids), sum(store.split_counts()[label].values())
+
+        self.app.write_store(stored, partial(self._say_held, label, n), "summing up the hold")
+
+    def _say_held(self, label: int, n: int, stored: tuple[list[int], int] | None) -> None:
+        if stored is None:
+            return
+        ids, total = stored
+        same = f" ({n - len(ids)} unchanged frames skipped)" if n > len(ids) else ""
         self.notify(
-            f"held {label}: {len(take.ids)} captured{same} (samples {id_span(take.ids)}) - class {label} now has "
+            f"held {label}: {len(ids)} captured{same} (samples {id_span(ids)}) - class {label} now has "
             f"{plural(total, 'image')}; u takes back the whole hold"
         )
 
@@ -280,24 +299,42 @@ class CaptureScreen(Screen):
         self.capture_now(None)
 
     def capture_now(self, label: int | None, burst: str | None = None, quiet: bool = False) -> None:
-        crop = self.current_crop()
-        if crop is None:
+        """Store the square as it is now; the counts and a toast follow once it is stored
+        (off the UI thread: encoding, hashing and the write take tens of ms)."""
+        square = self.current_crop()
+        if square is None:
             self.notify("no camera frame yet", severity="warning")
+            if burst is not None and burst == self._burst_id:
+                self._burst_frame_stored(duplicate=True)  # nothing stored: the burst may end
             return
-        sample = self.app.capture.capture(crop, label, burst=burst, prediction=self.app.last_prediction_tuple())
+        session, store = self.app.capture, self.app.store
+        prediction = self.app.last_prediction_tuple()
+
+        def capture() -> tuple[Sample, bool, int]:
+            sample = session.capture(square, label, burst=burst, prediction=prediction)
+            n = sum(store.split_counts()[label].values()) if label is not None and not quiet else 0
+            return sample, session.last_duplicate, n
+
+        self.app.write_store(capture, partial(self._captured, label, burst, quiet), "capture")
+
+    def _captured(self, label: int | None, burst: str | None, quiet: bool, result: tuple[Sample, bool, int]) -> None:
+        sample, duplicate, n = result
         self.refresh_counts()
         if label is not None:
             self.app.labels_changed()
-        if not quiet:
-            if self.app.capture.last_duplicate:  # a still picture (a slideshow, a paused camera)
-                self.notify(f"this frame is already stored as sample {sample.id}: nothing added", severity="warning")
-            elif label is None:
-                self.notify(f"captured sample {sample.id}, unlabelled - label it in review (r) or the gallery (g)")
-            else:
-                n = sum(self.app.store.split_counts()[label].values())
-                self.notify(
-                    f"captured sample {sample.id} as {label} ({sample.split}) - class {label} now has {plural(n, 'image')}"
-                )
+        if burst is not None and burst == self._burst_id:
+            self._burst_frame_stored(duplicate)
+        self.show_hold()
+        if quiet:
+            return
+        if duplicate:  # a still picture (a slideshow, a paused camera)
+            self.notify(f"this frame is already stored as sample {sample.id}: nothing added", severity="warning")
+        elif label is None:
+            self.notify(f"captured sample {sample.id}, unlabelled - label it in review (r) or the gallery (g)")
+        else:
+            self.notify(
+                f"captured sample {sample.id} as {label} ({sample.split}) - class {label} now has {plural(n, 'image')}"
+            )
 
     def action_burst(self) -> None:
         self.burst_armed = not self.burst_armed
@@ -306,47 +343,61 @@ class CaptureScreen(Screen):
 
     def start_burst(self, label: int) -> None:
         self.finish_hold()
-        burst_id = f"burst{time.time():.3f}"
+        self._burst_id = f"burst{time.time():.3f}"
         self.burst_progress = (label, 0)
+        self._burst_ticks = 0
+        self._burst_waiting = False
         self.show_hold()
+        self._burst_timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, self._burst_tick)
 
-        ticks = [0]
+    def _burst_tick(self) -> None:
+        # One frame at a time: a tick while the last frame is still being stored takes
+        # none (a burst never stores more than BURST_FRAMES), but counts towards its end.
+        self._burst_ticks += 1
+        if self.burst_progress is None:
+            return
+        if not self._burst_waiting:
+            self._burst_waiting = True
+            self.capture_now(self.burst_progress[0], burst=self._burst_id, quiet=True)
 
-        def tick() -> None:
-            # A frame the camera has not replaced yet (a busy machine, a slow camera) is
-            # already stored: it does not count, the next tick tries again; a still
-            # picture ends the burst after three times its ticks.
-            ticks[0] += 1
-            self.capture_now(label, burst=burst_id, quiet=True)
-            taken = self.burst_progress[1] if self.burst_progress else 0
-            taken += 0 if self.app.capture.last_duplicate else 1
-            self.burst_progress = (label, taken)
-            self.show_hold()
-            if taken >= BURST_FRAMES or ticks[0] >= 3 * BURST_FRAMES:
-                self.stop_burst()
-                take = self.app.capture.history[-1] if self.app.capture.history else None
-                n = sum(self.app.store.split_counts()[label].values())
-                got = len(take.ids) if take is not None and take.key == burst_id else 0
-                self.notify(
-                    f"burst: {got} frames captured as {label}"
-                    + (f" (samples {id_span(take.ids)})" if got else "")
-                    + f" - class {label} now has {n}; u takes back the whole burst"
-                )
-
-        self._burst_timer = self.set_interval(BURST_SECONDS / BURST_FRAMES, tick)
+    def _burst_frame_stored(self, duplicate: bool) -> None:
+        # A frame the camera has not replaced yet (a busy machine, a slow camera) is
+        # already stored: it does not count, the next tick tries again; a still picture
+        # ends the burst after three times its ticks.
+        self._burst_waiting = False
+        if self.burst_progress is None:
+            return
+        label, taken = self.burst_progress
+        taken += 0 if duplicate else 1
+        self.burst_progress = (label, taken)
+        if taken >= BURST_FRAMES or self._burst_ticks >= 3 * BURST_FRAMES:
+            burst_id = self._burst_id
+            self.stop_burst()
+            take = self.app.capture.history[-1] if self.app.capture.history else None
+            n = sum(self.app.store.split_counts()[label].values())
+            got = len(take.ids) if take is not None and take.key == burst_id else 0
+            self.notify(
+                f"burst: {got} frames captured as {label}"
+                + (f" (samples {id_span(take.ids)})" if take is not None and got else "")
+                + f" - class {label} now has {n}; u takes back the whole burst"
+            )
 
     def stop_burst(self) -> None:
         if self._burst_timer is not None:
             self._burst_timer.stop()
             self._burst_timer = None
         self.burst_progress = None
+        self._burst_id = None
         self.show_hold()
 
     def action_undo(self) -> None:
         self.stop_burst()  # u during a burst takes back what it stored so far, and stops it
         self.pacer.end()
         self.show_hold()
-        removed = self.app.capture.undo_last()
+        # After every capture asked for before it (write_store keeps the order).
+        self.app.write_store(self.app.capture.undo_last, self._undone, "undo")
+
+    def _undone(self, removed: list[Sample]) -> None:
         if not removed:
             self.notify("nothing captured in this session to undo", severity="warning")
             return
@@ -360,27 +411,29 @@ class CaptureScreen(Screen):
             )
 
     def action_mirror(self) -> None:
-        self.mirror = not self.mirror
+        self.framing.mirror = not self.framing.mirror
         self.update_status()
 
     def action_follow(self) -> None:
-        if self.app.pose_note and not self.follow:
+        framing = self.framing
+        if self.app.pose_note and not framing.follow:
             self.notify(f"the square cannot follow the hand: {self.app.pose_note}", severity="warning")
             return
-        self.follow = not self.follow
-        fixed = "fixed: the whole image (- for a square)" if self.whole else "fixed square (+/- resize it)"
-        self.notify("the square follows the hand" if self.follow else fixed)
+        framing.follow = not framing.follow
+        fixed = "fixed: the whole image (- for a square)" if framing.whole else "fixed square (+/- resize it)"
+        self.notify("the square follows the hand" if framing.follow else fixed)
         self.update_status()
 
     def action_resize(self, step: int) -> None:
         # + past the largest square frames the whole image; - from there, squares again.
-        if self.whole:
+        framing = self.framing
+        if framing.whole:
             if step < 0:
-                self.whole, self.size_frac = False, round(SIZE_MAX - SIZE_STEP, 2)
-        elif step > 0 and self.size_frac >= SIZE_MAX:
-            self.whole = True
+                framing.whole, framing.size = False, round(SIZE_MAX - SIZE_STEP, 2)
+        elif step > 0 and framing.size >= SIZE_MAX:
+            framing.whole = True
         else:
-            self.size_frac = min(SIZE_MAX, max(SIZE_MIN, round(self.size_frac + step * SIZE_STEP, 2)))
+            framing.size = min(SIZE_MAX, max(SIZE_MIN, round(framing.size + step * SIZE_STEP, 2)))
         self.update_status()
 
     def action_cancel_training(self) -> None:
@@ -400,7 +453,7 @@ class CaptureScreen(Screen):
         }
         rows = []
         for b in self.BINDINGS:
-            if b.show:
+            if isinstance(b, Binding) and b.show:
                 key = b.key_display or b.key
                 rows.append((key, longer.get(key, b.description)))
         rows.append(("f1", "this help, on every screen"))

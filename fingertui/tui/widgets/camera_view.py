@@ -92,8 +92,8 @@ def halfblock_strips(img: Image.Image, width: int, height: int) -> list[Strip]:
 class CameraView(Widget):
     """Shows the newest frame; keeps the last picture for tests to inspect."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.picture: Image.Image | None = None
         self._strips: list[Strip] = []
         self._for: tuple[int, int] = (0, 0)
