@@ -262,6 +262,7 @@ def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
         assert json.loads(r.stdout)["run"]["features"] == "image"
 
 
+@pytest.mark.slow
 def test_a_model_saves_itself_and_loads_back_predicting_the_same(bars_store, tmp_path):
     run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
     model = Model.from_checkpoint(bars_store.ws.abs(run.checkpoint))

@@ -130,6 +130,7 @@ def test_a_fresh_workspace_counts_with_the_starter_model(store, tmp_path, dev, c
     assert all("starter model" in p["note"] and len(p["fingers"]) == 5 for p in out["predictions"])
 
 
+@pytest.mark.slow
 async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
     from fingertui.live.camera import ScriptedSource
     from fingertui.tui.app import make_app
@@ -166,6 +167,7 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
     assert "finger-borderline" in bars_store.flags.open_for(target.id)
 
 
+@pytest.mark.slow
 def test_a_stored_photo_and_the_same_photo_from_its_file_are_seen_alike(bars_store):
     """The features training saw of a stored image (through the caches) are the ones
     predicting that image's file gives: what the model was checked on is what it answers."""
