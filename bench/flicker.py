@@ -160,7 +160,7 @@ def main() -> int:
     from fingertui.learn.streams import PoseStream
     from fingertui.live.steady import DEFAULTS
     from fingertui.live.tracking import HandTracker
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     t_start = time.time()
     rng = np.random.default_rng(args.seed)

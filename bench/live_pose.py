@@ -34,7 +34,7 @@ def main() -> int:
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
     from fingertui.live.tracking import HandTracker
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)

@@ -146,7 +146,7 @@ def _train_two_runs(root: Path) -> None:
     from fingertui.data.importer import import_paths
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backbones.ENV_DEV_RANDOM, "1")

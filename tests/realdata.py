@@ -51,7 +51,7 @@ def _train(root: Path) -> None:
     from fingertui.data.importer import import_paths
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     tree = root / "train"
     for i, (f, c) in enumerate(photos(DIGITS, 8, 0) + photos(FRAMES, 6, 0)):

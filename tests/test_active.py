@@ -392,7 +392,7 @@ def planted(tmp_path_factory):
     from fingertui.data.workspace import Workspace
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
     from tests.conftest import write_bars
 
     root = tmp_path_factory.mktemp("planted")

@@ -145,7 +145,7 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
 async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
     from fingertui.learn.heads import TrainConfig
     from fingertui.live.camera import ScriptedSource
-    from fingertui.runs.pipeline import train_run
+    from fingertui.train.pipeline import train_run
     from fingertui.tui.app import TRAINING_PREDICT_EVERY_S, make_app
     from tests.test_tui import frames
 

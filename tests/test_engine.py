@@ -197,7 +197,7 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
     import subprocess
     import sys
 
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     if backbones._gpu_possible():
         pytest.skip("a GPU may be present here: choosing the engine imports torch")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fingertui.runs.eta import PHASES, Eta, expected_seconds, measured_rates
+from fingertui.train.eta import PHASES, Eta, expected_seconds, measured_rates
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
 def first_run(result: str) -> tuple[dict[str, float], int]:
     """A first run's phase seconds and images, as bench/train_phases.py recorded them (the
-    figures runs/eta.py's first-run budgets come from); what the run took after the phases
+    figures train/eta.py's first-run budgets come from); what the run took after the phases
     it times (recording, the review queue) counts as "review queue"."""
     lines = json.loads((RESULTS / result).read_text())["output"]
     at = next(k for k, line in enumerate(lines) if line.startswith("first run:"))

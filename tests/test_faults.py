@@ -223,7 +223,7 @@ def test_kill_while_recording_a_training_run(template, tmp_path, monkeypatch):
     """Train's steps that touch the workspace: saving the checkpoint (half written, written
     but not renamed, renamed but not recorded) and recording the run. The model is trained
     once; each child replays the recording of that run (training itself only computes)."""
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
     from tests.conftest import write_bars
 
     monkeypatch.setenv("FINGERTUI_DEV_RANDOM_BACKBONE", "1")

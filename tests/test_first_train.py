@@ -15,8 +15,8 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.learn import backbones, mediapipe_quirks
 from fingertui.learn.heads import TrainConfig
-from fingertui.runs.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
-from fingertui.runs.pipeline import train_run
+from fingertui.train.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
+from fingertui.train.pipeline import train_run
 from tests.conftest import write_bars
 from tests.helpers import wait_for
 
@@ -207,7 +207,7 @@ async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks
     from textual.widgets import Label
 
     from fingertui.live.camera import ScriptedSource
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
     from fingertui.tui.app import make_app
     from fingertui.tui.widgets.panels import TrainingBar
     from tests.test_tui import frames

@@ -21,7 +21,7 @@ from fingertui.learn.fitting import TrainConfig
 from fingertui.learn.heads import _class_weights, fit_linear, fit_linear_quick, group_folds, logits
 from fingertui.learn.model import Model
 from fingertui.learn.pooling import softmax
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def _modules_after(code: str, env: dict | None = None) -> list[str]:
 def test_pipeline_and_model_import_neither_torch_nor_sklearn():
     assert (
         _modules_after(
-            "import fingertui.runs.pipeline, fingertui.learn.model, fingertui.learn.heads, fingertui.learn.metrics"
+            "import fingertui.train.pipeline, fingertui.learn.model, fingertui.learn.heads, fingertui.learn.metrics"
         )
         == []
     )

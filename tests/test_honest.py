@@ -26,8 +26,8 @@ from fingertui.learn.metrics import (
 )
 from fingertui.learn.model import Model
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.pipeline import train_run
 from fingertui.runs.records import describe_comparison, list_runs
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen

@@ -20,10 +20,24 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "fingertui"
 
 # The lowest layer: modules of the top package that every layer may use.
-BASE = {"fingertui.errors", "fingertui.labels", "fingertui.words", "fingertui.progress"}
+BASE = {"fingertui.errors", "fingertui.labels", "fingertui.words", "fingertui.progress", "fingertui.version"}
 # The layers, by what each one may import (besides itself). "root" is the package itself
 # (``fingertui/__init__.py``, the lazy door to the Counter API), "main" is ``python -m fingertui``.
-EVERYTHING = {"base", "data", "learn", "live", "runs", "review", "export", "counter", "root", "tui", "cli", "main"}
+EVERYTHING = {
+    "base",
+    "data",
+    "learn",
+    "live",
+    "runs",
+    "review",
+    "train",
+    "export",
+    "counter",
+    "root",
+    "tui",
+    "cli",
+    "main",
+}
 MAY_IMPORT = {
     "base": {"base"},
     "data": {"base", "data"},
@@ -31,6 +45,7 @@ MAY_IMPORT = {
     "live": {"base", "learn", "live"},  # and data.images (LIVE_DATA)
     "runs": {"base", "data", "learn", "runs"},
     "review": {"base", "data", "learn", "runs", "review"},
+    "train": {"base", "data", "learn", "runs", "review", "train"},
     "export": {"base", "data", "learn", "live", "export"},
     "counter": EVERYTHING - {"tui", "cli", "main"},
     "root": EVERYTHING - {"tui", "cli", "main"},

@@ -19,7 +19,7 @@ from fingertui.learn.metrics import evaluate, mcnemar
 from fingertui.learn.model import Model
 from fingertui.learn.pooling import softmax
 from fingertui.runs import records as runs
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)

@@ -7,7 +7,7 @@ import pytest
 from fingertui.data.importer import import_paths
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 pytestmark = pytest.mark.slow

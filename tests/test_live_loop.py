@@ -231,7 +231,7 @@ def trained(store, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
     from fingertui.learn.model import Model
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
     from tests.conftest import write_bars
 
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")

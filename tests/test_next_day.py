@@ -18,8 +18,8 @@ from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn import nextday
 from fingertui.learn.pooling import novel_rows, pool_logits, softmax
-from fingertui.runs.pipeline import train
 from fingertui.runs.records import active_run, list_runs, set_active
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 from tests.helpers import wait_for
 from tests.test_pose_pipeline import FAST, dev  # noqa: F401 — the fixture

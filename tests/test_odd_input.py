@@ -76,7 +76,7 @@ def test_ids_beyond_sqlite_integers(home, capsys, argv):
 
 
 def test_train_seed_is_checked_before_training(home, capsys, monkeypatch):
-    import fingertui.runs.pipeline as pipeline
+    import fingertui.train.pipeline as pipeline
 
     def never(*a, **k):
         raise AssertionError("trained with a seed that cannot be recorded")

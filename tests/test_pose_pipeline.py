@@ -12,7 +12,7 @@ from fingertui.learn import backbones, streams
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
 from fingertui.review import active
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 from tests.helpers import wait_for
 

@@ -97,7 +97,7 @@ def test_closing_the_store_lets_a_write_under_way_finish(ws):
 
 @pytest.mark.slow
 def test_quit_during_training_waits_for_it_to_store_what_it_computed(ws, monkeypatch):
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
 
     store = Store(ws)
     for seed in range(3):

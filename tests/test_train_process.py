@@ -12,8 +12,8 @@ from fingertui.data.store import Store
 from fingertui.errors import Cancelled, UserError
 from fingertui.learn import backbones
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.process import train_in_child
 from fingertui.runs.records import active_run, list_runs
+from fingertui.train.process import train_in_child
 from fingertui.tui.app import make_app, run_app
 from tests.conftest import write_bars
 from tests.helpers import wait_for

@@ -9,7 +9,7 @@ from fingertui.learn import backbones
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
 from fingertui.live.camera import DemoSource, ScriptedSource, crop_square, open_source
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel

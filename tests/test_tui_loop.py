@@ -12,8 +12,8 @@ from fingertui.data.store import Store
 from fingertui.learn import backbones
 from fingertui.learn.heads import TrainConfig
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.pipeline import train_run
 from fingertui.runs.records import active_run, compare, describe_comparison, list_runs
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
@@ -153,7 +153,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
 
 
 async def test_review_says_why_a_label_looks_wrong_and_a_confirmation_survives_retraining(bars_ws, monkeypatch):
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # the default features: image, hand pose, finger count
     store = Store(bars_ws)

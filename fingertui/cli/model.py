@@ -78,8 +78,8 @@ def print_next_day(out: Console, m: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from fingertui.cli.progress import ProgressDisplay
     from fingertui.learn.heads import TrainConfig
-    from fingertui.runs.eta import estimate_for
-    from fingertui.runs.pipeline import train
+    from fingertui.train.eta import estimate_for
+    from fingertui.train.pipeline import train
 
     if not 0 <= args.views <= 16:
         raise UserError(f"--views {args.views}: give 0 to 16 augmented views per image")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Sequence
 
-from fingertui import __version__
 from fingertui.review.reasons import FLAG_REASONS, NEAR_DUPLICATE
+from fingertui.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ class ProgressDisplay:
         clock: Callable[[], float] = time.monotonic,
         min_phase_s: float = 2.0,
     ) -> None:
-        from fingertui.runs.eta import Eta
+        from fingertui.train.eta import Eta
 
         self.title = title
         self.show_phase = show_phase
@@ -92,7 +92,7 @@ class ProgressDisplay:
             print(f"  {self.phase}{count}: {now - self._started:.0f} s{after}", file=sys.stderr, flush=True)
 
     def __call__(self, phase: str, k: int, n: int) -> None:
-        from fingertui.runs.eta import say_left
+        from fingertui.train.eta import say_left
 
         if not self.enabled:
             return

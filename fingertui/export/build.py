@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fingertui import __version__
 from fingertui.data.store import atomic_write
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.learn.model import Model
+from fingertui.version import __version__
 
 if TYPE_CHECKING:
     from torch import nn

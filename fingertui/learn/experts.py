@@ -4,7 +4,7 @@ cross-checked out of fold by quick copies that never saw the samples they predic
 and calibrated on held-out data, and scored beside the starter on the images they did not
 learn from.
 
-runs/pipeline.py drives these stages for a run: it gathers the ``RunData`` (the stored
+train/pipeline.py drives these stages for a run: it gathers the ``RunData`` (the stored
 samples' features, through the caches) and records what they return. Progress comes as
 (phase, k, n): "training image", "training pose", "training fingers", "cross-checking",
 "calibrating".

@@ -14,13 +14,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
 
+from fingertui.data.store.core import Sample
 from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.flags import FlagsTable
 from fingertui.data.store.history import UNDOABLE, History
@@ -48,46 +48,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Sample:
-    id: int
-    sha256: str
-    path: str
-    width: int
-    height: int
-    source: str
-    origin: str | None
-    session: str | None
-    created: str
-    label: int | None
-    split: str | None
-    group_key: str | None
-    phash: str | None
-    excluded: int = 0
-    capture_run: int | None = None
-    capture_pred: int | None = None
-    capture_conf: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Sample:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
-    @property
-    def origin_name(self) -> str:
-        """Where the sample came from, as its user would name it: the imported file with its
-        folder ("3/IMG_4509.JPG"), else "capture" with the time it was taken."""
-        if self.origin and self.origin.startswith("quarantine:"):
-            return f"reindexed {Path(self.origin.partition(':')[2]).name}"
-        if self.origin:
-            p = Path(self.origin)
-            return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
-        try:  # stored in UTC; shown in the user's own time
-            when = datetime.fromisoformat(self.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            when = self.created
-        return f"{self.source} {when}"
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from fingertui.data.store.core import StoreCore
 from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.journal import ROW_KEYS, image_path_refusal
 from fingertui.data.store.util import inserted_id, now_iso
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
-    from fingertui.data.store import Store
     from fingertui.data.workspace import JsonValue
 
 # Event kinds a user can undo with `fingertui undo`, newest first.
@@ -27,7 +27,7 @@ UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
 
 
 class History:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def events(self, sample_id: int | None = None) -> list[dict[str, Any]]:

@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fingertui.data.store.core import StoreCore
 from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.util import TMP_PREFIX, inserted_id, now_iso, sha256_file
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
-    from fingertui.data.store import Store
     from fingertui.data.workspace import JsonValue, Workspace
 
 ENV_LOCK_WAIT = "FINGERTUI_LOCK_WAIT_S"
@@ -139,7 +139,7 @@ class WriterLock:
 class Journal:
     """Intent records of multi-step changes, and what completes or undoes each one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def begin(self, op: str, payload: dict[str, Any]) -> int:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fingertui.data.store.core import StoreCore
 from fingertui.data.store.util import inserted_id
-
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
 
 ACTIVE_KEY = "active_run"
 
 
 class RunTable:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def add(self, run: dict[str, Any], samples: Sequence[tuple], *, activate: bool = True) -> int:

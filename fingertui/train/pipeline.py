@@ -8,7 +8,7 @@ record the run → recompute the review flags.
 Nothing is written until the run is complete, so a cancelled or failed run leaves nothing
 behind. Progress is reported as (phase, k, n) from the real work: "loading model",
 "finding hands", "embedding", "training image", "training pose", "training fingers",
-"cross-checking", "calibrating", "evaluating", "recording", "review queue" (runs/eta.py
+"cross-checking", "calibrating", "evaluating", "recording", "review queue" (train/eta.py
 times them).
 """
 
@@ -47,8 +47,8 @@ from fingertui.learn.fitting import TrainConfig
 from fingertui.learn.heads import training_views
 from fingertui.learn.metrics import confidence_check, ece
 from fingertui.progress import Progress
-from fingertui.runs.eta import PhaseTimer
 from fingertui.runs.records import RunRecord, get_run
+from fingertui.train.eta import PhaseTimer
 
 DEFAULT_FEATURES = "both"
 

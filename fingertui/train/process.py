@@ -53,7 +53,7 @@ def train_in_child(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fingertui.runs.process"],
+            [sys.executable, "-m", "fingertui.train.process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -139,7 +139,7 @@ def _child() -> int:
     threading.Thread(target=watch_stdin, daemon=True).start()
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     store = Store(Workspace(Path(request["root"])))
     try:
