@@ -102,10 +102,10 @@ def fit_linear(
     Xs = (X - mean) / std
     w = _class_weights(y)
     path = cfg.l2_path if val is not None else (l2 if l2 is not None else cfg.no_val_l2,)
+    checks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the validation fold, standardised, weighted
     if val is not None:
-        Xv = (np.asarray(val[0], dtype=np.float32) - mean) / std
         yv = np.asarray(val[1], dtype=np.int64)
-        wv = _class_weights(yv)
+        checks = ((np.asarray(val[0], dtype=np.float32) - mean) / std, yv, _class_weights(yv))
     present = np.unique(y)
     if len(present) < 2:  # one class: nothing to fit, the head always says it
         b = np.full(N_CLASSES, ABSENT_LOGIT)
@@ -127,9 +127,10 @@ def fit_linear(
         W = np.zeros((N_CLASSES, X.shape[1]))
         b = np.full(N_CLASSES, ABSENT_LOGIT)
         W[present], b[present] = Wp, bp
-        if val is None:
+        if checks is None:
             best = (0.0, lam, W, b, iters)
         else:
+            Xv, yv, wv = checks
             loss = _weighted_nll(Xv @ W.T + b, yv, wv)
             history.append(loss)
             if best is None or loss < best[0] - 1e-6:

@@ -130,9 +130,12 @@ def fit_head(
     n_epochs = epochs if epochs is not None else cfg.max_epochs
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (float("inf"), 0, None)
     history: list[float] = []
+    checks: tuple[torch.Tensor, torch.Tensor] | None = None  # the validation fold, standardised
     if val is not None:
-        Xv = (torch.from_numpy(np.ascontiguousarray(val[0], dtype=np.float32)) - head.mean) / head.std
-        yv = torch.from_numpy(np.asarray(val[1], dtype=np.int64))
+        checks = (
+            (torch.from_numpy(np.ascontiguousarray(val[0], dtype=np.float32)) - head.mean) / head.std,
+            torch.from_numpy(np.asarray(val[1], dtype=np.int64)),
+        )
     for epoch in range(1, n_epochs + 1):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
@@ -146,7 +149,8 @@ def fit_head(
             opt.step()
         if progress is not None:
             progress("training", epoch, n_epochs)
-        if val is not None:
+        if checks is not None:
+            Xv, yv = checks
             net.eval()
             with torch.inference_mode():
                 vloss = F.cross_entropy(net(Xv), yv, weight=weights).item()
