@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+from textual import getters
 from textual.screen import Screen
 
 if TYPE_CHECKING:  # the app imports the screens; a screen needs the app's type only
@@ -17,6 +18,4 @@ class AppScreen(Screen[ResultType]):
     """A screen of :class:`~fingertui.tui.app.FingerApp`."""
 
     if TYPE_CHECKING:
-
-        @property
-        def app(self) -> FingerApp: ...
+        app = getters.app(FingerApp)  # the app that shows this screen, as the type checker sees it
