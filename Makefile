@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # and the benches add PyTorch and the test tools (.[dev]).
 APP_STAMP := $(VENV)/.installed-app
 
-.PHONY: run test lint bench clean trunk
+.PHONY: run test test-fast lint bench clean trunk
 
 $(APP_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,21 @@ run: $(APP_STAMP)
 trunk: $(STAMP)
 	$(BIN)/python -c "from fingertui.learn.backbones import ship_trunk; print(ship_trunk())"
 
+# The tests run on every core (pytest-xdist). PYTEST_ARGS adds to it, e.g.
+# PYTEST_ARGS='tests/test_store.py' or PYTEST_ARGS='-n 0' (one process).
+XDIST ?= -n auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check fingertui tests bench
 	$(BIN)/ruff format --check fingertui tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -37,6 +37,8 @@ def record(script: str) -> None:
     started = time.time()
 
     def save() -> None:
+        if {"-h", "--help"} & set(sys.argv[1:]):
+            return  # a usage text is no result: keep the file a real run wrote
         OUT.mkdir(parents=True, exist_ok=True)
         name = Path(script).stem
         lines = [line for line in "".join(tee.text).splitlines() if line.strip()]

@@ -20,7 +20,7 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn.heads import TrainConfig
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 

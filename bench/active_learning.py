@@ -38,7 +38,7 @@ from fingertui.data.workspace import Workspace
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
 from fingertui.review import active
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

@@ -19,8 +19,8 @@ import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui.learn import backbones
-from fingertui.learn.features import Embedder
-from fingertui.learn.mlp import Head
+from fingertui.learn.embeddings import Embedder
+from fingertui.learn.mlp import MLPHead
 
 
 def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:
@@ -31,7 +31,7 @@ def measure(bb: backbones.Backbone, n: int = 60) -> tuple[float, float]:
     for img in imgs:
         Embedder.embed_images(bb, [img])
     throughput = n / (time.perf_counter() - t0)
-    head = Head(bb.dim).eval()
+    head = MLPHead(bb.dim).eval()
     lat = []
     for img in imgs[:30]:
         t = time.perf_counter()

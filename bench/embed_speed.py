@@ -40,7 +40,7 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn import backbones
-from fingertui.learn.features import NET_WORKERS, Embedder, augmented_view, load_rgb, run_network
+from fingertui.learn.embeddings import NET_WORKERS, Embedder, augmented_view, load_rgb, run_network
 from fingertui.learn.heads import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

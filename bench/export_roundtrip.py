@@ -69,7 +69,7 @@ def main() -> int:
     from fingertui.data.importer import import_paths
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.review import active
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 
 
 def main() -> int:

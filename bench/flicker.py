@@ -155,12 +155,12 @@ def main() -> int:
     from fingertui.data.importer import import_paths
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
     from fingertui.live.steady import DEFAULTS
     from fingertui.live.tracking import HandTracker
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     t_start = time.time()
     rng = np.random.default_rng(args.seed)

@@ -27,7 +27,7 @@ HOLD = 5  # live predictions while one photo is on show (about 5/s, 1 photo/s)
 
 def main() -> int:
     from fingertui.learn.boxes import centred_square, hand_in_box
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
     from fingertui.live.tracking import HandTracker

@@ -1,6 +1,6 @@
 """Forward time of fingertui's efficientnet-lite0 cut, with and without folding each
-frozen batch norm into its convolution (`backbones._fuse_for_inference`), one image at a
-time and in batches of 16 (the embedder's batch size, `features.BATCH`, rests on this).
+frozen batch norm into its convolution (`torchnets._fuse_for_inference`), one image at a
+time and in batches of 16 (the embedder's batch size, `embeddings.BATCH`, rests on this).
 
 Both networks get the same preprocessed 224×224 inputs; their outputs are checked equal
 (to float tolerance) before timing. Median of --repeats timed passes after 2 warm-ups.

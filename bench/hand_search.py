@@ -41,7 +41,7 @@ class Counting:
 
 def main() -> int:
     from fingertui.learn import hands, streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", nargs="+", default=["sign-digits", "hagrid-rooms/frames", "hagrid-rooms/hands"])

@@ -77,7 +77,7 @@ def search(paths: list[Path], log: bool = True) -> list[H.Hand | None]:
 
 
 def first_hand(found: list[H.Hand]) -> H.Hand | None:
-    """The hand the product uses (streams.PoseStream.find): the most confident one."""
+    """The hand the product uses (streams.PoseStream.detect): the most confident one."""
     return found[0] if found else None
 
 

@@ -28,6 +28,7 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn import backbones, streams
+from fingertui.learn.features import sample_features
 from fingertui.learn.heads import TrainConfig, fit_linear, logits, training_views, validation_fold
 from fingertui.learn.mlp import fit_head
 
@@ -55,7 +56,7 @@ def main() -> int:
         yte = np.array([x.label for x in te])
         views = training_views(y, [x.sha256 for x in tr], cfg)
         image = streams.ImageStream(backbones.load("efficientnet-lite0"))
-        sf = streams.sample_features(store, tr + te, image, None, views=views + [0] * len(te))
+        sf = sample_features(store, tr + te, image, None, views=views + [0] * len(te))
         n = len(tr)
         groups = np.array([x.group_key or f"id:{x.id}" for x in tr])
         val = validation_fold(y, groups, cfg)

@@ -25,7 +25,7 @@ import torch
 from _results import record  # bench/_results.py: what this prints goes to bench/results/
 
 from fingertui.learn import heads as train
-from fingertui.learn.heads import TrainConfig, fit_linear_lbfgs
+from fingertui.learn.heads import TrainConfig, fit_linear_quick
 from fingertui.learn.mlp import fit_head
 
 
@@ -35,7 +35,7 @@ def timed(threads: int, X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple
     t0 = time.perf_counter()
     fit_head.__wrapped__(X, y, cfg, val=(X[:120], y[:120]))  # without one_torch_thread
     t1 = time.perf_counter()
-    fit_linear_lbfgs(X, y, cfg)
+    fit_linear_quick(X, y, cfg)
     return t1 - t0, time.perf_counter() - t1
 
 

@@ -34,8 +34,8 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.review import active
-from fingertui.runs.pipeline import train
 from fingertui.runs.records import run_predictions
+from fingertui.train.pipeline import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DATASETS = {

@@ -28,7 +28,7 @@ from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn import backbones
-from fingertui.learn.features import load_rgb
+from fingertui.learn.embeddings import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"

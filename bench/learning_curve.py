@@ -48,8 +48,8 @@ from sklearn.model_selection import StratifiedKFold
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Sample, Store
 from fingertui.data.workspace import Workspace
-from fingertui.runs.pipeline import train
 from fingertui.runs.records import run_predictions
+from fingertui.train.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FINGERTUI_SHARED") or ROOT.parent / "shared") / "datasets" / "hagrid-rooms" / "frames"

@@ -30,11 +30,11 @@ def main() -> int:
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
     from fingertui.learn.boxes import hand_in_box
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
     from fingertui.learn.model import Model
     from fingertui.learn.streams import PoseStream
     from fingertui.live.tracking import HandTracker
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)

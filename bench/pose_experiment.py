@@ -126,7 +126,7 @@ def detect_all(det: H.HandDetector, paths: list[Path], variant: str, cache: Cach
 
 
 def embed_all(bb, items: list[tuple[str, Callable[[], np.ndarray]]], cache: Cache) -> np.ndarray:
-    from fingertui.learn.features import Embedder
+    from fingertui.learn.embeddings import Embedder
 
     def one(make: Callable[[], np.ndarray]) -> np.ndarray:
         return Embedder.embed_images(bb, [np.array(make(), copy=True)])[0]

@@ -1,6 +1,6 @@
 """Seconds of each training phase on a user's first run (a few sign-digits photos per
 class, cold caches, hand pose on, efficientnet-lite0) and on a retrain with nothing new:
-the figures behind ``fingertui.runs.eta.FIRST_RUN_S`` (the time left shown before a
+the figures behind ``fingertui.train.eta.FIRST_RUN_S`` (the time left shown before a
 workspace has a run of its own to go by).
 
 Run: .venv/bin/python bench/train_phases.py [--per-class 6]
@@ -20,7 +20,7 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 

@@ -106,7 +106,7 @@ def make_workspace(home: Path, per_class: int) -> None:
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
     from fingertui.live.demo import HandScene
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     counts, i = [0] * 6, 0
     scene = HandScene(seed=0)

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -12,19 +14,48 @@ from PIL import Image, ImageDraw
 from textual.app import App, ComposeResult
 from textual.widget import Widget
 
-from fingertui.data.store import Store
+from fingertui.data.store import Sample, Store
 from fingertui.data.workspace import Workspace
-
-# The backbone exported for ONNX Runtime (engine.py) is cached here, not in the user's cache.
-os.environ.setdefault("FINGERTUI_CACHE", tempfile.mkdtemp(prefix="fingertui-test-cache-"))
+from tests.helpers import RUN_DIR_ENV, built_once
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sign-digits"
+# A test that never marks a timeout of its own gets this one when it is not slow: a fast
+# test that hangs (a lock never released, a worker never done) fails in a minute, not at
+# the suite's 300 s (pyproject.toml).
+FAST_TIMEOUT_S = 60
+_RUN = pytest.StashKey[str]()
+Test = TypeVar("Test", bound=Callable[..., object])
 
 
-def needs_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
+def pytest_configure(config: pytest.Config) -> None:
+    # The run's own folder (helpers.built_once), made before pytest-xdist starts its workers
+    # so that they inherit it; a worker finds it set. The backbone exported for ONNX Runtime
+    # (learn/engine.py) is cached there too, not in the user's cache: one export for all
+    # workers (it is written atomically).
+    if RUN_DIR_ENV not in os.environ:
+        config.stash[_RUN] = os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="fingertui-tests-")
+        os.environ.setdefault("FINGERTUI_CACHE", os.path.join(os.environ[RUN_DIR_ENV], "cache"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if (made := config.stash.get(_RUN, None)) is not None:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "two_runs" in getattr(item, "fixturenames", ()):  # it trains (once a process)
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
+
+
+def needs_shared() -> Callable[[Test], Test]:
+    """Skips a test without the real photos; marks it slow (it reads them)."""
+    skip = pytest.mark.skipif(
         not SHARED.is_dir(), reason=f"real photos not found at {SHARED} (a user checkout has no ../shared)"
     )
+    return lambda test: pytest.mark.slow(skip(test))
 
 
 def noise_image(seed: int, size: int = 48) -> Image.Image:
@@ -53,7 +84,7 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def add_sample(store: Store, seed: int, label: int | None = 3, split: str | None = "train"):  # noqa: ANN201
+def add_sample(store: Store, seed: int, label: int | None = 3, split: str | None = "train") -> Sample:
     """Store one 48 px noise image straight through the store (its own group and hash)."""
     return store.add_image(
         png_bytes(noise_image(seed)),
@@ -74,7 +105,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def store(ws: Workspace) -> Store:
+def store(ws: Workspace) -> Iterator[Store]:
     s = Store(ws)
     yield s
     s.close()
@@ -111,16 +142,12 @@ def write_bars(root: Path, per_class: int) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def two_runs(tmp_path_factory) -> Path:
-    """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
-    image features, review flags computed), run 2 active. Shared: copy it before changing it."""
+def _train_two_runs(root: Path) -> None:
     from fingertui.data.importer import import_paths
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
-    root = tmp_path_factory.mktemp("two-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backbones.ENV_DEV_RANDOM, "1")
         store = Store(Workspace(root / "ws"))
@@ -128,7 +155,14 @@ def two_runs(tmp_path_factory) -> Path:
         for seed in (0, 1):
             train(store, backbone="dev-random", features="image", cfg=TrainConfig(views=1, max_epochs=20, seed=seed))
         store.close()
-    return root / "ws"
+
+
+@pytest.fixture(scope="session")
+def two_runs() -> Path:
+    """A workspace of drawn bars (8 per class) with two trained runs (dev-random backbone,
+    image features, review flags computed), run 2 active: trained once per test run, this
+    test process's copy. Shared by its tests: copy it before changing it."""
+    return built_once("two-runs", _train_two_runs) / "ws"
 
 
 @pytest.fixture

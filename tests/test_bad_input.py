@@ -90,6 +90,7 @@ def test_empty_folder_import_says_no_images(tmp_path, capsys):
     one_line_exit_2(capsys, ["--home", str(tmp_path / "h"), "import", str(tmp_path / "empty")], "found no images")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "missing"])
 def test_damaged_index_every_command_and_doctor_give_working_advice(home, capsys, damage):
     db = home / "db" / "fingertui.db"
@@ -127,6 +128,7 @@ def test_missing_index_without_backup_reindexes_unlabelled(home, capsys):
     s.close()
 
 
+@pytest.mark.slow
 def test_disk_full_from_sqlite_is_one_line(home, capsys, monkeypatch):
     real_init = Store.__init__
 
@@ -142,12 +144,14 @@ def test_disk_full_from_sqlite_is_one_line(home, capsys, monkeypatch):
     one_line_exit_2(capsys, ["--home", str(home), "import", str(more)], "disk full")
 
 
+@pytest.mark.slow
 def test_json_into_a_closed_pipe(home):
     cmd = f"{sys.executable} -m fingertui --home {home} stats --json | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}"
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "Traceback" not in r.stderr and r.returncode in (0, 2), r.stderr
 
 
+@pytest.mark.slow
 def test_eval_on_an_unreadable_folder_is_an_error_not_nan(home, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FINGERTUI_DEV_RANDOM_BACKBONE", "1")
     assert main(["--home", str(home), "train", "--backbone", "dev-random", "--json"]) == 0
@@ -181,6 +185,7 @@ def _png_header(w: int, h: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -195,8 +200,8 @@ def test_checkpoint_with_right_tag_but_bad_fields(tmp_path, change, message):
     import torch
 
     from fingertui.labels import CLASSES
-    from fingertui.learn.model import FORMAT_V1 as FORMAT
-    from fingertui.learn.model import load_checkpoint
+    from fingertui.learn.checkpoint import FORMAT_V1 as FORMAT
+    from fingertui.learn.checkpoint import Checkpoint
 
     ckpt = {
         "format": FORMAT,
@@ -211,7 +216,7 @@ def test_checkpoint_with_right_tag_but_bad_fields(tmp_path, change, message):
     p = tmp_path / "c.pt"
     torch.save(ckpt, p)
     with pytest.raises(UserError, match=message):
-        load_checkpoint(p)
+        Checkpoint.load(p)
 
 
 # --- pixels -----------------------------------------------------------------------------

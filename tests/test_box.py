@@ -311,6 +311,7 @@ def test_a_run_whose_checkpoint_is_outside_is_refused(box, capsys):
     assert fingerprint(outside) == before
 
 
+@pytest.mark.slow
 async def test_the_gallery_never_opens_a_row_that_leads_outside(box):
     """A crafted row in the app: left out of the gallery with one warning, no crash."""
     import numpy as np

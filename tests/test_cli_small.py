@@ -34,6 +34,7 @@ def test_a_mistyped_command_names_the_one_meant(capsys):
     assert "did you mean `fingertui import`?" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_json_into_head_ends_quietly(tmp_path, labelled_tree):
     home = tmp_path / "ws"
     assert main(["--home", str(home), "import", str(labelled_tree)]) == 0

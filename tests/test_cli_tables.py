@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from fingertui.cli import main
 from fingertui.data.capture import CaptureSession
@@ -13,8 +14,8 @@ from fingertui.live.camera import ScriptedSource
 from fingertui.runs.records import list_runs
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
+from tests.helpers import wait_for
 from tests.test_tui import frames
-from tests.test_tui_loop import wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -86,6 +87,7 @@ def test_on_an_80_column_terminal_key_columns_stay_whole(runs_ws, capsys, monkey
         assert f"{100 * it['confidence']:.1f}%" in line
 
 
+@pytest.mark.slow
 async def test_review_screen_says_which_file_the_snapshot_came_from(runs_ws):
     app = make_app(runs_ws, ScriptedSource(frames()), backbone="dev-random")
     async with app.run_test(size=(140, 45)) as pilot:

@@ -12,6 +12,8 @@ from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from tests.conftest import noise_image, save, write_bars
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "FINGERTUI_LOCK_WAIT_S": "60"}
 
@@ -72,7 +74,6 @@ def test_two_imports_of_one_folder(tmp_path, folder):
     all_there(home, 60)
 
 
-@pytest.mark.slow
 def test_train_during_import(tmp_path, folder):
     home = tmp_path / "home"
     bars = write_bars(tmp_path / "bars", 4)

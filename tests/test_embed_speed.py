@@ -8,8 +8,11 @@ import pytest
 
 from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled
-from fingertui.learn import backbones, features
+from fingertui.learn import backbones, embeddings
 from tests.conftest import write_bars
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
 
 VIEWS = 2
 
@@ -32,17 +35,17 @@ def pairs(store):
 
 def reference(store, bb, sha, path, views):
     """Each view embedded on its own, the plain way, without the pipeline or the cache."""
-    img = features.load_rgb(str(store.ws.abs(path)))
-    tensors = [img] + [features.augmented_view(img, sha, v) for v in range(1, views + 1)]
-    return np.stack([features.Embedder.embed_images(bb, [t])[0] for t in tensors])
+    img = embeddings.load_rgb(str(store.ws.abs(path)))
+    tensors = [img] + [embeddings.augmented_view(img, sha, v) for v in range(1, views + 1)]
+    return np.stack([embeddings.Embedder.embed_images(bb, [t])[0] for t in tensors])
 
 
 def test_fresh_and_cached_vectors_are_identical_and_match_one_at_a_time(dataset, bb):
     samples = pairs(dataset)
-    fresh = features.Embedder(dataset, bb)
+    fresh = embeddings.Embedder(dataset, bb)
     first = fresh.vectors(samples, VIEWS)
     assert fresh.computed == len(samples) * (VIEWS + 1)
-    again = features.Embedder(dataset, bb)
+    again = embeddings.Embedder(dataset, bb)
     cached = again.vectors(samples, VIEWS)
     assert again.computed == 0
     for a, b, (sha, path) in zip(first, cached, samples, strict=True):
@@ -55,8 +58,8 @@ def test_fresh_and_cached_vectors_are_identical_and_match_one_at_a_time(dataset,
 
 def test_augmented_views_are_the_same_every_time_even_from_several_threads(dataset):
     samples = pairs(dataset)[:6]
-    imgs = {sha: features.load_rgb(str(dataset.ws.abs(path))) for sha, path in samples}
-    serial = {(sha, v): features.augmented_view(img, sha, v) for sha, img in imgs.items() for v in (1, 2)}
+    imgs = {sha: embeddings.load_rgb(str(dataset.ws.abs(path))) for sha, path in samples}
+    serial = {(sha, v): embeddings.augmented_view(img, sha, v) for sha, img in imgs.items() for v in (1, 2)}
     assert not np.array_equal(serial[(samples[0][0], 1)], serial[(samples[0][0], 2)])
     results: list[dict] = []
 
@@ -64,7 +67,7 @@ def test_augmented_views_are_the_same_every_time_even_from_several_threads(datas
         got = {}
         for _ in range(5):
             for (sha, v), _ in serial.items():
-                got.setdefault((sha, v), []).append(features.augmented_view(imgs[sha], sha, v))
+                got.setdefault((sha, v), []).append(embeddings.augmented_view(imgs[sha], sha, v))
         results.append(got)
 
     threads = [threading.Thread(target=work) for _ in range(3)]
@@ -83,7 +86,7 @@ def test_cancel_mid_way_keeps_a_consistent_cache_and_resumes(dataset, bb, monkey
     total = len(samples) * (VIEWS + 1)
     cancel = threading.Event()
     calls = {"n": 0}
-    real = features.Embedder._embed_batch
+    real = embeddings.Embedder._embed_batch
 
     def counting(self, inputs):
         calls["n"] += 1
@@ -91,19 +94,19 @@ def test_cancel_mid_way_keeps_a_consistent_cache_and_resumes(dataset, bb, monkey
             cancel.set()
         return real(self, inputs)
 
-    monkeypatch.setattr(features.Embedder, "_embed_batch", counting)
+    monkeypatch.setattr(embeddings.Embedder, "_embed_batch", counting)
     progress: list[tuple[str, int, int]] = []
-    emb = features.Embedder(dataset, bb)
+    emb = embeddings.Embedder(dataset, bb)
     with pytest.raises(Cancelled):
         emb.vectors(samples, VIEWS, lambda *a: progress.append(a), cancel)
     assert progress[0] == ("embedding", 0, len(samples))
     assert 0 < emb.computed < total
     # What was computed before the cancel is in the cache, and every stored vector is right.
-    cache = features.EmbeddingCache(dataset)
+    cache = embeddings.EmbeddingCache(dataset)
     assert cache.count(bb.id) == emb.computed
     keys = [(sha, v) for sha, _ in samples for v in range(VIEWS + 1)]
-    stored = cache.get(bb.id, features.plain_key(bb.engine), [k for k in keys if k[1] == 0])
-    stored.update(cache.get(bb.id, features.views_key(bb.engine), [k for k in keys if k[1] > 0]))
+    stored = cache.get(bb.id, embeddings.plain_key(bb.engine), [k for k in keys if k[1] == 0])
+    stored.update(cache.get(bb.id, embeddings.views_key(bb.engine), [k for k in keys if k[1] > 0]))
     assert len(stored) == emb.computed
     refs = {sha: reference(dataset, bb, sha, path, VIEWS) for sha, path in samples}
     for (sha, v), vec in stored.items():
@@ -111,7 +114,7 @@ def test_cancel_mid_way_keeps_a_consistent_cache_and_resumes(dataset, bb, monkey
     assert not [t for t in threading.enumerate() if t.name == "fingertui-embed-feed"]
     # A second run computes only the rest and ends with the whole set, reported to the end.
     progress.clear()
-    resumed = features.Embedder(dataset, bb)
+    resumed = embeddings.Embedder(dataset, bb)
     out = resumed.vectors(samples, VIEWS, lambda *a: progress.append(a))
     assert resumed.computed == total - emb.computed
     assert progress[-1][1] == progress[-1][2]
@@ -121,7 +124,7 @@ def test_cancel_mid_way_keeps_a_consistent_cache_and_resumes(dataset, bb, monkey
 
 def test_an_image_asked_for_twice_with_different_views_is_embedded_once(dataset, bb):
     (sha, path), *_ = pairs(dataset)
-    emb = features.Embedder(dataset, bb)
+    emb = embeddings.Embedder(dataset, bb)
     plain, full = emb.vectors([(sha, path), (sha, path)], [0, VIEWS])
     assert emb.computed == VIEWS + 1
     assert plain.shape == (1, bb.dim) and np.array_equal(plain[0], full[0])
@@ -131,29 +134,25 @@ def test_an_unreadable_image_is_reported_and_stops_the_decoding_thread(dataset, 
     samples = pairs(dataset)[:3]
     bad = dataset.ws.root / "broken.jpg"
     bad.write_bytes(b"not a picture")
-    emb = features.Embedder(dataset, bb)
+    emb = embeddings.Embedder(dataset, bb)
     with pytest.raises(Exception, match="broken.jpg|cannot identify"):
         emb.vectors([*samples, ("0" * 64, str(bad))], 0)
     assert not [t for t in threading.enumerate() if t.name == "fingertui-embed-feed"]
     # The images before it were embedded and kept.
-    assert features.EmbeddingCache(dataset).count(bb.id) == len(samples)
+    assert embeddings.EmbeddingCache(dataset).count(bb.id) == len(samples)
 
 
 async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(dataset):
     from fingertui.learn.heads import TrainConfig
     from fingertui.live.camera import ScriptedSource
-    from fingertui.runs.pipeline import train_run
+    from fingertui.train.pipeline import train_run
     from fingertui.tui.app import TRAINING_PREDICT_EVERY_S, make_app
     from tests.test_tui import frames
 
     train_run(dataset, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
     app = make_app(dataset.ws, ScriptedSource(frames(), hold=False), backbone="dev-random")  # a new frame each look
     async with app.run_test(size=(140, 45)) as pilot:
-        for _ in range(1200):
-            if app.prediction is not None:
-                break
-            await pilot.pause(0.05)
-        assert app.prediction is not None
+        await wait_for(pilot, lambda: app.prediction is not None)
         made: list[float] = []
         predict = app.predictor.predict_image
         app.predictor.predict_image = lambda img, **kw: (made.append(time.monotonic()), predict(img, **kw))[1]

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from fingertui.data.importer import import_paths
-from fingertui.learn import backbones, engine, features
+from fingertui.learn import backbones, embeddings, engine
 from tests.conftest import write_bars
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def fresh(name="dev-random"):
 
 
 def images(store):
-    return [features.load_rgb(str(store.ws.abs(s.path))) for s in store.labelled()]
+    return [embeddings.load_rgb(str(store.ws.abs(s.path))) for s in store.labelled()]
 
 
 @pytest.mark.parametrize("name", ["dev-random", "efficientnet-lite0"])
@@ -32,9 +34,9 @@ def test_onnxruntime_gives_torchs_vectors_to_float16_precision(dataset, name):
     bb = fresh(name)
     assert bb.engine == engine.ORT, bb.engine_note
     imgs = images(dataset)
-    on_ort = features.Embedder.embed_images(bb, imgs)
+    on_ort = embeddings.Embedder.embed_images(bb, imgs)
     bb.ort, bb.engine = None, engine.TORCH
-    on_torch = features.Embedder.embed_images(bb, imgs)
+    on_torch = embeddings.Embedder.embed_images(bb, imgs)
     assert on_ort.shape == on_torch.shape == (len(imgs), bb.dim)
     # Mostly the very same float16 value; the rest a float16 step or so apart, a tiny
     # fraction of the vector's own scale (float32 sums in another order).
@@ -46,15 +48,15 @@ def test_onnxruntime_gives_torchs_vectors_to_float16_precision(dataset, name):
 def test_vectors_of_one_engine_are_never_served_to_the_other(dataset):
     bb = fresh()
     samples = [(s.sha256, s.path) for s in dataset.labelled()]
-    first = features.Embedder(dataset, bb)
+    first = embeddings.Embedder(dataset, bb)
     first.vectors(samples, 0)
     assert first.computed == len(samples)
     bb.ort, bb.engine = None, engine.TORCH
-    on_torch = features.Embedder(dataset, bb)
+    on_torch = embeddings.Embedder(dataset, bb)
     on_torch.vectors(samples, 0)
     assert on_torch.computed == len(samples)  # nothing taken from ONNX Runtime's vectors
-    assert features.plain_key(engine.ORT) != features.plain_key(engine.TORCH)
-    assert features.views_key(engine.ORT) != features.views_key(engine.TORCH)
+    assert embeddings.plain_key(engine.ORT) != embeddings.plain_key(engine.TORCH)
+    assert embeddings.views_key(engine.ORT) != embeddings.views_key(engine.TORCH)
 
 
 def test_the_export_is_kept_and_a_damaged_one_is_made_again(dataset, tmp_path, monkeypatch):
@@ -62,7 +64,7 @@ def test_the_export_is_kept_and_a_damaged_one_is_made_again(dataset, tmp_path, m
     calls = []
     real = engine.export_trunk
     monkeypatch.setattr(engine, "export_trunk", lambda *a: calls.append(1) or real(*a))
-    reference = features.Embedder.embed_images(fresh(), images(dataset))
+    reference = embeddings.Embedder.embed_images(fresh(), images(dataset))
     assert len(calls) == 1
     (kept,) = (tmp_path / "cache" / "onnx").glob("dev-random-*.onnx")
     fresh()
@@ -70,7 +72,7 @@ def test_the_export_is_kept_and_a_damaged_one_is_made_again(dataset, tmp_path, m
     kept.write_bytes(b"not an onnx model")
     bb = fresh()
     assert len(calls) == 2 and bb.engine == engine.ORT
-    np.testing.assert_array_equal(features.Embedder.embed_images(bb, images(dataset)), reference)
+    np.testing.assert_array_equal(embeddings.Embedder.embed_images(bb, images(dataset)), reference)
 
 
 def test_torch_runs_it_when_onnxruntime_cannot(dataset, monkeypatch):
@@ -87,7 +89,7 @@ def test_torch_runs_it_when_onnxruntime_cannot(dataset, monkeypatch):
     monkeypatch.setattr(engine, "export_trunk", broken)
     bb = fresh()
     assert bb.engine == engine.TORCH and "unsupported operator" in bb.engine_note
-    vecs = features.Embedder.embed_images(bb, images(dataset))
+    vecs = embeddings.Embedder.embed_images(bb, images(dataset))
     assert np.isfinite(vecs).all() and vecs.shape[1] == bb.dim
 
 
@@ -98,7 +100,7 @@ def test_an_unwritable_cache_only_costs_the_export(dataset, tmp_path, monkeypatc
     bb = fresh()
     assert bb.engine == engine.ORT, bb.engine_note
     assert blocker.read_text() == "a file where the cache folder would go"
-    assert np.isfinite(features.Embedder.embed_images(bb, images(dataset))).all()
+    assert np.isfinite(embeddings.Embedder.embed_images(bb, images(dataset))).all()
 
 
 @pytest.mark.parametrize(("h", "w", "size"), [(100, 100, 160), (336, 336, 160), (480, 640, 160), (97, 131, 64)])
@@ -142,12 +144,12 @@ def test_a_cached_export_runs_without_importing_torch(dataset, tmp_path, monkeyp
     bb = backbones.load("dev-random")
     assert bb.features is not None and bb.engine == engine.ORT
     paths = [str(dataset.ws.abs(s.path)) for s in dataset.labelled()]
-    here = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in paths])
+    here = embeddings.Embedder.embed_images(bb, [embeddings.load_rgb(p) for p in paths])
     code = (
         "import json, sys\n"
-        "from fingertui.learn import backbones, features\n"
+        "from fingertui.learn import backbones, embeddings\n"
         "bb = backbones.load('dev-random')\n"
-        f"v = features.Embedder.embed_images(bb, [features.load_rgb(p) for p in {paths!r}])\n"
+        f"v = embeddings.Embedder.embed_images(bb, [embeddings.load_rgb(p) for p in {paths!r}])\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'id': bb.id, 'engine': bb.engine, 'v': v.tolist()}))\n"
     )
     out = subprocess.run(
@@ -195,7 +197,7 @@ def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset,
     import subprocess
     import sys
 
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     if backbones._gpu_possible():
         pytest.skip("a GPU may be present here: choosing the engine imports torch")

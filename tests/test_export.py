@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +55,15 @@ def test_the_copied_runtime_is_fingertuis_own_code():
     import tempfile
 
     import fingertui
-    from fingertui.export import build as model_export
+    from fingertui.export import build
 
     src = Path(fingertui.__file__).parent
 
     with tempfile.TemporaryDirectory() as tmp:
-        names = model_export.copy_runtime(Path(tmp) / "rt")
+        names = build.copy_runtime(Path(tmp) / "rt")
         assert {"pooling", "steady", "fingers", "pose", "hands", "streams", "engine"} <= set(names)
-        assert len(names) == len(model_export.RUNTIME_MODULES)
-        for dotted, name in zip(model_export.RUNTIME_MODULES, names, strict=True):
+        assert len(names) == len(build.RUNTIME_MODULES)
+        for dotted, name in zip(build.RUNTIME_MODULES, names, strict=True):
             ours = (src / f"{dotted.replace('.', '/')}.py").read_text().splitlines()
             theirs = (Path(tmp) / "rt" / f"{name}.py").read_text().splitlines()
             assert len(ours) == len(theirs)
@@ -126,9 +127,8 @@ def test_every_checkpoint_field_reaches_the_manifest_and_the_runner(tmp_path, mo
     run = active_run(store)
     model = Model.for_run(store, run)
     store.close()
-    meta = dict(model.meta)
-    meta["finger_patterns"] = {"seen": np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=np.int8), "note": "x"}
-    monkeypatch.setattr(model, "meta", meta)
+    later = {"finger_patterns": {"seen": np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=np.int8), "note": "x"}}
+    monkeypatch.setattr(model, "checkpoint", replace(model.checkpoint, extra={**model.checkpoint.extra, **later}))
     export_folder(model, tmp_path / "e", run.id)
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["model"]["finger_patterns"]["note"] == "x"

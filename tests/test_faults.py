@@ -17,11 +17,12 @@ import pytest
 from fingertui.data import doctor
 from fingertui.data.capture import CaptureSession
 from fingertui.data.importer import import_paths
-from fingertui.data.store import Store
-from fingertui.data.store import journal as journal_mod
+from fingertui.data.store import Store, crashpoints
 from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
 from tests.conftest import noise_image, save
+
+pytestmark = pytest.mark.slow
 
 MAX_STEPS = 60
 
@@ -76,8 +77,8 @@ def crash_at(ws: Workspace, n: int, op) -> int:  # noqa: ANN001
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
-            os.environ[journal_mod.ENV_CRASH_AT] = str(n)
-            journal_mod.reset_steps()
+            os.environ[crashpoints.ENV_CRASH_AT] = str(n)
+            crashpoints.reset_steps()
             store = Store(ws)
             op(store)
             store.close()
@@ -99,7 +100,7 @@ def walk(template: Workspace, tmp_path: Path, op, check) -> int:  # noqa: ANN001
         if code == 0:
             assert n > 2, "the operation should have several steps"
             return n - 1
-        assert code == journal_mod.CRASH_EXIT, f"child failed at step {n} (exit {code})"
+        assert code == crashpoints.CRASH_EXIT, f"child failed at step {n} (exit {code})"
         healthy(ws)  # doctor after the crash: recovers, nothing orphaned or lost
         check(ws, before)
         # The next command: the operation again, to completion, then undo everything.
@@ -183,7 +184,7 @@ def test_kill_during_delete_undo_and_relabel(template, tmp_path):
     s.close()
 
     def op(store):
-        if store.samples("id = ?", [victim.id]):
+        if store.has(victim.id):
             store.delete(victim.id)
         store.undo()  # the delete comes back
         store.set_label(other.id, 5, actor="user")
@@ -222,7 +223,7 @@ def test_kill_while_recording_a_training_run(template, tmp_path, monkeypatch):
     """Train's steps that touch the workspace: saving the checkpoint (half written, written
     but not renamed, renamed but not recorded) and recording the run. The model is trained
     once; each child replays the recording of that run (training itself only computes)."""
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
     from tests.conftest import write_bars
 
     monkeypatch.setenv("FINGERTUI_DEV_RANDOM_BACKBONE", "1")
@@ -248,7 +249,7 @@ def test_kill_while_recording_a_training_run(template, tmp_path, monkeypatch):
         code = crash_at(ws, n, op)
         if code == 0:
             break
-        assert code == journal_mod.CRASH_EXIT, f"child failed at step {n} (exit {code})"
+        assert code == crashpoints.CRASH_EXIT, f"child failed at step {n} (exit {code})"
         points += 1
         healthy(ws)  # an unrecorded checkpoint is set aside, nothing else is touched
         now = state(ws)

@@ -9,16 +9,16 @@ import time
 import urllib.error
 
 import pytest
-import torch
 
 from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.learn import backbones, mediapipe_quirks
 from fingertui.learn.heads import TrainConfig
-from fingertui.runs.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
-from fingertui.runs.pipeline import train_run
+from fingertui.train.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
+from fingertui.train.pipeline import train_run
 from tests.conftest import write_bars
+from tests.helpers import wait_for
 
 # --- the screen stays drawn --------------------------------------------------------------
 
@@ -81,6 +81,7 @@ def offline(monkeypatch, tmp_path):
     backbones._CACHE.clear()
 
 
+@pytest.mark.slow
 def test_failed_download_is_said_once_in_one_line_and_not_tried_again_for_a_day(offline, store, monkeypatch):
     said = []
     bb = backbones.load("resnet18", warn=said.append, settings=store)
@@ -98,7 +99,9 @@ def test_failed_download_is_said_once_in_one_line_and_not_tried_again_for_a_day(
     assert len(offline) == 2 and len(said) == 2
 
 
+@pytest.mark.slow
 def test_fetch_weights_tries_at_once_and_clears_the_note(offline, store, monkeypatch, capsys):
+    import torch
     from torchvision.models import resnet18
 
     backbones.load("resnet18", warn=lambda m: None, settings=store)
@@ -120,6 +123,7 @@ def test_fetch_weights_tries_at_once_and_clears_the_note(offline, store, monkeyp
     assert backbones.resnet18_cache_file().exists()
 
 
+@pytest.mark.slow
 def test_cli_train_offline_prints_no_downloading_line_and_says_it_once(offline, store, tmp_path, capsys):
     import_paths(store, [write_bars(tmp_path / "bars", 4)])
     store.close()
@@ -180,6 +184,7 @@ def test_eta_scales_the_phases_to_come_by_how_the_run_has_gone_so_far():
     assert eta.left("embedding", 0, 10, now=20.0) == pytest.approx(2 * (10 + 5 + 5))
 
 
+@pytest.mark.slow
 def test_a_run_records_its_phases_and_the_next_estimate_counts_only_new_images(store, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     import_paths(store, [write_bars(tmp_path / "bars", 4)])
@@ -197,11 +202,12 @@ def test_a_run_records_its_phases_and_the_next_estimate_counts_only_new_images(s
 # --- the app: the bar at once ------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks(ws, tmp_path, monkeypatch):
     from textual.widgets import Label
 
     from fingertui.live.camera import ScriptedSource
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
     from fingertui.tui.app import make_app
     from fingertui.tui.widgets.panels import TrainingBar
     from tests.test_tui import frames
@@ -226,14 +232,12 @@ async def test_t_shows_the_bar_at_once_with_its_phase_and_time_left_and_it_ticks
         bar = app.screen.query_one(TrainingBar)
         text = " ".join(str(w.render()) for w in bar.query(Label))
         assert bar.display and bar.phase == "loading model"
-        assert "loading model" in text and " left" in text
+        # The whole run's time left, from the first-run budgets (a first run of 24 images).
+        assert "loading model" in text and say_left(sum(estimate_for(app.store).values())) in text
         first = bar.elapsed
         await pilot.pause(2.2)  # nothing reported meanwhile: the clock still moves
         assert bar.elapsed >= first + 1.0
         release.set()
-        for _ in range(1200):
-            if not app.training:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: not app.training)
         await pilot.pause(0.2)
         assert not any(b.display for s in app.screen_stack for b in s.query(TrainingBar))

@@ -8,6 +8,7 @@ from PIL import Image
 from fingertui.live.camera import DemoSource, FolderSource, ScriptedSource, VideoSource, crop_square
 from fingertui.live.tracking import HandTracker
 from fingertui.tui.app import make_app
+from tests.helpers import wait_for
 from tests.test_tui import frames, stored
 
 cv2 = pytest.importorskip("cv2")
@@ -34,6 +35,7 @@ def test_which_sources_start_on_the_whole_image(tmp_path):
             s.close()
 
 
+@pytest.mark.slow
 async def test_folder_capture_keeps_the_whole_photo_and_resize_goes_back_to_squares(tmp_path, monkeypatch):
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # a stand-in hand detector: finds no hand here
     (tmp_path / "photos").mkdir()
@@ -41,10 +43,7 @@ async def test_folder_capture_keeps_the_whole_photo_and_resize_goes_back_to_squa
     Image.fromarray(pic).save(tmp_path / "photos" / "a.png")
     app = make_app(tmp_path / "ws", FolderSource(str(tmp_path / "photos")))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(200):
-            if app.source.latest() is not None:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: app.source.latest() is not None)
         await pilot.press("f")  # a fixed framing: what the square falls back to without a hand
         await pilot.press("3")
         await stored(app)
@@ -66,6 +65,7 @@ class NoHands:
         return []
 
 
+@pytest.mark.slow
 async def test_folder_without_a_hand_falls_back_to_the_whole_photo_while_following(tmp_path, monkeypatch):
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
     (tmp_path / "photos").mkdir()
@@ -75,10 +75,7 @@ async def test_folder_without_a_hand_falls_back_to_the_whole_photo_while_followi
     tracked = []
     monkeypatch.setattr(app, "_make_tracker", lambda: tracked.append(1) or HandTracker(NoHands()))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(400):
-            if tracked and app.source.latest() is not None:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: tracked and app.source.latest() is not None)
         assert app.framing.follow and tracked  # the square would follow a hand it found
         await pilot.press("2")
         await stored(app)

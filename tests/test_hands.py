@@ -79,12 +79,14 @@ def test_missing_mediapipe_gives_one_line_reason(monkeypatch: pytest.MonkeyPatch
         H.HandDetector()
 
 
+@pytest.mark.slow
 def test_core_import_loads_neither_mediapipe_nor_textual() -> None:
     code = "import sys, fingertui.learn.hands, fingertui.learn.pose; print(any(m in sys.modules for m in ('mediapipe', 'textual')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 @needs_mediapipe
 def test_blank_and_noise_give_no_hand(detector: H.HandDetector) -> None:
     rng = np.random.default_rng(0)
@@ -102,6 +104,7 @@ def test_blank_and_noise_give_no_hand(detector: H.HandDetector) -> None:
         detector.detect(np.zeros((50, 50, 3), np.float32))
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_finds_a_hand_in_real_photos(detector: H.HandDetector) -> None:
@@ -121,6 +124,7 @@ def test_finds_a_hand_in_real_photos(detector: H.HandDetector) -> None:
         assert 0.05 < np.ptp(hand.world, axis=0).max() < 0.3
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_padding_maps_landmarks_back_to_the_original(detector: H.HandDetector) -> None:
@@ -137,6 +141,7 @@ def test_padding_maps_landmarks_back_to_the_original(detector: H.HandDetector) -
     assert err < 0.08 * (x1 - x0), f"landmarks {err:.1f} px apart"
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_tracking_mode_follows_a_still_hand() -> None:
@@ -163,6 +168,7 @@ def test_detection_keeps_stderr_clean() -> None:
     assert out.stderr == ""
 
 
+@pytest.mark.slow
 @needs_mediapipe
 def test_mediapipe_loads_without_pyplot_until_something_uses_it() -> None:
     # MediaPipe's drawing utilities import pyplot (0.9 s) that fingertui never uses.
@@ -201,6 +207,7 @@ def test_a_batch_mute_lets_detectors_go_on_and_waits_for_late_chatter_once() -> 
     assert written == b"after\n"
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_one(store, tmp_path) -> None:
@@ -239,18 +246,19 @@ def test_stored_images_are_searched_in_parallel_with_the_same_hands_as_one_by_on
 
 
 def read_stored(store, sample) -> np.ndarray:
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     return read_rgb(store.ws.abs(sample.path))
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_a_hand_filling_the_frame_is_found_whole_by_zooming_out() -> None:
     # A close-up: the hand runs off the frame and the detector misses it; zoomed out it is
     # found whole (the tiles used to find two of its fingers, and the count was wrong).
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     img = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "3" / "three_00000.jpg")
     pose = streams.PoseStream()
@@ -278,6 +286,7 @@ class Counting:
         return self.det.detect(img)
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_a_close_up_found_at_once_costs_one_try() -> None:
@@ -292,6 +301,7 @@ def test_a_close_up_found_at_once_costs_one_try() -> None:
     assert det.calls == 3
 
 
+@pytest.mark.slow
 @needs_mediapipe
 @needs_photos
 def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
@@ -300,7 +310,7 @@ def test_a_small_hand_far_away_is_found_by_the_tiles() -> None:
     import cv2
 
     from fingertui.learn import streams
-    from fingertui.learn.features import read_rgb
+    from fingertui.learn.embeddings import read_rgb
 
     frame = read_rgb(DATASETS / "hagrid-rooms" / "frames" / "1" / "one_00000.jpg")
     side, at = 900, 900 // 2 - frame.shape[0] // 2

@@ -16,17 +16,12 @@ from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.errors import UserError
 from fingertui.learn import backbones
-from fingertui.learn.heads import (
-    TrainConfig,
-    _class_weights,
-    fit_linear,
-    fit_linear_lbfgs,
-    group_folds,
-    logits,
-    softmax,
-)
-from fingertui.learn.model import FORMAT, FORMAT_V2, Model, load_checkpoint, save_checkpoint
-from fingertui.runs.pipeline import train
+from fingertui.learn.checkpoint import FORMAT_V2, Checkpoint, save_fields
+from fingertui.learn.fitting import TrainConfig
+from fingertui.learn.heads import _class_weights, fit_linear, fit_linear_quick, group_folds, logits
+from fingertui.learn.model import Model
+from fingertui.learn.pooling import softmax
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +51,7 @@ def _sklearn(Xs, y, C, *, tol=1e-4, max_iter=500, warm=None):
         return lr.fit(Xs, y, sample_weight=_class_weights(y))
 
 
+@pytest.mark.slow
 def test_linear_head_has_scikit_learns_solution_along_the_l2_path():
     # Unequal classes (the class weights matter), a validation fold choosing λ on a path
     # of warm-started fits: what fit_linear did with scikit-learn, redone with it here.
@@ -81,9 +77,9 @@ def test_linear_head_has_scikit_learns_solution_along_the_l2_path():
 
 def test_quick_out_of_fold_head_matches_scikit_learn_at_25_iterations():
     X, y = _blobs([100, 90, 80, 120, 70, 110], seed=2, noise=3.0)  # overlapping: 32 iterations to converge
-    cfg = TrainConfig(oof_weight_decay=1e-4)
-    head = fit_linear_lbfgs(X, y, cfg)
-    lr = _sklearn(_standardised(X), y, 1.0 / (2 * cfg.oof_weight_decay * len(y)), max_iter=cfg.oof_iters)
+    cfg = TrainConfig(oof_l2=1e-4)
+    head = fit_linear_quick(X, y, cfg)
+    lr = _sklearn(_standardised(X), y, 1.0 / (2 * cfg.oof_l2 * len(y)), max_iter=cfg.oof_iters)
     assert lr.n_iter_[0] == cfg.oof_iters  # the cap was reached: this compares the cut-short path
     assert np.abs(softmax(logits(head, X)) - lr.predict_proba(_standardised(X))).max() < 1e-3
 
@@ -141,7 +137,7 @@ def _modules_after(code: str, env: dict | None = None) -> list[str]:
 def test_pipeline_and_model_import_neither_torch_nor_sklearn():
     assert (
         _modules_after(
-            "import fingertui.runs.pipeline, fingertui.learn.model, fingertui.learn.heads, fingertui.learn.metrics"
+            "import fingertui.train.pipeline, fingertui.learn.model, fingertui.learn.heads, fingertui.learn.metrics"
         )
         == []
     )
@@ -172,6 +168,7 @@ def _as_torch_file(ckpt: dict, path: Path, fmt: str = FORMAT_V2) -> None:
     torch.save({**tensors(ckpt), "format": fmt}, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_path, head):
     run = train(
@@ -179,10 +176,10 @@ def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_
     ).run
     path = bars_store.ws.abs(run.checkpoint)
     assert path.suffix == ".npz" and path.name.startswith("run-")
-    new = load_checkpoint(path)
-    assert new["format"] == FORMAT and new["experts"]["image"]["head"]["kind"] == head
+    new = Checkpoint.load(path)
+    assert new.experts["image"]["head"]["kind"] == head
     old = tmp_path / "run-old.pt"
-    _as_torch_file(new, old)
+    _as_torch_file(new.as_dict(), old)
     images = [np.asarray(finger_image(k, 500 + k)) for k in range(6)]
     a = Model.from_checkpoint(path).predict_images(images)
     b = Model.from_checkpoint(old).predict_images(images)
@@ -190,37 +187,39 @@ def test_torch_checkpoint_of_before_loads_and_predicts_the_same(bars_store, tmp_
     assert sum(p.label == k for k, p in enumerate(a)) >= 5  # a working model, not two broken alike
 
 
+@pytest.mark.slow
 def test_torch_checkpoint_without_torch_says_what_it_needs(bars_store, tmp_path, monkeypatch):
     run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     old = tmp_path / "run-old.pt"
-    _as_torch_file(load_checkpoint(bars_store.ws.abs(run.checkpoint)), old)
+    _as_torch_file(Checkpoint.load(bars_store.ws.abs(run.checkpoint)).as_dict(), old)
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     with pytest.raises(UserError, match="older fingertui and needs torch") as e:
-        load_checkpoint(old)
+        Checkpoint.load(old)
     assert "\n" not in str(e.value)
-    assert load_checkpoint(bars_store.ws.abs(run.checkpoint))["format"] == FORMAT  # the .npz needs no torch
+    assert Checkpoint.load(bars_store.ws.abs(run.checkpoint)).experts  # the .npz needs no torch
 
 
+@pytest.mark.slow
 def test_damaged_npz_checkpoints_say_so_in_one_line(bars_store, tmp_path, capsys):
     run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     path = bars_store.ws.abs(run.checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = Checkpoint.load(path)
     bad = tmp_path / "bad.npz"
     # Not ours: an .npz without our metadata.
     np.savez(bad, weights=np.zeros(3))
     with pytest.raises(UserError, match="not a fingertui checkpoint"):
-        load_checkpoint(bad)
+        Checkpoint.load(bad)
     # A reference to an array that is not there.
-    save_checkpoint(bad, ckpt)
+    ckpt.save(bad)
     with np.load(bad) as f:
         kept = {k: f[k] for k in f.files if k != "a0"}
     np.savez(bad, **kept)
     with pytest.raises(UserError, match="damaged .*a0"):
-        load_checkpoint(bad)
+        Checkpoint.load(bad)
     # A pose head that does not fit its dimension.
-    experts = {**ckpt["experts"], "pose": {**ckpt["experts"]["pose"]}}
+    experts = {**ckpt.experts, "pose": {**ckpt.experts["pose"]}}
     experts["pose"]["head"] = {**experts["pose"]["head"], "dim": experts["pose"]["head"]["dim"] + 1}
-    save_checkpoint(bad, {**ckpt, "experts": experts})
+    save_fields(bad, {**ckpt.as_dict(), "experts": experts})
     with pytest.raises(UserError, match="does not fit its head"):
         Model.from_checkpoint(bad)
     # Truncated: the CLI says it in one line, exit 2.
@@ -231,6 +230,7 @@ def test_damaged_npz_checkpoints_say_so_in_one_line(bars_store, tmp_path, capsys
     assert "cannot be read" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     home, bars = tmp_path / "ws", write_bars(tmp_path / "bars", 8)
     env = {"FINGERTUI_DEV_HANDS": "1"}
@@ -242,6 +242,7 @@ def test_pose_only_run_trains_and_predicts_without_torch_or_sklearn(tmp_path):
     assert _modules_after(cli.format(["--home", str(home), "predict", str(bars / "3" / "0.png")]), env) == []
 
 
+@pytest.mark.slow
 def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
     # Nothing imports torch up front any more; augmenting imports it on the decoding thread
     # while the network threads start (a fresh process, as from the CLI, with no vectors cached).
@@ -259,3 +260,33 @@ def test_image_run_with_augmented_views_in_a_fresh_process(tmp_path):
         )
         assert r.returncode == 0, r.stderr[-600:]
         assert json.loads(r.stdout)["run"]["features"] == "image"
+
+
+@pytest.mark.slow
+def test_a_model_saves_itself_and_loads_back_predicting_the_same(bars_store, tmp_path):
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    model = Model.from_checkpoint(bars_store.ws.abs(run.checkpoint))
+    model.save(tmp_path / "copy.npz")
+    again = Model.from_checkpoint(tmp_path / "copy.npz")
+    images = [np.asarray(finger_image(k, 700 + k)) for k in range(6)]
+    assert [p.probs for p in again.predict_images(images)] == [p.probs for p in model.predict_images(images)]
+    assert again.checkpoint.metrics == model.checkpoint.metrics and again.threshold == model.threshold
+
+
+def test_the_starter_saves_and_loads_like_any_model(bars_store, tmp_path):
+    starter = Model.starter()
+    starter.save(tmp_path / "starter.npz")
+    again = Model.from_checkpoint(tmp_path / "starter.npz")
+    images = [np.asarray(finger_image(k, 800 + k)) for k in range(6)]
+    assert again.is_starter and again.threshold == starter.threshold
+    assert [p.probs for p in again.predict_images(images)] == [p.probs for p in starter.predict_images(images)]
+
+
+def test_a_checkpoint_keeps_the_fields_a_later_fingertui_added(bars_store, tmp_path):
+    run = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
+    fields = Checkpoint.load(bars_store.ws.abs(run.checkpoint)).as_dict()
+    save_fields(tmp_path / "later.npz", {**fields, "calibration_set": {"n": 3, "seen": np.arange(3)}})
+    later = Checkpoint.load(tmp_path / "later.npz")
+    later.save(tmp_path / "again.npz")
+    kept = Checkpoint.load(tmp_path / "again.npz").extra["calibration_set"]
+    assert kept["n"] == 3 and kept["seen"].tolist() == [0, 1, 2]

@@ -26,16 +26,16 @@ from fingertui.learn.metrics import (
 )
 from fingertui.learn.model import Model
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.pipeline import train_run
 from fingertui.runs.records import describe_comparison, list_runs
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import widget_app, write_bars
+from tests.helpers import wait_for
 from tests.test_tui import frames
-from tests.test_tui_loop import wait_for
 
 FAST = TrainConfig(views=0, max_epochs=20)
 
@@ -110,6 +110,7 @@ def small(store, tmp_path, monkeypatch):
     return store, run
 
 
+@pytest.mark.slow
 def test_cli_train_eval_runs_predict_say_the_accuracy_is_not_yet_meaningful(small, capsys):
     store, run = small
     home = str(store.ws.root)
@@ -133,6 +134,7 @@ def test_cli_train_eval_runs_predict_say_the_accuracy_is_not_yet_meaningful(smal
     assert json.loads(capsys.readouterr().out)["confidence_checked"] is False
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_a_handful_never_says_sure(small):
     store, run = small
     assert Model.for_run(store, run).confidence_checked is False
@@ -153,6 +155,7 @@ async def test_prediction_panel_keeps_sure_for_checked_models():
         assert " sure " in shown(panel)
 
 
+@pytest.mark.slow
 async def test_the_live_view_of_a_small_data_model_says_unchecked(small):
     store, run = small
     app = make_app(store.ws, ScriptedSource(frames()), backbone="dev-random")
@@ -229,6 +232,7 @@ async def open_results(pilot) -> None:
     await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one("#matrix").row_count)
 
 
+@pytest.mark.slow
 async def test_results_screen_markers_readable_empty_diagonal_not_green_no_arrow_for_no_change(ws, two_runs):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -259,6 +263,7 @@ async def test_results_screen_markers_readable_empty_diagonal_not_green_no_arrow
         assert "not yet meaningful" in text and "95% interval" in text
 
 
+@pytest.mark.slow
 async def test_runs_compare_in_words_opens_the_changed_images_and_rollback_keeps_results_fresh(ws, two_runs):
     a, b, labels = two_runs
     app = make_app(ws, ScriptedSource(frames()))

@@ -5,19 +5,21 @@ import urllib.error
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled, UserError
-from fingertui.export.build import export_model
-from fingertui.learn import backbones, features
-from fingertui.learn.heads import TrainConfig, fit_linear, fit_temperature, group_folds, logits, softmax, training_views
+from fingertui.export.build import export_torchscript
+from fingertui.learn import backbones, embeddings
+from fingertui.learn.checkpoint import Checkpoint, save_fields
+from fingertui.learn.fitting import TrainConfig
+from fingertui.learn.heads import fit_linear, fit_temperature, group_folds, logits, training_views
 from fingertui.learn.metrics import evaluate, mcnemar
-from fingertui.learn.model import Model, load_checkpoint, save_checkpoint
+from fingertui.learn.model import Model
+from fingertui.learn.pooling import softmax
 from fingertui.runs import records as runs
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 from tests.conftest import SHARED, finger_image, needs_shared, write_bars
 
 FAST = TrainConfig(views=1, max_epochs=40)
@@ -39,19 +41,21 @@ def dataset(store, bars, dev_backbone):
     return store
 
 
+@pytest.mark.slow
 def test_same_data_and_seed_give_the_same_run(dataset):
     a = train_run(dataset, backbone="dev-random", cfg=FAST)
     b = train_run(dataset, backbone="dev-random", cfg=FAST)
     assert a.data_hash == b.data_hash
     assert a.metrics["test"] == b.metrics["test"] and a.metrics["temperature"] == b.metrics["temperature"]
-    ca = load_checkpoint(dataset.ws.abs(a.checkpoint))["experts"]["image"]["head_state"]
-    cb = load_checkpoint(dataset.ws.abs(b.checkpoint))["experts"]["image"]["head_state"]
+    ca = Checkpoint.load(dataset.ws.abs(a.checkpoint)).experts["image"]["head_state"]
+    cb = Checkpoint.load(dataset.ws.abs(b.checkpoint)).experts["image"]["head_state"]
     assert all(np.array_equal(ca[k], cb[k]) for k in ca)
     assert [r["probs"] for r in runs.run_predictions(dataset, a.id)] == [
         r["probs"] for r in runs.run_predictions(dataset, b.id)
     ]
 
 
+@pytest.mark.slow
 def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset, tmp_path):
     first = train_run(dataset, backbone="dev-random", cfg=FAST)
     n_train, n_test = first.n_train, first.n_test
@@ -69,18 +73,19 @@ def test_second_training_embeds_nothing_and_new_captures_only_themselves(dataset
     assert third.metrics["embedded_new"] == expected
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_on_backbone_and_recipe(dataset, monkeypatch):
-    cache = features.EmbeddingCache(dataset)
+    cache = embeddings.EmbeddingCache(dataset)
     train_run(dataset, backbone="dev-random", cfg=FAST)
     before = cache.count("dev-random@seed0")
-    monkeypatch.setattr(features, "RECIPE_ID", "aug-changed")
+    monkeypatch.setattr(embeddings, "RECIPE_ID", "aug-changed")
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
     # Plain views are reused; every augmented view is recomputed under the new recipe.
     assert run.metrics["embedded_new"] == run.n_train * FAST.views
     assert cache.count("dev-random@seed0") == before + run.n_train * FAST.views
     # A different backbone finds nothing of the other's.
     bb = backbones.load("efficientnet-lite0")
-    emb = features.Embedder(dataset, bb)
+    emb = embeddings.Embedder(dataset, bb)
     sample = dataset.labelled()[0]
     emb.vectors([(sample.sha256, sample.path)], 0)
     assert emb.computed == 1 and cache.count(bb.id) == 1
@@ -133,24 +138,25 @@ def test_mcnemar_exact_on_a_hand_made_pair():
     assert mcnemar(a, a)["p_value"] == 1.0
 
 
+@pytest.mark.slow
 def test_refused_checkpoints(dataset, tmp_path, capsys):
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
     path = dataset.ws.abs(run.checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = Checkpoint.load(path).as_dict()
     other = tmp_path / "other.pt"
     experts = {**ckpt["experts"], "image": {**ckpt["experts"]["image"], "backbone": "efficientnet-lite0@00000000:b5g4"}}
-    save_checkpoint(other, {**ckpt, "experts": experts})
+    save_fields(other, {**ckpt, "experts": experts})
     with pytest.raises(UserError, match="trained on backbone efficientnet-lite0@00000000"):
         Model.from_checkpoint(other)
     # Same weights, run another way by an older fingertui (efficientnet-lite0 at 224 px):
     # say that, not "provide the same weights".
     older = backbones.load("efficientnet-lite0").id.replace(f"s{backbones.EFFNET_SIZE}", "")
     experts = {**ckpt["experts"], "image": {**ckpt["experts"]["image"], "backbone": older}}
-    save_checkpoint(other, {**ckpt, "experts": experts})
+    save_fields(other, {**ckpt, "experts": experts})
     with pytest.raises(UserError, match="older fingertui .*retrain") as e:
         Model.from_checkpoint(other)
     assert "--weights" not in str(e.value)
-    save_checkpoint(other, {**ckpt, "classes": [1, 2, 3, 4, 5]})
+    save_fields(other, {**ckpt, "classes": [1, 2, 3, 4, 5]})
     with pytest.raises(UserError, match="classes"):
         Model.from_checkpoint(other)
     path.write_bytes(path.read_bytes()[:100])  # truncated
@@ -159,7 +165,9 @@ def test_refused_checkpoints(dataset, tmp_path, capsys):
     assert "cannot be read" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypatch, tmp_path):
+    import torch
     from torchvision.models import resnet18
 
     def offline(*a, **k):
@@ -182,14 +190,17 @@ def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypa
         backbones.load("resnet18", weights_file=str(tmp_path / "bad.pth"))
 
 
+@pytest.mark.slow  # loading a backbone imports torch, even to refuse it
 def test_random_backbone_is_developer_only(monkeypatch):
     monkeypatch.delenv(backbones.ENV_DEV_RANDOM, raising=False)
+    monkeypatch.setattr(backbones, "_CACHE", {})  # as in a fresh process: none loaded yet
     with pytest.raises(UserError, match="development only"):
         backbones.load("dev-random")
     with pytest.raises(UserError, match="unknown backbone"):
         backbones.load("vgg16")
 
 
+@pytest.mark.slow
 def test_cancel_leaves_no_run_and_no_checkpoint(dataset):
     import threading
 
@@ -281,14 +292,17 @@ def test_group_folds_keep_groups_together():
         assert not held & rest
 
 
+@pytest.mark.slow
 def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
+    import torch
+
     run = train_run(dataset, backbone="dev-random", cfg=FAST)
-    pred = Model.from_checkpoint(dataset.ws.abs(run.checkpoint))
+    model = Model.from_checkpoint(dataset.ws.abs(run.checkpoint))
     dest = tmp_path / "model.pt"
-    meta = export_model(pred, dest, run.id)
+    meta = export_torchscript(model, dest, run.id)
     assert meta["classes"] == [0, 1, 2, 3, 4, 5]
     paths = [dataset.ws.abs(s.path) for s in dataset.labelled()[:5]]
-    ours = np.array([p.probs for p in pred.predict_paths(paths)])
+    ours = np.array([p.probs for p in model.predict_paths(paths)])
     extra = {"fingertui.json": ""}
     scripted = torch.jit.load(str(dest), _extra_files=extra)
     assert json.loads(extra["fingertui.json"])["run"] == run.id
@@ -305,6 +319,7 @@ def test_export_reproduces_fingertuis_probabilities(dataset, tmp_path):
     assert np.array_equal(ours.argmax(1), theirs.argmax(1))
 
 
+@pytest.mark.slow
 def test_cli_train_eval_predict_runs_json(dataset, capsys):
     home = ["--home", str(dataset.ws.root)]
 
@@ -335,6 +350,7 @@ def test_cli_train_eval_predict_runs_json(dataset, capsys):
     assert main([*home, "eval", "--run", "99"]) == 2
 
 
+@pytest.mark.slow
 def test_eval_on_external_folder_adds_nothing(dataset, bars, capsys):
     train_run(dataset, backbone="dev-random", cfg=FAST)
     before = dataset.count()

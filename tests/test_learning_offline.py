@@ -2,12 +2,15 @@
 fingertui learns to count drawn stand-in hands from a few examples."""
 
 import numpy as np
+import pytest
 
 from fingertui.data.importer import import_paths
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
+
+pytestmark = pytest.mark.slow
 
 
 def test_efficientnet_learns_to_count_held_out_drawn_hands(store, tmp_path):

@@ -16,6 +16,7 @@ from fingertui.learn.model import Prediction
 from fingertui.live.camera import ScriptedSource
 from fingertui.live.loop import Framing, LiveLoop, Step, place_square
 from fingertui.live.tracking import HandTracker
+from tests.helpers import wait_until
 from tests.test_pose import TWO
 from tests.test_tui import frames
 
@@ -185,6 +186,8 @@ def test_counter_and_app_frame_alike_the_whole_frame_when_no_hand() -> None:
     assert np.array_equal(framed.crop, shot)
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_run_shows_every_prediction_and_predicts_slower_while_told_to() -> None:
     loop = LiveLoop(ScriptedSource(frames(50), hold=False), Framing(follow=False), make_tracker=None)
     loop.model = Answers([1])
@@ -194,10 +197,8 @@ def test_run_shows_every_prediction_and_predicts_slower_while_told_to() -> None:
     thread = threading.Thread(target=loop.run, args=(lambda s: shown.append((time.monotonic(), s)), stop.is_set))
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(shown) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(shown) >= 5 and all(s.prediction.label == 1 for _, s in shown)
+        wait_until(lambda: len(shown) >= 5, 10, every=0.01)
+        assert all(s.prediction.label == 1 for _, s in shown)
     finally:
         stop.set()
         thread.join(5)
@@ -231,7 +232,7 @@ def trained(store, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     from fingertui.learn import backbones
     from fingertui.learn.heads import TrainConfig
     from fingertui.learn.model import Model
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
     from tests.conftest import write_bars
 
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
@@ -241,6 +242,8 @@ def trained(store, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     return Model.for_run(store, run.run)
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_a_trained_model_counts_the_tracked_hand_in_the_square(trained) -> None:  # noqa: ANN001
     from fingertui.live.loop import pose_tracker
     from tests.conftest import finger_image

@@ -18,9 +18,10 @@ from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn import nextday
 from fingertui.learn.pooling import novel_rows, pool_logits, softmax
-from fingertui.runs.pipeline import train
 from fingertui.runs.records import active_run, list_runs, set_active
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
+from tests.helpers import wait_for
 from tests.test_pose_pipeline import FAST, dev  # noqa: F401 — the fixture
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -103,6 +104,7 @@ def _two_sittings(store: Store, tmp_path: Path) -> None:
     import_paths(store, [_bars(tmp_path / "b", 8, 50)], session="day 2")
 
 
+@pytest.mark.slow
 def test_with_two_sessions_the_pooling_is_chosen_on_held_out_sessions(store, tmp_path, dev):  # noqa: F811
     _two_sittings(store, tmp_path)
     run = train(store, backbone="dev-random", cfg=FAST, flags=False).run
@@ -113,6 +115,7 @@ def test_with_two_sessions_the_pooling_is_chosen_on_held_out_sessions(store, tmp
     assert nd["starter"]["n"] == nd["n"] and nd["starter"]["starter_accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_with_one_session_the_finger_expert_keeps_its_weight_and_the_figure_says_same_sitting(
     store,
     tmp_path,
@@ -143,6 +146,7 @@ def test_floor_is_a_paired_comparison_on_the_same_images():
     assert not nextday.floor(y, starter, run, "x").held_back
 
 
+@pytest.mark.slow
 def test_a_run_worse_than_the_starter_is_held_back_until_the_user_activates_it(store, tmp_path, dev, monkeypatch):  # noqa: F811
     _two_sittings(store, tmp_path)
     good = train(store, backbone="dev-random", cfg=FAST, flags=False).run
@@ -163,6 +167,7 @@ def test_a_run_worse_than_the_starter_is_held_back_until_the_user_activates_it(s
     assert [r.id for r in list_runs(store)] == [good.id, bad.id]  # both kept and comparable
 
 
+@pytest.mark.slow
 def test_train_says_plainly_when_the_run_is_held_back(store, tmp_path, dev, monkeypatch, capsys):  # noqa: F811
     _two_sittings(store, tmp_path)
     monkeypatch.setattr(nextday, "floor", lambda y, p, s, where: nextday.Floor(len(y), 0, len(y), where))
@@ -220,6 +225,7 @@ def test_trained_on_one_wall_it_still_counts_a_three_shown_with_other_fingers(tm
     assert Workspace(home).root.exists()
 
 
+@pytest.mark.slow
 def test_a_photo_without_a_hand_says_why():
     from fingertui.learn.model import Model
 
@@ -232,6 +238,7 @@ def test_a_photo_without_a_hand_says_why():
     assert "show the whole hand" in flat.note
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATASETS / "hagrid-rooms").is_dir(), reason=f"real photos not found at {DATASETS}")
 def test_a_hand_in_a_dim_room_is_still_found():
     from PIL import Image
@@ -249,6 +256,7 @@ def test_a_hand_in_a_dim_room_is_still_found():
     assert found >= 5  # at 1/8 of its light the detector alone finds about 2 in 5
 
 
+@pytest.mark.slow
 async def test_the_app_keeps_its_model_and_says_so_when_a_run_is_worse_than_the_starter(
     ws,
     tmp_path,
@@ -273,13 +281,21 @@ async def test_the_app_keeps_its_model_and_says_so_when_a_run_is_worse_than_the_
         await pilot.pause()
         assert app.screen.query_one(CountsPanel)._args[-1] == 2  # the counts panel's sessions
         await pilot.press("t")
-        for _ in range(1200):
-            if isinstance(app.screen, ResultsScreen):
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
         await pilot.pause(0.2)
         box = str.maketrans("│╭╮╰╯─", "      ")  # the panel's frame, between wrapped lines
         shown = " ".join(visible(app.screen.query_one("#metrics", Static)).translate(box).split())
         assert "not yet better than the starter on a new sitting" in shown
         assert app.active is None  # still the starter, not the worse run
         assert any("not yet better than the starter" in n.message for n in app._notifications)
+
+
+def test_the_hand_counts_only_for_a_model_with_a_hand_expert_and_without_an_image_expert_no_hand_says_nothing():
+    z = np.log(np.array([[0.7, 0.1, 0.05, 0.05, 0.05, 0.05], [0.1, 0.1, 0.6, 0.1, 0.05, 0.05]]))
+    hand = np.array([True, False])
+    # Image expert alone: a found hand changes nothing, every row is the image at its temperature.
+    p = pool_logits(z, None, hand, {"image": 3.0}, 2.0)
+    assert np.allclose(p, softmax(z, 2.0))
+    # No image expert: the row without a hand is uniform, the other is the pose expert's.
+    p = pool_logits(None, z, hand, {"pose": 1.0}, 1.0)
+    assert np.allclose(p[0], softmax(z)[0]) and np.allclose(p[1], 1 / 6)

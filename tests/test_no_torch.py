@@ -14,6 +14,8 @@ import pytest
 from fingertui.learn import backbones, engine
 from tests.conftest import write_bars
 
+pytestmark = pytest.mark.slow
+
 # As if not installed: importing fails, and importlib.util.find_spec says "not found".
 HIDE = (
     "import importlib.abc, importlib.util, sys\n"
@@ -45,7 +47,6 @@ def test_the_shipped_trunk_is_the_weights_network():
     np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
 
 
-@pytest.mark.slow
 def test_train_and_predict_with_the_image_network_and_no_torch_installed(tmp_path):
     if backbones._gpu_possible():
         pytest.skip("a GPU may be present here: choosing the engine imports torch")

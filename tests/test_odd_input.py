@@ -14,9 +14,8 @@ from fingertui.data.store import Store, now_iso
 from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
 from fingertui.labels import try_parse_label
-from fingertui.learn import model as model_mod
+from fingertui.learn.checkpoint import FORMAT, META_KEY, Checkpoint, save_fields
 from fingertui.learn.linear import LinearHead
-from fingertui.learn.model import FORMAT, load_checkpoint, save_checkpoint
 from tests.conftest import noise_image, save
 from tests.test_bad_input import one_line_exit_2
 
@@ -77,7 +76,7 @@ def test_ids_beyond_sqlite_integers(home, capsys, argv):
 
 
 def test_train_seed_is_checked_before_training(home, capsys, monkeypatch):
-    import fingertui.runs.pipeline as pipeline
+    import fingertui.train.pipeline as pipeline
 
     def never(*a, **k):
         raise AssertionError("trained with a seed that cannot be recorded")
@@ -197,8 +196,8 @@ def checkpoint(**change) -> dict:
 
 
 def test_a_sound_checkpoint_loads(tmp_path):
-    save_checkpoint(tmp_path / "ok.npz", checkpoint())
-    assert load_checkpoint(tmp_path / "ok.npz")["weights"] == {"image": 1.0}
+    save_fields(tmp_path / "ok.npz", checkpoint())
+    assert Checkpoint.load(tmp_path / "ok.npz").weights == {"image": 1.0}
 
 
 @pytest.mark.parametrize(
@@ -216,9 +215,9 @@ def test_bad_pooling_weights_are_refused(tmp_path, change):
     ckpt = checkpoint(**change)
     if change["weights"] is None:
         del ckpt["weights"]
-    save_checkpoint(tmp_path / "bad.npz", ckpt)
+    save_fields(tmp_path / "bad.npz", ckpt)
     with pytest.raises(UserError, match="damaged"):
-        load_checkpoint(tmp_path / "bad.npz")
+        Checkpoint.load(tmp_path / "bad.npz")
 
 
 def test_nan_head_weights_are_refused(tmp_path):
@@ -226,9 +225,9 @@ def test_nan_head_weights_are_refused(tmp_path):
     state = ckpt["experts"]["image"]["head_state"]
     key = next(k for k, v in state.items() if isinstance(v, np.ndarray) and v.size)
     state[key] = np.full_like(state[key], np.nan, dtype=float)
-    save_checkpoint(tmp_path / "nan.npz", ckpt)
+    save_fields(tmp_path / "nan.npz", ckpt)
     with pytest.raises(UserError, match="damaged"):
-        load_checkpoint(tmp_path / "nan.npz")
+        Checkpoint.load(tmp_path / "nan.npz")
 
 
 def _bomb(path, n_bytes: int, declared: int | None = None) -> None:
@@ -239,7 +238,7 @@ def _bomb(path, n_bytes: int, declared: int | None = None) -> None:
     count = (declared if declared is not None else n_bytes) // 8
     np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (count,)})
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(f"{model_mod.META_KEY}.npy", meta.getvalue())
+        z.writestr(f"{META_KEY}.npy", meta.getvalue())
         with z.open("a0.npy", "w", force_zip64=True) as f:
             f.write(header.getvalue())
             chunk = bytes(1 << 20)
@@ -256,13 +255,13 @@ def test_a_zip_bomb_is_refused_before_it_is_read(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np.lib.format, "read_array", no_reading)
     with pytest.raises(UserError, match="too large"):
-        load_checkpoint(tmp_path / "bomb.npz")
+        Checkpoint.load(tmp_path / "bomb.npz")
 
 
 def test_an_array_header_larger_than_its_member_is_refused(tmp_path):
     _bomb(tmp_path / "liar.npz", 1 << 20, declared=1 << 40)
     with pytest.raises(UserError):
-        load_checkpoint(tmp_path / "liar.npz")
+        Checkpoint.load(tmp_path / "liar.npz")
 
 
 # --- environment ---------------------------------------------------------------------------

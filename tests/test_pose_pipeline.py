@@ -12,8 +12,9 @@ from fingertui.learn import backbones, streams
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
 from fingertui.review import active
-from fingertui.runs.pipeline import train
+from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
+from tests.helpers import wait_for
 
 FAST = TrainConfig(views=1, max_epochs=40)
 
@@ -30,6 +31,7 @@ def bars_store(store, tmp_path, dev):
     return store
 
 
+@pytest.mark.slow
 def test_pose_features_count_where_random_image_features_cannot(bars_store):
     pose = train(bars_store, features="pose", backbone="dev-random", cfg=FAST, flags=False).run
     both = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
@@ -41,6 +43,7 @@ def test_pose_features_count_where_random_image_features_cannot(bars_store):
     assert bars_store.landmarks.count("dev-standin-hands/1") == len(bars_store.labelled())
 
 
+@pytest.mark.slow
 def test_with_fingers_off_leaves_the_finger_expert_out_of_the_run_and_its_model(bars_store):
     """bench/learning_curve.py's "fused head alone": the same run without the finger-state expert."""
     off = train(bars_store, backbone="dev-random", cfg=FAST, flags=False, with_fingers=False).run
@@ -52,6 +55,7 @@ def test_with_fingers_off_leaves_the_finger_expert_out_of_the_run_and_its_model(
     assert off.metrics["test"]["accuracy"] >= 0.9  # the pose expert still counts
 
 
+@pytest.mark.slow
 def test_a_frame_without_a_hand_says_so_never_raises(bars_store):
     run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
     model = Model.for_run(bars_store, run)
@@ -65,6 +69,7 @@ def test_a_frame_without_a_hand_says_so_never_raises(bars_store):
     assert p.label is None and p.hand_found is False and p.unsure
 
 
+@pytest.mark.slow
 def test_no_hand_images_are_flagged_for_review(bars_store, tmp_path):
     import hashlib
 
@@ -84,6 +89,7 @@ def test_no_hand_images_are_flagged_for_review(bars_store, tmp_path):
     assert all("no-hand" not in it.reasons for it in others)
 
 
+@pytest.mark.slow
 def test_without_the_hand_detector_training_falls_back_to_the_image_in_one_line(store, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
@@ -96,6 +102,7 @@ def test_without_the_hand_detector_training_falls_back_to_the_image_in_one_line(
         train(store, features="pose", backbone="dev-random", cfg=FAST)
 
 
+@pytest.mark.slow
 def test_cli_features_pose_without_detector_is_one_line_exit_2(store, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     monkeypatch.setattr(streams, "pose_unavailable_reason", lambda: "No module named 'mediapipe'")
@@ -123,6 +130,7 @@ def test_a_fresh_workspace_counts_with_the_starter_model(store, tmp_path, dev, c
     assert all("starter model" in p["note"] and len(p["fingers"]) == 5 for p in out["predictions"])
 
 
+@pytest.mark.slow
 async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
     from fingertui.live.camera import ScriptedSource
     from fingertui.tui.app import make_app
@@ -131,10 +139,8 @@ async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
     frame = np.asarray(finger_image(2, 11).resize((320, 240)))
     app = make_app(ws, ScriptedSource([frame]))
     async with app.run_test(size=(140, 45)) as pilot:
-        for _ in range(2400):  # importing torch alone takes seconds on a busy machine
-            if app.screen.query_one(PredictionPanel).shown is not None:
-                break
-            await pilot.pause(0.05)
+        # Importing torch alone takes seconds on a busy machine.
+        await wait_for(pilot, lambda: app.screen.query_one(PredictionPanel).shown is not None, seconds=120)
         label, probs, unsure = app.screen.query_one(PredictionPanel).shown
         assert label == 2
         assert "starter model" in str(app.screen.query_one("#model").render())
@@ -142,6 +148,7 @@ async def test_the_app_counts_with_the_starter_before_any_training(ws, dev):
         assert ups is not None and [u > 0.5 for u in ups] == [False, True, True, False, False]
 
 
+@pytest.mark.slow
 def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
     from fingertui.learn import fingers
 
@@ -151,10 +158,28 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
 
     def up(self, F):  # the first sample's index finger reads 0.5: neither up nor down
         out = real(self, F)
-        if len(F) == len(bars_store.samples("excluded = 0")):
+        if len(F) == len(bars_store.samples(excluded=False)):
             out[0, 1] = 0.5
         return out
 
     monkeypatch.setattr(fingers.FingerHead, "up", up)
     active.recompute(bars_store, run)
     assert "finger-borderline" in bars_store.flags.open_for(target.id)
+
+
+@pytest.mark.slow
+def test_a_stored_photo_and_the_same_photo_from_its_file_are_seen_alike(bars_store):
+    """The features training saw of a stored image (through the caches) are the ones
+    predicting that image's file gives: what the model was checked on is what it answers."""
+    from fingertui.data.images import open_rgb
+
+    run = train(bars_store, features="both", backbone="dev-random", cfg=FAST, flags=False).run
+    model = Model.for_run(bars_store, run)
+    samples = bars_store.labelled()[::9]
+    stored = model.features_of_samples(bars_store, samples)
+    fresh = model.features_of_images([open_rgb(bars_store.ws.abs(s.path)) for s in samples])
+    assert stored.hand.all() and stored.hand.tolist() == fresh.hand.tolist()
+    assert stored.boxes == fresh.boxes
+    for stream in ("image", "pose", "fingers"):
+        assert np.array_equal(getattr(stored, stream), getattr(fresh, stream)), stream
+    assert np.array_equal(model.probs(stored), model.probs(fresh))

@@ -21,6 +21,7 @@ from fingertui.learn.model import Model
 from fingertui.live.camera import ScriptedSource
 from fingertui.tui.app import make_app, run_app
 from tests.conftest import noise_image, png_bytes
+from tests.helpers import wait_for
 from tests.test_tui import frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,16 +46,14 @@ def quit_when(app, ready):
     pressed = {}
 
     async def pilot(p):
-        for _ in range(600):
-            if ready():
-                break
-            await p.pause(0.05)
+        await wait_for(p, ready)
         pressed["at"] = time.monotonic()
         await p.press("q")
 
     return pilot, pressed
 
 
+@pytest.mark.slow
 def test_quit_does_not_wait_for_a_model_still_loading(ws, monkeypatch):
     # A model that takes long to load (importing torch took 10 s on a busy machine) used to
     # hold the quit until it had loaded: Textual joined every worker thread on the way out.
@@ -96,8 +95,9 @@ def test_closing_the_store_lets_a_write_under_way_finish(ws):
     assert [s.label for s in Store(ws).samples()] == [4]
 
 
+@pytest.mark.slow
 def test_quit_during_training_waits_for_it_to_store_what_it_computed(ws, monkeypatch):
-    from fingertui.runs import pipeline
+    from fingertui.train import pipeline
 
     store = Store(ws)
     for seed in range(3):
@@ -121,10 +121,7 @@ def test_quit_during_training_waits_for_it_to_store_what_it_computed(ws, monkeyp
     async def pilot(p):
         await p.pause()
         await p.press("t")
-        for _ in range(600):
-            if started.is_set():
-                break
-            await p.pause(0.05)
+        await wait_for(p, started.is_set)
         await p.press("q")
 
     assert run_app(app, headless=True, auto_pilot=pilot) == 0

@@ -278,6 +278,7 @@ def test_sqlite_advice_names_the_cause(err, says, restore):
     assert ("--restore" in text) == restore
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 and sys.platform != "linux", reason="needs setrlimit")
 def test_file_size_limit_is_not_called_corruption(home, tmp_path):
     more = tmp_path / "more"

@@ -74,5 +74,5 @@ def test_reviewing_a_take_answers_every_frame_of_it(store, monkeypatch):
     monkeypatch.setattr(store.flags, "open_with_samples", lambda: rows)
     [item] = active.queue(store, diversity=False)
     for sid in [item.sample_id, *item.hold]:
-        active.resolve(store, sid, "relabel", 0)
+        active.apply_action(store, sid, "relabel", 0)
     assert {store.get(s.id).label for s in hold} == {0}

@@ -168,3 +168,25 @@ def test_set_label_records_events_and_gives_split_once(store):
     assert s.split == "test"  # a split, once given, never changes
     changes = [(e["old"], e["new"]) for e in store.label_events(s.id) if e["kind"] == "label"]
     assert changes == [(None, 4), (4, 2)]
+
+
+def test_samples_filter_by_label_split_and_exclusion_and_has_knows_the_ids(store):
+    three = add(store, 1, label=3, split="train").sample
+    test = add(store, 2, label=3, split="test").sample
+    four = add(store, 3, label=4, split="train").sample
+    loose = add(store, 4, label=None, split=None).sample
+    store.set_excluded(four.id, True)
+
+    def ids(samples):
+        return [s.id for s in samples]
+
+    assert ids(store.samples()) == [three.id, test.id, four.id, loose.id]  # by id
+    assert ids(store.samples(label=3)) == [three.id, test.id]
+    assert ids(store.samples(label=3, split="test")) == [test.id]
+    assert ids(store.samples(unlabelled=True)) == [loose.id]
+    assert ids(store.samples(excluded=True)) == [four.id]
+    assert ids(store.samples(excluded=False, split="train")) == [three.id]
+    assert ids(store.labelled()) == [three.id, test.id]  # labelled, split, not excluded
+    assert store.has(loose.id) and not store.has(loose.id + 100) and not store.has(2**64)
+    store.delete(loose.id)
+    assert not store.has(loose.id)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fingertui.data.store import Store
 from fingertui.live.camera import ScriptedSource
 from fingertui.review import active
@@ -15,8 +17,10 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel
 from tests.conftest import noise_image, png_bytes
+from tests.helpers import wait_for
 from tests.test_tui import frames
-from tests.test_tui_loop import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +76,7 @@ async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):
         sid = screen.current.sample_id
         before = app.capture_screen.query_one(CountsPanel).shown[2]
         other = Store(runs_ws)
-        active.resolve(other, sid, "confirm")
+        active.apply_action(other, sid, "confirm")
         await wait_for(pilot, lambda: sid not in [it.sample_id for it in screen.items], seconds=15)
         assert len(screen.items) == n - 1
         assert f"{n - 1} left" in str(screen.query_one("#counter").render())

@@ -12,11 +12,14 @@ from fingertui.data.store import Store
 from fingertui.errors import Cancelled, UserError
 from fingertui.learn import backbones
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.process import train_in_child
 from fingertui.runs.records import active_run, list_runs
+from fingertui.train.process import train_in_child
 from fingertui.tui.app import make_app, run_app
 from tests.conftest import write_bars
+from tests.helpers import wait_for
 from tests.test_tui import frames
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -74,10 +77,11 @@ async def test_the_app_trains_in_a_child_and_shows_the_run(bars):
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
         await pilot.press("t")
-        for _ in range(2400):
-            if isinstance(app.screen, ResultsScreen) and any(t.row_count for t in app.screen.query("#matrix")):
-                break
-            await pilot.pause(0.05)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, ResultsScreen) and any(t.row_count for t in app.screen.query("#matrix")),
+            seconds=120,
+        )
         await pilot.pause()
         assert isinstance(app.screen, ResultsScreen)
         assert app.active is not None and app.active.id == 1 and not app.training
@@ -89,10 +93,7 @@ def test_quit_while_a_child_trains_ends_it_and_keeps_the_store_whole(bars):
     async def pilot(p):
         await p.pause()
         await p.press("t")
-        for _ in range(600):
-            if app._last_progress is not None and app._last_progress[0] != "loading model":
-                break
-            await p.pause(0.05)
+        await wait_for(p, lambda: app._last_progress is not None and app._last_progress[0] != "loading model")
         await p.press("q")
 
     t0 = time.monotonic()

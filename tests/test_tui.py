@@ -9,11 +9,12 @@ from fingertui.learn import backbones
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
 from fingertui.live.camera import DemoSource, ScriptedSource, crop_square, open_source
-from fingertui.runs.pipeline import train_run
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import finger_image, write_bars
+from tests.helpers import wait_for
 
 
 async def stored(app) -> None:  # noqa: ANN001
@@ -31,6 +32,7 @@ def frames(n=6, seed=0):
     ]
 
 
+@pytest.mark.slow
 async def test_digit_captures_the_square_with_that_label(ws):
     shots = frames()
     app = make_app(ws, ScriptedSource(shots))
@@ -51,6 +53,7 @@ async def test_digit_captures_the_square_with_that_label(ws):
         assert np.array_equal(np.asarray(Image.open(ws.abs(s5.path))), crop_square(shots[1], 0.55, mirror=False))
 
 
+@pytest.mark.slow
 async def test_space_stores_unlabelled_and_undo_removes_it_exactly(ws):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -66,6 +69,7 @@ async def test_space_stores_unlabelled_and_undo_removes_it_exactly(ws):
         assert app.store.count() == 0 and not path.exists()
 
 
+@pytest.mark.slow
 async def test_burst_stores_eight_distinct_frames_in_one_group(ws):
     # 120 distinct frames, one per read: the 8 captures over 2 s each get a new frame.
     app = make_app(ws, ScriptedSource(frames(120), hold=False))
@@ -73,12 +77,7 @@ async def test_burst_stores_eight_distinct_frames_in_one_group(ws):
         await pilot.pause()
         await pilot.press("b", "2")
         done = f"burst: {BURST_FRAMES} frames captured as 2"
-        for _ in range(400):  # wait for the burst's own "done" notice, not a fixed sleep
-            if any(done in str(n.message) for n in app._notifications):
-                break
-            await pilot.pause(0.05)
-        else:
-            raise AssertionError("the burst never finished")
+        await wait_for(pilot, lambda: any(done in str(n.message) for n in app._notifications))
         samples = app.store.samples()
         assert len(samples) == BURST_FRAMES and {s.label for s in samples} == {2}
         assert len({s.sha256 for s in samples}) == BURST_FRAMES  # eight different frames, none dropped
@@ -93,13 +92,11 @@ def test_missing_camera_falls_back_to_demo_with_a_notice():
         src.close()
 
 
+@pytest.mark.slow
 async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
     app = make_app(ws, "webcam:9")
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(200):
-            await pilot.pause(0.05)
-            if any("demo" in str(n.message) for n in app._notifications):
-                break
+        await wait_for(pilot, lambda: any("demo" in str(n.message) for n in app._notifications))
         assert isinstance(app.source, DemoSource)
         assert any("demo" in str(n.message) for n in app._notifications)
         assert "does not see it" in (app.pose_note or "")  # the drawn hand: pose says it is off
@@ -108,6 +105,7 @@ async def test_app_starts_on_demo_when_no_camera_and_says_so(ws):
         assert app.store.count() == 1
 
 
+@pytest.mark.slow
 async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
     from fingertui.data.store import Store
@@ -120,15 +118,14 @@ async def test_prediction_panel_shows_the_active_runs_probabilities(ws, tmp_path
     expected = Model.from_checkpoint(ws.abs(run.checkpoint)).predict_image(crop_square(frame, 0.6, True))
     app = make_app(ws, ScriptedSource([frame]))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(2400):  # the model and the hand tracker load first; slow on a busy machine
-            await pilot.pause(0.05)
-            if app.screen.query_one(PredictionPanel).shown is not None:
-                break
+        # The model and the hand tracker load first: slow on a busy machine.
+        await wait_for(pilot, lambda: app.screen.query_one(PredictionPanel).shown is not None, seconds=120)
         label, probs, unsure = app.screen.query_one(PredictionPanel).shown
         assert label == expected.label and probs == pytest.approx(expected.probs, abs=1e-5)
         assert f"run {run.id}" in str(app.screen.query_one("#model").render())
 
 
+@pytest.mark.slow
 async def test_help_screen_lists_the_keys(ws):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -141,6 +138,7 @@ async def test_help_screen_lists_the_keys(ws):
         assert app.screen.__class__.__name__ == "CaptureScreen"
 
 
+@pytest.mark.slow
 async def test_help_opened_and_closed_leaves_the_capture_screen_as_it_was(ws):
     import gc
 
@@ -173,6 +171,7 @@ async def test_help_opened_and_closed_leaves_the_capture_screen_as_it_was(ws):
         assert live_caches() <= caches + 5
 
 
+@pytest.mark.slow
 async def test_capture_keys_are_commands_in_the_palette(ws):
     app = make_app(ws, ScriptedSource(frames()))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -191,6 +190,7 @@ async def test_capture_keys_are_commands_in_the_palette(ws):
         assert [s.label for s in app.store.samples()] == [3]
 
 
+@pytest.mark.slow
 async def test_every_screens_keys_are_commands_in_the_palette(ws):
     from fingertui.tui.screens.results import ResultsScreen
     from fingertui.tui.screens.review import ReviewScreen
@@ -239,6 +239,7 @@ async def test_training_bar_shows_phase_progress_and_hides():
         assert not bar.display
 
 
+@pytest.mark.slow
 async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monkeypatch):
     # The stand-in detector finds a synthetic hand in any non-blank frame (landmarks in
     # the image's middle-left, fingertips high): the square must move onto it.
@@ -248,10 +249,7 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen = app.capture_screen
-        for _ in range(100):
-            if app.track is not None and app.track.box is not None:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: app.track is not None and app.track.box is not None)
         box = app.track.box
         assert box != app.framing.square(wide[0].shape, None)  # not the fixed centred square
         assert "follows the hand" in screen.square_words()
@@ -261,11 +259,7 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
             pic = screen.query_one("#camera").picture
             return 0 if pic is None else int(((np.asarray(pic) == (0, 200, 255)).all(axis=2)).sum())
 
-        for _ in range(200):  # until the next frame is drawn with it, not a fixed wait
-            if skeleton_pixels() > 20:
-                break
-            await pilot.pause(0.05)
-        assert skeleton_pixels() > 20
+        await wait_for(pilot, lambda: skeleton_pixels() > 20)  # the next frame is drawn with it
         await pilot.press("4")
         await stored(app)
         [s] = app.store.samples()
@@ -278,6 +272,7 @@ async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monke
         assert "fixed square" in screen.square_words()
 
 
+@pytest.mark.slow
 async def test_no_hand_in_view_is_said_live(ws, monkeypatch):
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")
     blank = [np.full((240, 320, 3), 90, np.uint8)]
@@ -289,6 +284,7 @@ async def test_no_hand_in_view_is_said_live(ws, monkeypatch):
         assert "no hand in view" in app.capture_screen.square_words()
 
 
+@pytest.mark.slow
 async def test_the_status_line_takes_the_rows_its_words_need(ws):
     # It is redrawn in place every second; the screen is laid out again only when the
     # number of rows changes, and then it must be.

@@ -2,6 +2,7 @@
 in the toast, the big predicted digit, labelling before any model exists."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fingertui.learn.model import Model
@@ -11,6 +12,7 @@ from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
 from tests.conftest import finger_image
+from tests.helpers import wait_for
 from tests.test_tui import stored
 
 
@@ -42,14 +44,7 @@ def screen_text(widget) -> str:  # noqa: ANN001
     return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
 
 
-async def wait_for(pilot, cond, tries: int = 400) -> None:  # noqa: ANN001
-    for _ in range(tries):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out")
-
-
+@pytest.mark.slow
 async def test_holding_a_digit_records_steadily_with_a_live_counter_and_u_takes_the_hold_back(ws):
     app = make_app(ws, ScriptedSource(frames(70)))
     toasts(app)
@@ -84,6 +79,7 @@ async def test_holding_a_digit_records_steadily_with_a_live_counter_and_u_takes_
         assert not any(ws.abs(s.path).exists() for s in held)
 
 
+@pytest.mark.slow
 async def test_a_still_picture_is_not_stored_twice_and_the_app_says_so(ws):
     app = make_app(ws, ScriptedSource(frames(1)))  # a paused camera: the same frame every time
     toasts(app)
@@ -105,6 +101,7 @@ async def test_a_still_picture_is_not_stored_twice_and_the_app_says_so(ws):
         assert any(t.startswith(f"this frame is already stored as sample {s.id}") for t in toasts(app))
 
 
+@pytest.mark.slow
 async def test_u_after_a_burst_takes_back_the_whole_burst(ws):
     app = make_app(ws, ScriptedSource(frames(120), hold=False))
     toasts(app)
@@ -121,6 +118,7 @@ async def test_u_after_a_burst_takes_back_the_whole_burst(ws):
         assert any(f"took back the last {BURST_FRAMES} captures (2)" in t for t in toasts(app))
 
 
+@pytest.mark.slow
 async def test_keys_are_answered_while_a_capture_is_being_stored(ws):
     import threading
 
@@ -147,6 +145,7 @@ async def test_keys_are_answered_while_a_capture_is_being_stored(ws):
         assert s.label == 4 and any(t.startswith(f"captured sample {s.id} as 4") for t in toasts(app))
 
 
+@pytest.mark.slow
 async def test_the_capture_toast_names_the_sample_id(ws):
     app = make_app(ws, ScriptedSource(frames(3)))
     toasts(app)
@@ -201,6 +200,7 @@ def test_unlabelled_items_exist_before_any_run(store):
     assert [it.sample_id for it in items] == [a.id] and items[0].suggested is None and items[0].label is None
 
 
+@pytest.mark.slow
 async def test_review_without_a_run_shows_unlabelled_captures_with_the_starters_count(ws, monkeypatch):
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # the stand-in hand detector: the starter runs
     shots = [np.asarray(finger_image(k, 30 + k).resize((320, 240))) for k in (2, 4)]

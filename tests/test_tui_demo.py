@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fingertui.tui.app import make_app
 from fingertui.tui.widgets.panels import PredictionPanel
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
 
 
 async def test_demo_says_plainly_what_the_starter_cannot_see(ws):
     app = make_app(ws, "demo")
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(100):
-            if not app.model_loading:
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: not app.model_loading)
         await pilot.pause(0.5)  # frames come in: no prediction is shown over the story
         box = str(app.screen.query_one("#model").render())
         panel = app.screen.query_one(PredictionPanel)

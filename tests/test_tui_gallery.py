@@ -1,6 +1,7 @@
 """The gallery: one class as thumbnails (own captures first), relabel, delete, undo."""
 
 import numpy as np
+import pytest
 
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
@@ -10,6 +11,8 @@ from fingertui.tui.screens.gallery import GalleryScreen
 from fingertui.tui.widgets.gallery import THUMB_H, THUMB_W, TILE_W, Gallery
 from tests.conftest import noise_image, save
 from tests.test_tui import stored
+
+pytestmark = pytest.mark.slow
 
 RED, BLUE = (224, 32, 32), (32, 48, 224)
 

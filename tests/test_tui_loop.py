@@ -12,15 +12,18 @@ from fingertui.data.store import Store
 from fingertui.learn import backbones
 from fingertui.learn.heads import TrainConfig
 from fingertui.live.camera import ScriptedSource
-from fingertui.runs.pipeline import train_run
 from fingertui.runs.records import active_run, compare, describe_comparison, list_runs
+from fingertui.train.pipeline import train_run
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.results import ResultsScreen
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.screens.runs import RunsScreen
 from fingertui.tui.widgets.panels import TrainingBar
 from tests.conftest import finger_image, write_bars
+from tests.helpers import wait_for
 from tests.test_tui import frames
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -41,18 +44,10 @@ def app_for(ws, train_in=None):
     return make_app(ws, ScriptedSource(frames()), backbone="dev-random", train_in=train_in)
 
 
-async def wait_for(pilot, cond, seconds=60.0):
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
-
-
 async def test_relabel_in_review_writes_an_event_and_undo_reverts_it(bars_ws):
     store = Store(bars_ws)
     train_run(store, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))
-    [u] = store.samples("label IS NULL")
+    [u] = store.samples(unlabelled=True)
     app = app_for(bars_ws)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("r")
@@ -107,16 +102,16 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
 
 
 async def test_cancelled_training_leaves_no_run_behind(bars_ws, monkeypatch):
-    from fingertui.learn import features
+    from fingertui.learn import embeddings
 
     # Slow the embedding down so that esc surely arrives while the run is still going.
-    slow = features.Embedder._embed_batch
+    slow = embeddings.Embedder._embed_batch
 
     def slower(self, *a, **k):
         time.sleep(0.05)
         return slow(self, *a, **k)
 
-    monkeypatch.setattr(features.Embedder, "_embed_batch", slower)
+    monkeypatch.setattr(embeddings.Embedder, "_embed_batch", slower)
     app = app_for(bars_ws, train_in="thread")  # the slowed embedder is this process's
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.pause()
@@ -148,7 +143,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         await pilot.pause()
         assert app.active.id == first.id and active_run(app.store).id == first.id
         await wait_for(pilot, lambda: app.predictor is not None)
-        assert app.predictor.meta["metrics"] == json.loads(
+        assert app.predictor.checkpoint.metrics == json.loads(
             json.dumps({"accuracy": first.metrics["test"]["accuracy"], "ece": first.metrics["test"]["ece"]})
         )
         await pilot.press("escape")
@@ -158,7 +153,7 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
 
 
 async def test_review_says_why_a_label_looks_wrong_and_a_confirmation_survives_retraining(bars_ws, monkeypatch):
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     monkeypatch.setenv("FINGERTUI_DEV_HANDS", "1")  # the default features: image, hand pose, finger count
     store = Store(bars_ws)

@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import noise_image, save
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,19 +75,17 @@ class Pty:
                 self.out += chunk
 
     def wait_for(self, *needles: bytes, timeout: float = 120.0, start: int = 0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def seen() -> bool:
             with self._lock:
-                seen = bytes(self.out[start:])
-            if all(n in seen for n in needles):
-                return True
-            if self.proc.poll() is not None:
-                time.sleep(0.3)  # the last bytes may still be in the pty
-                with self._lock:
-                    seen = bytes(self.out[start:])
-                return all(n in seen for n in needles)
-            time.sleep(0.1)
-        return False
+                return all(n in self.out[start:] for n in needles)
+
+        try:
+            wait_until(lambda: seen() or self.proc.poll() is not None, timeout, every=0.1)
+        except AssertionError:
+            return False
+        if not seen():
+            time.sleep(0.3)  # the process ended: its last bytes may still be in the pty
+        return seen()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -113,15 +114,19 @@ def test_screen_and_quit_reach_the_terminal_while_descriptor_2_is_muted(tmp_path
 # --- tmux: what a user sees ------------------------------------------------------------
 
 
+# A tmux server of this test process's own: tests on other pytest-xdist workers (and the
+# user's own sessions) never share it.
+TMUX = ["tmux", "-L", f"fingertui-test-{os.getpid()}"]
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen_of(session: str) -> list[str]:
     return tmux("capture-pane", "-p", "-t", session).splitlines()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_tmux(tmp_path, size):
@@ -148,30 +153,23 @@ def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_t
     )
     tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), cmd)
     try:
-        deadline = time.monotonic() + 120
-        lines: list[str] = []
         # Whole once the status line says how fast frames come (the live loop and the
         # detector have started by then: the window in which the screen used to be lost).
-        while time.monotonic() < deadline:
+        def started() -> bool:
             lines = screen_of(session)
-            if any("fps" in ln for ln in lines) and any("predictions/s" in ln or "fixed" in ln for ln in lines):
-                break
-            time.sleep(0.5)
+            return any("fps" in ln for ln in lines) and any("predictions/s" in ln or "fixed" in ln for ln in lines)
+
+        wait_until(started, 120, every=0.5)
         time.sleep(3)  # the detector's start-up and its lingering mute are over by now
         lines = screen_of(session)
         assert "fingertui" in lines[0], f"no title bar: {lines[0]!r}"
         assert "quit" in lines[-1] or "capture" in lines[-1], f"no footer: {lines[-1]!r}"
         tmux("send-keys", "-t", session, "t")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("esc cancels" in ln for ln in screen_of(session)):
-            time.sleep(0.2)
-        assert any("esc cancels" in ln for ln in screen_of(session)), "the training bar never showed"
+        wait_until(lambda: any("esc cancels" in ln for ln in screen_of(session)), 30, every=0.2)
         time.sleep(1.5)
         tmux("send-keys", "-t", session, "q")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("EXITED" in ln for ln in screen_of(session)):
-            time.sleep(0.3)
+        wait_until(lambda: any("EXITED" in ln for ln in screen_of(session)), 30, every=0.3)
         flags = tmux("display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{cursor_flag}").split()
         assert flags == ["0", "0", "1"], f"terminal left in app mode (alternate, mouse, cursor): {flags}"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)

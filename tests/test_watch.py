@@ -9,7 +9,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.realdata import DIGITS, needs_datasets, photos, trained_workspace
+
+pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "fingertui"]
 

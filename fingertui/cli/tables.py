@@ -22,7 +22,7 @@ MIN_WRAPPED = 8  # a wrapped column narrower than this is unreadable
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-def safe_text(text: object) -> str:
+def safe_text(text: str) -> str:
     """User text (a file name) as it may be printed: unsafe characters shown escaped."""
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(text))
 

@@ -42,13 +42,13 @@ def listing(
         from fingertui.errors import UserError
 
         raise UserError(f"unknown split {split!r}: use {' or '.join(SPLITS)}")
-    return store.find(label=label, unlabelled=unlabelled, split=split)
+    return store.samples(label=label, unlabelled=unlabelled, split=split)
 
 
 def gallery(store: Store, label: int | None) -> list[Sample]:
     """One class as the gallery shows it (``None``: the unlabelled ones): the user's own
     captures first, newest first (what was just taken is what gets pruned), then the
     imported images in the order they came."""
-    samples = store.find(label=label, unlabelled=label is None)
+    samples = store.samples(label=label, unlabelled=label is None)
     own = sorted((s for s in samples if s.source == CAPTURED), key=lambda s: -s.id)
     return own + [s for s in samples if s.source != CAPTURED]

@@ -209,7 +209,7 @@ def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix
         if ws.rel(f) not in recorded:
             report.orphan_models.append(ws.rel(f))
             if fix:
-                dest = ws.trash_dir / "models" / f.name
+                dest = ws.trashed_models_dir / f.name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(f, dest)
                 report.models_moved.append(ws.rel(dest))
@@ -226,7 +226,7 @@ def _scan_locked(store: Store, report: DoctorReport, bad: dict[int, str], *, fix
 
 def quarantine(ws: Workspace, files: list[Path], reason: str) -> list[str]:
     """Move files into a new ``data/quarantine/<time>/`` folder with a manifest."""
-    folder = ws.quarantine_dir / _stamp()
+    folder = ws.quarantine_batch(_stamp())
     entries, moved = [], []
     for f in files:
         rel = f.relative_to(ws.images_dir) if f.is_relative_to(ws.images_dir) else Path(f.name)
@@ -303,7 +303,7 @@ def _to_trash(ws: Workspace, f: Path) -> None:
     """Set a quarantined file aside in ``data/trash/quarantine/``, under its path in the
     quarantine (two ``notes.txt`` in two folders stay two files)."""
     rel = f.relative_to(ws.quarantine_dir) if f.is_relative_to(ws.quarantine_dir) else Path(f.name)
-    dest = ws.trash_dir / "quarantine" / rel
+    dest = ws.trashed_quarantine_dir / rel
     k = 0
     while dest.exists() or dest.is_symlink():  # never over a file set aside before
         k += 1
@@ -316,7 +316,7 @@ def set_index_aside(ws: Workspace) -> Path | None:
     """Move the current index (and its WAL files) aside, never deleting it."""
     if not ws.db_path.exists():
         return None
-    aside = ws.db_dir / f"fingertui.db.replaced-{_stamp()}"
+    aside = ws.replaced_index(_stamp())
     for suffix in ("", "-wal", "-shm"):
         src = Path(f"{ws.db_path}{suffix}")
         if src.exists():

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fingertui.data.store import Store, atomic_write
+from fingertui.data.store import Sample, Store, atomic_write
 from fingertui.errors import UnsafePath, UserError
 
 
@@ -35,10 +35,10 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
     refused = []
     samples = store.samples()
 
-    def folder(s: object) -> Path:
+    def folder(s: Sample) -> Path:
         return Path("unlabeled") if s.label is None else Path(s.split or "train") / str(s.label)
 
-    def original(s: object) -> str | None:
+    def original(s: Sample) -> str | None:
         """The imported file's own name (its stored extension), or None for a capture."""
         if not s.origin or s.origin.startswith("quarantine:"):
             return None
@@ -63,8 +63,7 @@ def export_dataset(store: Store, dest: Path) -> ExportReport:
             continue
         sub = folder(s)
         name = original(s)
-        unique = name is not None and taken[sub / name.lower()] == 1
-        rel = sub / (name if unique else src.name)
+        rel = sub / (name if name is not None and taken[sub / name.lower()] == 1 else src.name)
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -150,8 +150,8 @@ def _decode_open(img: Image.Image, name: str, max_side: int, want_taken: bool) -
 def _taken(exif: Image.Exif | None) -> float | None:
     """The camera's capture time as seconds on the camera's own clock, or None: the main
     IFD's DateTime (already parsed, and cameras write the shot's time there), else the Exif
-    sub-IFD's DateTimeOriginal + SubSecTimeOriginal (parsing that sub-IFD cost 14 ms per
-    sign-digits photo, so only when needed). A file's mtime is no use: copying resets it."""
+    sub-IFD's DateTimeOriginal + SubSecTimeOriginal (parsing that sub-IFD is slow, so only
+    when needed). A file's mtime is no use: copying resets it."""
     if exif is None:
         return None
     try:
@@ -173,16 +173,16 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         a = np.asarray(img).astype(np.uint16, copy=False)
         return Image.fromarray((a >> 8).astype(np.uint8), "L")
     if img.mode == "I":
-        a = np.asarray(img)
-        top = int(a.max()) if a.size else 0
+        ints = np.asarray(img)
+        top = int(ints.max()) if ints.size else 0
         # PNG and TIFF hand 16-bit data over as I; true 8-bit data in I stays as it is.
-        a = np.clip(a, 0, 65535) >> 8 if top > 255 else np.clip(a, 0, 255)
-        return Image.fromarray(a.astype(np.uint8), "L")
+        ints = np.clip(ints, 0, 65535) >> 8 if top > 255 else np.clip(ints, 0, 255)
+        return Image.fromarray(ints.astype(np.uint8), "L")
     if img.mode == "F":
-        a = np.nan_to_num(np.asarray(img, dtype=np.float32))
-        top = float(a.max()) if a.size else 0.0
-        a = a * 255.0 if top <= 1.0 else a * (255.0 / top) if top > 255 else a
-        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
+        floats = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        peak = float(floats.max()) if floats.size else 0.0
+        floats = floats * 255.0 if peak <= 1.0 else floats * (255.0 / peak) if peak > 255 else floats
+        return Image.fromarray(np.clip(floats, 0, 255).astype(np.uint8), "L")
     if img.mode == "1":
         return img.convert("L")
     if img.mode in ("P", "PA"):

@@ -8,7 +8,7 @@ label folder are groups (one capture session), kept together in one split.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from fingertui.data.store import Store, sha256_bytes
 from fingertui.data.store.util import sha256_file, walk_files
 from fingertui.errors import UserError
 from fingertui.labels import ACCEPTED, try_parse_label
+from fingertui.progress import Progress
 
 SPLIT_FOLDERS = {"train": "train", "val": "train", "valid": "train", "validation": "train", "test": "test"}
 UNLABELED_FOLDERS = {"unlabeled", "unlabelled"}
 SKIPPED_SHOWN = 5
+IMPORTING = "importing"  # the phase import_paths reports progress in
 
 
 @dataclass
@@ -89,7 +91,7 @@ def burst_hints(loaded: list[tuple[FileEntry, LoadedImage]]) -> list[str | None]
     """A burst hint for each unlabelled image, from the cameras' capture times (EXIF):
     consecutive shots no more than ``BURST_GAP_S`` apart share one. (Labelled folders keep
     their sub-folder and near-duplicate groups, so the splits of an existing labelled set
-    do not move; 225 of sign-digits' 1,236 time gaps are under 2 s.)"""
+    do not move.)"""
     hints: list[str | None] = [None] * len(loaded)
     timed = sorted(
         (img.taken, k)
@@ -209,11 +211,12 @@ def import_paths(
     unlabeled: bool = False,
     skip_unknown: bool = False,
     session: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import images into the store; returns what was added, duplicated and skipped.
     ``session`` names the sitting they were taken in; without it the cameras' capture times
-    split them into sessions (sessions.py), else the import is one session."""
+    split them into sessions (sessions.py), else the import is one session. ``progress``
+    hears ("importing", step, steps): two steps an image, reading it and storing it."""
     from fingertui.data import sessions as sessions_mod
 
     session = sessions_mod.clean_name(session) if session is not None else None
@@ -241,7 +244,7 @@ def import_paths(
                 seen.add(img.sha256)
                 loaded.append((entry, img))
         if progress:
-            progress(k + 1, total)
+            progress(IMPORTING, k + 1, total)
     bursts = burst_hints(loaded)
     items = [
         splits.Item(e.label, img.phash, e.group_hint or burst, e.split, img.sha256)
@@ -285,9 +288,9 @@ def import_paths(
             lab = "unlabeled" if entry.label is None else str(entry.label)
             report.per_label_split[(lab, split or "-")] += 1
         if progress:
-            progress(len(entries) + k + 1, total)
+            progress(IMPORTING, len(entries) + k + 1, total)
     if report.added:
         store.backup("import")
     if progress:
-        progress(total, total)
+        progress(IMPORTING, total, total)
     return report

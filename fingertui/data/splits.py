@@ -18,8 +18,8 @@ from PIL import Image
 
 TEST_FRACTION = 0.2
 # Hamming distance (of 64 bits) at or below which two images count as near-identical.
-# On the shared sign-digits photos 102 pairs sit at <= 6 bits (its README reports about
-# 100 near-duplicate pairs); some are merely similar poses on the same wall. Grouping too
+# On the shared sign-digits photos it pairs about as many images as the dataset's README
+# counts near-duplicates; some are merely similar poses on the same wall. Grouping too
 # much only costs a little stratification; grouping too little leaks test images.
 PHASH_NEAR_BITS = 6
 
@@ -115,7 +115,7 @@ def plan(
     stored = [e for e in existing if e.phash and e.group_key]
     joined: dict[int, Existing] = {}
     if stored:
-        old_h = _as_uint64([e.phash for e in stored])  # type: ignore[misc]
+        old_h = _as_uint64([phash for e in stored if (phash := e.phash)])
         for start in range(0, n, 1024):
             d = hamming(new_h[start : start + 1024], old_h)
             best = d.argmin(axis=1)
@@ -138,11 +138,11 @@ def plan(
         if olds:
             key = olds[0].group_key or ""
         else:
-            hints = sorted({items[i].group_hint for i in members if items[i].group_hint})
+            hints = sorted({hint for i in members if (hint := items[i].group_hint)})
             key = hints[0] if hints else "img:" + min(items[i].content_key or items[i].phash for i in members)
         preserved = [items[i].preserved_split for i in members if items[i].preserved_split]
         fixed = next((e.split for e in olds if e.split), None)
-        for hint in sorted({items[i].group_hint for i in members if items[i].group_hint in stored_split}):
+        for hint in sorted({h for i in members if (h := items[i].group_hint) is not None and h in stored_split}):
             key, fixed = hint, fixed or stored_split[hint]
         if preserved or fixed:
             group_split = Counter(preserved).most_common(1)[0][0] if preserved else fixed
@@ -156,7 +156,7 @@ def plan(
     # Groups with a free choice, in an order fixed by their key, each to the split that
     # keeps its class's test share closest to the target.
     for key, members in sorted(pending, key=lambda p: _stable_hash(p[0])):
-        labels = [items[i].label for i in members if items[i].label is not None]
+        labels = [label for i in members if (label := items[i].label) is not None]
         if not labels:
             for i in members:
                 result[i] = (key, None)

@@ -36,8 +36,8 @@ def dataset_stats(store: Store) -> dict:
             warnings.append(f"class {c} has no test images: its accuracy cannot be measured yet")
     nonzero = [n for n in sizes.values() if n]
     if nonzero and max(nonzero) > MAX_IMBALANCE * min(nonzero):
-        big = max(sizes, key=sizes.get)  # type: ignore[arg-type]
-        small = min((c for c in CLASSES if sizes[c]), key=sizes.get)  # type: ignore[arg-type]
+        big = max(sizes, key=sizes.__getitem__)
+        small = min((c for c in CLASSES if sizes[c]), key=sizes.__getitem__)
         warnings.append(
             f"imbalanced: class {big} has {sizes[big]} images, class {small} only {sizes[small]} (over {MAX_IMBALANCE:g}:1)"
         )

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeAlias
 
 from fingertui.errors import UnsafePath, UserError
 
 ENV_HOME = "FINGERTUI_HOME"
+
+# A value read back from the index or one of its JSON payloads, before it is checked: a
+# shared workspace's index may have been crafted, so a "path" may be anything.
+JsonValue: TypeAlias = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,31 @@ class Workspace:
 
     @property
     def trash_dir(self) -> Path:
+        """What was deleted, kept until ``doctor --empty-trash``: undo takes images back from here."""
         return self.data_dir / "trash"
+
+    def trashed_image(self, stored: str) -> Path:
+        """Where the image stored at ``stored`` waits once deleted: ``data/trash/<its name>``."""
+        return self.trash_dir / PurePosixPath(stored).name
+
+    @property
+    def trashed_models_dir(self) -> Path:
+        """Checkpoints no run records, set aside by ``doctor``."""
+        return self.trash_dir / "models"
+
+    @property
+    def trashed_quarantine_dir(self) -> Path:
+        """Quarantined files ``doctor --reindex`` could not index again (no image, a duplicate)."""
+        return self.trash_dir / "quarantine"
 
     @property
     def quarantine_dir(self) -> Path:
         """Files ``doctor`` found unindexed: moved here with a manifest, never deleted."""
         return self.data_dir / "quarantine"
+
+    def quarantine_batch(self, stamp: str) -> Path:
+        """One ``doctor`` pass's quarantine: ``data/quarantine/<stamp>/``."""
+        return self.quarantine_dir / stamp
 
     @property
     def backups_dir(self) -> Path:
@@ -61,10 +85,18 @@ class Workspace:
     def db_path(self) -> Path:
         return self.db_dir / "fingertui.db"
 
+    def replaced_index(self, stamp: str) -> Path:
+        """Where ``doctor`` sets the index aside before putting a backup in its place."""
+        return self.db_dir / f"{self.db_path.name}.replaced-{stamp}"
+
     @property
     def lock_path(self) -> Path:
         """The OS file lock one writer at a time holds."""
         return self.db_dir / "writer.lock"
+
+    def checkpoint_path(self, name: str) -> Path:
+        """A model checkpoint file: ``data/models/<name>``."""
+        return self.models_dir / name
 
     def image_path(self, sha256: str, ext: str) -> Path:
         """Content-addressed location of an image: ``data/images/ab/<sha256>.<ext>``."""
@@ -87,7 +119,7 @@ class Workspace:
             )
         return self.root / rel
 
-    def unsafe(self, rel: object) -> str | None:
+    def unsafe(self, rel: JsonValue) -> str | None:
         """Why a stored path may not be used (see :meth:`abs`), else None."""
         if not isinstance(rel, str) or not rel or "\0" in rel:
             return "not a path"

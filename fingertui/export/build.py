@@ -15,17 +15,19 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fingertui import __version__
 from fingertui.data.store import atomic_write
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.learn.model import Model
+from fingertui.version import __version__
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from fingertui.learn.backbones import Backbone
 
 EXPORT_FORMAT = "fingertui.export/1"  # the runner (export/runner.py) checks it
@@ -49,7 +51,6 @@ RUNTIME_MODULES = (
     "errors",
     "progress",  # the progress callback's type
 )
-ARRAY_REF = "$array"
 RUNNER_README = """# fingertui model (exported)
 
 Counts raised fingers (0-5) in a photo or a video with the model trained in fingertui
@@ -114,19 +115,6 @@ def copy_runtime(dest: Path) -> list[str]:
     return names
 
 
-def _pack(v: object, arrays: dict[str, np.ndarray]) -> object:
-    """JSON of a checkpoint's contents, its arrays moved to ``arrays`` (as model.save_checkpoint)."""
-    if isinstance(v, dict):
-        return {str(k): _pack(x, arrays) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_pack(x, arrays) for x in v]
-    if isinstance(v, np.ndarray):
-        name = f"a{len(arrays)}"
-        arrays[name] = v
-        return {ARRAY_REF: name}
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def _trunk_onnx(bb: Backbone, weights_file: str | None) -> bytes:
     """The backbone's trunk as ONNX: the file fingertui's engine cached (engine.py), or
     exported now (with torch) when it is not there."""
@@ -152,24 +140,24 @@ def export_folder(model: Model, dest: Path, run_id: int | None = None, weights_f
 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"{dest} exists and is not an empty folder; pick a new path")
-    for name, e in model.meta["experts"].items():
+    experts = model.checkpoint.experts
+    for name, e in experts.items():
         if name != "fingers" and e["head"]["kind"] not in ("linear", "mlp"):
             raise UserError(f"the {name} expert's head ({e['head']['kind']}) cannot be exported; retrain")
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    arrays: dict[str, np.ndarray] = {}
     manifest: dict = {
         "format": EXPORT_FORMAT,
         "fingertui": __version__,
         "run": run_id,
         "classes": list(CLASSES),
-        "experts": sorted(model.meta["experts"]),
+        "experts": sorted(experts),
         "files": {"arrays": "arrays.npz", "runner": "run.py", "runtime": f"{RUNTIME}/"},
         "features": {
             "hands": hands.DETECTOR_ID,
             "hand_search": streams.TILES_ID,
-            "pose": (model.meta["experts"].get("pose") or {}).get("stream"),
+            "pose": (experts.get("pose") or {}).get("stream"),
             "fingers": FINGERS_ID if model.fingers is not None else None,
         },
     }
@@ -187,10 +175,11 @@ def export_folder(model: Model, dest: Path, run_id: int | None = None, weights_f
         }
         manifest["files"]["trunk"] = "image_trunk.onnx"
     # Every field of the checkpoint, whatever it holds: a field fingertui adds later
-    # (model.py) reaches the runner without a change here.
-    manifest["model"] = _pack(model.meta, arrays)
+    # (checkpoint.py) reaches the runner without a change here.
+    manifest["model"], arrays = model.checkpoint.to_json()
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    members: dict[str, Any] = arrays
+    np.savez(buf, **members)
     (tmp / "arrays.npz").write_bytes(buf.getvalue())
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     copy_runtime(tmp / RUNTIME)
@@ -226,7 +215,6 @@ def export_torchscript(model: Model, dest: Path, run_id: int | None = None, weig
 
     from fingertui.learn import backbones
 
-    predictor = model
     bb = model.image.bb
     if bb.features is None:  # loaded from its ONNX export: TorchScript needs torch's modules
         bb = backbones.load(bb.name, weights_file=weights_file, torch_modules=True)
@@ -245,10 +233,10 @@ def export_torchscript(model: Model, dest: Path, run_id: int | None = None, weig
             "(fingertui does this with its hand detector); the square crop is what the model expects",
         },
         "backbone": bb.id,
-        "experts_in_run": sorted(predictor.heads),
+        "experts_in_run": sorted(model.heads),
         "answers_from": "image only (fingertui also pools a hand-pose expert when it finds a hand)",
-        "temperature": predictor.image_temperature,
-        "unsure_threshold": predictor.threshold,
+        "temperature": model.image_temperature,
+        "unsure_threshold": model.threshold,
         "run": run_id,
     }
     example = torch.rand(1, 3, 224, 224)
@@ -261,11 +249,7 @@ def export_torchscript(model: Model, dest: Path, run_id: int | None = None, weig
     return meta
 
 
-# Older name: a TorchScript file of the image expert.
-export_model = export_torchscript
-
-
-def _torch_module(model: Model, bb: Backbone) -> object:
+def _torch_module(model: Model, bb: Backbone) -> nn.Module:
     """Float RGB images in [0, 1], shape (B, 3, H, W), any H and W → calibrated probabilities
     of the image expert."""
     import torch
@@ -273,11 +257,13 @@ def _torch_module(model: Model, bb: Backbone) -> object:
 
     from fingertui.learn.mlp import as_torch
 
+    preprocess, features = bb.torch_modules()
+
     class Exported(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.preprocess = bb.preprocess
-            self.features = bb.features
+            self.preprocess = preprocess
+            self.features = features
             self.head = as_torch(model.heads["image"])
             self.register_buffer("inv_temperature", torch.tensor(1.0 / model.image_temperature))
 

@@ -24,7 +24,9 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,7 @@ if str(HERE) not in sys.path:
 from fingertui_runtime import engine, pooling, streams  # noqa: E402
 from fingertui_runtime.errors import UserError  # noqa: E402
 from fingertui_runtime.fingers import FingerHead, finger_matrix  # noqa: E402
+from fingertui_runtime.hands import Hand  # noqa: E402
 from fingertui_runtime.linear import LinearHead  # noqa: E402
 
 FORMAT = "fingertui.export/1"
@@ -42,7 +45,7 @@ ARRAY_REF = "$array"
 N = pooling.N_CLASSES
 
 
-def _unpack(v: object, arrays: dict[str, np.ndarray]) -> object:
+def _unpack(v: Any, arrays: dict[str, np.ndarray]) -> Any:
     """The manifest's model: {"$array": name} stands for the array of that name in arrays.npz."""
     if isinstance(v, dict):
         if set(v) == {ARRAY_REF}:
@@ -52,7 +55,7 @@ def _unpack(v: object, arrays: dict[str, np.ndarray]) -> object:
 
 
 class MlpHead:
-    """fingertui's MLP head (mlp.Head, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
+    """fingertui's MLP head (mlp.MLPHead, kind "mlp") in NumPy: standardise, linear, GELU, linear."""
 
     def __init__(self, state: dict[str, np.ndarray]) -> None:
         self.mean, self.std = state["mean"], state["std"]
@@ -110,40 +113,44 @@ class ExportedModel:
 
     # --- the hand ------------------------------------------------------------------------
 
-    def search(self, img: np.ndarray) -> object | None:
+    def search(self, img: np.ndarray) -> Hand | None:
         """A photo's hand (the whole picture, zoomed out, then tiles), or None."""
-        return self.pose.search(img) if self.uses_pose else None
+        return self.pose.search(img) if self.pose is not None and self.uses_pose else None
 
-    def tracking_detector(self) -> object:
-        """The hand detector in tracking mode, for consecutive video frames."""
+    def tracking_detector(self) -> Any:
+        """The hand detector in tracking mode, for consecutive video frames (MediaPipe's own type)."""
+        if self.pose is None:
+            raise RuntimeError("this model does not look at the hand's pose")
         return self.pose.detector(tracking=True)
 
     # --- the experts ---------------------------------------------------------------------
 
     def embed(self, img: np.ndarray) -> np.ndarray:
-        spec = self.image
+        spec, trunk = self.image, self.trunk
+        if spec is None or trunk is None:
+            raise RuntimeError("this model has no image expert")
         x = engine.prepare(img, spec["size"], spec["mean"], spec["std"])
         # float16 round trip: fingertui caches its vectors so, and predicts from the same
-        return engine.pooled(self.trunk(x), spec["grid"]).astype(np.float16).astype(np.float32)
+        return engine.pooled(trunk(x), spec["grid"]).astype(np.float16).astype(np.float32)
 
-    def probs(self, framed: np.ndarray, hand: object | None) -> np.ndarray:
+    def probs(self, framed: np.ndarray, hand: Hand | None) -> np.ndarray:
         """Calibrated (6,) probabilities of a framed image and its hand (or None)."""
         zi = self.heads["image"].logits(self.embed(framed)) if "image" in self.heads else None
-        zp = zf = None
-        if self.uses_pose and "pose" in self.heads:
-            zp = self.heads["pose"].logits(self.pose.features([hand]))
-        if self.uses_pose and self.fingers is not None:
-            zf = self.fingers.log_probs(finger_matrix([hand])[0])
+        zp = zf = novel = None
+        pose, fingers = (self.pose, self.fingers) if self.uses_pose else (None, None)
+        if pose is not None and "pose" in self.heads:
+            zp = self.heads["pose"].logits(pose.features([hand]))
+        if fingers is not None:
+            zf = fingers.log_probs(finger_matrix([hand])[0])
+            if self.patterns is not None:
+                novel = pooling.novel_rows(fingers.up(finger_matrix([hand])[0]), self.patterns, 1)
         has = np.array([hand is not None and (zp is not None or zf is not None)])
-        novel = None
-        if zf is not None and self.patterns is not None:
-            novel = pooling.novel_rows(self.fingers.up(finger_matrix([hand])[0]), self.patterns, 1)
         p = pooling.pool_logits(zi, zp, has, self.weights, self.image_temperature, self.temperature, zf, novel=novel)
         if zi is None:  # no image expert: nothing to say without a hand
             p[~has] = 1.0 / N
         return p[0]
 
-    def predict_image(self, img: np.ndarray, *, hand: object | None = None, hand_known: bool = False) -> dict:
+    def predict_image(self, img: np.ndarray, *, hand: Hand | None = None, hand_known: bool = False) -> dict:
         """One RGB uint8 (H, W, 3) picture: its count and what the model saw. With
         ``hand_known`` the hand (or None) is taken as given instead of searched for."""
         img = np.ascontiguousarray(np.asarray(img)[:, :, :3])
@@ -166,7 +173,7 @@ class ExportedModel:
         return {**out, "label": k, "confidence": float(p[k]), "unsure": bool(p[k] < self.threshold), "note": note}
 
 
-def _video(model: ExportedModel, frames: object) -> None:
+def _video(model: ExportedModel, frames: Iterable[np.ndarray]) -> None:
     """The live view's steps on each frame (track, square, predict), the steady count on top:
     one JSON line each time it changes."""
     from fingertui_runtime.boxes import hand_in_box
@@ -188,7 +195,8 @@ def _video(model: ExportedModel, frames: object) -> None:
             print(json.dumps({"frame": n, "count": s.count, "hand": r["hand_found"], "probs": r["probs"]}), flush=True)
 
 
-def _frames(cap: object) -> object:
+def _frames(cap: Any) -> Iterator[np.ndarray]:
+    """RGB frames of an OpenCV capture (cv2.VideoCapture) until it ends."""
     import cv2
 
     while True:

@@ -5,8 +5,8 @@ one set of weights are never mixed with another's.
 
 On a CPU the network runs in ONNX Runtime (engine.py) with numpy around it. Once its trunk
 has been exported (the first time, with torch) a later process loads the exported file
-directly and never imports torch (~4 s of every `fingertui train` or `predict` before);
-torch's modules (torchnets.py) load only to export, to run on a GPU, or when
+directly and never imports torch (~4 s of every `fingertui train` or `predict`, measured on
+2 cores); torch's modules (torchnets.py) load only to export, to run on a GPU, or when
 ``FINGERTUI_ENGINE=torch``.
 """
 
@@ -41,11 +41,12 @@ OFFLINE_BACKBONE = "efficientnet-lite0"
 GRID = 4  # the trunk's feature map is average-pooled to GRID × GRID (torchnets.Pooled)
 
 EFFNET_CUT = 5  # last block kept: end of the stride-16 stage (80 channels, 10×10 at 160 px)
-# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counts better:
-# sign-digits 5-fold CV (plain views, linear head, 2 repeats) 98.5 % at 160, 98.2 % at 128,
-# 97.7 % at 192, 97.6 % at 224 (class-2 recall 97.6 / 94–96 / 93–94 / 95.1 %). Its photos
-# are 100 px; a webcam's hand square is larger, but the image expert mostly answers where
-# no hand was found, and the finer detail at 224 did not help there either.
+# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counts better,
+# measured on 2 cores: sign-digits 5-fold CV (plain views, linear head, 2 repeats) 98.5 %
+# at 160, 98.2 % at 128, 97.7 % at 192, 97.6 % at 224 (class-2 recall 97.6 / 94–96 /
+# 93–94 / 95.1 %). Its photos are 100 px; a webcam's hand square is larger, but the image
+# expert mostly answers where no hand was found, and the finer detail at 224 did not help
+# there either.
 EFFNET_SIZE = 160
 # torchvision's ResNet-18 ImageNet weights (ResNet18_Weights.IMAGENET1K_V1: its file name
 # and transforms; tests check these against torchvision).
@@ -92,11 +93,19 @@ class Backbone:
     def on_cpu(self) -> bool:
         return self.features is None or next(self.features.parameters()).device.type == "cpu"
 
+    def torch_modules(self) -> tuple[Preprocess, nn.Module]:
+        """The preprocessing and the network as torch modules; RuntimeError when this
+        backbone was loaded without them (its trunk in ONNX Runtime alone)."""
+        if self.preprocess is None or self.features is None:
+            raise RuntimeError(f"backbone {self.id} was loaded without torch's modules")
+        return self.preprocess, self.features
+
     def to(self, device: torch.device) -> Backbone:
         import torch
 
-        self.preprocess.to(device)
-        self.features.to(device, memory_format=torch.channels_last)
+        preprocess, features = self.torch_modules()
+        preprocess.to(device)
+        features.to(device).to(memory_format=torch.channels_last)
         return self
 
     def prepare(self, images: Sequence[np.ndarray]) -> Any:
@@ -107,13 +116,11 @@ class Backbone:
             return np.concatenate([engine_mod.prepare(a, s.size, s.mean, s.std) for a in images])
         import torch
 
+        preprocess, features = self.torch_modules()
         with torch.inference_mode():
-            dev = next(self.features.parameters()).device
+            dev = next(features.parameters()).device
             return torch.cat(
-                [
-                    self.preprocess(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(dev))
-                    for a in images
-                ]
+                [preprocess(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(dev)) for a in images]
             )
 
     def forward(self, x: Any) -> np.ndarray:
@@ -122,8 +129,9 @@ class Backbone:
             return engine_mod.pooled(self.ort(x), GRID)
         import torch
 
+        _, features = self.torch_modules()
         with torch.inference_mode():
-            return self.features(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+            return features(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
 
     def use_onnxruntime(self) -> None:
         """Run the trunk in ONNX Runtime (on a CPU, when it and ``onnx`` are installed and
@@ -131,11 +139,12 @@ class Backbone:
         from fingertui.learn.torchnets import Pooled
 
         reason = engine_mod.unavailable_reason()
-        if reason is None and not isinstance(self.features, Pooled):
+        trunk = self.features.trunk if isinstance(self.features, Pooled) else None
+        if reason is None and trunk is None:
             reason = "the backbone is not a pooled trunk"
-        if reason is None:
+        if reason is None and trunk is not None:
             try:
-                self.ort = engine_mod.cached_trunk(self.id, self.features.trunk, self.spec.size)
+                self.ort = engine_mod.cached_trunk(self.id, trunk, self.spec.size)
                 self.engine = engine_mod.ORT
             except Exception as e:  # an exporter or runtime that cannot take this trunk
                 reason = f"ONNX export failed ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})"
@@ -325,11 +334,16 @@ SHIPPED_EFFNET_ID = "efficientnet-lite0@57934424:b5g4s160"
 def ship_trunk() -> Path:
     """Export efficientnet-lite0's trunk from its weights (PyTorch) into the package's
     trunks/ folder, where an install without PyTorch finds it (``make trunk``)."""
+    from fingertui.learn.torchnets import Pooled
+
     bb = load("efficientnet-lite0", torch_modules=True)
     if bb.id != SHIPPED_EFFNET_ID:
         raise UserError(f"the weights give {bb.id}, not {SHIPPED_EFFNET_ID}: update SHIPPED_EFFNET_ID first")
     dest = engine_mod.shipped_path(bb.id)
-    dest.write_bytes(engine_mod.export_trunk(bb.features.trunk, bb.spec.size))
+    _, features = bb.torch_modules()
+    if not isinstance(features, Pooled):
+        raise UserError(f"backbone {bb.id} is not a pooled trunk: nothing to ship")
+    dest.write_bytes(engine_mod.export_trunk(features.trunk, bb.spec.size))
     return dest
 
 
@@ -485,15 +499,6 @@ def load(
         bb.use_onnxruntime()
     _CACHE[key] = bb
     return bb
-
-
-def __getattr__(name: str) -> object:
-    # torch's modules, where older code and benchmarks look for them (imports torch).
-    if name in ("Preprocess", "Pooled", "_fuse_for_inference"):
-        from fingertui.learn import torchnets
-
-        return getattr(torchnets, name)
-    raise AttributeError(name)
 
 
 def _stderr(msg: str) -> None:

@@ -2,18 +2,19 @@
 
 The backbone is a PyTorch module; on a CPU, ONNX Runtime runs the same trunk 2.5–2.7×
 faster than torch's eager forward pass at batch 1 on one thread (efficientnet-lite0 cut at
-block 5, 160 px, this 2-core machine: 3.8 ms against 9.6–11.2 ms a view; bench/embed_speed.py
-reports both), because it runs the whole graph in C++ with the convolutions, their padding
-and activations fused. The trunk is exported once per (backbone, torch, exporter recipe)
+block 5, 160 px, measured on 2 cores: 3.8 ms against 9.6–11.2 ms a view;
+bench/results/embed_speed.json: 408 views/s on ONNX Runtime's network threads, 176 on
+torch's), because it runs the whole graph in C++ with the convolutions, their padding and
+activations fused. The trunk is exported once per (backbone, torch, exporter recipe)
 and the file kept in the user's cache (``$FINGERTUI_CACHE``, else ``$XDG_CACHE_HOME/fingertui``,
 else ``~/.cache/fingertui``), so later processes load it in milliseconds.
 
-Its vectors agree with torch's to float16 precision (99.5 % identical after the float16
-round trip, the rest one step apart), so a model trained with one engine predicts with the
+Its vectors agree with torch's to float16 precision (measured on 2 cores: 99.5 % identical
+after the float16 round trip, the rest one step apart), so a model trained with one engine predicts with the
 other; the embedding cache still keys vectors by engine, so one never mixes with the other.
 
 ``FINGERTUI_ENGINE=torch`` forces torch's own forward pass; so does a missing
-``onnxruntime``/``onnx`` or a trunk that does not export (fingertui then runs as before).
+``onnxruntime``/``onnx`` or a trunk that does not export (fingertui then runs on torch).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ if TYPE_CHECKING:
 
 ENV_ENGINE = "FINGERTUI_ENGINE"
 ENV_CACHE = "FINGERTUI_CACHE"
-TORCH = "t1"  # single-threaded torch forward passes (the cache's older key)
+TORCH = "t1"  # single-threaded torch forward passes
 ORT = "ort"
-# The embedding cache's name for each engine's vectors. "ort2": ONNX Runtime with numpy
-# around it (``prepare``, ``pooled``); the first ONNX Runtime vectors ("ort") were resized
-# and pooled by torch, one float16 step apart in a few values, so they are not reused.
+# The embedding cache's name for each engine's vectors: "t1" for torch's, "ort2" for ONNX
+# Runtime's with numpy around it (``prepare``, ``pooled``). A cached vector is reused only
+# under the tag of the code that made it, so vectors one float16 step apart never mix.
 CACHE_TAG = {TORCH: "t1", ORT: "ort2"}
 # What the export depends on besides the weights: change it and every cached file is remade.
 EXPORT_RECIPE = "onnx-opset17-dynbatch-v1"
@@ -107,7 +108,7 @@ def export_trunk(trunk: nn.Module, size: int) -> bytes:
         torch.onnx.export(
             trunk,
             (torch.zeros(1, 3, size, size),),
-            buf,
+            buf,  # type: ignore[arg-type]  # this exporter writes to a file object too; the stub names paths only
             dynamo=False,
             input_names=["x"],
             output_names=["features"],
@@ -186,9 +187,9 @@ def prepare(img: np.ndarray, size: int, mean: Sequence[float], std: Sequence[flo
 
     The resize is PIL's bilinear filter with antialiasing on 32-bit float planes: the filter
     torch's ``interpolate(…, antialias=True)`` reproduces, so the pixels agree with
-    ``backbones.Preprocess`` (the torch path, and the exported model) to 3e-5; on uint8
-    planes PIL would round each pass. It runs in C without the GIL, 0.8 ms for a 100 px
-    photo."""
+    ``torchnets.Preprocess`` (the torch path, and the exported model) to 3e-5; on uint8
+    planes PIL would round each pass. It runs in C without the GIL (0.8 ms for a 100 px
+    photo, measured on 2 cores)."""
     from PIL import Image
 
     std32 = np.asarray(std, dtype=np.float32)
@@ -219,7 +220,7 @@ def pooled(features: np.ndarray, grid: int) -> np.ndarray:
     it does not export to ONNX for sizes that do not divide, 10 → 4) and flattened to
     (N, C · grid²) in channel-major order, as torch's ``adaptive_avg_pool2d(…).flatten(1)``."""
     n, c, h, w = features.shape
-    # rows then columns: two small matrix products per map (einsum planned its path anew
-    # on every call: 0.2 ms of a 4 ms view)
+    # rows then columns: two small matrix products per map (einsum plans its path anew on
+    # every call: 0.2 ms of a 4 ms view, measured on 2 cores)
     out = _pool_matrix(h, grid) @ features @ _pool_matrix(w, grid).T
     return np.ascontiguousarray(out, dtype=np.float32).reshape(n, c * grid * grid)

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -48,7 +48,8 @@ N_COUNTS = N_FINGERS + 1
 HEAD_VERSION = 2
 # Joint angles and reach from the image landmarks: on sign-digits → hagrid-rooms they
 # transfer better than the same features from MediaPipe's 3D world guess (frames 86 % vs
-# 81 % with those six alone, bench/starter.py's protocol); the thumb's extras use both.
+# 81 % with those six alone, bench/starter.py's protocol, measured on 2 cores); the
+# thumb's extras use both.
 FF_SPACE = "image"
 EXTRA_SPACES = ("image", "world")
 EXTRA_PER_SPACE = 6
@@ -65,7 +66,8 @@ FINGERS_ID = (
 # which matters when these log-probabilities are pooled with another expert's.
 LAPSE = 0.02
 # Label smoothing: 0.1 kept the starter from over-trusting sign-digits' one way of showing
-# each count (bench/starter.py; it moved hagrid-rooms by at most one photo either way).
+# each count (bench/starter.py, measured on 2 cores: it moved hagrid-rooms by at most one
+# photo either way).
 DEFAULT_SMOOTH = 0.1
 # The starter's pull towards zero, in units of one image's loss (see FingerHead.fit):
 # 10 cost 1–2 points on hagrid-rooms, 1 is what ships.
@@ -116,7 +118,7 @@ def hand_fingers(hand: Hand) -> np.ndarray:
     Why the extras: joint angles alone cannot tell a thumb held straight beside the palm
     (hagrid's "stop", up) from one folded across it (sign-digits' 4, down), nor a finger
     bent to touch the thumb from a raised one. Sign-digits → hagrid-rooms frames, zero
-    user labels: 86 % without them, 88 % with them (bench/starter.py).
+    user labels: 86 % without them, 88 % with them (bench/starter.py, measured on 2 cores).
 
     The thumb's first joint angle (wrist–CMC–MCP) is left out (0): it says how far the
     thumb is spread from the palm, not whether it is folded, and with it the starter read
@@ -275,8 +277,8 @@ class FingerHead:
             return float(loss), grad
 
         # One BLAS thread: L-BFGS-B's vector operations on a few hundred weights are tiny,
-        # and waking a second BLAS thread for each cost more than the fit itself (measured:
-        # 14 iterations on 768 weights 8 ms on one thread, 92 ms on this machine's two).
+        # and waking a second BLAS thread for each costs more than the fit itself (measured
+        # on 2 cores: 14 iterations on 768 weights 8 ms on one thread, 92 ms on two).
         with threadpool_limits(1, user_api="blas"):
             res = minimize(loss_grad, theta0.copy(), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
         theta = res.x
@@ -338,12 +340,22 @@ STARTER_SOURCE = (
 
 # Sign-digits raises the thumb only spread out to the side (in its 3 and 5). The starter
 # also sees each such hand with the thumb swung in towards the index (``adduct_thumb``),
-# still up: a thumb's state does not depend on how far it is spread. bench/starter.py's
-# protocol (hagrid-rooms frames / hands, tile search, sign-digits train): without copies
+# still up: a thumb's state does not depend on how far it is spread. Measured on 2 cores
+# with bench/starter.py's protocol (hagrid-rooms frames / hands, tile search, sign-digits
+# train; bench/results/starter.json: what ships, rebuilt): without copies
 # 88.1 / 91.7 / 98.3 %; 2 copies, amount 0.3–1 (what ships) 90.2 / 95.3 / 98.1 %; 4 copies
 # 89.6 / 95.3; amount 0.5–1 or 0.3–1.2 90.7 / 95.3; 8 copies, 0–1 91.7 / 94.7.
 THUMB_UP_COUNTS = (3, 5)
-ADDUCT = {"copies": 2, "low": 0.3, "high": 1.0, "seed": 0}
+
+
+class Adduction(TypedDict):
+    copies: int
+    low: float
+    high: float
+    seed: int
+
+
+ADDUCT: Adduction = {"copies": 2, "low": 0.3, "high": 1.0, "seed": 0}
 
 
 def _turn(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:

@@ -4,9 +4,9 @@ on a group-aware validation fold), temperature scaling, out-of-fold predictions.
 The linear head is a multinomial logistic regression fitted to convergence by L-BFGS
 on standardised features (linear.py: NumPy and SciPy, scikit-learn's objective): convex,
 so there is nothing to stop early, and a path of L2 strengths, warm-started from the
-strongest, stands in for early stopping. It replaced a mini-batch AdamW loop that took
-most of a retrain. The MLP head still trains with AdamW (mlp.py, the one place that
-imports torch: importing it costs seconds, so a linear run never does).
+strongest, stands in for early stopping. The MLP head trains with AdamW in torch (mlp.py,
+imported only for an MLP run: importing torch costs seconds, so a linear run never does).
+The settings and results both share live in fitting.py.
 
 Plain Python and NumPy: the trainer reports progress through a callback and checks a
 cancel flag between steps; it knows nothing about any UI.
@@ -15,55 +15,23 @@ cancel flag between steps; it knows nothing about any UI.
 from __future__ import annotations
 
 import hashlib
-import random
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fingertui.errors import Cancelled
-from fingertui.labels import CLASSES
+from fingertui.learn.fitting import N_CLASSES, AnyHead, FitResult
+from fingertui.learn.fitting import TrainConfig as TrainConfig  # the settings callers pass in here
 from fingertui.learn.linear import LinearHead, fit_multinomial
+from fingertui.learn.pooling import softmax
 from fingertui.progress import Progress
 
-if TYPE_CHECKING:
-    from fingertui.learn.mlp import Head
-
-N_CLASSES = len(CLASSES)
 MIN_FOR_VAL = 60
 FIXED_EPOCHS = 60
 # BLAS threads while the linear head fits (threadpoolctl; None: the library's default).
 BLAS_THREADS: int | None = 1
-
-
-@dataclass
-class TrainConfig:
-    head: str = "linear"  # "linear" or "mlp"
-    hidden: int = 256  # MLP only
-    views: int = 2  # at most this many augmented views per training image (plus the plain one)
-    # Augmented image views are for scarce classes: each class gets enough to reach this
-    # many training vectors in all, never more than ``views`` per image (training_views).
-    class_vectors: int = 30
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    max_epochs: int = 300
-    patience: int = 10
-    batch: int = 256
-    oof_weight_decay: float = 1e-2  # L2 of the quick L-BFGS heads behind out-of-fold predictions
-    oof_iters: int = 25
-    folds: int = 5  # out-of-fold predictions
-    val_folds: int = 10  # the validation fold is one in this many (by groups) of train
-    unsure_target: float = 0.99  # selective accuracy the unsure threshold aims for
-    seed: int = 0
-    # L2 strengths (λ in mean loss + λ‖W‖², standardised features) the linear head tries on
-    # the validation fold, strongest first; without a validation fold it uses no_val_l2.
-    l2_path: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
-    no_val_l2: float = 1e-2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def training_views(y: np.ndarray, keys: list[str], cfg: TrainConfig) -> list[int]:
@@ -73,10 +41,10 @@ def training_views(y: np.ndarray, keys: list[str], cfg: TrainConfig) -> list[int
     extra view is decided by the key, so it stays put as images are added).
 
     Augmentation is what a class with a handful of images needs; past that the augmented
-    views cost accuracy. Measured on sign-digits (n training images per class drawn with
-    seeds 0–2, frozen test split, linear head, 160 px; 2 views per image vs none): n = 10
-    87.0 vs 83.5 %, n = 30 93.4 vs 95.4 %, n = 60 96.2 vs 97.8 %, n = 150 97.3 vs 98.5 %.
-    And every view is a network pass, the first training's main cost."""
+    views cost accuracy. Measured on 2 cores on sign-digits (n training images per class
+    drawn with seeds 0–2, frozen test split, linear head, 160 px; 2 views per image vs
+    none): n = 10 87.0 vs 83.5 %, n = 30 93.4 vs 95.4 %, n = 60 96.2 vs 97.8 %, n = 150
+    97.3 vs 98.5 %. And every view is a network pass, the first training's main cost."""
     y = np.asarray(y)
     out = [0] * len(y)
     for c in np.unique(y):
@@ -86,33 +54,6 @@ def training_views(y: np.ndarray, keys: list[str], cfg: TrainConfig) -> list[int
         for rank, i in enumerate(rows):
             out[i] = each + (1 if rank < rest else 0)
     return out
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's and NumPy's generators (the MLP head seeds torch's: mlp.py)."""
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-class AnyHead(Protocol):
-    """What a trained head offers: linear.LinearHead (NumPy) or mlp.Head (torch)."""
-
-    kind: str
-
-    def logits(self, X: np.ndarray) -> np.ndarray: ...
-
-    def standardise(self, X: np.ndarray) -> np.ndarray: ...
-
-    def state(self) -> dict[str, np.ndarray]: ...
-
-
-@dataclass
-class FitResult:
-    head: LinearHead | Head
-    epochs: int  # the MLP's epochs; the linear head's L-BFGS iterations
-    val_loss: float | None
-    history: list[float] = field(default_factory=list)  # validation loss per epoch or per λ
-    l2: float | None = None  # the linear head's chosen L2 strength
 
 
 # The logit of a class the training data lacks: far below any other, so never predicted.
@@ -142,7 +83,7 @@ def fit_linear(
     max_iter: int = 500,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
-) -> FitResult:
+) -> FitResult[LinearHead]:
     """A class-balanced linear head: multinomial logistic regression on standardised
     features, minimising the class-weighted mean loss + λ‖W‖² by L-BFGS
     (linear.fit_multinomial), over the classes present in ``y``; a class the data lacks
@@ -161,10 +102,10 @@ def fit_linear(
     Xs = (X - mean) / std
     w = _class_weights(y)
     path = cfg.l2_path if val is not None else (l2 if l2 is not None else cfg.no_val_l2,)
+    checks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the validation fold, standardised, weighted
     if val is not None:
-        Xv = (np.asarray(val[0], dtype=np.float32) - mean) / std
         yv = np.asarray(val[1], dtype=np.int64)
-        wv = _class_weights(yv)
+        checks = ((np.asarray(val[0], dtype=np.float32) - mean) / std, yv, _class_weights(yv))
     present = np.unique(y)
     if len(present) < 2:  # one class: nothing to fit, the head always says it
         b = np.full(N_CLASSES, ABSENT_LOGIT)
@@ -177,17 +118,19 @@ def fit_linear(
     for k, lam in enumerate(path):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        # One BLAS thread: these products are small, and split over two busy cores each
-        # waits for the slower (measured at load 7: 0.21 s vs 1.0 s for one fit).
+        # One BLAS thread: these products are small, and split over two cores each waits
+        # for the slower (bench/results/head_threads.json: median 0.29 s a fit on one
+        # thread, 0.83 s on two, at load 1.5).
         with threadpool_limits(BLAS_THREADS, user_api="blas"):
             Wp, bp, iters = fit_multinomial(Xs, yi, len(present), w, lam, start=start, max_iter=max_iter)
         start = (Wp, bp)
         W = np.zeros((N_CLASSES, X.shape[1]))
         b = np.full(N_CLASSES, ABSENT_LOGIT)
         W[present], b[present] = Wp, bp
-        if val is None:
+        if checks is None:
             best = (0.0, lam, W, b, iters)
         else:
+            Xv, yv, wv = checks
             loss = _weighted_nll(Xv @ W.T + b, yv, wv)
             history.append(loss)
             if best is None or loss < best[0] - 1e-6:
@@ -199,23 +142,16 @@ def fit_linear(
     return FitResult(head, best[4], best[0] if val is not None else None, history, best[1])
 
 
-def fit_linear_lbfgs(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> LinearHead:
+def fit_linear_quick(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> LinearHead:
     """A quick linear head for out-of-fold predictions: ``fit_linear`` at the L2 strength
-    ``cfg.oof_weight_decay``, at most ``cfg.oof_iters`` L-BFGS iterations. Out-of-fold
+    ``cfg.oof_l2``, cut short after ``cfg.oof_iters`` L-BFGS iterations. Out-of-fold
     predictions only rank samples for review; being quick keeps retraining within seconds."""
-    return fit_linear(X, y, cfg, l2=cfg.oof_weight_decay, max_iter=cfg.oof_iters).head  # type: ignore[return-value]
+    return fit_linear(X, y, cfg, l2=cfg.oof_l2, max_iter=cfg.oof_iters).head
 
 
 def logits(head: AnyHead, X: np.ndarray) -> np.ndarray:
     """A head's (N, 6) logits of (N, dim) feature rows, as a NumPy array."""
     return head.logits(X)
-
-
-def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = z / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
@@ -254,9 +190,10 @@ def group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[np
     Groups go largest first (in a seeded shuffle among equals) to the fold holding the
     fewest images of their label, then the fewest images: with groups of one size each
     fold's share of every class is even to within one group, and big groups (look-alike
-    snapshots) spread over the folds instead of piling up. On the planted label errors of
-    tests/test_active.py (most of a class in one group) seeds 0-9 found 68 of 70 this way,
-    67 with scikit-learn's stratified-else-plain k-fold, 57 dealing groups round the folds.
+    snapshots) spread over the folds instead of piling up. Measured on 2 cores on the planted
+    label errors of tests/test_active.py (most of a class in one group): seeds 0-9 found 68
+    of 70 this way, 67 with scikit-learn's stratified-else-plain k-fold, 57 dealing groups
+    round the folds.
     """
     keys, inverse = np.unique(groups, return_inverse=True)
     k = min(k, len(keys))
@@ -291,7 +228,7 @@ def validation_fold(y: np.ndarray, groups: np.ndarray, cfg: TrainConfig) -> np.n
 
 @dataclass
 class CalibratedHead:
-    fit: FitResult
+    fit: FitResult[AnyHead]
     temperature: float
     threshold: float
     val_idx: np.ndarray
@@ -317,17 +254,17 @@ def train_calibrated(
     and the unsure threshold on it. With ``refit`` (the fold is a held-out session) the
     linear head is fitted again on every image at the chosen strength."""
     # A smaller validation fold than the out-of-fold ones leaves more images to learn from
-    # (measured on sign-digits, 150 per class: 98.1 % test accuracy with 10 %, 98.0 % with 20 %).
-    # With only a few images per class a validation fold of one or two images says nothing
-    # (the first try in the app, 16 training images, stopped after an epoch and predicted
-    # one class for everything): below MIN_FOR_VAL images, train a fixed number of epochs.
+    # (measured on 2 cores on sign-digits, 150 per class: 98.1 % test accuracy with 10 %,
+    # 98.0 % with 20 %). Below MIN_FOR_VAL images there is no validation fold: one of one
+    # or two images says nothing (an MLP stopped on it after an epoch predicts one class
+    # for everything), so the linear head takes cfg.no_val_l2 and the MLP FIXED_EPOCHS.
     if val_idx is None:
         val_idx = validation_fold(y, groups, cfg)
     fit_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     dim = Xviews.shape[-1]
     Xf = Xviews[fit_idx].reshape(-1, dim)
     yf = np.repeat(y[fit_idx], Xviews.shape[1])
-    trainer: Callable[..., FitResult] = fit_linear
+    trainer: Callable[..., FitResult[AnyHead]] = fit_linear
     fixed: dict[str, int] = {}  # without a validation fold, the MLP trains FIXED_EPOCHS
     if cfg.head != "linear":
         from fingertui.learn.mlp import fit_head

@@ -1,18 +1,19 @@
 """The linear head in NumPy: standardisation + one linear layer, and its fit, a
 class-weighted multinomial logistic regression by SciPy's L-BFGS.
 
-No torch and no scikit-learn: importing torch took 3.8 s of an 11–12 s retrain, and
-scikit-learn 1.3 s more than scipy.optimize (which the finger head needs anyway). The
-objective and the solver's settings are scikit-learn's own (``LogisticRegression``,
-``_logistic_regression_path`` with ``LinearModelLoss``), so the solutions are the same to
-the optimiser's tolerance (tests/test_learning.py checks the probabilities against it).
+No torch and no scikit-learn: measured on 2 cores, importing torch takes 3.8 s of an
+11–12 s retrain, and scikit-learn 1.3 s more than scipy.optimize (which the finger head
+needs anyway). The objective and the solver's settings are scikit-learn's own
+(``LogisticRegression``, ``_logistic_regression_path`` with ``LinearModelLoss``), so the
+solutions are the same to the optimiser's tolerance (tests/test_heads.py checks the
+probabilities against it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# The state's names are the torch ``Head``'s (fingertui/learn/mlp.py): a TorchScript export
+# The state's names are the torch ``MLPHead``'s (fingertui/learn/mlp.py): a TorchScript export
 # builds one from them.
 STATE_KEYS = ("mean", "std", "net.weight", "net.bias")
 

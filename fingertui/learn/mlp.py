@@ -18,11 +18,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from fingertui.errors import Cancelled
-from fingertui.learn.heads import N_CLASSES, FitResult, Progress, TrainConfig, seed_everything
+from fingertui.learn.fitting import N_CLASSES, AnyHead, FitResult, TrainConfig, seed_everything
+from fingertui.progress import Progress
 
 
-class Head(nn.Module):
+class MLPHead(nn.Module):
     """Standardisation + linear layer (or a small MLP) on backbone embeddings."""
+
+    mean: torch.Tensor  # buffers (register_buffer), saved with the head
+    std: torch.Tensor
 
     def __init__(self, dim: int, kind: str = "linear", hidden: int = 256) -> None:
         super().__init__()
@@ -52,7 +56,7 @@ class Head(nn.Module):
         return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_state(cls, state: dict, dim: int, kind: str, hidden: int = 256) -> Head:
+    def from_state(cls, state: dict, dim: int, kind: str, hidden: int = 256) -> MLPHead:
         """A head from a checkpoint's state (NumPy arrays); RuntimeError, KeyError or
         TypeError when it does not fit."""
         head = cls(dim, kind, hidden)
@@ -60,19 +64,20 @@ class Head(nn.Module):
         return head.eval()
 
 
-def as_torch(head: object) -> Head:
-    """A torch ``Head`` computing what ``head`` (a linear.LinearHead or a Head) computes."""
-    if isinstance(head, Head):
+def as_torch(head: AnyHead) -> MLPHead:
+    """A torch ``MLPHead`` computing what ``head`` (a linear.LinearHead or an MLPHead) computes."""
+    if isinstance(head, MLPHead):
         return head
-    return Head.from_state(head.state(), head.dim, head.kind)  # type: ignore[attr-defined]
+    state = head.state()
+    return MLPHead.from_state(state, len(state["mean"]), head.kind)
 
 
 def one_torch_thread(fn: Callable) -> Callable:
     """Run ``fn`` with one torch thread in the calling thread (OpenMP keeps the setting per
     thread, so other threads are not affected). The heads' matrices are small: split over
-    two threads each step waits for the busier core. Measured on this 2-core machine at
-    load 8: 40 epochs of the image head took 94.6 s with two threads, 16.9 s with one
-    (bench/head_threads.py measures it idle)."""
+    two threads each step waits for the busier core. Measured on 2 cores at load 8: 40
+    epochs of the image head took 94.6 s with two threads, 16.9 s with one; idle they are
+    alike (bench/results/head_threads.json: 1.71 s with two, 1.90 s with one)."""
 
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> object:
@@ -88,7 +93,7 @@ def one_torch_thread(fn: Callable) -> Callable:
 
 def _prepare(
     X: np.ndarray, y: np.ndarray, cfg: TrainConfig, kind: str
-) -> tuple[Head, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[MLPHead, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fresh seeded head whose standardisation fits X; X standardised once (the inner
     network trains on it); labels; class-balanced loss weights (each present class
     weighs the same in total)."""
@@ -96,7 +101,7 @@ def _prepare(
     torch.manual_seed(cfg.seed)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    head = Head(Xt.shape[1], kind, cfg.hidden)
+    head = MLPHead(Xt.shape[1], kind, cfg.hidden)
     head.mean.copy_(Xt.mean(0))
     head.std.copy_(Xt.std(0).clamp_min(1e-3))
     counts = torch.bincount(yt, minlength=N_CLASSES).float()
@@ -114,7 +119,7 @@ def fit_head(
     epochs: int | None = None,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
-) -> FitResult:
+) -> FitResult[MLPHead]:
     """Train a head on (N, dim) vectors. With ``val``, stop early on its loss and keep the
     best epoch; without, train exactly ``epochs`` epochs. Reports ("training", epoch,
     max epochs) after each epoch through ``progress``."""
@@ -123,11 +128,14 @@ def fit_head(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     n_epochs = epochs if epochs is not None else cfg.max_epochs
-    best = (float("inf"), 0, None)
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (float("inf"), 0, None)
     history: list[float] = []
+    checks: tuple[torch.Tensor, torch.Tensor] | None = None  # the validation fold, standardised
     if val is not None:
-        Xv = (torch.from_numpy(np.ascontiguousarray(val[0], dtype=np.float32)) - head.mean) / head.std
-        yv = torch.from_numpy(np.asarray(val[1], dtype=np.int64))
+        checks = (
+            (torch.from_numpy(np.ascontiguousarray(val[0], dtype=np.float32)) - head.mean) / head.std,
+            torch.from_numpy(np.asarray(val[1], dtype=np.int64)),
+        )
     for epoch in range(1, n_epochs + 1):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
@@ -141,7 +149,8 @@ def fit_head(
             opt.step()
         if progress is not None:
             progress("training", epoch, n_epochs)
-        if val is not None:
+        if checks is not None:
+            Xv, yv = checks
             net.eval()
             with torch.inference_mode():
                 vloss = F.cross_entropy(net(Xv), yv, weight=weights).item()

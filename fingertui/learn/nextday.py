@@ -18,6 +18,7 @@ win the pooling. So:
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ def fit_weights(
     for combo in itertools.product(*axes):
         if not any(combo):
             continue
-        p = softmax(sum(w * z[n] for w, n in zip(combo, names, strict=True)))
+        p = softmax(functools.reduce(np.add, [w * z[n] for w, n in zip(combo, names, strict=True)]))
         nll = -np.log(p[rows, y] + 1e-12).mean() + 1e-3 * sum(combo)
         if nll < best[0]:
             best = (nll, dict(zip(names, combo, strict=True)))

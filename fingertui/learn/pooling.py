@@ -1,11 +1,12 @@
 """How the experts' log-probabilities become one calibrated answer: pure NumPy, no other
-import, so that an exported model folder can carry this very file (model_export.py).
+import, so that an exported model folder can carry this very file (export/build.py).
 
 Log-linear pooling ``z = Σ w_e · z_e`` over the experts that see the hand. Where no hand
 is found the image expert answers alone at its own temperature; a model without an image
 expert says nothing there (uniform). Where the hand shows a finger pattern the training
 data never showed (``novel``), the pose and image experts are outside what they learned,
-and the finger-state expert answers alone.
+and the finger-state expert answers alone. ``pool_logits`` is the one place these rules
+live: prediction, training and the out-of-fold loop all pool through it.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ def pool_logits(
     z_fingers: np.ndarray | None = None,
     novel: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Calibrated (N, 6) probabilities from the experts' (N, 6) logits; ``hand`` marks rows
-    with a hand, ``novel`` rows whose finger pattern training never showed."""
+    """Calibrated (N, 6) probabilities from the experts' (N, 6) logits (None: the model has
+    no such expert); ``hand`` marks rows with a hand, ``novel`` rows whose finger pattern
+    training never showed. A hand counts only for a model with a pose or finger expert."""
     n = len(hand)
+    if z_pose is None and z_fingers is None:
+        hand = np.zeros(n, dtype=bool)
     z = np.zeros((n, N_CLASSES))
     if z_pose is not None:
         z[hand] += weights.get("pose", 0.0) * z_pose[hand]
@@ -58,7 +62,10 @@ def pool_logits(
     if z_fingers is not None and novel is not None:
         gate = hand & novel
         z[gate] = z_fingers[gate]
-    return softmax(z, temperature)
+    p = softmax(z, temperature)
+    if z_image is None:  # no image expert: nothing to say without a hand
+        p[~hand] = 1.0 / N_CLASSES
+    return p
 
 
 def pattern_key(up: np.ndarray) -> str:

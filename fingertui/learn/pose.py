@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -37,8 +37,8 @@ TIPS = tuple(f[-1] for f in FINGERS)
 FINGER_KNUCKLE = (2, 5, 9, 13, 17)
 _TIP_PAIRS = [(a, b) for i, a in enumerate(TIPS) for b in TIPS[i + 1 :]]
 
-# Image landmarks, measured (bench/pose_experiment.py, logistic regression, image fallback
-# where no hand is found): 5-fold CV on hagrid frames image 96.4 %, world 95.3 %, both 95.9 %;
+# Image landmarks, measured (bench/results/pose_experiment.json, logistic regression, image
+# fallback where no hand is found): 5-fold CV on hagrid frames image 96.4 %, world 95.3 %, both 95.9 %;
 # on hagrid hand crops 98.8 / 97.0 / 98.8 %; trained on sign-digits, tested on hagrid hands
 # 1–5: 86.6 / 85.2 / 85.9 %. World landmarks remove 3D rotation but are a model's guess of
 # depth, and it shows; both together add nothing but length.
@@ -48,7 +48,7 @@ FINGER_FEATURES = 6  # k in finger_features' (5, k)
 
 # Every function below works on one hand's points (21, d) or on a batch (N, 21, d): the
 # landmarks of a thousand stored images are turned into features in one numpy pass, not a
-# thousand (a retrain of sign-digits spent about 4 s on the per-hand loop).
+# thousand (a per-hand loop takes about 4 s of a sign-digits retrain, measured on 2 cores).
 
 
 def norms(a: np.ndarray) -> np.ndarray:
@@ -220,9 +220,18 @@ def feature_dim(space: Space = DEFAULT_SPACE) -> int:
 
 FEATURE_DIM = feature_dim()
 
+
 # --- augmentation on the landmarks themselves ------------------------------------------
 # Changing the recipe changes AUG_ID, so cached augmented features are never mixed up.
-AUG = {
+class Augmentation(TypedDict):
+    roll_deg: float
+    tilt_deg: float
+    scale: list[float]
+    jitter: float
+    mirror: float
+
+
+AUG: Augmentation = {
     "roll_deg": 20,  # in-plane
     "tilt_deg": 25,  # out of plane, about the image x and y axes
     "scale": [0.85, 1.15],
@@ -253,7 +262,7 @@ def augment_arrays(hands: HandArrays, seeds: Sequence[int]) -> HandArrays:
     for i, seed in enumerate(seeds):  # the draws, per hand and in a fixed order
         rng = np.random.default_rng(seed)
         rot[i] = _rotation(rng)
-        scale[i] = rng.uniform(*AUG["scale"])
+        scale[i] = rng.uniform(AUG["scale"][0], AUG["scale"][1])
         flipped[i] = rng.random() < AUG["mirror"]
         noise_px[i] = rng.standard_normal((N_LANDMARKS, 3))
         noise_w[i] = rng.standard_normal((N_LANDMARKS, 3))

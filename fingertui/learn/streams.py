@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -41,33 +41,36 @@ if TYPE_CHECKING:
 FRAMING = {"margin": 0.25, "frame_below": 0.8}
 POSE_VIEW = "still"  # landmarks of stored images come from the still-image detector
 # The search for a still image's hand, in order; each step runs only if the ones before it
-# found nothing, so a close-up (sign-digits) costs one try.
+# found nothing, so a close-up (sign-digits) costs one try. Figures measured on 2 cores on
+# the hagrid-rooms photos where no result file is named.
 # 1. The picture as it is: finds 181 of 193 hagrid-rooms frames.
 # 2. The picture zoomed out (``ZOOM_OUT``: its edges replicated outwards by 0.35 × its sides,
 #    the detector's own recipe for small crops, see hands.PAD). The misses of step 1 are
 #    mostly close-ups, where the hand fills or overflows the frame and the palm detector
 #    has no context: zoomed out it finds 10 of the 12 (0.25: 9, 0.15: 7; a black border of
 #    0.25 / 0.35: 8 / 7, grey: 8 / 10) and, on hagrid hand crops, 2 of the 4 the detector's
-#    own padding misses. ~46 ms a try on a 336 px frame.
+#    own padding misses; ~46 ms a try on a 336 px frame. The whole search finds 191 of the
+#    193 frames, 189 without this step (bench/results/hand_search.json).
 # 3. Overlapping tiles (each ``frac`` of the short side, padded and upscaled by the
 #    detector), a finer grid only if the coarser found nothing, the best hand wins: for a
-#    hand too small for the palm detector (a person across the room). Before step 2 they
-#    found 8 of the 12 misses, but 5 of those 8 were a part of a hand filling the frame
+#    hand too small for the palm detector (a person across the room). On the 12 misses of
+#    step 1 alone they find 8, but 5 of those 8 are a part of a hand filling the frame
 #    (landmarks of two or three fingers: counted wrong); after step 2 they find nothing
 #    more on hagrid frames (the last 2 hands are found by no recipe tried: tiles of 4×4 at
 #    0.35, contrast equalised (CLAHE), mirrored, borders of 0.6). They stay as the last
-#    resort: a pose from part of a hand counted 3 of 8 right, the image alone ~1 in 4.
-# 2x2 of 0.6, then 3x3 of 0.5, were measured on the whole frames' misses before step 2
-# existed (3×3 of 0.5 alone found 4; 3×3 of 0.45: 1; 4×4 of 0.35: 1; unpadded: 2, 0, 0, 1).
+#    resort: a pose from part of a hand counts 3 of 8 right, the image alone ~1 in 4. The
+#    grids, on those 12 misses: 2×2 of 0.6 then 3×3 of 0.5 as here; 3×3 of 0.5 alone finds
+#    4, 3×3 of 0.45 1, 4×4 of 0.35 1 (unpadded: 2, 0, 0, 1).
 # 4. A dark photo (mean brightness below ``DARK_RETRY``) where steps 1–3 found nothing is
 #    brightened (``brighten``) and searched again, steps 1–3: the landmarks are positions,
 #    the same in both. hagrid-rooms frames darkened to 1/4 of their brightness: found in
-#    86.5 % before, 99.5 % after; at 1/8: 38.3 % → 99.0 % (bench/results/hand_found.json).
+#    88.6 % without this step, 98.4 % with it (bench/results/hand_found.json).
 ZOOM_OUT = 0.35
-TILES = {"grids": ((2, 0.6), (3, 0.5)), "min_side": 200}
+TILE_GRIDS = ((2, 0.6), (3, 0.5))  # (n, frac): n×n tiles of frac × the short side, coarser first
+TILE_MIN_SIDE = 200  # a picture with a shorter side is not tiled
 DARK_RETRY = 80.0
 # Names the search recipe (part of the landmarks cache key, see PoseStream.detector_id).
-TILES_ID = f"tiles-zoom{ZOOM_OUT}+" + "+".join(f"{n}x{n}-{frac}" for n, frac in TILES["grids"]) + f"+dark{DARK_RETRY:g}"
+TILES_ID = f"tiles-zoom{ZOOM_OUT}+" + "+".join(f"{n}x{n}-{frac}" for n, frac in TILE_GRIDS) + f"+dark{DARK_RETRY:g}"
 
 
 def brighten(img: np.ndarray) -> np.ndarray:
@@ -140,12 +143,19 @@ class ImageStream:
         self._bb = backbone
         self._loader = loader
         self.framing = framing
-        self.id = backbone.id if backbone is not None else ident
-        self.dim = backbone.dim if backbone is not None else dim
+        if backbone is not None:
+            ident, dim = backbone.id, backbone.dim
+        if ident is None or dim is None:
+            raise ValueError("an ImageStream needs a backbone, or the id and dim of the one its loader loads")
+        self.id: str = ident
+        self.dim: int = dim
 
     @property
     def bb(self) -> Backbone:
+        """The network, loaded now if it was not."""
         if self._bb is None:
+            if self._loader is None:
+                raise ValueError("an ImageStream needs a backbone or a loader")
             self._bb = self._loader()
         return self._bb
 
@@ -159,15 +169,22 @@ class ImageStream:
         return expected_engine()
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        from fingertui.learn.features import Embedder
+        """(N, dim) embeddings of (H, W, 3) uint8 RGB images (loads the network if need be)."""
+        from fingertui.learn.embeddings import Embedder  # here: not in an exported model's runtime
 
         return Embedder.embed_images(self.bb, [np.asarray(i) for i in images])
+
+
+class Detector(Protocol):
+    """A hand detector: MediaPipe's (hands.HandDetector) or the stand-in (devhands.py)."""
+
+    def detect(self, rgb: np.ndarray) -> list[Hand]: ...
 
 
 class PoseStream:
     name = "pose"
 
-    def __init__(self, still: object | None = None) -> None:
+    def __init__(self, still: Detector | None = None) -> None:
         from fingertui.learn import hands, pose
 
         # The stand-in detector (development and tests) has its own id, so its landmarks
@@ -179,7 +196,7 @@ class PoseStream:
         self._still = still
         self._spare: queue.SimpleQueue = queue.SimpleQueue()  # still detectors not in use
         self._made = 0
-        self._track = None
+        self._track: Detector | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -206,7 +223,8 @@ class PoseStream:
             )
         return stream
 
-    def detector(self, tracking: bool = False) -> object:
+    def detector(self, tracking: bool = False) -> Detector:
+        """The stream's own detector, in tracking mode (consecutive video frames) or still."""
         from fingertui.learn.hands import HandDetector
 
         if _dev_hands():
@@ -227,7 +245,7 @@ class PoseStream:
         return max(1, min(os.cpu_count() or 1, MAX_DETECTORS, images))
 
     @contextlib.contextmanager
-    def _borrowed(self) -> Iterator[object]:
+    def _borrowed(self) -> Iterator[Detector]:
         """A still detector of its own for the calling thread (made on first need, kept)."""
         if _dev_hands():
             yield self.detector()
@@ -239,8 +257,8 @@ class PoseStream:
 
             with self._lock:
                 # The first one lent is the stream's own still detector.
-                det = self._still if self._made == 0 and self._still is not None else None
-                det = det or HandDetector(mode="still", max_hands=2)
+                own = self._still if self._made == 0 else None
+                det = own or HandDetector(mode="still", max_hands=2)
                 if self._still is None:
                     self._still = det
                 self._made += 1
@@ -252,56 +270,57 @@ class PoseStream:
     def search_file(self, path: str | os.PathLike[str]) -> Hand | None:
         """``search`` on an image file, with a detector of this thread's own (so several
         threads search at once)."""
-        from fingertui.learn.features import read_rgb
+        from fingertui.data.images import open_rgb
 
-        img = read_rgb(path)
+        img = open_rgb(path)
         with self._borrowed() as det:
             return self.search(img, det)
 
-    def find(self, img: np.ndarray, tracking: bool = False) -> Hand | None:
-        """The most confident hand in an RGB image, or None."""
+    def detect(self, img: np.ndarray, tracking: bool = False) -> Hand | None:
+        """The most confident hand of one detector pass over an RGB image, or None: no
+        zooming out, no tiles (``search`` does those, for a still image)."""
         found = self.detector(tracking).detect(img)
         return found[0] if found else None
 
-    def search(self, img: np.ndarray, det: object | None = None) -> Hand | None:
-        """A still image's hand: the whole picture first, then zoomed out, then tiles, and all
-        of that again brightened when the photo is dark (see
-        ``TILES_ID``). ``det``: the still detector to use (default: the stream's own)."""
+    def search(self, img: np.ndarray, det: Detector | None = None) -> Hand | None:
+        """A still image's hand, searched for step by step: the whole picture first, then
+        zoomed out, then tiles, and all of that again brightened when the photo is dark (see
+        ``TILES_ID``); each step a detector pass. ``det``: the still detector to use
+        (default: the stream's own)."""
+        use = det or self.detector()
 
-        det = det or self.detector()
-
-        def find(im: np.ndarray) -> Hand | None:
-            found = det.detect(im)
+        def detect(im: np.ndarray) -> Hand | None:
+            found = use.detect(im)
             return found[0] if found else None
 
-        hand = self._search(img, find)
+        hand = self._search(img, detect)
         if hand is None and not _dev_hands() and img.size and float(img.mean()) < DARK_RETRY:
-            hand = self._search(brighten(img), find)
+            hand = self._search(brighten(img), detect)
         return hand
 
     @staticmethod
-    def _search(img: np.ndarray, find: Callable[[np.ndarray], Hand | None]) -> Hand | None:
-        """Steps 1–3 of the search (see ``TILES_ID``) with one detector call ``find``."""
+    def _search(img: np.ndarray, detect: Callable[[np.ndarray], Hand | None]) -> Hand | None:
+        """Steps 1–3 of the search (see ``TILES_ID``), ``detect`` being one detector pass."""
         from fingertui.learn.hands import with_border
 
-        hand = find(img)
+        hand = detect(img)
         if hand is not None or _dev_hands():
             return hand
         h, w = img.shape[:2]
         wide, px, py = with_border(img, ZOOM_OUT)
-        hand = find(wide)
+        hand = detect(wide)
         if hand is not None:
             return hand_from_box(hand, (-px, -py, w + px, h + py), (w, h))
-        if min(h, w) < TILES["min_side"]:
+        if min(h, w) < TILE_MIN_SIDE:
             return None
-        for n, frac in TILES["grids"]:
+        for n, frac in TILE_GRIDS:
             side = int(min(h, w) * frac)
             best = None
             for gy in range(n):
                 for gx in range(n):
                     x0 = round(gx * (w - side) / (n - 1))
                     y0 = round(gy * (h - side) / (n - 1))
-                    got = find(np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]))
+                    got = detect(np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]))
                     if got is not None and (best is None or got.handedness_score > best.handedness_score):
                         best = hand_from_box(got, (x0, y0, x0 + side, y0 + side), (w, h))
             if best is not None:
@@ -327,7 +346,7 @@ class PoseStream:
         rows = [i for i, h in enumerate(hands) if h is not None]
         if not rows:
             return out
-        arrays = HandArrays.of([hands[i] for i in rows])
+        arrays = HandArrays.of([h for h in hands if h is not None])
         out[rows] = pose_feature_matrix(arrays)[:, None, :]
         for v in range(1, width):
             sel = [k for k, i in enumerate(rows) if per[i] >= v]
@@ -381,7 +400,7 @@ def observe(
         elif pose is None:
             hand = None
         else:
-            hand = pose.find(img, True) if tracking else pose.search(img)
+            hand = pose.detect(img, tracking=True) if tracking else pose.search(img)
         box = frame_box(hand, img.shape, framing)
         out.append(Observation(hand, box, _crop(img, box)))
     return out
@@ -440,94 +459,3 @@ def stored_hands(
         got = hands_from_bytes(cached[s.sha256])
         out.append(got[0] if got else None)
     return out
-
-
-@dataclass
-class SampleFeatures:
-    """Features of stored samples with training views: streams are (N, views+1, dim)."""
-
-    image: np.ndarray | None
-    pose: np.ndarray | None
-    hand: np.ndarray
-    boxes: list[Box | None]
-    embedded_new: int = 0
-    fingers: np.ndarray | None = None  # (N, 5, K) finger features, no views (plain only)
-
-    def plain(self, rows: np.ndarray | None = None) -> object:
-        from fingertui.learn.model import Features
-
-        sel = slice(None) if rows is None else rows
-        return Features(
-            image=None if self.image is None else self.image[sel, 0],
-            pose=None if self.pose is None else self.pose[sel, 0],
-            fingers=None if self.fingers is None else self.fingers[sel],
-            hand=self.hand[sel],
-            boxes=self.boxes if rows is None else [self.boxes[i] for i in np.arange(len(self.boxes))[sel]],
-        )
-
-
-def sample_features(
-    store: Store,
-    samples: Sequence[Sample],
-    image: ImageStream | None,
-    pose: PoseStream | None,
-    *,
-    views: int | Sequence[int] = 0,
-    pose_views: int | Sequence[int] | None = None,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-) -> SampleFeatures:
-    """Every stream's features of stored samples, through the caches. ``views``: augmented
-    image views per sample (one count, or one per sample); ``pose_views`` the same for the
-    landmarks (default: as ``views``)."""
-    from fingertui.learn.features import Embedder
-
-    per = [views] * len(samples) if isinstance(views, int) else list(views)
-    if pose_views is None:
-        pose_views = per
-    per_pose = [pose_views] * len(samples) if isinstance(pose_views, int) else list(pose_views)
-    hands: list[Hand | None] = [None] * len(samples)
-    if pose is not None:
-        hands = stored_hands(store, pose, samples, progress, cancel)
-    hand = np.array([h is not None for h in hands], dtype=bool)
-    boxes: list[Box | None] = [
-        # The hand's own image size: the one the detector saw (images.py bounds big ones).
-        frame_box(h, (h.image_size[1], h.image_size[0]), image.framing if image else None) if h is not None else None
-        for h in hands
-    ]
-    X_img = X_pose = None
-    new = 0
-    if image is not None:
-        from fingertui.learn.features import plain_key
-
-        idents = [framed_identity(s.sha256, b) for s, b in zip(samples, boxes, strict=True)]
-        cached = (
-            store.embeddings.get(image.id, plain_key(image.engine), [(i, 0) for i in idents])
-            if max(per, default=0) == 0
-            else {}
-        )
-        if len(cached) == len(set(idents)):  # all there: no network needed
-            vecs = [cached[(i, 0)][None] for i in idents]
-        else:
-            emb = Embedder(store, image.bb)
-            vecs = emb.vectors(
-                [(i, s.path) for i, s in zip(idents, samples, strict=True)],
-                per,
-                progress,
-                cancel,
-                boxes={i: b for i, b in zip(idents, boxes, strict=True) if b is not None},
-            )
-            new = emb.computed
-        width = max(per, default=0) + 1
-        X_img = np.zeros((len(samples), width, image.dim), dtype=np.float32)
-        for n, v in enumerate(vecs):
-            X_img[n, : len(v)] = v
-            X_img[n, len(v) :] = v[0]  # rows with fewer views (test) repeat the plain one
-    if pose is not None:
-        X_pose = pose.view_features(hands, [s.sha256 for s in samples], per_pose)
-    F = None
-    if pose is not None:
-        from fingertui.learn.fingers import finger_matrix
-
-        F = finger_matrix(hands)[0]
-    return SampleFeatures(X_img, X_pose, hand, boxes, new, F)

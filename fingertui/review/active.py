@@ -32,25 +32,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fingertui.data.store import Store
+from fingertui.data.store import Sample, Store
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.review.reasons import NEAR_DUPLICATE, REASONS
 from fingertui.runs.records import RunRecord, active_run, newest_run, run_predictions
 from fingertui.words import rough_pct
 
-REASONS = (
-    "unsure",
-    "misclassified",
-    "label-error",
-    "disagrees",
-    "no-hand",
-    "finger-borderline",
-    "weak-class",
-    "near-duplicate",
-)
+if TYPE_CHECKING:  # the model loads when flags are computed
+    from fingertui.learn.model import Model
+
+# What a user can answer a queue item with (apply_action).
+Action = Literal["confirm", "relabel", "exclude", "delete", "skip"]
 BORDERLINE = (0.35, 0.65)
 STRATEGIES = ("margin", "least-confidence", "entropy", "random")
 DEFAULT_STRATEGY = "margin"
@@ -73,14 +70,13 @@ SIDED_PENALTY = 1.0
 # "The label looks wrong" needs the label's out-of-fold probability at most STRONG_P_LABEL,
 # the suggestion at least STRONG_RATIO times as probable, and the views to agree: no
 # expert favours the label, most of those that saw the image favour the suggestion, and at
-# least two saw it when the run has two. Measured with the default pipeline
-# (bench/label_errors.py and per-sample dumps of the same trials, 3 seeds): on sign-digits
-# with 5 % of labels flipped, 185 of the 186 flips were candidates, all with p(label) <= 0.12
-# at ratios >= 6.8; correctly labelled candidates had p(label) 0.23-0.42 at ratios <= 2.9,
-# except a test photo whose finger count backs its label (the agreement rule keeps it a
-# "disagrees") and sign-digits/2/IMG_5176.JPG, labelled 2 with the thumb out (a 3 here).
-# In cluttered rooms (hagrid-rooms, 10 % flipped) the agreement of the views is what
-# counts: without it 67-94 % of the flags were flips, with it 80-100 %, none lost.
+# least two saw it when the run has two. With the default pipeline, 3 seeds
+# (bench/label_errors.py, bench/results/label_errors.json): on sign-digits with 5 % of
+# labels flipped, 98.4 % of the label-error flags are flips and every flip is in the top
+# 2x of the queue; on the clean set the one flag is sign-digits/2/IMG_5176.JPG, labelled 2
+# with the thumb out (a 3 here). In cluttered rooms (hagrid-rooms, 10 % flipped) the
+# agreement of the views is what counts: 100 % of the flags are flips with it, 89.2 %
+# (frames) and 98.1 % (hand crops) without it.
 STRONG_P_LABEL = 0.15
 STRONG_RATIO = 5.0
 EXPERT_NAMES = {"image": "image", "pose": "hand pose", "fingers": "finger count"}
@@ -217,7 +213,7 @@ def label_errors(
     experts = experts if experts is not None else [{}] * len(labels)
     views = max((len(e) for e in experts), default=0)
     out = []
-    for i in np.nonzero((pred != labels) & (own < thresh[labels]))[0]:
+    for i in np.nonzero((pred != labels) & (own < thresh[labels]))[0].tolist():
         y, s = int(labels[i]), int(pred[i])
         says = {n: int(np.argmax(p)) for n, p in experts[i].items()}
         agree = (
@@ -276,7 +272,7 @@ def _probs_and_vectors(store: Store, run: RunRecord, sample_ids: Sequence[int]) 
     return Model.for_run(store, run, lazy=True).sample_probs(store, [by_id[i] for i in sample_ids])
 
 
-def finger_ups(store: Store, run: RunRecord, samples: Sequence[object]) -> dict[int, list[float] | None]:
+def finger_ups(store: Store, run: RunRecord, samples: Sequence[Sample]) -> dict[int, list[float] | None]:
     """Per sample, the run's finger-state up-probabilities (thumb … little), from the cached
     landmarks; None where no hand was found or the run has no finger expert."""
     detector = run.metrics.get("detector")
@@ -302,7 +298,7 @@ def finger_ups(store: Store, run: RunRecord, samples: Sequence[object]) -> dict[
 
 def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
     """Every flag the run raises on the current dataset (labels as they are now)."""
-    current = {s.id: s for s in store.samples("excluded = 0")}
+    current = {s.id: s for s in store.samples(excluded=False)}
     rows = [r for r in run_predictions(store, run.id) if r["probs"] is not None and r["sample_id"] in current]
     rows = [r for r in rows if current[r["sample_id"]].label is not None]
     thr = run.metrics["unsure_threshold"]
@@ -357,13 +353,13 @@ def compute_flags(store: Store, run: RunRecord) -> list[Flag]:
             flag(sid, "unsure", uncertainty(p[None], DEFAULT_STRATEGY)[0], int(p.argmax()), p)
     # weak-class: boosts samples already flagged that touch the weakest class or the most
     # confused pair.
-    flagged = {}
+    flagged: dict[int, Flag] = {}
     for f in flags:
         flagged.setdefault(f.sample_id, f)
     for sid, f in flagged.items():
-        y = current[sid].label
-        touches = weakest is not None and weakest in (y, f.pred)
-        if pair is not None and y is not None and {y, f.pred} == set(pair):
+        label = current[sid].label
+        touches = weakest is not None and weakest in (label, f.pred)
+        if pair is not None and label is not None and {label, f.pred} == set(pair):
             touches = True
         if touches:
             flags.append(Flag(sid, "weak-class", BONUS["weak-class"], f.suggested, f.pred, f.confidence, f.probs))
@@ -381,7 +377,7 @@ def recompute(store: Store, run: RunRecord | None = None) -> dict:
     new = {(f.sample_id, f.reason): f for f in compute_flags(store, run)}
     existing = store.flags.all()
     open_rows = {(r["sample_id"], r["reason"]): r for r in existing if r["resolved"] is None}
-    resolved = {}
+    resolved: dict[tuple[int, str], str] = {}
     for r in existing:
         if r["resolved"] is not None:
             resolved[(r["sample_id"], r["reason"])] = max(
@@ -522,7 +518,7 @@ def queue(
             for i in order:
                 picked[i].duplicates = [picked[j].sample_id for j in dupes.get(i, [])]
                 if picked[i].duplicates:
-                    picked[i].reasons.append("near-duplicate")
+                    picked[i].reasons.append(NEAR_DUPLICATE)
     out = [picked[i] for i in order]
     return out[:limit] if limit else out
 
@@ -536,8 +532,8 @@ def sides_with_label(item: QueueItem) -> bool:
 
 def fold_takes(store: Store, picked: list[QueueItem], order: list[int]) -> list[int]:
     """One item per take: flagged frames of one hold or burst (captures sharing a group,
-    i.e. one pose captured in a row) fold into the best-ranked of them (``hold``). Holding 1
-    for 3 s stored 13 near-identical frames, and the queue showed 13 items saying the same."""
+    i.e. one pose captured in a row) fold into the best-ranked of them (``hold``): a held key
+    stores a frame after frame of one pose, and the queue says one thing about them all."""
     by_id = store.by_ids([it.sample_id for it in picked])
     first: dict[str, int] = {}
     kept = []
@@ -553,8 +549,9 @@ def fold_takes(store: Store, picked: list[QueueItem], order: list[int]) -> list[
     return kept
 
 
-def resolve(store: Store, sample_id: int, action: str, label: int | None = None) -> dict:
-    """Act on a queue item: confirm, relabel, exclude, delete or skip."""
+def apply_action(store: Store, sample_id: int, action: Action, label: int | None = None) -> dict[str, Any]:
+    """Carry out the user's answer to a queue item (confirm, relabel, exclude, delete or
+    skip) on the store; returns ``{"sample", "action", "label"}`` (the JSON of `label`)."""
     if action == "confirm":
         s = store.confirm(sample_id)
     elif action == "relabel":
@@ -573,11 +570,11 @@ def resolve(store: Store, sample_id: int, action: str, label: int | None = None)
     return {"sample": s.id, "action": action, "label": s.label}
 
 
-def unlabelled_items(store: Store, model: object | None = None) -> list[QueueItem]:
+def unlabelled_items(store: Store, model: Model | None = None) -> list[QueueItem]:
     """Before any run exists the queue is empty (flags come from a run), yet unlabelled
     captures wait for a label: they are the review items then, in capture order. With the
     shipped starter ``model`` its count is the suggestion where it sees a hand."""
-    samples = store.find(unlabelled=True)
+    samples = store.samples(unlabelled=True)
     samples = [s for s in samples if not s.excluded]
     items = [QueueItem(s.id, s.path, None, None, None, None, ["unlabelled"], 0.0, None) for s in samples]
     if model is None or not samples:

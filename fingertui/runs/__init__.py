@@ -1,1 +1,2 @@
-"""Training runs: the pipeline that trains, records and activates a model, the training child process and progress estimates."""
+"""Training runs as records: each run's config, data snapshot, metrics and predictions, which
+one is active, and how two runs compare."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,6 @@ from fingertui.data.store.run_table import ACTIVE_KEY
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
 from fingertui.learn.metrics import accuracy_caveat, accuracy_interval, mcnemar
-
-if TYPE_CHECKING:
-    pass
 
 MIN_PER_CLASS = 2
 
@@ -44,21 +40,22 @@ class RunRecord:
     def from_row(cls, row: dict) -> RunRecord:
         """The run a row records; a UserError saying so when the row is damaged."""
         try:
+            config, metrics = json.loads(row["config"]), json.loads(row["metrics"])
+            if not isinstance(config, dict) or not isinstance(metrics, dict):
+                raise TypeError("not a JSON object")
             rec = cls(
                 id=row["id"],
                 started=row["started"],
                 finished=row["finished"],
                 backbone=row["backbone"],
                 seed=row["seed"],
-                config=json.loads(row["config"]),
+                config=config,
                 data_hash=row["data_hash"],
                 n_train=row["n_train"],
                 n_test=row["n_test"],
-                metrics=json.loads(row["metrics"]),
+                metrics=metrics,
                 checkpoint=row["checkpoint"],
             )
-            if not isinstance(rec.config, dict) or not isinstance(rec.metrics, dict):
-                raise TypeError("not a JSON object")
             if not isinstance(rec.metrics.get("test"), dict):
                 raise KeyError("test")
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
@@ -72,7 +69,7 @@ class RunRecord:
     def held_back(self) -> bool:
         """Worse than the starter on the images it did not train on (nextday.py): recorded,
         but not made active unless the user says so (``runs activate``)."""
-        nd = self.metrics.get("next_day") if isinstance(self.metrics, dict) else None
+        nd = self.metrics.get("next_day")
         return bool(isinstance(nd, dict) and isinstance(nd.get("starter"), dict) and nd["starter"].get("held_back"))
 
     @property

@@ -35,7 +35,7 @@ from fingertui.tui.widgets.panels import PredictionPanel, TrainingBar
 
 if TYPE_CHECKING:
     from fingertui.learn.model import Model, Prediction
-    from fingertui.runs.eta import Eta
+    from fingertui.train.eta import Eta
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ class FingerApp(App):
     ) -> None:
         super().__init__()
         self.train_backbone = backbone
-        # Where a training run computes: "process" (a child process, fingertui/runs/process.py:
+        # Where a training run computes: "process" (a child process, fingertui/train/process.py:
         # the screen keeps its interpreter) or "thread" (this process; tests that replace
         # pipeline functions in it). $FINGERTUI_TRAIN_IN picks one for benchmarks.
         self.train_in = train_in or os.environ.get(ENV_TRAIN_IN) or "process"
@@ -404,7 +404,7 @@ class FingerApp(App):
         if self.training:
             self.notify("a training run is already going on (esc cancels it)", severity="warning")
             return
-        from fingertui.runs.eta import Eta, estimate_for
+        from fingertui.train.eta import Eta, estimate_for
 
         self.training = True
         self.add_class("training")  # toasts move up, off the training bar (fingertui.tcss)
@@ -449,7 +449,7 @@ class FingerApp(App):
         from fingertui.errors import Cancelled, UserError
 
         if self.train_in == "thread":
-            from fingertui.runs.pipeline import train
+            from fingertui.train.pipeline import train
         t0 = self._train_t0
         shown: list[tuple[str | None, float]] = [(None, 0.0)]  # the phase on show, since when
 
@@ -468,8 +468,8 @@ class FingerApp(App):
 
         try:
             if self.train_in == "process":
-                from fingertui.runs.process import train_in_child
                 from fingertui.runs.records import get_run
+                from fingertui.train.process import train_in_child
 
                 run_id = train_in_child(
                     self.workspace.root,
@@ -501,7 +501,7 @@ class FingerApp(App):
         self.post_message(TrainingDone(run, None))
 
     def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
-        from fingertui.runs.eta import say_left
+        from fingertui.train.eta import say_left
 
         self._last_progress = (phase, k, n)
         left = say_left(self._eta.left(phase, k, n)) if self._eta is not None else ""

@@ -14,19 +14,20 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
 
+from fingertui.data.store.core import Sample
+from fingertui.data.store.crashpoints import crash_point
 from fingertui.data.store.flags import FlagsTable
 from fingertui.data.store.history import UNDOABLE, History
-from fingertui.data.store.journal import Journal, WriterLock, crash_point
+from fingertui.data.store.journal import Journal, WriterLock
 from fingertui.data.store.migrations import SCHEMA_VERSION, migrate, version
 from fingertui.data.store.run_table import RunTable
-from fingertui.data.store.util import MAX_ID, TMP_PREFIX, atomic_write, now_iso, sha256_bytes
+from fingertui.data.store.util import MAX_ID, TMP_PREFIX, atomic_write, inserted_id, now_iso, sha256_bytes
 from fingertui.data.store.vectors import EmbeddingTable, LandmarkTable, rows_for_shas
 from fingertui.data.workspace import Workspace
 from fingertui.errors import UserError
@@ -47,46 +48,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Sample:
-    id: int
-    sha256: str
-    path: str
-    width: int
-    height: int
-    source: str
-    origin: str | None
-    session: str | None
-    created: str
-    label: int | None
-    split: str | None
-    group_key: str | None
-    phash: str | None
-    excluded: int = 0
-    capture_run: int | None = None
-    capture_pred: int | None = None
-    capture_conf: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Sample:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
-    @property
-    def origin_name(self) -> str:
-        """Where the sample came from, as its user would name it: the imported file with its
-        folder ("3/IMG_4509.JPG"), else "capture" with the time it was taken."""
-        if self.origin and self.origin.startswith("quarantine:"):
-            return f"reindexed {Path(self.origin.partition(':')[2]).name}"
-        if self.origin:
-            p = Path(self.origin)
-            return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
-        try:  # stored in UTC; shown in the user's own time
-            when = datetime.fromisoformat(self.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            when = self.created
-        return f"{self.source} {when}"
 
 
 @dataclass(frozen=True)
@@ -324,14 +285,18 @@ class Store:
         rows = rows_for_shas(self, "SELECT * FROM samples WHERE sha256 IN ({marks})", [], shas, dicts=True)
         return {r["sha256"]: Sample.from_row(r) for r in rows}
 
-    def samples(self, where: str = "1", params: list[Any] | None = None) -> list[Sample]:
-        with self.lock:
-            rows = self.db.query(f"SELECT * FROM samples WHERE {where} ORDER BY id", params or [])
-            return [Sample.from_row(r) for r in rows]
-
-    def find(self, *, label: int | None = None, unlabelled: bool = False, split: str | None = None) -> list[Sample]:
-        """Samples with this label (or none, with ``unlabelled``) and in this split, by id."""
-        where, params = ["1"], []
+    def samples(
+        self,
+        *,
+        label: int | None = None,
+        unlabelled: bool = False,
+        split: str | None = None,
+        excluded: bool | None = None,
+    ) -> list[Sample]:
+        """The samples, by id: with this label (or none, with ``unlabelled``), in this split,
+        excluded from training or not; each filter left out matches every sample."""
+        where: list[str] = []
+        params: list[int | str] = []
         if unlabelled:
             where.append("label IS NULL")
         elif label is not None:
@@ -340,11 +305,26 @@ class Store:
         if split is not None:
             where.append("split = ?")
             params.append(split)
-        return self.samples(" AND ".join(where), params)
+        if excluded is not None:
+            where.append("excluded = ?")
+            params.append(int(excluded))
+        return self._select(" AND ".join(where) or "1", params)
 
     def labelled(self) -> list[Sample]:
         """Samples that take part in training and evaluation (labelled, not excluded)."""
-        return self.samples("label IS NOT NULL AND split IS NOT NULL AND excluded = 0")
+        return self._select("label IS NOT NULL AND split IS NOT NULL AND excluded = 0", [])
+
+    def _select(self, where: str, params: list[int | str]) -> list[Sample]:
+        with self.lock:
+            rows = self.db.query(f"SELECT * FROM samples WHERE {where} ORDER BY id", params)
+            return [Sample.from_row(r) for r in rows]
+
+    def has(self, sample_id: int) -> bool:
+        """Whether a sample with this id exists."""
+        if not 0 <= sample_id <= MAX_ID:
+            return False
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM samples WHERE id = ?", [sample_id]).fetchone() is not None
 
     def count(self) -> int:
         with self.lock:
@@ -574,7 +554,7 @@ class Store:
         with self.writer.hold():
             sample = self.get(sample_id)
             src = self.ws.abs(sample.path)  # refuses a row leading outside data/
-            trash = self.ws.trash_dir / src.name
+            trash = self.ws.trashed_image(sample.path)
             payload = {"path": sample.path, "trash": self.ws.rel(trash), "sha256": sample.sha256}
             with self.journal.step("delete", payload) as entry:
                 trash.parent.mkdir(parents=True, exist_ok=True)
@@ -622,7 +602,7 @@ class Store:
             for s in samples:
                 self.ws.abs(s.path)  # refuses a row leading outside data/ before anything moves
             items = [
-                {"path": s.path, "trash": self.ws.rel(self.ws.trash_dir / Path(s.path).name), "sha256": s.sha256}
+                {"path": s.path, "trash": self.ws.rel(self.ws.trashed_image(s.path)), "sha256": s.sha256}
                 for s in samples
             ]
             with self.journal.step("remove", {"items": items}) as entry:
@@ -659,4 +639,4 @@ class Store:
         cur = db.execute(
             f"INSERT INTO samples ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )
-        return cur.lastrowid
+        return inserted_id(cur)

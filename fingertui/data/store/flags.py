@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 
+from fingertui.data.store.core import StoreCore
 from fingertui.data.store.util import now_iso
-
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
 
 
 class FlagsTable:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def all(self) -> list[dict[str, Any]]:

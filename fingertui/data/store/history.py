@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from fingertui.data.store.journal import ROW_KEYS, crash_point, image_path_refusal
-from fingertui.data.store.util import now_iso
+from fingertui.data.store.core import StoreCore
+from fingertui.data.store.crashpoints import crash_point
+from fingertui.data.store.journal import ROW_KEYS, image_path_refusal
+from fingertui.data.store.util import inserted_id, now_iso
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
-    from fingertui.data.store import Store
+    from fingertui.data.workspace import JsonValue
 
 # Event kinds a user can undo with `fingertui undo`, newest first.
 UNDOABLE = ("add", "label", "confirm", "exclude", "include", "delete")
 
 
 class History:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def events(self, sample_id: int | None = None) -> list[dict[str, Any]]:
@@ -57,7 +58,7 @@ class History:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [sample_id, old, new, now_iso(), actor, reason, kind, json.dumps(payload) if payload else None],
         )
-        return cur.lastrowid
+        return inserted_id(cur)
 
     def confirmed(self) -> dict[int, tuple[int, str | None]]:
         """Samples whose label the user confirmed and that have not changed since:
@@ -76,12 +77,14 @@ class History:
                 out[sid] = (label, json.loads(payload).get("sha256") if payload else None)
         return out
 
-    def deleted_row_refusal(self, payload: object) -> str | None:
+    def deleted_row_refusal(self, payload: JsonValue) -> str | None:
         """Why the row a delete event kept for undo is not one this fingertui wrote."""
-        row = payload.get("row") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):
+            return "the deleted row it keeps is not one this fingertui writes"
+        row = payload.get("row")
         if not isinstance(row, dict) or set(row) - ROW_KEYS or row.get("label") not in (None, 0, 1, 2, 3, 4, 5):
             return "the deleted row it keeps is not one this fingertui writes"
-        flags = payload.get("flags") or []  # type: ignore[union-attr]
+        flags = payload.get("flags") or []
         if not isinstance(flags, list) or not all(type(f) is int for f in flags):
             return "its flags are not a list of ids"
         return image_path_refusal(self.store.ws, row.get("path"), row.get("sha256"))
@@ -145,8 +148,7 @@ class History:
             return {**out, "undone": f"nothing: event {ev['id']} was refused ({why or 'its payload is not JSON'})"}
         if kind == "delete":
             return {**out, "undone": self._undo_delete(ev, payload)}
-        exists = store.samples("id = ?", [sid])
-        if not exists:  # deleted since (and that delete was not undone): nothing to put back
+        if not store.has(sid):  # deleted since (and that delete was not undone): nothing to put back
             with store.transaction() as db:
                 self._mark_undone(db, ev["id"])
             return {**out, "undone": f"nothing: sample {sid} no longer exists"}
@@ -185,7 +187,7 @@ class History:
                 self._mark_undone(db, ev["id"])
             return note
         dst = store.ws.abs(row["path"])
-        trash = store.ws.trash_dir / Path(row["path"]).name
+        trash = store.ws.trashed_image(row["path"])
         if not trash.exists() and not dst.exists():
             with store.transaction() as db:
                 self._mark_undone(db, ev["id"])
@@ -193,7 +195,7 @@ class History:
         p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
         # An index written before ids were kept unique may have given the id to a new
         # image: the sample comes back under a new id then.
-        taken = "id" in row and bool(store.samples("id = ?", [row["id"]]))
+        taken = isinstance(row.get("id"), int) and store.has(row["id"])
         if taken:
             row = {k: v for k, v in row.items() if k != "id"}
         flags = payload.get("flags") or []

@@ -12,8 +12,8 @@
   this fingertui would not have written (an unknown operation, a path outside ``data/``
   or not the content-addressed place of its image) is refused: never acted on, listed by
   ``doctor``.
-* ``crash_point``: with ``FINGERTUI_DEV_CRASH_AT=N`` the N-th step of this process ends it
-  at once (``os._exit``), as a kill would; the fault-injection tests walk N = 1, 2, ….
+* Each step is a ``crash_point`` (crashpoints.py), where the fault-injection tests end the
+  process as a kill would.
 """
 
 from __future__ import annotations
@@ -23,45 +23,21 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fingertui.data.store.util import TMP_PREFIX, now_iso, sha256_file
+from fingertui.data.store.core import StoreCore
+from fingertui.data.store.crashpoints import crash_point
+from fingertui.data.store.util import TMP_PREFIX, inserted_id, now_iso, sha256_file
 from fingertui.errors import UserError
 
 if TYPE_CHECKING:
-    from fingertui.data.workspace import Workspace
-
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
+    from fingertui.data.workspace import JsonValue, Workspace
 
 ENV_LOCK_WAIT = "FINGERTUI_LOCK_WAIT_S"
-ENV_CRASH_AT = "FINGERTUI_DEV_CRASH_AT"
-CRASH_EXIT = 86
 BUSY = "another fingertui is writing to this workspace; try again when it has finished"
-
-_steps = 0
-
-
-def crash_point(name: str) -> None:
-    """A step a kill could interrupt; ends the process here when the dev counter says so."""
-    global _steps
-    at = os.environ.get(ENV_CRASH_AT)
-    if not at:
-        return
-    _steps += 1
-    if _steps == int(at):
-        if os.environ.get("FINGERTUI_DEV_CRASH_LOG"):
-            with open(os.environ["FINGERTUI_DEV_CRASH_LOG"], "a") as f:
-                f.write(f"{os.getpid()} {name}\n")
-        os._exit(CRASH_EXIT)
-
-
-def reset_steps() -> None:
-    global _steps
-    _steps = 0
 
 
 def lock_wait() -> float:
@@ -88,7 +64,7 @@ class WriterLock:
         self._thread = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
-        self.on_acquire: list = []
+        self.on_acquire: list[Callable[[], None]] = []
 
     def _open(self) -> int:
         if self._fd is None:
@@ -137,7 +113,7 @@ class WriterLock:
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    fcntl.flock(self._open(), fcntl.LOCK_UN)  # the descriptor held since the first hold
 
     @contextmanager
     def quiet(self, timeout: float) -> Iterator[bool]:
@@ -163,7 +139,7 @@ class WriterLock:
 class Journal:
     """Intent records of multi-step changes, and what completes or undoes each one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def begin(self, op: str, payload: dict[str, Any]) -> int:
@@ -172,7 +148,7 @@ class Journal:
                 "INSERT INTO journal (op, payload, created) VALUES (?, ?, ?)", [op, json.dumps(payload), now_iso()]
             )
         crash_point(f"{op}:journalled")
-        return cur.lastrowid
+        return inserted_id(cur)
 
     def finish(self, db: Any, entry_id: int) -> None:
         """Inside the transaction that makes the change final."""
@@ -313,21 +289,22 @@ ROW_KEYS = frozenset(
 )
 
 
-def image_path_refusal(ws: Workspace, path: object, sha: object) -> str | None:
+def image_path_refusal(ws: Workspace, path: JsonValue, sha: JsonValue) -> str | None:
     """Why ``path`` is not where this fingertui stores the image ``sha``, else None."""
     why = ws.unsafe(path)
-    if why:
+    if why or not isinstance(path, str):
         return f"path {str(path)[:200]!r} is not inside data/ ({why})"
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
         return "no image hash"
-    name = path.rsplit("/", 1)[-1]  # type: ignore[union-attr]
+    name = path.rsplit("/", 1)[-1]
     if path != ws.rel(ws.image_path(sha, name.rpartition(".")[2])) or "." not in name:
         return f"path {path!r} is not where image {sha[:12]}… is stored"
     return None
 
 
-def trash_refusal(ws: Workspace, trash: object, path: str) -> str | None:
-    if trash != ws.rel(ws.trash_dir / path.rsplit("/", 1)[-1]) or ws.unsafe(trash):
+def trash_refusal(ws: Workspace, trash: JsonValue, path: str) -> str | None:
+    """Why ``trash`` is not where this fingertui puts the deleted image of ``path``, else None."""
+    if trash != ws.rel(ws.trashed_image(path)) or ws.unsafe(trash):
         return f"trash path {str(trash)[:200]!r} is not in data/trash"
     return None
 

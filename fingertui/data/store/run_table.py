@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
+from fingertui.data.store.core import StoreCore
+from fingertui.data.store.util import inserted_id
 
 ACTIVE_KEY = "active_run"
 
 
 class RunTable:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def add(self, run: dict[str, Any], samples: Sequence[tuple], *, activate: bool = True) -> int:
@@ -25,7 +25,7 @@ class RunTable:
             cur = db.execute(
                 f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})", list(run.values())
             )
-            run_id = cur.lastrowid
+            run_id = inserted_id(cur)
             db.conn.executemany(
                 "INSERT INTO run_samples (run_id, sample_id, label, role, pred, confidence, probs, experts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fingertui.data.store.crashpoints import crash_point
 from fingertui.errors import UserError
 
 TMP_PREFIX = ".tmp-"
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a row id is never larger
 
 
-def parse_id(text: object, what: str, listed_by: str) -> int:
+def parse_id(text: str | int, what: str, listed_by: str) -> int:
     """A row id typed by the user (``label ID``, ``--run ID``), or a UserError saying
     how to find one; numbers SQLite cannot hold are no id."""
     try:
@@ -27,6 +29,13 @@ def parse_id(text: object, what: str, listed_by: str) -> int:
     if not 0 <= value <= MAX_ID:
         raise UserError(f"no {what} {str(text)[:40]}; `{listed_by}` lists them")
     return value
+
+
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The row id an INSERT just gave (sqlite3 says None only where no row was inserted)."""
+    if cur.lastrowid is None:
+        raise RuntimeError("no row was inserted")
+    return cur.lastrowid
 
 
 def now_iso() -> str:
@@ -48,8 +57,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    from fingertui.data.store.journal import crash_point
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
     try:
@@ -94,12 +101,12 @@ def walk_files(root: Path, *, unreadable: Callable[[Path, OSError], None] | None
             if unreadable is not None:
                 unreadable(folder, e)
             continue
-        for e in entries:
+        for entry in entries:
             try:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(Path(e.path))
-                elif e.is_file():
-                    out.append(Path(e.path))
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file():
+                    out.append(Path(entry.path))
             except OSError:
                 continue
     return sorted(out)

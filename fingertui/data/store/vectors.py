@@ -5,12 +5,10 @@ SQL for them. Keys name everything a value depends on, so stale values are never
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from fingertui.data.store import Store
+from fingertui.data.store.core import StoreCore
 
 CHUNK = 500  # SQLite's bound-parameter limit is far above this; chunks keep queries short
 
@@ -24,7 +22,7 @@ def _from_blob(blob: bytes) -> np.ndarray:
 
 
 def rows_for_shas(
-    store: Store, sql: str, params: Sequence[object], shas: Sequence[str], *, dicts: bool = False
+    store: StoreCore, sql: str, params: Sequence[object], shas: Sequence[str], *, dicts: bool = False
 ) -> list:
     """Rows of ``sql`` (ending in ``sha256 IN ({marks})``) for every sha, in chunks: tuples,
     or dicts by column name."""
@@ -44,7 +42,7 @@ def rows_for_shas(
 class EmbeddingTable:
     """Vectors keyed by (image sha256, backbone id, recipe, view)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def get(self, backbone_id: str, recipe: str, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
@@ -78,7 +76,7 @@ class EmbeddingTable:
 class LandmarkTable:
     """Packed hands (bytes; empty = no hand found) keyed by (image sha256, detector id, view)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def get(self, detector: str, view: str, shas: Sequence[str]) -> dict[str, bytes]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from fingertui.data import catalog
 from fingertui.data.store import Sample
 from fingertui.errors import UserError
 from fingertui.labels import CLASSES
+from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.widgets.gallery import Gallery, Tile
 from fingertui.tui.widgets.panels import TrainingBar
 from fingertui.words import plural
@@ -29,7 +29,7 @@ def caption(s: Sample) -> str:
     return f"{mark}{s.id} {catalog.origin_name(s) if s.origin else 'yours'}"
 
 
-class GalleryScreen(Screen):
+class GalleryScreen(AppScreen[None]):
     BINDINGS = [
         *[
             Binding(str(c), f"relabel({c})", "relabel" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0)
@@ -182,7 +182,7 @@ class GalleryScreen(Screen):
     def action_help(self) -> None:
         from fingertui.tui.screens.help import HelpScreen
 
-        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
+        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding) and b.show]
         rows[0] = ("0-5", "relabel the framed image (it moves to that class)")
         rows += [("arrows", "move (pageup/pagedown: a page)"), ("click", "select")]
         self.app.push_screen(HelpScreen(rows))

@@ -9,12 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.coordinate import Coordinate
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from fingertui.labels import CLASSES
 from fingertui.learn.metrics import accuracy_caveat, accuracy_interval
 from fingertui.runs.records import RunRecord, list_runs, run_predictions
+from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.widgets.panels import TrainingBar
 from fingertui.words import plural
 
@@ -59,7 +59,7 @@ def change_marker(d: int, diagonal: bool) -> Text:
     return Text(f"{'+' if d > 0 else ''}{d}", style=f"bold {'bright_green' if good else 'bright_red'} {CHIP}")
 
 
-class ResultsScreen(Screen):
+class ResultsScreen(AppScreen[None]):
     BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "open_cell", "open cell in review")]
 
     def __init__(self, run: RunRecord | None = None) -> None:
@@ -198,6 +198,9 @@ class ResultsScreen(Screen):
         metrics.update(t)
 
     def cell_samples(self, true: int, pred: int) -> list[int]:
+        """The test images of one confusion-matrix cell: labelled ``true``, predicted ``pred``."""
+        if self.run_record is None:
+            return []
         rows = run_predictions(self.app.store, self.run_record.id, "test")
         return [r["sample_id"] for r in rows if r["label"] == true and r["pred"] == pred]
 
@@ -217,7 +220,7 @@ class ResultsScreen(Screen):
     def _cell(self, coord: Coordinate) -> tuple[int, int]:
         table = self.query_one("#matrix", DataTable)
         row_key = table.coordinate_to_cell_key(coord).row_key.value
-        return int(row_key), CLASSES[coord.column - 1]
+        return int(row_key or 0), CLASSES[coord.column - 1]
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         self.action_open_cell()

@@ -8,27 +8,20 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from fingertui.errors import UnsafePath, UserError
 from fingertui.labels import CLASSES
+from fingertui.learn.model import Model
 from fingertui.review import active
+from fingertui.review.reasons import FLAG_REASONS
+from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
 from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, PredictionPanel, SidePanels, TrainingBar
 from fingertui.words import plural
 
-REASON_FILTERS = [
-    None,
-    "label-error",
-    "disagrees",
-    "misclassified",
-    "unsure",
-    "no-hand",
-    "finger-borderline",
-    "weak-class",
-]
+REASON_FILTERS: list[str | None] = [None, *FLAG_REASONS]  # `f` cycles through them: all, then each
 
 
 def explain(item: active.QueueItem) -> str:
@@ -67,14 +60,14 @@ def explain_unlabelled(item: active.QueueItem) -> str:
     """An unlabelled capture shown before any model was trained."""
     if item.suggested is None:
         return "unlabelled - no model yet: press 0-5 to label it"
-    conf = f"{100 * item.confidence:.0f}%"
+    conf = f"{100 * (item.confidence or 0.0):.0f}%"
     return (
         f"unlabelled - the starter model counts {item.suggested} ({conf}): "
         f"press {item.suggested} if it is right, else the right count"
     )
 
 
-class ReviewScreen(Screen):
+class ReviewScreen(AppScreen[None]):
     BINDINGS = [
         *[
             Binding(str(c), f"relabel({c})", "relabel" if c == 0 else f"relabel {c}", key_display="0-5", show=c == 0)
@@ -150,11 +143,16 @@ class ReviewScreen(Screen):
 
     def unlabelled(self) -> list[active.QueueItem]:
         """No run yet: the unlabelled captures, with the starter's count where it has one."""
-        model = self.app.predictor if getattr(self.app.predictor, "is_starter", False) else None
+        model = self._starter()
         if self.reason not in (None, "unsure"):
             return []
         items = active.unlabelled_items(self.app.store, model)
         return [it for it in items if self.label is None or it.pred == self.label]
+
+    def _starter(self) -> Model | None:
+        """The model in use when it is the shipped starter (no run trained yet)."""
+        model = self.app.predictor
+        return model if isinstance(model, Model) and model.is_starter else None
 
     def set_items(self, items: list[active.QueueItem]) -> None:
         self.items = items
@@ -186,13 +184,15 @@ class ReviewScreen(Screen):
         self.query_one("#why", Static).update(
             why or self.notes.get(it.sample_id) or "no flag: " + ", ".join(it.reasons)
         )
-        if it.probs:
-            thr = self.app.active.metrics["unsure_threshold"] if self.app.active else self.app.predictor.threshold
+        starter = self._starter()
+        run = self.app.active
+        thr = run.metrics["unsure_threshold"] if run is not None else starter.threshold if starter is not None else None
+        if it.probs and it.pred is not None and it.confidence is not None and thr is not None:
             fingers = None
-            if self.app.active is not None:
+            if run is not None:
                 sample = self.app.store.get(it.sample_id)
-                fingers = active.finger_ups(self.app.store, self.app.active, [sample]).get(it.sample_id)
-            checked = bool(self.app.active and (self.app.active.metrics.get("confidence") or {}).get("checked"))
+                fingers = active.finger_ups(self.app.store, run, [sample]).get(it.sample_id)
+            checked = bool(run and (run.metrics.get("confidence") or {}).get("checked"))
             self.query_one(PredictionPanel).show(
                 it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers, checked=checked
             )
@@ -208,7 +208,7 @@ class ReviewScreen(Screen):
                 f"sample {it.sample_id} names a file outside this workspace; run fingertui doctor", severity="error"
             )
 
-    def _act(self, action: str, label: int | None = None) -> None:
+    def _act(self, action: active.Action, label: int | None = None) -> None:
         it = self.current
         if it is None:
             return
@@ -217,7 +217,7 @@ class ReviewScreen(Screen):
         ids = [it.sample_id, *it.hold] if action in ("relabel", "confirm", "exclude") else [it.sample_id]
         try:
             for sid in ids:
-                active.resolve(self.app.store, sid, action, label)
+                active.apply_action(self.app.store, sid, action, label)
         except UserError as e:
             self.notify(str(e), severity="error")
             return

@@ -5,17 +5,17 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from fingertui.learn.metrics import MEANINGFUL_PER_CLASS, accuracy_caveat, accuracy_short
 from fingertui.runs.records import compare, describe_comparison, list_runs, set_active, short_backbone
+from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.panels import SidePanels, TrainingBar
 from fingertui.words import pct
 
 
-class RunsScreen(Screen):
+class RunsScreen(AppScreen[None]):
     BINDINGS = [
         Binding("space", "mark", "mark for compare"),
         Binding("p", "compare", "compare marked"),
@@ -100,7 +100,8 @@ class RunsScreen(Screen):
         table = self.query_one("#runs", DataTable)
         if not table.row_count:
             return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return int(key) if key is not None else None
 
     def action_mark(self) -> None:
         rid = self._selected()

@@ -47,8 +47,14 @@ class Gallery(Widget):
     class Selected(Message):
         index: int
 
-    def __init__(self, loader: Callable[[Path], Image.Image] | None = None, **kwargs: object) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        loader: Callable[[Path], Image.Image] | None = None,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
         self.tiles: list[Tile] = []
         self.index = 0
         self.empty = "nothing here"  # what an empty page says
@@ -164,8 +170,8 @@ class Gallery(Widget):
 
 def load_thumbnail(path: Path) -> Image.Image:
     """The image, decoded small (a JPEG is decoded at a reduced size straight away)."""
-    with Image.open(path) as img:
-        img.draft("RGB", (THUMB_W * 2, THUMB_H * 4))
-        img = img.convert("RGB")
-        img.thumbnail((THUMB_W * 2, THUMB_H * 4))
-        return img
+    with Image.open(path) as file:
+        file.draft("RGB", (THUMB_W * 2, THUMB_H * 4))
+        img = file.convert("RGB")
+    img.thumbnail((THUMB_W * 2, THUMB_H * 4))
+    return img

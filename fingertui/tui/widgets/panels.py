@@ -205,9 +205,10 @@ class TrainingBar(Widget):
     elapsed time and the time left of the whole run.
 
     Two labels of fixed width updated without a layout pass, and a bar drawn in text:
-    Textual's ``ProgressBar`` animated its indeterminate bar many times a second, and each
-    label update with a layout pass re-rendered the whole screen — while the run reports
-    hundreds of images, that was the app's busiest work (bench/tui_latency.py)."""
+    Textual's ``ProgressBar`` animates its indeterminate bar many times a second, and a
+    label update with a layout pass re-renders the whole screen — while a run reports
+    hundreds of images, that would be the app's busiest work (bench/tui_latency.py measures
+    how the screen keeps up during a run: bench/results/tui_latency-*.json)."""
 
     DEFAULT_CSS = """
     TrainingBar { height: 1; display: none; padding: 0 1; background: $boost; layout: horizontal; }

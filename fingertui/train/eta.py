@@ -7,9 +7,14 @@ Plain Python, no UI: the app's training bar and `fingertui train` both use it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fingertui.progress import Progress
+
+if TYPE_CHECKING:  # for hints only: the store and the run records load when a run starts
+    from fingertui.data.store import Sample, Store
+    from fingertui.runs.records import RunRecord
 
 # The pipeline's phases in the order they run ("training X" is one per expert).
 PHASES = (
@@ -29,29 +34,36 @@ PHASES = (
 PER_IMAGE = ("finding hands", "embedding")
 # Phases whose time grows with every labelled image (the heads fit on all of them).
 PER_LABELLED = ("training image", "training pose", "training fingers", "calibrating", "cross-checking", "evaluating")
-# Without an earlier run in the workspace to go by: first runs measured on this project's
-# 2-core dev machine (efficientnet-lite0 through ONNX Runtime, hand pose on, load average
-# ~1.5; `fingertui train --json` on sign-digits + hagrid-rooms photos): 36 photos (6 a
-# class, 2 augmented views each) 3.7 s, 733 photos (no views) 12.0 s. The old figures (torch
-# network and augmenter) said 4 min for a 20 s run. Seconds of the fixed phases:
+# Without an earlier run in the workspace to go by, a first run is expected to take what
+# first runs took on this project's 2-core dev machine (efficientnet-lite0 through ONNX
+# Runtime, hand pose on, load average 2.5-2.8): bench/train_phases.py on 6 and on 120
+# sign-digits photos a class, bench/results/train_phases-per-class6.json (36 photos, 60
+# augmented views, 2.6 s) and bench/results/train_phases-per-class120.json (720 photos, no
+# views, 16.0 s). Seconds a phase takes whatever the number of images: loading the model
+# (0.45 s in the 36-photo run); the hand detector's first use, the fixed part of "finding
+# hands" (1.348 s for 36, 12.796 s for 720: 0.75 s + 0.0167 s an image); recording and the
+# review queue, what a run takes after the phases it times (0.1 and 0.2 s).
 FIRST_RUN_S = {
-    "loading model": 2.4,
-    "recording": 0.1,
-    "review queue": 0.5,  # not in a run's own timings (it runs after they are recorded): a guess
+    "loading model": 0.45,
+    "finding hands": 0.75,
+    "recording": 0.05,
+    "review queue": 0.1,
 }
-# Seconds per new image (36 photos: hands 0.020, embedding with views 0.014; 733 photos:
-# hands 0.010, embedding 0.0024); an augmented view costs about another pass and its drawing.
-FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.012, "embedding": 0.0025}
-FIRST_RUN_PER_VIEW_S = 0.0057
-# Seconds per labelled image of the phases that fit on all of them (733 photos: training
-# image 0.175 s, cross-checking 0.289 s; 36 photos: 0.006, 0.079).
+# Seconds per new image: finding hands as above; embedding 2.028 s for 720 photos. An
+# augmented view costs more than a photo, its drawing and its pass: the 36-photo run embedded
+# 36 photos and 60 views in 0.616 s, 0.0086 s a view.
+FIRST_RUN_PER_IMAGE_S = {"finding hands": 0.0167, "embedding": 0.0028}
+FIRST_RUN_PER_VIEW_S = 0.0086
+# Seconds per labelled image of the phases that fit on all of them, from the 720-photo run
+# (training image 0.229 s, training pose 0.065, training fingers 0.013, calibrating 0.029,
+# cross-checking 0.284, evaluating 0.109).
 FIRST_RUN_PER_LABELLED_S = {
-    "training image": 0.00025,
-    "training pose": 0.0001,
-    "training fingers": 0.00004,
-    "calibrating": 0.00003,
+    "training image": 0.00032,
+    "training pose": 0.00009,
+    "training fingers": 0.00002,
+    "calibrating": 0.00004,
     "cross-checking": 0.0004,
-    "evaluating": 0.00001,
+    "evaluating": 0.00015,
 }
 
 
@@ -82,14 +94,14 @@ class PhaseTimer:
             self.seconds[self._phase] = round(self.seconds.get(self._phase, 0.0) + now - self._since, 3)
             self._phase = None
 
-    def finish(self) -> dict:
+    def finish(self) -> dict[str, dict[str, Any]]:
         """{"seconds": {phase: s}, "items": {phase: n}}: what a run records."""
         self._close(self.clock())
         return {"seconds": dict(self.seconds), "items": dict(self.items)}
 
 
 def expected_seconds(
-    last: dict | None,
+    last: dict[str, Any] | None,
     new_images: int,
     *,
     labelled_then: int = 0,
@@ -121,7 +133,10 @@ def expected_seconds(
                 seconds[phase] = s
     per_image.update(measured)
     for phase, rate in per_image.items():
-        seconds[phase] = rate * new_images
+        # A first run's budget has a fixed part (the detector's first use); a rate this
+        # machine measured already holds it.
+        fixed = FIRST_RUN_S.get(phase, 0.0) if new_images and phase not in measured else 0.0
+        seconds[phase] = fixed + rate * new_images
     if "embedding" not in measured:
         seconds["embedding"] += FIRST_RUN_PER_VIEW_S * new_views
     return seconds
@@ -172,7 +187,7 @@ def say_left(seconds: float) -> str:
     return f"about {round(seconds / 60)} min left"
 
 
-def measured_rates(runs: list) -> dict[str, float]:
+def measured_rates(runs: Sequence[RunRecord]) -> dict[str, float]:
     """Seconds per new image of each per-image phase, from the newest run that had new
     images for it (a retrain with nothing new measures nothing, and must not erase what an
     earlier run measured on this machine)."""
@@ -188,9 +203,9 @@ def measured_rates(runs: list) -> dict[str, float]:
     return rates
 
 
-def new_views(labelled: list, new: int) -> int:
+def new_views(labelled: Sequence[Sample], new: int) -> int:
     """Augmented views the new images will get: a class with fewer than ``class_vectors``
-    training images gets views (train.training_views), shared over its images."""
+    training images gets views (learn/heads.py), shared over its images."""
     from fingertui.learn.heads import TrainConfig
 
     if not labelled or not new:
@@ -198,20 +213,20 @@ def new_views(labelled: list, new: int) -> int:
     cfg = TrainConfig()
     per_class: dict[int, int] = {}
     for s in labelled:
-        if s.split == "train":
+        if s.split == "train" and s.label is not None:
             per_class[s.label] = per_class.get(s.label, 0) + 1
     views = sum(min(max(0, cfg.class_vectors - n), cfg.views * n) for n in per_class.values())
     return round(views * new / len(labelled))
 
 
-def estimate_for(store: object) -> dict[str, float]:
+def estimate_for(store: Store) -> dict[str, float]:
     """Expected phase seconds of the next run on ``store``: images labelled since the last
     run are the new ones to find hands in and embed, at the rates earlier runs measured in
     this workspace (on this machine), else at the first-run rates."""
     from fingertui.runs.records import list_runs
 
-    runs = list_runs(store)  # type: ignore[arg-type]
-    labelled = store.labelled()  # type: ignore[attr-defined]
+    runs = list_runs(store)
+    labelled = store.labelled()
     if not runs:
         return expected_seconds(
             None, len(labelled), labelled_now=len(labelled), new_views=new_views(labelled, len(labelled))

@@ -2,10 +2,11 @@
 
 The app trains here rather than on a thread of its own process: the run's hand search
 (MediaPipe), image decoding and head fitting hold the GIL for long stretches, and on a
-thread they starved the app's event loop (with 240–900 new photos `?` took 6.8 s to open
-and esc 10.8 s to cancel). In a process of its own, at a lower priority, the run cannot
-take the interpreter from the screen, and whatever it writes to the terminal (MediaPipe's
-C++ logging) cannot scribble over it. bench/tui_latency.py measures the difference.
+thread they can starve the app's event loop (measured on 2 cores, with 240–900 new photos:
+`?` took 6.8 s to open and esc 10.8 s to cancel). In a process of its own, at a lower
+priority, the run cannot take the interpreter from the screen, and whatever it writes to
+the terminal (MediaPipe's C++ logging) cannot scribble over it. bench/tui_latency.py
+measures the two (bench/results/tui_latency-*.json).
 
 Protocol: the parent writes one JSON request line to the child's stdin; the child answers
 on its stdout with JSON lines (``progress``, ``warn``, then one of ``done``, ``cancelled``,
@@ -52,31 +53,33 @@ def train_in_child(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fingertui.runs.process"],
+            [sys.executable, "-m", "fingertui.train.process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             env=env,
             start_new_session=True,  # no controlling terminal: the screen is the parent's
         )
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None  # both are pipes (PIPE above)
         done = threading.Event()
 
         def forward_cancel() -> None:
             while not done.is_set():
                 if cancel is not None and cancel.wait(0.1):
                     with contextlib.suppress(OSError, ValueError):
-                        proc.stdin.write(b"cancel\n")
-                        proc.stdin.flush()
+                        stdin.write(b"cancel\n")
+                        stdin.flush()
                     return
                 if cancel is None:
                     done.wait(0.5)
 
         try:
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.flush()
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.flush()
             threading.Thread(target=forward_cancel, daemon=True, name="fingertui-train-cancel").start()
             final: dict[str, Any] | None = None
-            for line in proc.stdout:
+            for line in stdout:
                 try:
                     msg = json.loads(line)
                 except ValueError:
@@ -94,7 +97,7 @@ def train_in_child(
                 proc.kill()
                 proc.wait()
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
         if final is None:
             errors.seek(0)
             tail = errors.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
@@ -136,7 +139,7 @@ def _child() -> int:
     threading.Thread(target=watch_stdin, daemon=True).start()
     from fingertui.data.store import Store
     from fingertui.data.workspace import Workspace
-    from fingertui.runs.pipeline import train
+    from fingertui.train.pipeline import train
 
     store = Store(Workspace(Path(request["root"])))
     try:
