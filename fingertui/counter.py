@@ -252,7 +252,8 @@ class Counter:
                 if stills:
                     r = self.count(img)
                     steady.reset()  # a photo is its own scene: its count is shown at once
-                    for _ in range(steady.frames):
+                    s = steady.update(r.probs if r.count is not None else None, r.hand)
+                    for _ in range(steady.frames - 1):  # frames >= 1
                         s = steady.update(r.probs if r.count is not None else None, r.hand)
                 else:
                     r = self._live(img, tracker)

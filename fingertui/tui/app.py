@@ -448,8 +448,6 @@ class FingerApp(App):
     def train_worker(self, cancel: threading.Event) -> None:
         from fingertui.errors import Cancelled, UserError
 
-        if self.train_in == "thread":
-            from fingertui.train.pipeline import train
         t0 = self._train_t0
         shown: list[tuple[str | None, float]] = [(None, 0.0)]  # the phase on show, since when
 
@@ -481,6 +479,8 @@ class FingerApp(App):
                 )
                 run = get_run(self.store, run_id)
             else:
+                from fingertui.train.pipeline import train
+
                 run = train(
                     self.store,
                     backbone=self.train_backbone,
