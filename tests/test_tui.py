@@ -240,6 +240,34 @@ async def test_training_bar_shows_phase_progress_and_hides():
 
 
 @pytest.mark.slow
+async def test_toasts_stay_above_the_training_bar_on_every_screen_while_it_trains(ws):
+    from fingertui.tui.widgets.panels import TrainingBar
+
+    app = make_app(ws, ScriptedSource(frames()))
+    app.train_worker = lambda cancel: None  # the app's side of a run only: the bar and its ticker
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.pause()
+
+        def gap(screen) -> int:  # noqa: ANN001
+            """Rows between the bottom of the screen and the toasts."""
+            return screen.query_one("ToastRack").styles.margin.bottom
+
+        below = gap(app.screen)
+        await pilot.press("t")
+        app.notify("a toast while training")
+        await pilot.pause()
+        assert app.screen.query_one(TrainingBar).display and gap(app.screen) == below + 1
+        await pilot.press("question_mark")  # a screen opened while it trains
+        app.show_training("training image", 1, 9, 1.0)  # the next progress the run reports
+        await pilot.pause()
+        assert gap(app.screen) == below + 1
+        await pilot.press("question_mark")
+        app._training_over()
+        await pilot.pause()
+        assert gap(app.screen) == below
+
+
+@pytest.mark.slow
 async def test_the_square_follows_the_hand_and_captures_what_it_frames(ws, monkeypatch):
     # The stand-in detector finds a synthetic hand in any non-blank frame (landmarks in
     # the image's middle-left, fingertips high): the square must move onto it.

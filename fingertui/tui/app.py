@@ -407,7 +407,7 @@ class FingerApp(App):
         from fingertui.train.eta import Eta, estimate_for
 
         self.training = True
-        self.add_class("training")  # toasts move up, off the training bar (fingertui.tcss)
+        self.lift_toasts()
         self._cancel = threading.Event()
         self._train_idle.clear()
         # The bar shows at once, before the worker has imported anything: a first run spends
@@ -500,10 +500,19 @@ class FingerApp(App):
             self._train_idle.set()
         self.post_message(TrainingDone(run, None))
 
+    def lift_toasts(self) -> None:
+        """While a run trains, toasts sit above its bar on every screen (fingertui.tcss): a
+        class on each screen's toast rack, as screens come; a class on the app would restyle
+        every widget of every screen, tens of ms on the key that starts the run."""
+        for screen in self.screen_stack:
+            for rack in screen.query("ToastRack"):
+                rack.set_class(self.training, "above-training-bar")
+
     def show_training(self, phase: str, k: int, n: int, elapsed: float) -> None:
         from fingertui.train.eta import say_left
 
         self._last_progress = (phase, k, n)
+        self.lift_toasts()  # on a screen opened since
         left = say_left(self._eta.left(phase, k, n)) if self._eta is not None else ""
         for screen in self.screen_stack:
             for bar in screen.query(TrainingBar):
@@ -536,7 +545,7 @@ class FingerApp(App):
     def _training_over(self) -> None:
         """The run ended (done, cancelled or failed): the bar and its ticker go."""
         self.training = False
-        self.remove_class("training")
+        self.lift_toasts()
         if self._train_ticker is not None:
             self._train_ticker.stop()
             self._train_ticker = None
