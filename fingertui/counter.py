@@ -33,7 +33,7 @@ from fingertui.errors import UserError
 from fingertui.learn.boxes import Box
 from fingertui.live.steady import SteadyCount
 
-MANIFEST = "manifest.json"  # what marks an export-model folder (model_export.py)
+MANIFEST = "manifest.json"  # what marks an export-model folder (export/build.py)
 NO_HAND = "no hand found"
 IMAGE_ONLY = "no hand found: counted from the image alone"
 

@@ -19,7 +19,7 @@ it is longer, as the evidence is rarely clean: bench/flicker.py measures both fl
 delay (bench/results/flicker-*.json).
 
 Pure Python and NumPy, no fingertui import: an exported model folder carries this file
-(model_export.py).
+(export/build.py).
 """
 
 from __future__ import annotations
