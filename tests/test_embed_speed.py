@@ -154,13 +154,13 @@ async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(datas
     async with app.run_test(size=(140, 45)) as pilot:
         await wait_for(pilot, lambda: app.prediction is not None)
         made: list[float] = []
-        predict = app.predictor.predict_image
-        app.predictor.predict_image = lambda img, **kw: (made.append(time.monotonic()), predict(img, **kw))[1]
+        predict = app.model.predict_image
+        app.model.predict_image = lambda img, **kw: (made.append(time.monotonic()), predict(img, **kw))[1]
         app.training = True  # what the app sets while its training worker runs
         await pilot.pause(2.5)
         status = str(app.screen.query_one("#status").render())
         # Stop live prediction before the app closes (a late prediction would find no screen).
-        app.predictor = None
+        app.model = None
         await pilot.pause(0.2)
     assert "predicting slower while training" in status
     gaps = np.diff(made[1:])  # the first may have started before training did

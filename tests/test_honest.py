@@ -163,7 +163,7 @@ async def test_the_live_view_of_a_small_data_model_says_unchecked(small):
         await wait_for(pilot, lambda: app.screen.query_one(PredictionPanel).shown is not None)
         await pilot.pause()
         text = shown(app.screen.query_one(PredictionPanel))
-        app.predictor = None  # stop live prediction before the app closes
+        app.model = None  # stop live prediction before the app closes
         await pilot.pause(0.1)
     assert "unchecked" in text or "unsure" in text
     assert " sure " not in f" {text} "

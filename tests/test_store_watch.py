@@ -87,9 +87,9 @@ async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):
 async def test_a_run_activated_elsewhere_becomes_the_live_model(runs_ws):
     app = make_app(runs_ws, ScriptedSource(frames()), backbone="dev-random")
     async with app.run_test(size=(140, 45)) as pilot:
-        await wait_for(pilot, lambda: app.predictor is not None)
+        await wait_for(pilot, lambda: app.model is not None)
         assert app.active.id == 2
         set_active(Store(runs_ws), 1)
-        await wait_for(pilot, lambda: app.active.id == 1 and app.predictor is not None, seconds=30)
+        await wait_for(pilot, lambda: app.active.id == 1 and app.model is not None, seconds=30)
         assert "run 1" in str(app.capture_screen.query_one("#model").render())
         assert any("run 1 is the active model now" in str(n.message) for n in app._notifications)

@@ -207,7 +207,7 @@ async def test_review_without_a_run_shows_unlabelled_captures_with_the_starters_
     app = make_app(ws, ScriptedSource(shots))
     toasts(app)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.predictor is not None)
+        await wait_for(pilot, lambda: app.model is not None)
         for _ in shots:
             await pilot.press("space")
             await stored(app)

@@ -21,5 +21,5 @@ async def test_demo_says_plainly_what_the_starter_cannot_see(ws):
         confidence = str(panel.query_one("#confidence").render())
         assert "drawn hand" in box and "cannot count" in box
         assert "no model yet" not in box and "starter model —" not in box
-        assert app.predictor is None and panel.shown is None
+        assert app.model is None and panel.shown is None
         assert "until you train" in confidence

@@ -93,7 +93,7 @@ async def test_training_from_the_app_shows_the_same_matrix_as_eval(bars_ws, caps
         shown = [[int(str(table.get_cell_at((r, c))).split()[0]) for c in range(1, 7)] for r in range(table.row_count)]
         # Capturing still works on the capture screen underneath, with the new model live.
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.predictor is not None)
+        await wait_for(pilot, lambda: app.model is not None)
     capsys.readouterr()
     assert main(["--home", str(bars_ws.root), "eval", "--run", str(run.id), "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)["metrics"]["confusion"]["counts"]
@@ -142,8 +142,8 @@ async def test_runs_screen_lists_compares_and_rolls_back(bars_ws):
         await pilot.press("y")
         await pilot.pause()
         assert app.active.id == first.id and active_run(app.store).id == first.id
-        await wait_for(pilot, lambda: app.predictor is not None)
-        assert app.predictor.checkpoint.metrics == json.loads(
+        await wait_for(pilot, lambda: app.model is not None)
+        assert app.model.checkpoint.metrics == json.loads(
             json.dumps({"accuracy": first.metrics["test"]["accuracy"], "ece": first.metrics["test"]["ece"]})
         )
         await pilot.press("escape")

@@ -65,7 +65,7 @@ class TrainingDone(Message):
 
 @dataclass
 class ModelLoaded(Message):
-    predictor: Model | None
+    model: Model | None
     error: str | None
 
 
@@ -145,12 +145,12 @@ class FingerApp(App):
         self.collector: IdleCollector | None = None
 
     @property
-    def predictor(self) -> Model | None:
+    def model(self) -> Model | None:
         """The model the live view predicts with (None: none yet, or none to load)."""
         return self.live.model
 
-    @predictor.setter
-    def predictor(self, model: Model | None) -> None:
+    @model.setter
+    def model(self, model: Model | None) -> None:
         self.live.model = model
 
     @property
@@ -277,18 +277,18 @@ class FingerApp(App):
                 self.post_message(ModelLoaded(None, None))
                 return
             if self.active is None:  # no run yet: the shipped starter counts (if hand pose runs here)
-                pred = Model.starter()
-                self.post_message(ModelLoaded(pred, None))
+                model = Model.starter()
+                self.post_message(ModelLoaded(model, None))
                 return
-            pred = Model.for_run(self.store, self.active, weights_file=self.weights, warn=lambda m: None)
+            model = Model.for_run(self.store, self.active, weights_file=self.weights, warn=lambda m: None)
         except UserError as e:
             self.post_message(ModelLoaded(None, str(e)))
             return
-        self.post_message(ModelLoaded(pred, None))
+        self.post_message(ModelLoaded(model, None))
 
     @on(ModelLoaded)
     def model_loaded(self, msg: ModelLoaded) -> None:
-        self.predictor, self.model_error = msg.predictor, msg.error
+        self.model, self.model_error = msg.model, msg.error
         self.model_loading = False
         self.capture_screen.show_model()
         if self.collector is not None and not self.collector.frozen:
@@ -328,7 +328,7 @@ class FingerApp(App):
     @on(PredictionMade)
     def prediction_made(self, msg: PredictionMade) -> None:
         step = msg.step
-        if self.predictor is None or step.model is not self.predictor or step.prediction is None:
+        if self.model is None or step.model is not self.model or step.prediction is None:
             return  # from a model just replaced
         p = self.prediction = step.prediction
         panels = [p for s in self.screen_stack if isinstance(s, CaptureScreen) for p in s.query(PredictionPanel)]
@@ -343,10 +343,10 @@ class FingerApp(App):
             p.confidence,
             p.probs,
             p.unsure,
-            self.predictor.threshold,
+            self.model.threshold,
             p.note,
             p.fingers,
-            checked=self.predictor.confidence_checked,
+            checked=self.model.confidence_checked,
         )
 
     @on(Worker.StateChanged)
@@ -557,7 +557,7 @@ class FingerApp(App):
     def switch_model(self, run: RunRecord) -> None:
         """Predict with ``run`` from now on (a new run, or a rollback)."""
         self.active = run
-        self.predictor = None
+        self.model = None
         self.model_loading = True
         self.prediction = None
         self.capture_screen.show_model()

@@ -188,8 +188,8 @@ class CaptureScreen(Screen[None]):
         parts = [
             app.source.name,
             f"{self.fps:.1f} fps",
-            f"{app.live.predictions_per_s:.1f} predictions/s" if app.predictor else "",
-            "[yellow]predicting slower while training[/]" if app.predictor and app.training else "",
+            f"{app.live.predictions_per_s:.1f} predictions/s" if app.model else "",
+            "[yellow]predicting slower while training[/]" if app.model and app.training else "",
             self.square_words(),
             f"mirror {'on' if self.framing.mirror else 'off'}",
             "[b yellow]burst: press 0–5[/]" if self.burst_armed else "",
@@ -499,7 +499,7 @@ class CaptureScreen(Screen[None]):
                 "capture a few of each (0-5), then t trains a model on the drawings"
             )
             pred.show_waiting("no prediction until you train one (t)")
-        elif app.active is None and app.predictor is not None:
+        elif app.active is None and app.model is not None:
             box.update(
                 "[b]starter model[/b]: counts fingers from the hand's pose\ncapture a few of each, then t"
                 if compact
@@ -512,7 +512,7 @@ class CaptureScreen(Screen[None]):
         elif app.active is None:
             box.update("[b]no model yet[/b] — capture a few of each, then press t")
             pred.show_waiting("no prediction until a model is trained")
-        elif app.predictor is None:
+        elif app.model is None:
             box.update(f"run {app.active.id}: loading the model…")
             pred.show_waiting("loading…")
         else:

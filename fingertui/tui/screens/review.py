@@ -151,7 +151,7 @@ class ReviewScreen(AppScreen[None]):
 
     def _starter(self) -> Model | None:
         """The model in use when it is the shipped starter (no run trained yet)."""
-        model = self.app.predictor
+        model = self.app.model
         return model if isinstance(model, Model) and model.is_starter else None
 
     def set_items(self, items: list[active.QueueItem]) -> None:
