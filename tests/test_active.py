@@ -14,25 +14,14 @@ from fingertui.learn.checkpoint import save_fields
 from fingertui.learn.embeddings import EmbeddingCache, plain_key
 from fingertui.learn.linear import LinearHead
 from fingertui.review import active
-from tests.conftest import noise_image, png_bytes
+from tests.conftest import add_sample
 
 BACKBONE = "fake@test"
 DIM = 8
 
 
 def add(store, seed, label, split="train"):
-    img = noise_image(seed)
-    return store.add_image(
-        png_bytes(img),
-        "png",
-        width=48,
-        height=48,
-        source="import",
-        label=label,
-        split=split,
-        group_key=f"g{seed}",
-        phash=f"{seed:016x}",
-    ).sample
+    return add_sample(store, seed, label, split)
 
 
 def fake_run(

@@ -20,7 +20,7 @@ from fingertui.errors import Cancelled
 from fingertui.learn.model import Model
 from fingertui.live.camera import ScriptedSource
 from fingertui.tui.app import make_app, run_app
-from tests.conftest import noise_image, png_bytes
+from tests.conftest import add_sample
 from tests.helpers import wait_for
 from tests.test_tui import frames
 
@@ -28,17 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def add(store, seed, label=2):
-    return store.add_image(
-        png_bytes(noise_image(seed)),
-        "png",
-        width=48,
-        height=48,
-        source="import",
-        label=label,
-        split="train",
-        group_key=f"g{seed}",
-        phash=f"{seed:016x}",
-    ).sample
+    return add_sample(store, seed, label)
 
 
 def quit_when(app, ready):

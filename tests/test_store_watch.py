@@ -16,7 +16,7 @@ from fingertui.runs.records import set_active
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel
-from tests.conftest import noise_image, png_bytes
+from tests.conftest import add_sample
 from tests.helpers import wait_for
 from tests.test_tui import frames
 
@@ -26,17 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def add(store, seed, label=None, split=None):
-    return store.add_image(
-        png_bytes(noise_image(seed)),
-        "png",
-        width=48,
-        height=48,
-        source="import",
-        label=label,
-        split=split,
-        group_key=f"g{seed}",
-        phash=f"{seed:016x}",
-    ).sample
+    return add_sample(store, seed, label, split)
 
 
 def test_data_version_moves_for_other_connections_only(ws):
