@@ -146,7 +146,8 @@ async def test_live_view_predicts_slower_while_a_training_runs_and_says_so(datas
     from fingertui.learn.heads import TrainConfig
     from fingertui.live.camera import ScriptedSource
     from fingertui.train.pipeline import train_run
-    from fingertui.tui.app import TRAINING_PREDICT_EVERY_S, make_app
+    from fingertui.tui.app import make_app
+    from fingertui.tui.services import TRAINING_PREDICT_EVERY_S
     from tests.test_tui import frames
 
     train_run(dataset, backbone="dev-random", cfg=TrainConfig(views=1, max_epochs=20))

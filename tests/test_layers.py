@@ -263,22 +263,8 @@ def loop_through(graph: dict[str, dict[str, Import]], comp: list[str]) -> list[I
     return []
 
 
-def type_only_exemption(imp: Import) -> bool:
-    """The one loop still open: the app's screens name the app's type (``FingerApp``) under
-    TYPE_CHECKING, to check their use of its store and training controls, while the app
-    imports the screens to show them. No import runs; the fix is a protocol of what a screen
-    needs of the app, below both. Any other loop fails."""
-    return imp.where == "type" and imp.target == "fingertui.tui.app" and imp.source.startswith("fingertui.tui.screens.")
-
-
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    imports = all_imports()
-    for source, targets in graph.items():
-        for target in list(targets):
-            between = [imp for imp in imports if imp.source == source and imp.target == target]
-            if all(type_only_exemption(imp) for imp in between):
-                del targets[target]
     found = cycles(graph)
     said = []
     for comp in found:

@@ -262,7 +262,7 @@ async def test_toasts_stay_above_the_training_bar_on_every_screen_while_it_train
         await pilot.pause()
         assert gap(app.screen) == below + 1
         await pilot.press("question_mark")
-        app._training_over()
+        app.training_over()
         await pilot.pause()
         assert gap(app.screen) == below
 

@@ -1,5 +1,6 @@
-"""What the app's own screens share: ``self.app`` typed as fingertui's app, so a screen's
-use of the store, the active run or the training controls is checked."""
+"""What the app's own screens share: ``self.app`` typed as the app's services, so a
+screen's use of the store, the active run or the training controls is checked, and the
+screens sit below the app that opens them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from typing import TYPE_CHECKING, TypeVar
 from textual import getters
 from textual.screen import Screen
 
-if TYPE_CHECKING:  # the app imports the screens; a screen needs the app's type only
-    from fingertui.tui.app import FingerApp
+from fingertui.tui.services import AppServices
 
 ResultType = TypeVar("ResultType")
 
 
 class AppScreen(Screen[ResultType]):
-    """A screen of :class:`~fingertui.tui.app.FingerApp`."""
+    """A screen of fingertui's app (:class:`~fingertui.tui.services.AppServices`)."""
 
     if TYPE_CHECKING:
-        app = getters.app(FingerApp)  # the app that shows this screen, as the type checker sees it
+        app = getters.app(AppServices)  # the app that shows this screen, as the type checker sees it

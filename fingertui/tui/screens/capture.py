@@ -7,11 +7,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
-from textual import events, getters
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Header, Static
 
@@ -19,6 +18,7 @@ from fingertui.data.capture import HoldPacer, id_span
 from fingertui.data.store import Sample
 from fingertui.labels import CLASSES
 from fingertui.learn.boxes import crop
+from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.textual_quirks import forget_closed_widgets
 from fingertui.tui.widgets.camera_view import CameraView, overlay
 from fingertui.tui.widgets.footer import KeysFooter
@@ -26,8 +26,7 @@ from fingertui.tui.widgets.panels import COMPACT_BELOW_ROWS, CountsPanel, Predic
 from fingertui.words import plural
 
 if TYPE_CHECKING:
-    from fingertui.live.loop import Framing
-    from fingertui.tui.app import FingerApp
+    from fingertui.live.loop import Framing, Step
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
@@ -50,7 +49,7 @@ def update_lines(static: Static, text: str) -> None:
         static.refresh(layout=True)
 
 
-class CaptureScreen(Screen[None]):
+class CaptureScreen(AppScreen[None]):
     BINDINGS = [
         *[
             Binding(
@@ -101,9 +100,6 @@ class CaptureScreen(Screen[None]):
         self._burst_ticks = 0
         self._burst_waiting = False  # a burst frame is being stored
 
-    if TYPE_CHECKING:
-        app = getters.app(FingerApp)  # the app that shows this screen, as the type checker sees it
-
     @property
     def framing(self) -> Framing:
         """Where the capture square goes (the app's, shared with its live loop)."""
@@ -129,8 +125,12 @@ class CaptureScreen(Screen[None]):
         self.title = "fingertui"
         self.sub_title = f"workspace {self.app.workspace.root}"
         self.fit_to(self.app.size.width, self.app.size.height)
+        app = self.app
+        app.model_changed.subscribe(self, lambda _: self.show_model())
+        app.counts_changed.subscribe(self, lambda _: self.refresh_counts())
+        app.predicted.subscribe(self, self.show_prediction)
         self.refresh_counts()
-        self.show_model()
+        self.show_model()  # also when the model came before the subscription
         self.set_interval(1 / 15, self.refresh_frame)
         self.set_interval(0.1, self.check_hold)
 
@@ -479,6 +479,26 @@ class CaptureScreen(Screen[None]):
         self.app.push_screen(HelpScreen(rows))
 
     # --- model ------------------------------------------------------------------------
+
+    def show_prediction(self, step: Step) -> None:
+        """The newest live prediction, in the prediction panel."""
+        p, model = step.prediction, step.model
+        if p is None or model is None:
+            return
+        panel = self.query_one(PredictionPanel)
+        if p.label is None:
+            panel.show_waiting(f"{p.note or 'no prediction'} — show a hand in the square")
+            return
+        panel.show(
+            p.label,
+            p.confidence,
+            p.probs,
+            p.unsure,
+            model.threshold,
+            p.note,
+            p.fingers,
+            checked=model.confidence_checked,
+        )
 
     def show_model(self) -> None:
         """What predicts, in one story: the box says which model, the panel under it agrees."""

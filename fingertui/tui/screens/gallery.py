@@ -176,7 +176,6 @@ class GalleryScreen(AppScreen[None]):
     def changed(self, index: int | None = None, keep: int | None = None) -> None:
         """After a change to the dataset: this page again, the capture screen's counts."""
         self.load(keep=keep, index=index)
-        self.app.capture_screen.refresh_counts()
         self.app.labels_changed()
 
     def action_help(self) -> None:

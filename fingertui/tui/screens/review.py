@@ -116,6 +116,8 @@ class ReviewScreen(AppScreen[None]):
         self.query_one(PredictionPanel).set_compact(self.app.size.height < COMPACT_BELOW_ROWS)
         self.title = f"fingertui — {self.heading}"
         self.query_one("#counter", Static).update("loading the queue…")
+        # Items resolved in another terminal leave the queue as the store changes.
+        self.app.store_changed_elsewhere.subscribe(self, lambda _: self.load())
         self.load()
 
     @work(thread=True, exclusive=True, group="queue", exit_on_error=False, description="loading the review queue")
