@@ -28,9 +28,12 @@ run: $(APP_STAMP)
 trunk: $(STAMP)
 	$(BIN)/python -c "from fingertui.learn.backbones import ship_trunk; print(ship_trunk())"
 
-# The tests run on every core (pytest-xdist). PYTEST_ARGS adds to it, e.g.
-# PYTEST_ARGS='tests/test_store.py' or PYTEST_ARGS='-n 0' (one process).
-XDIST ?= -n auto
+# The tests run in parallel (pytest-xdist): one worker more than there are cores, since
+# many tests wait on a subprocess, tmux or the app's own threads, and an idle worker takes
+# the next test as soon as it is free (worksteal). PYTEST_ARGS adds to it, e.g.
+# PYTEST_ARGS='tests/test_store.py', or XDIST='-n 0' (one process).
+WORKERS := $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
+XDIST ?= -n $(WORKERS) --dist worksteal
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)

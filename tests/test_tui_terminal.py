@@ -19,6 +19,7 @@ import sys
 import termios
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -127,49 +128,63 @@ def screen_of(session: str) -> list[str]:
     return tmux("capture-pane", "-p", "-t", session).splitlines()
 
 
+def says(session: str, text: str) -> bool:
+    return any(text in ln for ln in screen_of(session))
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_tmux(tmp_path, size):
-    """`--source folder:` with the real hand detector: title bar and footer are on screen
-    without a resize (they were missing on 5 of 5 starts); then t, and q 1.5 s into the run,
-    leaves the terminal as it was (2 of 2 left it in the app's modes)."""
-    cols, rows = size
+def test_folder_source_first_screen_is_whole_and_quit_mid_training_restores_in_tmux(tmp_path):
+    """`--source folder:` with the real hand detector, in a small terminal and a large one
+    at once: title bar and footer are on screen without a resize (they were missing on 5 of
+    5 starts); then t, and q 1.5 s into the run, leaves the terminal as it was (2 of 2 left
+    it in the app's modes)."""
     photos = tmp_path / "photos"
     for k in range(3):
         save(noise_image(k, 160), photos / f"p{k}.png")
-    home = tmp_path / "ws"
     # Labelled images to train on: q is pressed while the run goes on (it used to leave the
     # alternate screen, mouse tracking and a hidden cursor behind).
     from fingertui.cli import main
     from tests.conftest import write_bars
 
-    assert main(["--home", str(home), "import", str(write_bars(tmp_path / "bars", 8))]) == 0
-    session = f"fingertui-test-{os.getpid()}-{cols}"
-    # A tmux server started by this new-session gives its first pane the default size and
-    # only then the one asked for: the app starts once the pane has its size.
-    cmd = (
-        f"sleep 1; cd {ROOT} && FINGERTUI_HOME={home} PYTHONPATH={ROOT} {sys.executable} -m fingertui "
-        f"--source folder:{photos}; echo EXITED $?; sleep 30"
-    )
-    tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), cmd)
+    bars = write_bars(tmp_path / "bars", 8)
+    sessions = []
     try:
+        for cols, rows in [(80, 24), (160, 48)]:
+            home = tmp_path / f"ws{cols}"
+            assert main(["--home", str(home), "import", str(bars)]) == 0
+            session = f"fingertui-test-{os.getpid()}-{cols}"
+            # A tmux server started by this new-session gives its first pane the default size
+            # and only then the one asked for: the app starts once the pane has its size.
+            cmd = (
+                f"sleep 1; cd {ROOT} && FINGERTUI_HOME={home} PYTHONPATH={ROOT} {sys.executable} -m fingertui "
+                f"--source folder:{photos}; echo EXITED $?; sleep 30"
+            )
+            tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), cmd)
+            sessions.append(session)
+
         # Whole once the status line says how fast frames come (the live loop and the
         # detector have started by then: the window in which the screen used to be lost).
-        def started() -> bool:
+        def started(session: str) -> bool:
             lines = screen_of(session)
             return any("fps" in ln for ln in lines) and any("predictions/s" in ln or "fixed" in ln for ln in lines)
 
-        wait_until(started, 120, every=0.5)
+        for session in sessions:
+            wait_until(partial(started, session), 120, every=0.5)
         time.sleep(3)  # the detector's start-up and its lingering mute are over by now
-        lines = screen_of(session)
-        assert "fingertui" in lines[0], f"no title bar: {lines[0]!r}"
-        assert "quit" in lines[-1] or "capture" in lines[-1], f"no footer: {lines[-1]!r}"
-        tmux("send-keys", "-t", session, "t")
-        wait_until(lambda: any("esc cancels" in ln for ln in screen_of(session)), 30, every=0.2)
+        for session in sessions:
+            lines = screen_of(session)
+            assert "fingertui" in lines[0], f"{session}: no title bar: {lines[0]!r}"
+            assert "quit" in lines[-1] or "capture" in lines[-1], f"{session}: no footer: {lines[-1]!r}"
+            tmux("send-keys", "-t", session, "t")
+        for session in sessions:
+            wait_until(partial(says, session, "esc cancels"), 30, every=0.2)
         time.sleep(1.5)
-        tmux("send-keys", "-t", session, "q")
-        wait_until(lambda: any("EXITED" in ln for ln in screen_of(session)), 30, every=0.3)
-        flags = tmux("display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{cursor_flag}").split()
-        assert flags == ["0", "0", "1"], f"terminal left in app mode (alternate, mouse, cursor): {flags}"
+        for session in sessions:
+            tmux("send-keys", "-t", session, "q")
+        for session in sessions:
+            wait_until(partial(says, session, "EXITED"), 30, every=0.3)
+            flags = tmux("display", "-p", "-t", session, "#{alternate_on} #{mouse_any_flag} #{cursor_flag}").split()
+            assert flags == ["0", "0", "1"], f"{session}: terminal left in app mode (alternate, mouse, cursor): {flags}"
     finally:
-        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
+        for session in sessions:
+            subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
