@@ -196,6 +196,12 @@ def test_random_backbone_is_developer_only(monkeypatch):
     monkeypatch.setattr(backbones, "_CACHE", {})  # as in a fresh process: none loaded yet
     with pytest.raises(UserError, match="development only"):
         backbones.load("dev-random")
+    # One loaded while it was allowed is not handed out once it is not.
+    monkeypatch.setenv(backbones.ENV_DEV_RANDOM, "1")
+    assert backbones.load("dev-random").name == "dev-random"
+    monkeypatch.delenv(backbones.ENV_DEV_RANDOM)
+    with pytest.raises(UserError, match="development only"):
+        backbones.load("dev-random")
     with pytest.raises(UserError, match="unknown backbone"):
         backbones.load("vgg16")
 

@@ -381,10 +381,14 @@ def load_efficientnet_lite0() -> Backbone:
     )
 
 
-def load_dev_random() -> Backbone:
-    """A tiny randomly initialised CNN, for pipeline tests only (never for predictions)."""
+def _refuse_dev_random() -> None:
     if os.environ.get(ENV_DEV_RANDOM) != "1":
         raise UserError(f"backbone 'dev-random' is for development only; set {ENV_DEV_RANDOM}=1 to use it")
+
+
+def load_dev_random() -> Backbone:
+    """A tiny randomly initialised CNN, for pipeline tests only (never for predictions)."""
+    _refuse_dev_random()
     from fingertui.learn.torchnets import Pooled, Preprocess, freeze, tiny_random_trunk
 
     spec = SPECS["dev-random"]
@@ -466,6 +470,8 @@ def load(
     name = (name or DEFAULT_BACKBONE).split("@", 1)[0]
     if name not in LOADERS:
         raise UserError(f"unknown backbone {name!r}: choose one of {', '.join(available())}")
+    if name == "dev-random":
+        _refuse_dev_random()  # also when one was loaded while it was allowed
     key = (name, weights_file or (os.environ.get(ENV_WEIGHTS) if name == "resnet18" else None))
     got = _CACHE.get(key)
     if got is not None and (got.features is not None or not torch_modules):
