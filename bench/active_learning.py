@@ -2,7 +2,7 @@
 own code: every round is a real `pipeline.train` run (the path `fingertui train` takes,
 recorded in a scratch workspace), the unlabelled pool is scored with that run's
 `Model.sample_probs` (calibrated probabilities and the head's standardised features),
-and the next batch is chosen by `fingertui.review.active.select` — the queue's strategies,
+and the next batch is chosen by `fingertui.review.ranking.select` — the queue's strategies,
 near-duplicate folding, k-center diversity and weak-class boost — on exactly those.
 
 The test split is fixed. Each simulation starts from 3 labelled images per class from
@@ -37,7 +37,7 @@ from fingertui.data.store import Sample, Store
 from fingertui.data.workspace import Workspace
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
-from fingertui.review import active
+from fingertui.review import ranking
 from fingertui.train.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def simulate(
         if not done and rest:
             probs, vectors = Model.for_run(store, run, lazy=True).sample_probs(store, rest)
             weakest = m.get("weakest_class")
-            picked = active.select(
+            picked = ranking.select(
                 probs,
                 vectors,
                 min(BATCH, len(rest)),

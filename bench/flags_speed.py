@@ -2,7 +2,7 @@
 
 5,000 small generated images (4,500 labelled, 500 unlabelled) are imported and trained
 with the tiny developer backbone (the flags do not depend on the backbone's quality, and
-the embeddings are cached after the run, as in real use); then `active.recompute` and the
+the embeddings are cached after the run, as in real use); then `flags.recompute` and the
 review queue are timed.
 
 Run: .venv/bin/python bench/flags_speed.py
@@ -26,7 +26,7 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
-from fingertui.review import active
+from fingertui.review import flags, queue
 from fingertui.train.pipeline import train_run
 
 
@@ -45,13 +45,13 @@ def main() -> int:
         store = Store(Workspace(Path(tmp) / "ws"))
         import_paths(store, [src])
         run = train_run(store, backbone="dev-random")
-        active.recompute(store, run)  # first pass: also embeds the unlabelled samples once
+        flags.recompute(store, run)  # first pass: also embeds the unlabelled samples once
         store.flags.clear()
         t0 = time.perf_counter()
-        summary = active.recompute(store, run)
+        summary = flags.recompute(store, run)
         dt = time.perf_counter() - t0
         t1 = time.perf_counter()
-        items = active.queue(store, limit=20)
+        items = queue.items(store, limit=20)
         dq = time.perf_counter() - t1
         print(
             f"{store.count()} samples, run {run.id}: recompute all flags {dt:.2f} s ({summary['added']} flags); "

@@ -33,7 +33,7 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
-from fingertui.review import active
+from fingertui.review import evidence, queue
 from fingertui.runs.records import run_predictions
 from fingertui.train.pipeline import train
 
@@ -103,7 +103,7 @@ def run_trial(base: Path, name: str, fraction: float, seed: int) -> Trial:
         store = Store(Workspace(home))
         truth = flip_labels(store, fraction, seed) if fraction else {}
         run = train(store).run
-        items = active.queue(store)
+        items = queue.items(store)
         by_reason: dict[str, list[int]] = {}
         for it in items:
             for r in it.reasons:
@@ -115,7 +115,7 @@ def run_trial(base: Path, name: str, fraction: float, seed: int) -> Trial:
         # The same rule without the agreement of the views (image, hand pose, finger count).
         rows = [r for r in run_predictions(store, run.id) if r["probs"] is not None]
         labels = np.array([store.get(r["sample_id"]).label for r in rows])
-        plain = [v for v in active.label_errors(labels, np.array([r["probs"] for r in rows])) if v.strong]
+        plain = [v for v in evidence.label_errors(labels, np.array([r["probs"] for r in rows])) if v.strong]
         acc = run.metrics["test"]["accuracy"]
         head = f"{name}, {'clean' if not fraction else f'{fraction:.0%} flipped, seed {seed}'}"
         print(

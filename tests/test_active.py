@@ -13,7 +13,7 @@ from fingertui.learn.checkpoint import FORMAT_V1 as FORMAT
 from fingertui.learn.checkpoint import save_fields
 from fingertui.learn.embeddings import EmbeddingCache, plain_key
 from fingertui.learn.linear import LinearHead
-from fingertui.review import active
+from fingertui.review import evidence, flags, queue, ranking
 from tests.conftest import add_sample
 
 BACKBONE = "fake@test"
@@ -100,7 +100,7 @@ def reasons_of(store, sid):
 def test_clean_run_raises_no_flags(clean):
     store, ids = clean
     run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()})
-    assert active.compute_flags(store, run) == []
+    assert flags.compute_flags(store, run) == []
 
 
 def test_each_reason_fires_on_its_case(clean):
@@ -110,14 +110,14 @@ def test_each_reason_fires_on_its_case(clean):
     probs[ids[(4, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.45, 0.35]  # right but unsure
     probs[ids[(5, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.3, 0.5]  # wrong-ish? no: right, but unsure
     run = fake_run(store, probs, weakest="2")
-    active.recompute(store, run)
+    flags.recompute(store, run)
     assert reasons_of(store, ids[(2, 0)]) == {"misclassified", "label-error", "weak-class"}
     assert reasons_of(store, ids[(4, 0)]) == {"unsure"}  # class 4 is not the weak one
     assert reasons_of(store, ids[(5, 0)]) == {"unsure"}
     assert reasons_of(store, ids[(3, 1)]) == set()
-    [item] = [it for it in active.queue(store) if it.sample_id == ids[(2, 0)]]
+    [item] = [it for it in queue.items(store) if it.sample_id == ids[(2, 0)]]
     assert item.suggested == 1 and item.label == 2 and item.pred == 1
-    assert active.queue(store)[0].sample_id == ids[(2, 0)]  # a likely label error comes first
+    assert queue.items(store)[0].sample_id == ids[(2, 0)]  # a likely label error comes first
 
 
 def test_strong_evidence_is_a_label_error_weaker_disagreement_is_worded_as_such(clean):
@@ -132,11 +132,11 @@ def test_strong_evidence_is_a_label_error_weaker_disagreement_is_worded_as_such(
         split: {"image": onehot(2, 0.9), "fingers": onehot(1, 0.7)},
     }
     run = fake_run(store, probs, experts=experts, weakest=None)
-    active.recompute(store, run)
+    flags.recompute(store, run)
     assert reasons_of(store, strong) == {"label-error", "misclassified"}
     assert reasons_of(store, ambiguous) == {"disagrees", "misclassified", "unsure"}
     assert reasons_of(store, split) == {"disagrees", "misclassified"}
-    items = {it.sample_id: it for it in active.queue(store)}
+    items = {it.sample_id: it for it in queue.items(store)}
     assert items[strong].why == "out-of-fold: label 2 at 3 %, 4 at 93 %; image and hand pose both say 4"
     assert items[split].why.endswith("; image says 2, finger count says 1 (your label)")
     # In the review screen only the strong case reads "the label looks wrong".
@@ -149,7 +149,7 @@ def test_strong_evidence_is_a_label_error_weaker_disagreement_is_worded_as_such(
         assert "looks wrong" not in text and "leans to" in text and items[weak].why in text
     # Strong first, then the disagreements: one that an expert backs the label on (the
     # finger count says 1, the label) after one that none backs, whatever their strengths.
-    order = [it.sample_id for it in active.queue(store)]
+    order = [it.sample_id for it in queue.items(store)]
     assert order[:3] == [strong, ambiguous, split]
 
 
@@ -158,18 +158,18 @@ def test_evidence_names_test_split_predictions_and_rounds_tiny_probabilities():
     P = np.tile([[0.9, 0.1, 0, 0, 0, 0]], (10, 1))
     P[5:] = [0.1, 0.9, 0, 0, 0, 0]
     P[9] = [0.998, 0.002, 0, 0, 0, 0]
-    [v] = active.label_errors(labels, P, roles=["train"] * 9 + ["test"])
+    [v] = evidence.label_errors(labels, P, roles=["train"] * 9 + ["test"])
     assert v.index == 9 and v.suggested == 0 and v.strong
-    assert active.evidence_text(v.evidence) == "test split: label 1 at <1 %, 0 at 100 %"
+    assert evidence.evidence_text(v.evidence) == "test split: label 1 at <1 %, 0 at 100 %"
 
 
 def test_unlabelled_samples_are_unsure_with_a_suggestion(clean):
     store, ids = clean
     u = add(store, 999, None)
     run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()})
-    active.recompute(store, run)
+    flags.recompute(store, run)
     assert "unsure" in reasons_of(store, u.id)
-    [item] = active.queue(store, reason="unsure")
+    [item] = queue.items(store, reason="unsure")
     assert item.sample_id == u.id and item.label is None and item.suggested == item.pred
 
 
@@ -178,8 +178,8 @@ def test_near_duplicates_show_as_one_item(clean):
     a, b = add(store, 500, None), add(store, 501, None)
     v = np.ones(DIM)
     run = fake_run(store, {sid: onehot(c) for (c, _), sid in ids.items()}, vectors={a.id: v, b.id: v * 1.01})
-    active.recompute(store, run)
-    items = active.queue(store)
+    flags.recompute(store, run)
+    items = queue.items(store)
     assert len(items) == 1 and "near-duplicate" in items[0].reasons
     assert {items[0].sample_id, *items[0].duplicates} == {a.id, b.id}
 
@@ -194,19 +194,19 @@ def test_strategies_rank_a_hand_made_table():
     )
 
     def rank(strategy: str) -> list[int]:
-        return list(np.argsort(-active.uncertainty(P, strategy)))
+        return list(np.argsort(-ranking.uncertainty(P, strategy)))
 
     assert rank("margin") == [1, 2, 0]
     assert rank("least-confidence") == [2, 1, 0]
     assert rank("entropy") == [2, 1, 0]
     # "random" ignores the probabilities but is repeatable: same seed, same order.
     many = np.tile(P, (20, 1))
-    first = active.uncertainty(many, "random", seed=3)
-    assert np.array_equal(first, active.uncertainty(many, "random", seed=3))
-    assert not np.array_equal(first, active.uncertainty(many, "random", seed=4))
-    assert not np.array_equal(np.argsort(-first), np.argsort(-active.uncertainty(many, "margin")))
+    first = ranking.uncertainty(many, "random", seed=3)
+    assert np.array_equal(first, ranking.uncertainty(many, "random", seed=3))
+    assert not np.array_equal(first, ranking.uncertainty(many, "random", seed=4))
+    assert not np.array_equal(np.argsort(-first), np.argsort(-ranking.uncertainty(many, "margin")))
     with pytest.raises(UserError):
-        active.uncertainty(P, "coin-flip")
+        ranking.uncertainty(P, "coin-flip")
 
 
 def test_diversity_never_returns_near_identical_images_in_a_batch():
@@ -214,13 +214,13 @@ def test_diversity_never_returns_near_identical_images_in_a_batch():
     centres = rng.normal(size=(5, 16))
     vectors = np.concatenate([c + 0.001 * rng.normal(size=(8, 16)) for c in centres])  # 5 bursts of 8 frames
     probs = np.tile([[0.5, 0.5, 0, 0, 0, 0]], (40, 1))  # all equally uncertain
-    batch = active.select(probs, vectors, 5, "margin")
+    batch = ranking.select(probs, vectors, 5, "margin")
     u = vectors[batch] / np.linalg.norm(vectors[batch], axis=1, keepdims=True)
     sim = u @ u.T
     np.fill_diagonal(sim, 0)
-    assert len(batch) == 5 and sim.max() < active.NEAR_DUPLICATE_COS
+    assert len(batch) == 5 and sim.max() < ranking.NEAR_DUPLICATE_COS
     assert sorted(i // 8 for i in batch) == [0, 1, 2, 3, 4]  # one frame from each burst
-    plain = active.select(probs, vectors, 5, "margin", diversity=False)
+    plain = ranking.select(probs, vectors, 5, "margin", diversity=False)
     assert len({i // 8 for i in plain}) == 1  # without the pass: five frames of one burst
 
 
@@ -229,14 +229,14 @@ def test_resolving_and_undo_are_exact(clean):
     probs = {sid: onehot(c) for (c, _), sid in ids.items()}
     probs[ids[(2, 0)]] = onehot(1, 0.97)
     run = fake_run(store, probs)
-    active.recompute(store, run)
+    flags.recompute(store, run)
     before = [s for s in store.samples()]
     open_before = reasons_of(store, ids[(2, 0)])
-    active.apply_action(store, ids[(2, 0)], "relabel", 1)
+    queue.apply_action(store, ids[(2, 0)], "relabel", 1)
     assert reasons_of(store, ids[(2, 0)]) == set()
-    active.apply_action(store, ids[(3, 0)], "confirm")
-    active.apply_action(store, ids[(4, 0)], "exclude")
-    active.apply_action(store, ids[(5, 0)], "delete")
+    queue.apply_action(store, ids[(3, 0)], "confirm")
+    queue.apply_action(store, ids[(4, 0)], "exclude")
+    queue.apply_action(store, ids[(5, 0)], "delete")
     assert store.get(ids[(2, 0)]).label == 1 and store.get(ids[(4, 0)]).excluded
     deleted = next(e for e in store.label_events(ids[(5, 0)]) if e["kind"] == "delete")
     assert not store.ws.abs(json.loads(deleted["payload"])["row"]["path"]).exists()  # moved to the trash
@@ -260,13 +260,13 @@ def test_resolved_flags_stay_resolved_until_a_later_run_disagrees(clean):
     probs = {sid: onehot(c) for (c, _), sid in ids.items()}
     probs[ids[(2, 0)]] = onehot(1, 0.97)
     run = fake_run(store, probs, finished="2000-01-01T00:00:00.000+00:00")
-    active.recompute(store, run)
-    active.apply_action(store, ids[(2, 0)], "relabel", 3)  # relabelled, not confirmed
+    flags.recompute(store, run)
+    queue.apply_action(store, ids[(2, 0)], "relabel", 3)  # relabelled, not confirmed
     probs[ids[(2, 0)]] = onehot(1, 0.97)
-    active.recompute(store, run)  # the same run still disagrees: stays resolved
+    flags.recompute(store, run)  # the same run still disagrees: stays resolved
     assert reasons_of(store, ids[(2, 0)]) == set()
     later = fake_run(store, probs)  # a run made after the relabel disagrees again
-    active.recompute(store, later)
+    flags.recompute(store, later)
     assert "misclassified" in reasons_of(store, ids[(2, 0)])
 
 
@@ -275,30 +275,30 @@ def test_a_confirmed_label_is_not_asked_about_again_until_it_changes(clean):
     sid = ids[(2, 0)]
     probs = {s: onehot(c) for (c, _), s in ids.items()}
     probs[sid] = onehot(1, 0.97)
-    active.recompute(store, fake_run(store, probs))
+    flags.recompute(store, fake_run(store, probs))
     assert "label-error" in reasons_of(store, sid)
-    active.apply_action(store, sid, "confirm")
+    queue.apply_action(store, sid, "confirm")
     for _ in range(2):  # retrain twice: later runs that still disagree do not bring it back
-        active.recompute(store, fake_run(store, probs))
+        flags.recompute(store, fake_run(store, probs))
         assert reasons_of(store, sid) == set()
-        assert sid not in {it.sample_id for it in active.queue(store)}
+        assert sid not in {it.sample_id for it in queue.items(store)}
     # The confirmation survives a restart (it is stored).
     store.close()
     store = Store(store.ws)
-    active.recompute(store, fake_run(store, probs))
+    flags.recompute(store, fake_run(store, probs))
     assert reasons_of(store, sid) == set()
     # Undoing the confirmation brings the question back at once.
     store.undo()
     assert "label-error" in reasons_of(store, sid)
-    active.apply_action(store, sid, "confirm")
+    queue.apply_action(store, sid, "confirm")
     # A new label (from anywhere) is a new question: a run that disagrees asks again.
     store.set_label(sid, 3, actor="import", reason="re-imported")
-    active.recompute(store, fake_run(store, {**probs, sid: onehot(1, 0.97)}))
+    flags.recompute(store, fake_run(store, {**probs, sid: onehot(1, 0.97)}))
     assert "label-error" in reasons_of(store, sid)
     # Back to the confirmed label through undo-free relabelling: still a change, asked again.
-    active.apply_action(store, sid, "confirm")
+    queue.apply_action(store, sid, "confirm")
     store.set_label(sid, 2)
-    active.recompute(store, fake_run(store, probs))
+    flags.recompute(store, fake_run(store, probs))
     assert "label-error" in reasons_of(store, sid)
 
 
@@ -307,14 +307,14 @@ def test_a_confirmation_is_for_the_image_it_was_made_on(clean):
     sid = ids[(2, 0)]
     probs = {s: onehot(c) for (c, _), s in ids.items()}
     probs[sid] = onehot(1, 0.97)
-    active.recompute(store, fake_run(store, probs))
-    active.apply_action(store, sid, "confirm")
+    flags.recompute(store, fake_run(store, probs))
+    queue.apply_action(store, sid, "confirm")
     assert sid in store.confirmed()
     # The sample's image replaced under it (as a repair could): the confirmation no longer holds.
     with store.transaction() as db:
         db.execute("UPDATE samples SET sha256 = ? WHERE id = ?", ["f" * 64, sid])
     assert sid not in store.confirmed()
-    active.recompute(store, fake_run(store, probs))
+    flags.recompute(store, fake_run(store, probs))
     assert "label-error" in reasons_of(store, sid)
 
 
@@ -324,10 +324,10 @@ def test_queue_survives_a_restart(clean):
     probs[ids[(2, 0)]] = onehot(1, 0.97)
     probs[ids[(4, 0)]] = [0.05, 0.05, 0.05, 0.05, 0.45, 0.35]
     fake_run(store, probs)
-    first = [it.as_json() for it in active.queue(store)]
+    first = [it.as_json() for it in queue.items(store)]
     store.close()
     again = Store(store.ws)
-    assert [it.as_json() for it in active.queue(again)] == first and len(first) == 2
+    assert [it.as_json() for it in queue.items(again)] == first and len(first) == 2
 
 
 def test_cli_review_label_delete_undo(clean, capsys):
@@ -410,7 +410,7 @@ def planted(tmp_path_factory):
 def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(planted, capsys):
     store, result, truth, _ = planted
     assert result.flags["run"] == result.run.id and result.flags["added"] > 0
-    items = {it.sample_id: it for it in active.queue(store, reason="label-error")}
+    items = {it.sample_id: it for it in queue.items(store, reason="label-error")}
     for sid, true_label in truth.items():
         assert "label-error" in store.flags.open_for(sid)
         assert items[sid].suggested == true_label and items[sid].label != true_label
@@ -431,10 +431,10 @@ def test_a_planted_label_error_is_flagged_with_the_true_label_as_suggestion(plan
 def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_back(planted):
     store, _, truth, _ = planted
     sid, true_label = next(iter(truth.items()))
-    active.apply_action(store, sid, "relabel", true_label)
+    queue.apply_action(store, sid, "relabel", true_label)
     assert store.get(sid).label == true_label
     assert "label-error" not in store.flags.open_for(sid)
-    assert all(it.sample_id != sid for it in active.queue(store))
+    assert all(it.sample_id != sid for it in queue.items(store))
     store.undo()
     assert store.get(sid).label != true_label and "label-error" in store.flags.open_for(sid)
 
@@ -442,7 +442,7 @@ def test_relabelling_a_planted_error_as_suggested_clears_it_and_undo_brings_it_b
 @pytest.mark.slow
 def test_planted_errors_come_first_with_their_evidence(planted):
     store, _, truth, _ = planted
-    items = active.queue(store)
+    items = queue.items(store)
     top = items[: len(truth)]
     assert {it.sample_id for it in top} == set(truth)
     for it in top:
@@ -458,10 +458,10 @@ def test_planted_errors_come_first_with_their_evidence(planted):
 def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
     store, _, truth, retrain = planted
     insisted, relabelled, *_ = truth
-    active.apply_action(store, insisted, "confirm")  # the user says the odd label is right
-    active.apply_action(store, relabelled, "relabel", truth[relabelled])
+    queue.apply_action(store, insisted, "confirm")  # the user says the odd label is right
+    queue.apply_action(store, relabelled, "relabel", truth[relabelled])
     retrain()
-    queued = {it.sample_id: it.reasons for it in active.queue(store)}
+    queued = {it.sample_id: it.reasons for it in queue.items(store)}
     assert insisted not in queued
     # The corrected one may still be worth a look for other reasons, but not for its label.
     assert not {"label-error", "disagrees", "misclassified"} & set(queued.get(relabelled, []))
@@ -469,15 +469,15 @@ def test_a_confirmed_label_stays_confirmed_through_real_retraining(planted):
     other = next(c for c in range(6) if c not in (store.get(insisted).label, truth[insisted]))
     store.set_label(insisted, other)
     retrain()
-    [item] = [it for it in active.queue(store) if it.sample_id == insisted]
+    [item] = [it for it in queue.items(store) if it.sample_id == insisted]
     assert {"label-error", "disagrees"} & set(item.reasons) and item.suggested != other
 
 
 def test_every_reason_the_queue_scores_can_be_filtered_by():
-    """A flag reason scored in review/active.py but missing from reasons.py would be raised
+    """A flag reason scored in review/ranking.py but missing from reasons.py would be raised
     yet never offered by `review --reason` or the app's filter."""
-    from fingertui.review import active
+    from fingertui.review import ranking
     from fingertui.review.reasons import FLAG_REASONS, NEAR_DUPLICATE, REASONS
 
-    assert set(active.BONUS) | set(active.TIER) == set(FLAG_REASONS)
+    assert set(ranking.BONUS) | set(ranking.TIER) == set(FLAG_REASONS)
     assert set(REASONS) == set(FLAG_REASONS) | {NEAR_DUPLICATE}

@@ -26,7 +26,7 @@ def test_core_does_not_import_textual():
     code = (
         "import sys\n"
         "import fingertui.data.store, fingertui.data.importer, fingertui.data.export, fingertui.data.stats, fingertui.data.doctor\n"
-        "import fingertui.runs.records, fingertui.review.active, fingertui.live.camera, fingertui.data.capture, fingertui.live.demo, fingertui.learn.heads\n"
+        "import fingertui.runs.records, fingertui.review.queue, fingertui.review.flags, fingertui.live.camera, fingertui.data.capture, fingertui.live.demo, fingertui.learn.heads\n"
         "print('textual' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

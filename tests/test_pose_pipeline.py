@@ -11,7 +11,7 @@ from fingertui.errors import UserError
 from fingertui.learn import backbones, streams
 from fingertui.learn.heads import TrainConfig
 from fingertui.learn.model import Model
-from fingertui.review import active
+from fingertui.review import flags, queue
 from fingertui.train.pipeline import train
 from tests.conftest import finger_image, write_bars
 from tests.helpers import wait_for
@@ -83,7 +83,7 @@ def test_no_hand_images_are_flagged_for_review(bars_store, tmp_path):
     run = train(bars_store, features="both", backbone="dev-random", cfg=FAST).run
     found = run.metrics["hands_found"]
     assert found["train"] + found["test"] == len(bars_store.labelled()) - 1
-    items = {it.sample_id: it for it in active.queue(bars_store)}
+    items = {it.sample_id: it for it in queue.items(bars_store)}
     assert "no-hand" in items[sid].reasons
     others = [it for i, it in items.items() if i != sid]
     assert all("no-hand" not in it.reasons for it in others)
@@ -163,7 +163,7 @@ def test_a_half_bent_finger_is_flagged_borderline(bars_store, monkeypatch):
         return out
 
     monkeypatch.setattr(fingers.FingerHead, "up", up)
-    active.recompute(bars_store, run)
+    flags.recompute(bars_store, run)
     assert "finger-borderline" in bars_store.flags.open_for(target.id)
 
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from fingertui.data.capture import CaptureSession
-from fingertui.review import active
+from fingertui.review import queue
 from tests.conftest import near_copy, noise_image
 
 
@@ -55,7 +55,7 @@ def test_a_held_key_is_one_item_and_an_expert_backing_the_label_ranks_it_lower(s
     rows.append(flag_row(other, "disagrees", 0.2, 0, experts={"image": 0, "pose": 0}))  # none backs 1
     rows.append(flag_row(third, "unsure", 0.3, 2))
     monkeypatch.setattr(store.flags, "open_with_samples", lambda: rows)
-    items = active.queue(store, diversity=False)
+    items = queue.items(store, diversity=False)
     ids = [it.sample_id for it in items]
     held = [it for it in items if it.sample_id in {s.id for s in hold}]
     assert len(held) == 1, f"a hold was {len(held)} items: {[(it.sample_id, it.reasons, it.hold) for it in items]}"
@@ -72,7 +72,7 @@ def test_reviewing_a_take_answers_every_frame_of_it(store, monkeypatch):
     hold = [cap.capture(np.asarray(near_copy(base, k)), 1, burst="hold-x") for k in range(4)]
     rows = [flag_row(s, "disagrees", 0.5, 0, experts={"image": 0}) for s in hold]
     monkeypatch.setattr(store.flags, "open_with_samples", lambda: rows)
-    [item] = active.queue(store, diversity=False)
+    [item] = queue.items(store, diversity=False)
     for sid in [item.sample_id, *item.hold]:
-        active.apply_action(store, sid, "relabel", 0)
+        queue.apply_action(store, sid, "relabel", 0)
     assert {store.get(s.id).label for s in hold} == {0}

@@ -11,7 +11,7 @@ import pytest
 
 from fingertui.data.store import Store
 from fingertui.live.camera import ScriptedSource
-from fingertui.review import active
+from fingertui.review import queue
 from fingertui.runs.records import set_active
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.review import ReviewScreen
@@ -66,7 +66,7 @@ async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):
         sid = screen.current.sample_id
         before = app.capture_screen.query_one(CountsPanel).shown[2]
         other = Store(runs_ws)
-        active.apply_action(other, sid, "confirm")
+        queue.apply_action(other, sid, "confirm")
         await wait_for(pilot, lambda: sid not in [it.sample_id for it in screen.items], seconds=15)
         assert len(screen.items) == n - 1
         assert f"{n - 1} left" in str(screen.query_one("#counter").render())

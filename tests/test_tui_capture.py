@@ -7,7 +7,7 @@ from PIL import Image
 
 from fingertui.learn.model import Model
 from fingertui.live.camera import ScriptedSource
-from fingertui.review import active
+from fingertui.review import queue
 from fingertui.tui.app import make_app
 from fingertui.tui.screens.capture import BURST_FRAMES
 from fingertui.tui.widgets.panels import PredictionPanel
@@ -196,7 +196,7 @@ def test_unlabelled_items_exist_before_any_run(store):
     session = CaptureSession(store)
     a = session.capture(np.asarray(finger_image(2, 1)), None)
     session.capture(np.asarray(finger_image(3, 2)), 3)
-    items = active.unlabelled_items(store)
+    items = queue.unlabelled_items(store)
     assert [it.sample_id for it in items] == [a.id] and items[0].suggested is None and items[0].label is None
 
 

@@ -20,11 +20,12 @@ def _sample_id(text: str) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from fingertui.cli.tables import print_table
     from fingertui.labels import parse_label
-    from fingertui.review import active
+    from fingertui.review import queue
+    from fingertui.runs.records import active_run
 
     store = open_store(args)
     label = parse_label(args.label) if args.label is not None else None
-    items = active.queue(
+    items = queue.items(
         store,
         strategy=args.strategy,
         reason=args.reason,
@@ -35,7 +36,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     # Where each item came from (the imported file, or the capture), not its content hash.
     by_id = store.by_ids([it.sample_id for it in items])
 
-    def where_from(it: active.QueueItem) -> dict[str, str | None]:
+    def where_from(it: queue.QueueItem) -> dict[str, str | None]:
         s = by_id.get(it.sample_id)  # None: deleted meanwhile by someone else
         return {"origin": s.origin if s else None, "from": s.origin_name if s else it.path}
 
@@ -45,7 +46,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     if not items:
         print(
             "review queue is empty"
-            if active.active_run(store)
+            if active_run(store)
             else "no model yet: `fingertui train` first; `fingertui samples --label none` lists unlabelled snapshots "
             "to label now with `fingertui label ID N`"
         )
@@ -83,7 +84,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from fingertui.labels import parse_label
-    from fingertui.review import active
+    from fingertui.review import queue
 
     store = open_store(args)
     sid = _sample_id(args.id)
@@ -91,11 +92,11 @@ def cmd_label(args: argparse.Namespace) -> int:
     if len(chosen) != 1:
         raise UserError("give exactly one of: a label N (0–5), --confirm, --exclude")
     if args.confirm:
-        res = active.apply_action(store, sid, "confirm")
+        res = queue.apply_action(store, sid, "confirm")
     elif args.exclude:
-        res = active.apply_action(store, sid, "exclude")
+        res = queue.apply_action(store, sid, "exclude")
     else:
-        res = active.apply_action(store, sid, "relabel", parse_label(args.value))
+        res = queue.apply_action(store, sid, "relabel", parse_label(args.value))
     if args.json:
         emit_json(res)
     else:
@@ -109,9 +110,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from fingertui.review import active
+    from fingertui.review import queue
 
-    res = active.apply_action(open_store(args), _sample_id(args.id), "delete")
+    res = queue.apply_action(open_store(args), _sample_id(args.id), "delete")
     if args.json:
         emit_json(res)
     else:

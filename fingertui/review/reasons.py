@@ -1,4 +1,4 @@
-"""Why a sample is in the review queue: the names of the flags (review/active.py raises
+"""Why a sample is in the review queue: the names of the flags (review/flags.py raises
 them). Plain names only, so the CLI's parser and the app's filter take them from here
 without loading the review code."""
 

@@ -84,7 +84,7 @@ def train(
     simulations); by default every labelled sample takes part. ``with_fingers=False``
     leaves the finger-state expert out (benchmarks: what the other experts do alone).
     """
-    from fingertui.review import active
+    from fingertui.review.flags import recompute
 
     if features not in FEATURE_SETS:
         raise UserError(f"unknown feature set {features!r}: use one of {', '.join(FEATURE_SETS)}")
@@ -136,7 +136,7 @@ def train(
     summary = {"run": run.id, "open": 0, "added": 0, "cleared": 0}
     if flags:
         steps.report("review queue", 0, 1)
-        summary = active.recompute(store, run)
+        summary = recompute(store, run)
         steps.report("review queue", 1, 1)
     return TrainResult(run, summary)
 

@@ -13,8 +13,9 @@ from textual.widgets import Footer, Header, Static
 from fingertui.errors import UnsafePath, UserError
 from fingertui.labels import CLASSES
 from fingertui.learn.model import Model
-from fingertui.review import active
+from fingertui.review import flags, queue
 from fingertui.review.reasons import FLAG_REASONS
+from fingertui.runs.records import active_run
 from fingertui.tui.screens.base import AppScreen
 from fingertui.tui.screens.confirm import ConfirmScreen
 from fingertui.tui.widgets.camera_view import CameraView
@@ -24,7 +25,7 @@ from fingertui.words import plural
 REASON_FILTERS: list[str | None] = [None, *FLAG_REASONS]  # `f` cycles through them: all, then each
 
 
-def explain(item: active.QueueItem) -> str:
+def explain(item: queue.QueueItem) -> str:
     """A flag's reasons in plain words; a label error or disagreement with its evidence."""
     conf = f"{100 * item.confidence:.0f}%" if item.confidence is not None else "?"
     says = f"model says {item.pred} at {conf} — you labelled {item.label}"
@@ -56,7 +57,7 @@ def explain(item: active.QueueItem) -> str:
     return "\n".join(words)
 
 
-def explain_unlabelled(item: active.QueueItem) -> str:
+def explain_unlabelled(item: queue.QueueItem) -> str:
     """An unlabelled capture shown before any model was trained."""
     if item.suggested is None:
         return "unlabelled - no model yet: press 0-5 to label it"
@@ -92,7 +93,7 @@ class ReviewScreen(AppScreen[None]):
         self.only = sample_ids  # a fixed list (e.g. one confusion-matrix cell) instead of the queue
         self.notes = notes or {}  # why each of those is shown, where the queue has no flag for it
         self.heading = title
-        self.items: list[active.QueueItem] = []
+        self.items: list[queue.QueueItem] = []
         self.index = 0
         self.reason: str | None = None
         self.label: int | None = None
@@ -124,7 +125,7 @@ class ReviewScreen(AppScreen[None]):
     def load(self) -> None:
         store = self.app.store
         if self.only is not None:
-            items = [it for it in active.queue(store, diversity=False)]
+            items = [it for it in queue.items(store, diversity=False)]
             flagged = {it.sample_id: it for it in items}
             result = []
             for sid in self.only:
@@ -135,20 +136,20 @@ class ReviewScreen(AppScreen[None]):
                         s = store.get(sid)
                     except UserError:
                         continue
-                    result.append(active.QueueItem(s.id, s.path, s.label, None, None, None, [], 0.0, None))
+                    result.append(queue.QueueItem(s.id, s.path, s.label, None, None, None, [], 0.0, None))
             items = result
-        elif active.active_run(store) is None:
+        elif active_run(store) is None:
             items = self.unlabelled()
         else:
-            items = active.queue(store, reason=self.reason, label=self.label)
+            items = queue.items(store, reason=self.reason, label=self.label)
         self.app.call_from_thread(self.set_items, items)
 
-    def unlabelled(self) -> list[active.QueueItem]:
+    def unlabelled(self) -> list[queue.QueueItem]:
         """No run yet: the unlabelled captures, with the starter's count where it has one."""
         model = self._starter()
         if self.reason not in (None, "unsure"):
             return []
-        items = active.unlabelled_items(self.app.store, model)
+        items = queue.unlabelled_items(self.app.store, model)
         return [it for it in items if self.label is None or it.pred == self.label]
 
     def _starter(self) -> Model | None:
@@ -156,13 +157,13 @@ class ReviewScreen(AppScreen[None]):
         model = self.app.model
         return model if isinstance(model, Model) and model.is_starter else None
 
-    def set_items(self, items: list[active.QueueItem]) -> None:
+    def set_items(self, items: list[queue.QueueItem]) -> None:
         self.items = items
         self.index = min(self.index, max(0, len(items) - 1))
         self.show_current()
 
     @property
-    def current(self) -> active.QueueItem | None:
+    def current(self) -> queue.QueueItem | None:
         return self.items[self.index] if 0 <= self.index < len(self.items) else None
 
     def show_current(self) -> None:
@@ -193,7 +194,7 @@ class ReviewScreen(AppScreen[None]):
             fingers = None
             if run is not None:
                 sample = self.app.store.get(it.sample_id)
-                fingers = active.finger_ups(self.app.store, run, [sample]).get(it.sample_id)
+                fingers = flags.finger_ups(self.app.store, run, [sample]).get(it.sample_id)
             checked = bool(run and (run.metrics.get("confidence") or {}).get("checked"))
             self.query_one(PredictionPanel).show(
                 it.pred, it.confidence, it.probs, it.confidence < thr, thr, fingers=fingers, checked=checked
@@ -210,16 +211,16 @@ class ReviewScreen(AppScreen[None]):
                 f"sample {it.sample_id} names a file outside this workspace; run fingertui doctor", severity="error"
             )
 
-    def _act(self, action: active.Action, label: int | None = None) -> None:
+    def _act(self, action: queue.Action, label: int | None = None) -> None:
         it = self.current
         if it is None:
             return
-        # A take folded into one item (active.fold_takes) is answered as one: its frames
+        # A take folded into one item (queue.fold_takes) is answered as one: its frames
         # are the same pose. Delete stays with the frame on show (it asked about that one).
         ids = [it.sample_id, *it.hold] if action in ("relabel", "confirm", "exclude") else [it.sample_id]
         try:
             for sid in ids:
-                active.apply_action(self.app.store, sid, action, label)
+                queue.apply_action(self.app.store, sid, action, label)
         except UserError as e:
             self.notify(str(e), severity="error")
             return
