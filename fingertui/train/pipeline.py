@@ -27,21 +27,9 @@ import numpy as np
 from fingertui.data.store import Sample, Store, now_iso
 from fingertui.errors import UserError
 from fingertui.learn import backbones, streams
+from fingertui.learn.calibration import Pooling, TestPredictions, evaluate_test, pool_and_calibrate, score_next_day
 from fingertui.learn.checkpoint import FEATURE_SETS, SUFFIX, Checkpoint
-from fingertui.learn.experts import (
-    MIN_PER_CLASS,
-    Experts,
-    Pooling,
-    RunData,
-    Steps,
-    TestPredictions,
-    evaluate_test,
-    fit_experts,
-    out_of_fold,
-    per_class,
-    pool_and_calibrate,
-    score_next_day,
-)
+from fingertui.learn.experts import MIN_PER_CLASS, Experts, RunData, Steps, fit_experts, out_of_fold, per_class
 from fingertui.learn.features import sample_features
 from fingertui.learn.fitting import TrainConfig
 from fingertui.learn.heads import training_views
