@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fingertui.data.importer import import_paths
-from fingertui.learn import backbones, embeddings, engine
+from fingertui.learn import backbones, embeddings, engine, pretrained
 from tests.conftest import write_bars
 
 pytestmark = pytest.mark.slow
@@ -176,7 +176,7 @@ def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch)
     assert backbones._exported_id("resnet18", str(weights), None) == ("resnet18", full.id)
     # torchvision's file name, transforms and cache folder, as the torch-free side has them.
     w = ResNet18_Weights.IMAGENET1K_V1
-    assert w.url.rsplit("/", 1)[-1] == backbones.RESNET18_FILE
+    assert w.url.rsplit("/", 1)[-1] == pretrained.RESNET18_FILE
     spec = backbones.SPECS["resnet18"]
     t = w.transforms()
     assert (t.crop_size[0], tuple(t.mean), tuple(t.std)) == (spec.size, spec.mean, spec.std)
@@ -185,7 +185,7 @@ def test_ids_worked_out_without_torch_are_the_loaders_ids(tmp_path, monkeypatch)
 
     from torch.hub import get_dir
 
-    assert backbones.resnet18_cache_file() == Path(get_dir()) / "checkpoints" / backbones.RESNET18_FILE
+    assert pretrained.resnet18_cache_file() == Path(get_dir()) / "checkpoints" / pretrained.RESNET18_FILE
 
 
 def test_a_retrain_and_a_prediction_need_neither_torch_nor_scikit_learn(dataset, tmp_path, monkeypatch):

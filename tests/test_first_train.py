@@ -13,7 +13,7 @@ import pytest
 from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
-from fingertui.learn import backbones, mediapipe_quirks
+from fingertui.learn import backbones, mediapipe_quirks, pretrained
 from fingertui.learn.heads import TrainConfig
 from fingertui.train.eta import PHASES, Eta, PhaseTimer, estimate_for, expected_seconds, say_left
 from fingertui.train.pipeline import train_run
@@ -76,7 +76,7 @@ def offline(monkeypatch, tmp_path):
         tries.append(url)
         raise urllib.error.URLError(OSError(-2, "Name or service not known"))
 
-    monkeypatch.setattr(backbones, "_download", fail)
+    monkeypatch.setattr(pretrained, "download", fail)
     yield tries
     backbones._CACHE.clear()
 
@@ -93,8 +93,8 @@ def test_failed_download_is_said_once_in_one_line_and_not_tried_again_for_a_day(
         assert backbones.load("resnet18", warn=said.append, settings=store).name == backbones.OFFLINE_BACKBONE
     assert len(offline) == 1 and len(said) == 1
     # …until a day has passed: then one more try, and one more line.
-    later = time.time() + backbones.RETRY_AFTER_S + 60
-    monkeypatch.setattr(backbones.time, "time", lambda: later)
+    later = time.time() + pretrained.RETRY_AFTER_S + 60
+    monkeypatch.setattr(pretrained.time, "time", lambda: later)
     backbones.load("resnet18", warn=said.append, settings=store)
     assert len(offline) == 2 and len(said) == 2
 
@@ -105,7 +105,7 @@ def test_fetch_weights_tries_at_once_and_clears_the_note(offline, store, monkeyp
     from torchvision.models import resnet18
 
     backbones.load("resnet18", warn=lambda m: None, settings=store)
-    assert backbones.download_failed_recently(store) == "offline"
+    assert pretrained.download_failed_recently(store) == "offline"
     store.close()
     home = str(store.ws.root)
     assert main(["--home", home, "fetch-weights"]) == 2  # still offline: tried again, said in one line
@@ -116,11 +116,11 @@ def test_fetch_weights_tries_at_once_and_clears_the_note(offline, store, monkeyp
         offline.append(url)
         torch.save(resnet18().state_dict(), dest)
 
-    monkeypatch.setattr(backbones, "_download", works)
+    monkeypatch.setattr(pretrained, "download", works)
     assert main(["--home", home, "fetch-weights"]) == 0
     assert "ready" in capsys.readouterr().out
-    assert backbones.download_failed_recently(Store(store.ws)) is None
-    assert backbones.resnet18_cache_file().exists()
+    assert pretrained.download_failed_recently(Store(store.ws)) is None
+    assert pretrained.resnet18_cache_file().exists()
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from fingertui.cli import main
 from fingertui.data.importer import import_paths
 from fingertui.errors import Cancelled, UserError
 from fingertui.export.build import export_torchscript
-from fingertui.learn import backbones, embeddings
+from fingertui.learn import backbones, embeddings, pretrained
 from fingertui.learn.checkpoint import Checkpoint, save_fields
 from fingertui.learn.fitting import TrainConfig
 from fingertui.learn.heads import fit_linear, fit_temperature, group_folds, logits, training_views
@@ -173,7 +173,7 @@ def test_offline_resnet_falls_back_with_one_line_and_weights_file_works(monkeypa
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(backbones, "_download", offline)
+    monkeypatch.setattr(pretrained, "download", offline)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
     monkeypatch.delenv(backbones.ENV_WEIGHTS, raising=False)
     backbones._CACHE.clear()

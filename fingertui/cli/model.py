@@ -386,12 +386,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
-    from fingertui.learn import backbones
+    from fingertui.learn import backbones, pretrained
 
     # Tries now even if a download failed earlier today, and clears that note when it works.
     try:
         bb = backbones.load_resnet18(args.weights, settings=open_store(args, create=True), force=True)
-    except backbones.WeightsUnavailable as e:
+    except pretrained.WeightsUnavailable as e:
         raise UserError(
             f"could not download ResNet-18 weights ({e}); connect to the internet, or pass --weights FILE"
         ) from e

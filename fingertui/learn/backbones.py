@@ -12,21 +12,27 @@ directly and never imports torch (~4 s of every `fingertui train` or `predict`, 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fingertui.errors import UserError
 from fingertui.learn import engine as engine_mod
+from fingertui.learn.pretrained import (
+    RESNET18_FILE,
+    Settings,
+    WeightsUnavailable,
+    download_failed_recently,
+    file_id,
+    resnet18_cache_file,
+    resnet18_state,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -48,9 +54,6 @@ EFFNET_CUT = 5  # last block kept: end of the stride-16 stage (80 channels, 10×
 # expert mostly answers where no hand was found, and the finer detail at 224 did not help
 # there either.
 EFFNET_SIZE = 160
-# torchvision's ResNet-18 ImageNet weights (ResNet18_Weights.IMAGENET1K_V1: its file name
-# and transforms; tests check these against torchvision).
-RESNET18_FILE = "resnet18-f37072fd.pth"
 
 
 @dataclass(frozen=True)
@@ -182,14 +185,6 @@ def set_threads() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def _file_id(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:8]
-
-
 def _load_state(path: Path) -> dict:
     from fingertui.learn.torchnets import load_state
 
@@ -205,95 +200,6 @@ def _effnet_id(weights: Path) -> str:
 
 
 DEV_RANDOM_ID = "dev-random@seed0"
-
-
-class WeightsUnavailable(Exception):
-    """ResNet-18 ImageNet weights are neither cached, downloadable nor given as a file.
-    ``remembered``: no download was tried, because one failed less than a day ago."""
-
-    def __init__(self, reason: str, remembered: bool = False) -> None:
-        super().__init__(reason)
-        self.remembered = remembered
-
-
-class Settings(Protocol):
-    """Where a failed download is remembered: the workspace's settings (``Store``)."""
-
-    def get_setting(self, key: str) -> str | None: ...
-
-    def set_setting(self, key: str, value: str | None) -> None: ...
-
-
-DOWNLOAD_FAILED_KEY = "resnet18_download_failed"
-# A failed download is tried again after a day (or at once with `fingertui fetch-weights`),
-# not on every run: offline, each try printed a line and could wait on the network.
-RETRY_AFTER_S = 24 * 3600
-
-
-def resnet18_cache_file() -> Path:
-    """Where torchvision keeps the downloaded ResNet-18 weights: torch.hub's directory
-    ($TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub, else ~/.cache/torch/hub), read the way
-    torch.hub reads it, without importing torch."""
-    default = os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
-    home = os.path.expanduser(os.environ.get("TORCH_HOME", default))
-    return Path(home) / "hub" / "checkpoints" / RESNET18_FILE
-
-
-def _download(url: str, dest: Path) -> None:
-    """torch.hub's download with the file's hash checked, and no "Downloading" line on stdout."""
-    from torch.hub import HASH_REGEX, download_url_to_file
-
-    match = HASH_REGEX.search(dest.name)
-    download_url_to_file(url, str(dest), match.group(1) if match else None, progress=False)
-
-
-def _reason(e: BaseException) -> str:
-    """The cause of a failed download in a word or two ("offline", not the whole URLError)."""
-    import socket
-    import urllib.error
-
-    if isinstance(e, urllib.error.URLError | socket.gaierror | ConnectionError | TimeoutError):
-        return "offline"
-    text = str(e).strip()
-    return text.splitlines()[0][:60] if text else type(e).__name__
-
-
-def download_failed_recently(settings: Settings | None) -> str | None:
-    """The reason of a failed download less than RETRY_AFTER_S ago, else None."""
-    raw = settings.get_setting(DOWNLOAD_FAILED_KEY) if settings is not None else None
-    try:
-        memo = json.loads(raw) if raw else None
-        if memo and time.time() - float(memo["at"]) < RETRY_AFTER_S:
-            return str(memo["reason"])
-    except (ValueError, KeyError, TypeError):
-        pass  # an unreadable note is no reason not to try
-    return None
-
-
-def _resnet18_state(settings: Settings | None, force: bool) -> dict:
-    from torchvision.models import ResNet18_Weights
-
-    path = resnet18_cache_file()
-    if not path.exists():
-        recent = None if force else download_failed_recently(settings)
-        if recent is not None:
-            raise WeightsUnavailable(recent, remembered=True)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _download(ResNet18_Weights.IMAGENET1K_V1.url, path)
-        except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError; a bad hash a RuntimeError
-            reason = _reason(e)
-            if settings is not None:
-                settings.set_setting(DOWNLOAD_FAILED_KEY, json.dumps({"at": time.time(), "reason": reason}))
-            raise WeightsUnavailable(reason) from e
-        if settings is not None and settings.get_setting(DOWNLOAD_FAILED_KEY) is not None:
-            settings.set_setting(DOWNLOAD_FAILED_KEY, None)
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a half-written or damaged cache file
-        raise WeightsUnavailable(f"{path} is damaged ({type(e).__name__}); delete it") from e
 
 
 def load_resnet18(
@@ -316,10 +222,10 @@ def load_resnet18(
             model.load_state_dict(state)
         except (RuntimeError, TypeError) as e:
             raise UserError(f"{path} does not hold resnet18 weights ({str(e).splitlines()[0]})") from e
-        ident = "file-" + _file_id(path)
+        ident = "file-" + file_id(path)
     else:
         # torchvision's weights: from its cache, or downloaded once into it.
-        model.load_state_dict(_resnet18_state(settings, force))
+        model.load_state_dict(resnet18_state(settings, force))
         ident = Path(RESNET18_FILE).stem.rsplit("-", 1)[-1]
     prep = Preprocess(spec.size, list(spec.mean), list(spec.std))
     return Backbone(_resnet_id(ident), "resnet18", spec, prep, freeze(Pooled(resnet_trunk(model), GRID)))
@@ -424,7 +330,7 @@ def _exported_id(name: str, weights_file: str | None, settings: Settings | None)
             return (name, SHIPPED_EFFNET_ID) if engine_mod.shipped_path(SHIPPED_EFFNET_ID).is_file() else None
     if weights_file:
         path = Path(weights_file).expanduser()
-        return (name, _resnet_id("file-" + _file_id(path))) if path.is_file() else None
+        return (name, _resnet_id("file-" + file_id(path))) if path.is_file() else None
     if resnet18_cache_file().is_file():
         return name, _resnet_id(Path(RESNET18_FILE).stem.rsplit("-", 1)[-1])
     if download_failed_recently(settings) is not None:  # ``load`` falls back without a word
