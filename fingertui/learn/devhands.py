@@ -26,9 +26,8 @@ _BONES = (0.09, 0.07, 0.06)  # proximal, middle, distal phalanx lengths
 def fingers_for_count(k: int) -> tuple[bool, bool, bool, bool, bool]:
     """Which fingers (thumb, index, middle, ring, little) are up for a count, the way
     most people show it: index first, the thumb last."""
-    up = [False, *(i < k for i in range(4))]
-    up[0] = k >= 5
-    return tuple(up)  # type: ignore[return-value]
+    index, middle, ring, little = (i < k for i in range(4))
+    return (k >= 5, index, middle, ring, little)
 
 
 def synthetic_hand(

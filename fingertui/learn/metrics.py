@@ -101,7 +101,7 @@ def confidence_check(val_y: np.ndarray, test_y: np.ndarray, test_ece: float, tra
     counts = {c: int((held == c).sum()) for c in trained}
     short = {c: n for c, n in counts.items() if n < CHECKED_PER_CLASS}
     if short:
-        c = min(short, key=short.get)  # type: ignore[arg-type]
+        c = min(short, key=lambda k: short[k])
         why = (
             f"only {short[c]} held-out image{'s' if short[c] != 1 else ''} of class {c} checked it; "
             f"about {4 * CHECKED_PER_CLASS} labelled per class are needed"

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -325,9 +326,7 @@ def _record(
     return get_run(store, run_id)
 
 
-def train_run(store: Store, **kw: object) -> RunRecord:
+def train_run(store: Store, *, features: str = "image", flags: bool = False, **kw: Any) -> RunRecord:
     """``train`` on the image features without recomputing flags: for benchmarks and tests
     that time or compare the image pipeline alone."""
-    kw.setdefault("features", "image")
-    kw.setdefault("flags", False)
-    return train(store, **kw).run  # type: ignore[arg-type]
+    return train(store, features=features, flags=flags, **kw).run
