@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from fingertui.data.store import Store
 from fingertui.data.workspace import Workspace
@@ -175,3 +176,22 @@ def test_q_ends_the_process_in_a_second_and_keeps_the_capture(tmp_path):
     assert code == 0
     assert took < 2.0, f"q took {took:.1f} s to end the process"
     assert captured() >= 1
+
+
+@pytest.mark.slow
+def test_keys_typed_right_after_q_are_not_carried_out(ws):
+    """`qu` typed fast: the app quits and the u does not take back the capture on the way
+    out (it did: the capture was gone after the app closed)."""
+    from tests.test_tui import stored
+
+    app = make_app(ws, ScriptedSource(frames()))
+
+    async def pilot(p):
+        await p.pause()
+        await p.press("1")
+        await stored(app)
+        app.post_message(events.Key("q", "q"))  # both in the queue before either is handled
+        app.post_message(events.Key("u", "u"))
+
+    assert run_app(app, headless=True, auto_pilot=pilot) == 0
+    assert [s.label for s in Store(ws).samples()] == [1]

@@ -14,6 +14,7 @@ from fingertui.live.camera import ScriptedSource
 from fingertui.review import queue
 from fingertui.runs.records import set_active
 from fingertui.tui.app import make_app
+from fingertui.tui.screens.gallery import GalleryScreen
 from fingertui.tui.screens.review import ReviewScreen
 from fingertui.tui.widgets.panels import CountsPanel
 from tests.conftest import add_sample
@@ -54,6 +55,19 @@ async def test_counts_follow_a_label_given_in_another_terminal(ws):
         assert done.returncode == 0, done.stderr
         await wait_for(pilot, lambda: panel.shown[1] == 0, seconds=10)
         assert sum(panel.shown[0][3].values()) == 1
+
+
+async def test_the_open_gallery_follows_a_relabel_made_elsewhere(ws):
+    store = Store(ws)
+    kept, moved = add(store, 1, label=0, split="train"), add(store, 2, label=0, split="train")
+    store.close()
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("g")  # the gallery, on class 0
+        await wait_for(pilot, lambda: isinstance(app.screen, GalleryScreen) and len(app.screen.samples) == 2)
+        Store(ws).set_label(moved.id, 4, reason="elsewhere")
+        await wait_for(pilot, lambda: [s.id for s in app.screen.samples] == [kept.id], seconds=10)
 
 
 async def test_review_queue_drops_an_item_resolved_elsewhere(runs_ws):

@@ -12,12 +12,14 @@ import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from textual import events, on, work
+from textual.actions import ActionParseResult
 from textual.app import App
+from textual.dom import DOMNode
 from textual.driver import Driver
 from textual.message import Message
 from textual.signal import Signal
@@ -138,6 +140,9 @@ class AppServices(App[None]):
         self._writes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingertui-store")
         # Full garbage collections when no key comes (tui/collector.py); run_app's apps only.
         self.collector: IdleCollector | None = None
+        # Set by q: keys typed after it (a fast `qu`) are dropped, never carried out on the
+        # way out: an undo typed after q took back a capture.
+        self.closing = False
         self.model_changed: Signal[None] = Signal(self, "model-changed")
         self.counts_changed: Signal[None] = Signal(self, "counts-changed")
         self.store_changed_elsewhere: Signal[None] = Signal(self, "store-changed-elsewhere")
@@ -188,6 +193,21 @@ class AppServices(App[None]):
         if self.collector is not None and isinstance(event, events.Key | events.MouseDown):
             self.collector.input()
         await super().on_event(event)
+
+    async def action_quit(self) -> None:
+        self.closing = True
+        await super().action_quit()
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Every key binding of every screen runs here: after q, none is carried out."""
+        if self.closing:
+            return False
+        return await super().run_action(action, default_namespace, namespaces)
 
     # --- the store --------------------------------------------------------------------
 

@@ -64,11 +64,17 @@ class GalleryScreen(AppScreen[None]):
 
     def on_mount(self) -> None:
         self.title = "fingertui - gallery"
+        # Labels changed in another terminal show here as they do in the counts.
+        self.app.store_changed_elsewhere.subscribe(self, lambda _: self.load(keep=self.current_id))
         self.load()
 
     @property
     def gallery(self) -> Gallery:
         return self.query_one(Gallery)
+
+    @property
+    def current_id(self) -> int | None:
+        return self.current.id if self.current is not None else None
 
     @property
     def current(self) -> Sample | None:
