@@ -264,6 +264,23 @@ async def test_results_screen_markers_readable_empty_diagonal_not_green_no_arrow
 
 
 @pytest.mark.slow
+async def test_a_compared_matrix_shows_all_six_columns_at_120_and_its_shares_where_they_fit(ws, two_runs):
+    """With change markers a cell read "2 (67%) +1": six of them ran past the matrix's
+    width at 120 columns and column 5 was off screen. Where they do not fit, cells show
+    their counts alone; where they do (160 columns), their shares too."""
+    app = make_app(ws, ScriptedSource(frames()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_results(pilot)
+        table = app.screen.query_one("#matrix", DataTable)
+        await pilot.pause()
+        assert table.virtual_size.width <= table.scrollable_content_region.width, "columns off screen"
+        assert not any("%" in str(table.get_cell_at((r, c))) for r in range(table.row_count) for c in range(1, 7))
+        await pilot.resize_terminal(160, 48)
+        await wait_for(pilot, lambda: "%" in str(table.get_cell_at((0, 1))))
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+
+
+@pytest.mark.slow
 async def test_runs_compare_in_words_opens_the_changed_images_and_rollback_keeps_results_fresh(ws, two_runs):
     a, b, labels = two_runs
     app = make_app(ws, ScriptedSource(frames()))

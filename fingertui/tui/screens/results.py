@@ -36,6 +36,17 @@ def _delta(now: float | None, before: float | None, points: bool = True, lower_i
 # Narrower than this, the results stack: matrix, then metrics (an 80-column terminal).
 NARROW_BELOW = 110
 
+
+def _table_width(rows: list[tuple[int, list[Text]]]) -> int:
+    """Columns a DataTable takes for these rows: each column as wide as its widest cell or
+    header ("true \\ predicted"), plus a cell's padding on each side."""
+    if not rows:
+        return 0
+    widths = [max(len("true \\ predicted"), *(cells[0].cell_len for _, cells in rows))]
+    widths += [max(1, *(cells[k].cell_len for _, cells in rows)) for k in range(1, len(rows[0][1]))]
+    return sum(w + 2 for w in widths)
+
+
 # Change markers sit on their own dark chip: on a red- or green-shaded cell a red or green
 # marker without one is invisible (red on red).
 CHIP = "on grey11"
@@ -89,11 +100,10 @@ class ResultsScreen(AppScreen[None]):
         """Narrower than NARROW_BELOW (80×24 among them): the metrics go under the matrix
         (the screen scrolls) and a cell shows its count alone (its share is in the cell's
         line below the matrix), so that all six columns fit."""
-        narrow = width < NARROW_BELOW
-        if narrow != self.has_class("narrow"):
-            self.set_class(narrow, "narrow")
-            if self.is_mounted and self.query("#matrix"):
-                self.show_run(self.run_record)
+        self.set_class(width < NARROW_BELOW, "narrow")
+        if width != getattr(self, "_shown_width", None) and self.is_mounted and self.query("#matrix"):
+            self._shown_width = width
+            self.show_run(self.run_record)  # whether a cell's share fits depends on the width
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < NARROW_BELOW, "narrow")
@@ -117,17 +127,10 @@ class ResultsScreen(AppScreen[None]):
     def show_run(self, run: RunRecord | None) -> None:
         self.run_record = run
         table = self.query_one("#matrix", DataTable)
-        # Rows only: clearing the columns too, twice in one refresh, left them one digit wide.
-        narrow = self.has_class("narrow")
-        # Rows only, unless the width changed how cells read (columns are sized to content).
-        table.clear(columns=narrow != getattr(self, "_columns_narrow", None))
-        self._columns_narrow = narrow
-        if not table.columns:
-            table.add_column("true\\pred" if narrow else "true \\ predicted", key="true")
-            for c in CLASSES:
-                table.add_column(str(c), key=str(c))
         metrics = self.query_one("#metrics", Static)
         if run is None:
+            self._set_columns(table, self.has_class("narrow"))
+            table.clear()
             metrics.update("no run yet: press t to train")
             return
         self.title = f"fingertui — results of run {run.id}"
@@ -135,20 +138,16 @@ class ResultsScreen(AppScreen[None]):
         prev = next((r for r in reversed(runs) if r.id < run.id), None)
         m = run.metrics["test"]
         pm = prev.metrics["test"] if prev else None
-        counts = m["confusion"]["counts"]
-        norm = m["confusion"]["row_normalised"]
-        pcounts = pm["confusion"]["counts"] if pm else None
-        for r in CLASSES:
-            if r in m["missing_classes"]:
-                continue
-            cells: list[Text] = [Text(str(r), style="bold")]
-            for c in CLASSES:
-                n, pct = counts[r][c], norm[r][c]
-                cell = Text(f"{n}" if narrow else f"{n} ({100 * pct:.0f}%)", style=cell_style(n, pct, r == c))
-                if pcounts is not None and n != pcounts[r][c]:
-                    cell.append(" ")
-                    cell.append_text(change_marker(n - pcounts[r][c], r == c))
-                cells.append(cell)
+        # A cell reads "12 (100%) +2"; where six of those do not fit the matrix's width (80
+        # columns, or the change markers of a comparison at 120), it shows its count alone:
+        # its share is in the cell's line below the matrix.
+        rows = self._matrix_rows(m, pm, shares=True)
+        compact = self.has_class("narrow") or _table_width(rows) > self._matrix_width()
+        if compact:
+            rows = self._matrix_rows(m, pm, shares=False)
+        self._set_columns(table, compact)
+        table.clear()
+        for r, cells in rows:
             table.add_row(*cells, key=str(r))
         lo, hi = accuracy_interval(m)
         caveat = accuracy_caveat(m)
@@ -196,6 +195,42 @@ class ResultsScreen(AppScreen[None]):
         if m["missing_classes"]:
             t.append(f"\nno test images for: {', '.join(map(str, m['missing_classes']))}", style="yellow")
         metrics.update(t)
+
+    def _set_columns(self, table: DataTable, compact: bool) -> None:
+        """The matrix's columns, added again only when their header changes (columns are
+        sized to their content; clearing them twice in one refresh left them one digit wide)."""
+        if table.columns and compact == getattr(self, "_columns_compact", None):
+            return
+        self._columns_compact = compact
+        table.clear(columns=True)
+        table.add_column("true\\pred" if compact else "true \\ predicted", key="true")
+        for c in CLASSES:
+            table.add_column(str(c), key=str(c))
+
+    def _matrix_width(self) -> int:
+        """The columns the matrix has: two thirds of the screen beside the metrics, all of it
+        when they stack; less the box's padding."""
+        width = self.app.size.width
+        return (width if self.has_class("narrow") else 2 * width // 3) - 4
+
+    def _matrix_rows(self, m: dict, pm: dict | None, shares: bool) -> list[tuple[int, list[Text]]]:
+        counts = m["confusion"]["counts"]
+        norm = m["confusion"]["row_normalised"]
+        pcounts = pm["confusion"]["counts"] if pm else None
+        rows = []
+        for r in CLASSES:
+            if r in m["missing_classes"]:
+                continue
+            cells: list[Text] = [Text(str(r), style="bold")]
+            for c in CLASSES:
+                n, pct = counts[r][c], norm[r][c]
+                cell = Text(f"{n} ({100 * pct:.0f}%)" if shares else f"{n}", style=cell_style(n, pct, r == c))
+                if pcounts is not None and n != pcounts[r][c]:
+                    cell.append(" ")
+                    cell.append_text(change_marker(n - pcounts[r][c], r == c))
+                cells.append(cell)
+            rows.append((r, cells))
+        return rows
 
     def cell_samples(self, true: int, pred: int) -> list[int]:
         """The test images of one confusion-matrix cell: labelled ``true``, predicted ``pred``."""
