@@ -1,6 +1,9 @@
 """What a benchmark printed, kept: ``record(__file__)`` at the start of a bench's main
 copies everything it prints to bench/results/<name>.json when it ends, with the command
-line and the time, so every figure quoted in the README has a file behind it."""
+line, the time and the load average, so every figure quoted in the README has a file
+behind it. ``record(__file__, "images300-seeds3")`` names the file by the arguments it
+ran with (bench/results/<name>-images300-seeds3.json), so a run with other arguments
+keeps its own file."""
 
 from __future__ import annotations
 
@@ -31,16 +34,20 @@ class _Tee:
         return getattr(self.stream, name)
 
 
-def record(script: str) -> None:
+def record(script: str, suffix: str = "") -> Path:
+    """Tee stdout from now on; at exit write it to bench/results/<script's name>[-suffix].json
+    and return that path (known up front, for the script to mention)."""
+    name = Path(script).stem
+    out = OUT / (f"{name}-{suffix}.json" if suffix else f"{name}.json")
     tee = _Tee(sys.stdout)
     sys.stdout = tee
     started = time.time()
+    load_start = os.getloadavg()
 
     def save() -> None:
         if {"-h", "--help"} & set(sys.argv[1:]):
             return  # a usage text is no result: keep the file a real run wrote
         OUT.mkdir(parents=True, exist_ok=True)
-        name = Path(script).stem
         lines = [line for line in "".join(tee.text).splitlines() if line.strip()]
         report = {
             "script": f"bench/{name}.py",
@@ -48,8 +55,11 @@ def record(script: str) -> None:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.time() - started, 1),
             "cpus": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in load_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             "output": lines,
         }
-        (OUT / f"{name}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
     atexit.register(save)
+    return out

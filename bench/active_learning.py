@@ -10,11 +10,14 @@ the train split; each round the strategy picks 10 images from the rest and an or
 reveals their labels. A strategy runs to --budget labels, and with --until T on until it
 first reaches test accuracy T (or the pool runs out).
 
-Writes bench/results/active_learning.csv (one row per round of every strategy and seed,
-written as each round finishes: everything the printed table and the plot are made of),
-active_learning.json (labels needed to reach each target) and active_learning.png.
+Writes bench/results/active_learning-<arguments>.csv (one row per round of every strategy
+and seed, written as each round finishes: everything the printed table and the plot are
+made of), .json (labels needed to reach each target) and .png, named by the arguments
+that shape the result, e.g. active_learning-random+default-seeds1-budget120-untilnone-pool60-views2
+for --quick, active_learning-all-seeds5-budget300-until0.98-poolall-views2 for the defaults.
 
-Run: PYTHONPATH=. .venv/bin/python bench/active_learning.py [--quick] [--home WS]
+Run: PYTHONPATH=. .venv/bin/python bench/active_learning.py [--quick] [--home WS] [--seeds 5]
+         [--budget 300] [--until 0.98|none] [--pool-per-class 0] [--strategies LIST] [--views 2]
      --quick: random vs the default, 1 seed, 120 labels, pool of 60 per class (minutes)
      full:    5 strategies, 5 seeds, 300 labels, then on to 98 % (hours on 2 cores)
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import tempfile
 import time
@@ -138,20 +142,51 @@ def first_reaching(rounds: list[Round], target: float) -> int | None:
     return next((r.labels for r in rounds if r.accuracy >= target), None)
 
 
+def accuracy_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def result_name(args: argparse.Namespace, names: list[str]) -> str:
+    """The result files' name: everything that shapes the result (not --home, a cache)."""
+    strategies = "all" if names == list(STRATEGIES) else "+".join(names)
+    until = "none" if args.until is None else f"{args.until:g}"
+    pool = args.pool_per_class or "all"
+    return (
+        f"active_learning-{strategies}-seeds{args.seeds}-budget{args.budget}-until{until}-pool{pool}-views{args.views}"
+    )
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description="Simulated pool-based active learning on sign-digits, through pipeline.train and the review queue's ranking."
+    )
     ap.add_argument("--home", help="workspace with sign-digits imported (embeddings are cached there)")
-    ap.add_argument("--quick", action="store_true", help="random vs default, 1 seed, 120 labels, 60 per class")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--budget", type=int, default=300)
-    ap.add_argument("--until", type=float, default=0.98, help="past the budget, go on until this test accuracy")
-    ap.add_argument("--pool-per-class", type=int, default=0, help="use only this many train images per class")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
-    ap.add_argument("--views", type=int, default=TrainConfig().views)
+    ap.add_argument(
+        "--quick", action="store_true", help="random vs default, 1 seed, 120 labels, 60 per class (overrides those)"
+    )
+    ap.add_argument("--seeds", type=int, default=5, help="simulations per strategy (default 5)")
+    ap.add_argument("--budget", type=int, default=300, help="labels each simulation gets to (default 300)")
+    ap.add_argument(
+        "--until",
+        type=accuracy_or_none,
+        default=0.98,
+        help="past the budget, go on until this test accuracy (default 0.98; none: stop at the budget)",
+    )
+    ap.add_argument(
+        "--pool-per-class", type=int, default=0, help="use only this many train images per class (default 0: all)"
+    )
+    ap.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help=f"comma-separated, of {', '.join(STRATEGIES)} (default all)"
+    )
+    ap.add_argument("--views", type=int, default=TrainConfig().views, help="TrainConfig.views (default %(default)s)")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.budget, args.until, args.pool_per_class = 1, 120, None, 60
         args.strategies = "random,default"
+    unknown = [n for n in args.strategies.split(",") if n not in STRATEGIES]
+    if unknown:
+        ap.error(f"unknown strategies {unknown}: choose from {', '.join(STRATEGIES)}")
+    started, load_start = time.time(), os.getloadavg()
     if not SHARED.is_dir() and not args.home:
         print(f"no dataset at {SHARED}")
         return 2
@@ -166,12 +201,13 @@ def main() -> int:
         rng = np.random.default_rng(12345)
         pool = [pool[i] for c in range(6) for i in rng.choice(ids_of(pool, c), args.pool_per_class, replace=False)]
     names = args.strategies.split(",")
+    stem = result_name(args, names)
     print(f"pool {len(pool)} images, test {len(test)}, {BACKBONE}, strategies {names}, {args.seeds} seeds", flush=True)
     t0 = time.perf_counter()
     rounds: list[Round] = []
     OUT.mkdir(parents=True, exist_ok=True)
     # Written round by round, so an interrupted run keeps every round it finished.
-    with open(OUT / "active_learning.csv", "w", newline="", buffering=1) as f:
+    with open(OUT / f"{stem}.csv", "w", newline="", buffering=1) as f:
         log = csv.writer(f)
         log.writerow(["strategy", "seed", "round", "labels", "accuracy", "balanced_accuracy", "run", "seconds"])
         for name in names:
@@ -179,8 +215,15 @@ def main() -> int:
                 rounds += simulate(store, pool, test, name, seed, args.budget, args.until, args.views, log)
     elapsed = time.perf_counter() - t0
     summary: dict = {
+        "script": "bench/active_learning.py",
+        "argv": sys.argv[1:],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "config": {**vars(args), "pool": len(pool), "test": len(test), "backbone": BACKBONE, "batch": BATCH},
         "seconds": round(elapsed, 1),
+        "seconds_with_import": round(time.time() - started, 1),
         "labels_to_reach": {},
         "accuracy_at": {},
     }
@@ -212,7 +255,7 @@ def main() -> int:
             f"\nmean test accuracy at {n} labels: "
             + ", ".join(f"{k} {100 * summary['accuracy_at'][k][n]:.1f}%" for k in names)
         )
-    (OUT / "active_learning.json").write_text(json.dumps(summary, indent=2))
+    (OUT / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,8 +269,8 @@ def main() -> int:
     ax.set_ylabel(f"test accuracy (mean of {args.seeds} seed(s))")
     ax.set_title(f"Active learning on sign-digits ({BACKBONE}, pipeline.train each round)")
     ax.legend()
-    fig.savefig(OUT / "active_learning.png", dpi=100, bbox_inches="tight")
-    print(f"{len(rounds)} rounds in {elapsed:.0f} s; wrote {OUT}/active_learning.csv, .json and .png")
+    fig.savefig(OUT / f"{stem}.png", dpi=100, bbox_inches="tight")
+    print(f"{len(rounds)} rounds in {elapsed:.0f} s; wrote {(OUT / stem).relative_to(ROOT)}.csv, .json and .png")
     if tmp:
         store.close()
         tmp.cleanup()

@@ -1,15 +1,18 @@
 """Time to recompute every review flag after a run on 5,000 samples.
 
-5,000 small generated images (4,500 labelled, 500 unlabelled) are imported and trained
-with the tiny developer backbone (the flags do not depend on the backbone's quality, and
-the embeddings are cached after the run, as in real use); then `flags.recompute` and the
-review queue are timed.
+5,000 small generated images (--samples; 4,500 labelled, 500 unlabelled: --unlabelled)
+are imported and trained with the tiny developer backbone (the flags do not depend on
+the backbone's quality, and the embeddings are cached after the run, as in real use);
+then `flags.recompute` and the review queue are timed.
 
-Run: .venv/bin/python bench/flags_speed.py
+Writes bench/results/flags_speed-samples<N>-unlabelled<M>.json.
+
+Run: PYTHONPATH=. .venv/bin/python bench/flags_speed.py [--samples 5000] [--unlabelled 500]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -31,15 +34,21 @@ from fingertui.train.pipeline import train_run
 
 
 def main() -> int:
-    record(__file__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=5000, help="generated images in the workspace (default 5000)")
+    ap.add_argument("--unlabelled", type=int, default=500, help="how many of them have no label (default 500)")
+    args = ap.parse_args()
+    if not 0 <= args.unlabelled < args.samples:
+        ap.error("--unlabelled must be at least 0 and less than --samples")
+    record(__file__, f"samples{args.samples}-unlabelled{args.unlabelled}")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
-        for i in range(5000):
+        for i in range(args.samples):
             label = i % 6
             arr = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
             arr[:, : label + 1] = 255  # something learnable
-            folder = src / ("unlabeled" if i >= 4500 else str(label))
+            folder = src / ("unlabeled" if i >= args.samples - args.unlabelled else str(label))
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr).resize((32, 32)).save(folder / f"{i}.png")
         store = Store(Workspace(Path(tmp) / "ws"))

@@ -11,11 +11,16 @@ backward, every epoch, for 30 epochs. Timing all of it would take the better par
 hour here, so the benchmark times real training steps (batch 32, SGD, 224×224) over a few
 batches and multiplies the measured per-image time by images × 30 epochs.
 
-Run: .venv/bin/python bench/retrain_speed.py
+Sizes: --images (the dataset, default 1,000), --new (the later arrivals, default 20),
+--epochs (the notebook's, default 30), --batches (timed notebook steps, default 3).
+Writes bench/results/retrain_speed-images<N>-new<K>-epochs<E>-batches<B>.json.
+
+Run: PYTHONPATH=. .venv/bin/python bench/retrain_speed.py [--images 1000] [--new 20] [--epochs 30] [--batches 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -54,16 +59,30 @@ def notebook_seconds_per_image(batches: int = 3, batch: int = 32) -> float:
 
 
 def main() -> int:
-    record(__file__)
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--images", type=int, default=1000, help="labelled images trained on first (default 1000)")
+    ap.add_argument("--new", type=int, default=20, help="images that arrive before the timed retrain (default 20)")
+    ap.add_argument("--epochs", type=int, default=30, help="the notebook approach's epochs (default 30)")
+    ap.add_argument("--batches", type=int, default=3, help="notebook training steps timed, batch 32 (default 3)")
+    args = ap.parse_args()
+    if args.images < 1 or args.new < 1 or args.epochs < 1 or args.batches < 1:
+        ap.error("every size must be at least 1")
+    record(__file__, f"images{args.images}-new{args.new}-epochs{args.epochs}-batches{args.batches}")
     if not SHARED.is_dir():
         print(f"no dataset at {SHARED}")
         return 2
     files = sorted(p for p in SHARED.rglob("*") if p.is_file())
+    total = args.images + args.new
+    if len(files) < total:
+        print(f"only {len(files)} photos under {SHARED}: fewer than --images + --new ({total})")
+        return 2
+    # Every (total // new)-th image is a later arrival: 0, 51, …, 969 of 1,020 by default.
+    new = set(range(0, total, total // args.new)[: args.new])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # Lay out 1,000 images + 20 later arrivals, keeping the label folders.
-        for i, f in enumerate(files[:1020]):
-            dest = tmp / ("base" if i % 51 else "new") / f.parent.name / f.name
+        # Lay out the dataset + the later arrivals, keeping the label folders.
+        for i, f in enumerate(files[:total]):
+            dest = tmp / ("new" if i in new else "base") / f.parent.name / f.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.symlink_to(f)
         store = Store(Workspace(tmp / "ws"))
@@ -87,17 +106,17 @@ def main() -> int:
         warm = time.perf_counter() - t0
         progress("done", 0, 0)
         n_images = run.n_train + run.n_test
-        per_image = notebook_seconds_per_image()
-        notebook = per_image * n_images * 30
+        per_image = notebook_seconds_per_image(args.batches)
+        notebook = per_image * n_images * args.epochs
     print(f"backbone {bb.id}, {torch.get_num_threads()} threads")
     print(f"first training on {first.n_train + first.n_test} images (all embeddings computed): {cold:.1f} s")
     print(
-        f"retrain after 20 new images ({n_images} images, {run.metrics['embedded_new']} new embeddings): "
+        f"retrain after {args.new} new images ({n_images} images, {run.metrics['embedded_new']} new embeddings): "
         f"{warm:.2f} s end to end"
     )
     print("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
     print(
-        f"notebook approach: {1000 * per_image:.0f} ms per image per epoch (measured) × {n_images} images × 30 epochs"
+        f"notebook approach: {1000 * per_image:.0f} ms per image per epoch (measured) × {n_images} images × {args.epochs} epochs"
         f" = {notebook:.0f} s (extrapolated)"
     )
     print(f"ratio: {notebook / warm:.0f}× faster")

@@ -1,15 +1,19 @@
 """Key-press latency of the app while a training run goes on in its background worker.
 
-A fresh workspace holds 300 shared sign-digits photos (so the training spends a while
-embedding); the app is driven headless with Pilot on the demo source, training is
-started with `t`, and while it runs the `m` (mirror) key is pressed 20 times: the time
-from the key press to the capture screen having handled it is measured.
+A fresh workspace holds 300 shared sign-digits photos (--images; so the training spends
+a while embedding); the app is driven headless with Pilot on the demo source, training
+is started with `t` (in a child process, the app's default, or a thread: --train-in),
+and while it runs the `m` (mirror) key is pressed 20 times (--presses): the time from
+the key press to the capture screen having handled it is measured.
 
-Run: .venv/bin/python bench/tui_responsiveness.py
+Writes bench/results/tui_responsiveness-images<N>-presses<K>-<process|thread>.json.
+
+Run: PYTHONPATH=. .venv/bin/python bench/tui_responsiveness.py [--images 300] [--presses 20] [--train-in process]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import sys
@@ -22,12 +26,12 @@ from _results import record  # bench/_results.py: what this prints goes to bench
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-digits"
 
 
-async def run(home: Path) -> tuple[list[float], bool]:
+async def run(home: Path, presses: int, train_in: str) -> tuple[list[float], bool]:
     from textual import events
 
     from fingertui.tui.app import make_app
 
-    app = make_app(home, "demo", backbone="efficientnet-lite0")
+    app = make_app(home, "demo", backbone="efficientnet-lite0", train_in=train_in)
     latencies = []
     async with app.run_test(size=(140, 42)) as pilot:
         await pilot.pause(1.0)
@@ -36,7 +40,7 @@ async def run(home: Path) -> tuple[list[float], bool]:
             await pilot.pause(0.05)
         await pilot.pause(3.0)  # well into embedding
         screen = app.capture_screen
-        for _ in range(20):
+        for _ in range(presses):
             before = screen.framing.mirror
             t0 = time.perf_counter()
             # Post the key as the terminal driver would, then wait for its effect (pilot.press
@@ -54,10 +58,20 @@ async def run(home: Path) -> tuple[list[float], bool]:
 
 
 def main() -> int:
-    record(__file__)
-    files = sorted(p for p in SHARED.rglob("*") if p.is_file())[::4][:300]
-    if not files:
-        print(f"no dataset at {SHARED}")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--images",
+        type=int,
+        default=300,
+        help="sign-digits photos in the workspace, every 4th (default 300, at most 310)",
+    )
+    ap.add_argument("--presses", type=int, default=20, help="`m` presses timed while training (default 20)")
+    ap.add_argument("--train-in", choices=["process", "thread"], default="process", help="where the app trains")
+    args = ap.parse_args()
+    record(__file__, f"images{args.images}-presses{args.presses}-{args.train_in}")
+    files = sorted(p for p in SHARED.rglob("*") if p.is_file())[::4][: args.images]
+    if len(files) < args.images:
+        print(f"only {len(files)} photos (every 4th under {SHARED}): fewer than --images {args.images}")
         return 2
     from fingertui.data.importer import import_paths
     from fingertui.data.store import Store
@@ -69,9 +83,10 @@ def main() -> int:
             (src / f.parent.name).mkdir(parents=True, exist_ok=True)
             (src / f.parent.name / f.name).symlink_to(f)
         import_paths(Store(Workspace(Path(tmp) / "ws")), [src])
-        lat, still = asyncio.run(run(Path(tmp) / "ws"))
+        lat, still = asyncio.run(run(Path(tmp) / "ws", args.presses, args.train_in))
     ms = sorted(1000 * x for x in lat)
     print(
+        f"{len(files)} photos, training in a {args.train_in}; "
         f"key press handled while training: median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms over {len(ms)} presses"
         + ("" if still else " (training had finished before the last press)")
     )
