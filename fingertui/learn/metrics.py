@@ -42,7 +42,7 @@ def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Clopper–Pearson interval of a proportion k/n. Unlike a bootstrap it stays honest on
     a handful of images: 6 right of 6 gives 54–100 %, not 100–100 %."""
     # The beta distribution's quantile is the inverse regularised incomplete beta function:
-    # scipy.special has it without scipy.stats, whose import takes 1–2 s of every command.
+    # scipy.special has it without scipy.stats, whose slow import every command would pay.
     from scipy.special import betaincinv
 
     if n == 0:
