@@ -55,8 +55,9 @@ def by_time(taken: Sequence[float | None], fallback: str, gap: float = GAP_S) ->
 
 
 def backfill(rows: Sequence[tuple[int, str, str | None]], gap: float = GAP_S) -> dict[int, str]:
-    """Sessions for samples stored before sessions were kept: ``rows`` are (id, source,
-    created ISO time); samples of one source less than ``gap`` apart share one."""
+    """Sessions for samples that have none (stored by a schema without sessions): ``rows``
+    are (id, source, created ISO time); samples of one source less than ``gap`` apart share
+    one."""
     by_source: dict[str, list[tuple[float, int]]] = {}
     for sid, source, created in rows:
         try:

@@ -5,9 +5,9 @@ one set of weights are never mixed with another's.
 
 On a CPU the network runs in ONNX Runtime (engine.py) with numpy around it. Once its trunk
 has been exported (the first time, with torch) a later process loads the exported file
-directly and never imports torch (~4 s of every `fingertui train` or `predict`, measured on
-2 cores); torch's modules (torchnets.py) load only to export, to run on a GPU, or when
-``FINGERTUI_ENGINE=torch``.
+directly and never imports torch (a slow import, paid by every `fingertui train` or
+`predict` that needs it); torch's modules (torchnets.py) load only to export, to run on a
+GPU, or when ``FINGERTUI_ENGINE=torch``.
 """
 
 from __future__ import annotations
@@ -47,12 +47,10 @@ OFFLINE_BACKBONE = "efficientnet-lite0"
 GRID = 4  # the trunk's feature map is average-pooled to GRID × GRID (torchnets.Pooled)
 
 EFFNET_CUT = 5  # last block kept: end of the stride-16 stage (80 channels, 10×10 at 160 px)
-# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counts better,
-# measured on 2 cores: sign-digits 5-fold CV (plain views, linear head, 2 repeats) 98.5 %
-# at 160, 98.2 % at 128, 97.7 % at 192, 97.6 % at 224 (class-2 recall 97.6 / 94–96 /
-# 93–94 / 95.1 %). Its photos are 100 px; a webcam's hand square is larger, but the image
-# expert mostly answers where no hand was found, and the finer detail at 224 did not help
-# there either.
+# Input side for efficientnet-lite0. 160 px costs half the work of 224 and counted better
+# than 128, 192 or 224 in a 5-fold CV on sign-digits (plain views, linear head). Its photos
+# are 100 px; a webcam's hand square is larger, but the image expert mostly answers where
+# no hand was found, and the finer detail at 224 does not help there either.
 EFFNET_SIZE = 160
 
 

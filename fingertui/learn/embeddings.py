@@ -11,12 +11,13 @@ next images while a pool of network threads, one per core, each resizes one view
 the network on it single-threaded (PIL, torch and ONNX Runtime release the GIL), and new
 vectors reach the cache in a few large transactions. A single-threaded forward pass gives
 the same vector whatever the machine's core count or load; torch's own 2-thread split of a
-batch-1 pass is slower under load (each op waits for the busier core) and, measured on 2
-cores, one float16 step different in 0.13 % of values. On a CPU the pass runs in ONNX Runtime (engine.py),
-with numpy resizing and pooling around it, whose vectors agree with torch's to float16
-precision but not bit for bit: the cache keys name the engine ("plain-ort2", "plain-t1"
-for torch), so one's vectors never stand in for the other's. Images travel as (H, W, 3)
-uint8 arrays; torch is imported only where torch runs the network.
+batch-1 pass is slower under load (each op waits for the busier core) and gives some values
+one float16 step apart from the single-threaded pass's. On a CPU the pass runs in ONNX
+Runtime (engine.py), with numpy resizing and pooling around it, whose vectors agree with
+torch's to float16 precision but not bit for bit: the cache keys name the engine
+("plain-ort2", "plain-t1" for torch), so one's vectors never stand in for the other's.
+Images travel as (H, W, 3) uint8 arrays; torch is imported only where torch runs the
+network.
 """
 
 from __future__ import annotations
@@ -60,13 +61,12 @@ RECIPE: Recipe = {
     "crop_scale": [0.7, 1.0],
     "crop_ratio": [0.85, 1.18],
     "rotate_deg": 12,
-    # Brightness, contrast, saturation, hue. No hue: shifting it (±0.03) takes 2 of the
-    # jitter's 2.9 ms per view (measured on 2 cores), on the one thread that decodes and
-    # augments for the network.
+    # Brightness, contrast, saturation, hue. No hue: shifting it (±0.03) costs more than
+    # the other three together, on the one thread that decodes and augments for the network.
     "jitter": [0.3, 0.3, 0.25, 0.0],
     "hflip": 0.5,  # a mirrored hand shows the same count
     # Who draws the views: PIL, from a NumPy generator per (image, view), so a first
-    # training never imports torch for them (4-5 s of it, measured on 2 cores).
+    # training never imports torch for them (a slow import).
     "impl": "pil-1",
 }
 # The cache keys below add the engine's tag (engine.CACHE_TAG): "t1" (single-threaded torch
@@ -86,10 +86,9 @@ def views_key(engine: str) -> str:
     return f"{RECIPE_ID}-{CACHE_TAG.get(engine, engine)}"
 
 
-# Images per forward pass. On a CPU, batches of one run fastest (measured idle on 2 cores,
-# efficientnet-lite0 cut at block 5, channels-last: 211 images/s alone, 87 in batches of 8,
-# 55 in batches of 32; ONNX Runtime, one thread: 3.7 ms a view alone, 4.3 in batches of 4,
-# 6.0 of 8), so the pipeline feeds the network single views, back to back.
+# Images per forward pass. On a CPU, batches of one run fastest, on torch (channels-last)
+# and on ONNX Runtime alike: a view takes longer in a batch than alone. So the pipeline
+# feeds the network single views, back to back.
 BATCH = 1
 # Network threads (each a single-threaded forward pass): one per core, at most 8.
 NET_WORKERS = max(1, min(8, os.cpu_count() or 1))

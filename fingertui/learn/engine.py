@@ -1,17 +1,17 @@
 """ONNX Runtime for the frozen backbone's forward pass on a CPU.
 
-The backbone is a PyTorch module; on a CPU, ONNX Runtime runs the same trunk 2.5–2.7×
-faster than torch's eager forward pass at batch 1 on one thread (efficientnet-lite0 cut at
-block 5, 160 px, measured on 2 cores: 3.8 ms against 9.6–11.2 ms a view;
+The backbone is a PyTorch module; on a CPU, ONNX Runtime runs the same trunk faster than
+torch's eager forward pass at batch 1 (efficientnet-lite0 cut at block 5, 160 px;
 bench/results/embed_speed.json: 408 views/s on ONNX Runtime's network threads, 176 on
 torch's), because it runs the whole graph in C++ with the convolutions, their padding and
 activations fused. The trunk is exported once per (backbone, torch, exporter recipe)
 and the file kept in the user's cache (``$FINGERTUI_CACHE``, else ``$XDG_CACHE_HOME/fingertui``,
-else ``~/.cache/fingertui``), so later processes load it in milliseconds.
+else ``~/.cache/fingertui``), so later processes only load it.
 
-Its vectors agree with torch's to float16 precision (measured on 2 cores: 99.5 % identical
-after the float16 round trip, the rest one step apart), so a model trained with one engine predicts with the
-other; the embedding cache still keys vectors by engine, so one never mixes with the other.
+Its vectors agree with torch's to float16 precision (after the float16 round trip most are
+identical, the rest a step or so apart: tests/test_engine.py checks it), so a model
+trained with one engine predicts with the other; the embedding cache still keys vectors by
+engine, so one never mixes with the other.
 
 ``FINGERTUI_ENGINE=torch`` forces torch's own forward pass; so does a missing
 ``onnxruntime``/``onnx`` or a trunk that does not export (fingertui then runs on torch).
@@ -187,9 +187,9 @@ def prepare(img: np.ndarray, size: int, mean: Sequence[float], std: Sequence[flo
 
     The resize is PIL's bilinear filter with antialiasing on 32-bit float planes: the filter
     torch's ``interpolate(…, antialias=True)`` reproduces, so the pixels agree with
-    ``torchnets.Preprocess`` (the torch path, and the exported model) to 3e-5; on uint8
-    planes PIL would round each pass. It runs in C without the GIL (0.8 ms for a 100 px
-    photo, measured on 2 cores)."""
+    ``torchnets.Preprocess`` (the torch path, and the exported model) to 1e-4
+    (tests/test_engine.py); on uint8 planes PIL would round each pass. It runs in C
+    without the GIL."""
     from PIL import Image
 
     std32 = np.asarray(std, dtype=np.float32)
@@ -199,7 +199,7 @@ def prepare(img: np.ndarray, size: int, mean: Sequence[float], std: Sequence[flo
     for c in range(3):
         plane = Image.fromarray(np.ascontiguousarray(img[:, :, c])).convert("F")
         resized = np.asarray(plane.resize((size, size), Image.Resampling.BILINEAR))
-        # normalised in place, channel by channel: no temporaries (they were half its time)
+        # normalised in place, channel by channel: no temporary arrays to allocate and fill
         np.multiply(resized, scale[c], out=out[0, c])
         out[0, c] -= shift[c]
     return out
@@ -220,7 +220,7 @@ def pooled(features: np.ndarray, grid: int) -> np.ndarray:
     it does not export to ONNX for sizes that do not divide, 10 → 4) and flattened to
     (N, C · grid²) in channel-major order, as torch's ``adaptive_avg_pool2d(…).flatten(1)``."""
     n, c, h, w = features.shape
-    # rows then columns: two small matrix products per map (einsum plans its path anew on
-    # every call: 0.2 ms of a 4 ms view, measured on 2 cores)
+    # rows then columns: two small matrix products per map (einsum would plan its path anew
+    # on every call, a cost that counts at this size)
     out = _pool_matrix(h, grid) @ features @ _pool_matrix(w, grid).T
     return np.ascontiguousarray(out, dtype=np.float32).reshape(n, c * grid * grid)

@@ -40,11 +40,10 @@ if TYPE_CHECKING:
 
 MIN_PER_CLASS = 2  # a run needs two classes with at least this many training images
 # The trained finger-state head's pull towards the starter, in units of one image's loss
-# (fingers.FingerHead.fit): sign-digits → hagrid-rooms classes 1–5, the head alone
-# (bench/next_day.py, measured on 2 cores): l2 1 frames 93.4 % / crops 93.9 %, 10: 94.0 /
-# 97.3 %, the starter itself 95.2 / 98.6 %. Strong enough that a sitting's one way of
-# showing a count does not erase what the starter knows about fingers; weak enough that a
-# few hundred labels move it.
+# (fingers.FingerHead.fit): trained on sign-digits and scored alone on hagrid-rooms classes
+# 1–5, the head transfers better with 10 than with 1. Strong enough that a sitting's one
+# way of showing a count does not erase what the starter knows about fingers; weak enough
+# that a few hundred labels move it.
 FINGER_PULL = 10.0
 
 

@@ -46,10 +46,9 @@ N_FINGERS = 5
 THUMB_CMC, THUMB_MCP, THUMB_TIP = 1, 2, 4
 N_COUNTS = N_FINGERS + 1
 HEAD_VERSION = 2
-# Joint angles and reach from the image landmarks: on sign-digits → hagrid-rooms they
-# transfer better than the same features from MediaPipe's 3D world guess (frames 86 % vs
-# 81 % with those six alone, bench/starter.py's protocol, measured on 2 cores); the
-# thumb's extras use both.
+# Joint angles and reach from the image landmarks: on sign-digits → hagrid-rooms frames
+# they transfer better than the same features from MediaPipe's 3D world guess (those six
+# alone, by bench/starter.py's protocol); the thumb's extras use both.
 FF_SPACE = "image"
 EXTRA_SPACES = ("image", "world")
 EXTRA_PER_SPACE = 6
@@ -65,12 +64,11 @@ FINGERS_ID = (
 # placed landmark from making the true count impossible (log-prob floor log(LAPSE/6)),
 # which matters when these log-probabilities are pooled with another expert's.
 LAPSE = 0.02
-# Label smoothing: 0.1 kept the starter from over-trusting sign-digits' one way of showing
-# each count (bench/starter.py, measured on 2 cores: it moved hagrid-rooms by at most one
-# photo either way).
+# Label smoothing: 0.1 keeps the starter from over-trusting sign-digits' one way of showing
+# each count (by bench/starter.py's protocol it barely moves hagrid-rooms either way).
 DEFAULT_SMOOTH = 0.1
-# The starter's pull towards zero, in units of one image's loss (see FingerHead.fit):
-# 10 cost 1–2 points on hagrid-rooms, 1 is what ships.
+# The starter's pull towards zero, in units of one image's loss (see FingerHead.fit): a
+# pull of 10 cost accuracy on hagrid-rooms, so 1 is what ships.
 STARTER_L2 = 1.0
 
 
@@ -91,8 +89,8 @@ def _extras(p: np.ndarray) -> np.ndarray:
     alone taught the starter that a thumb held straight beside the index (hagrid's
     "stop") is down.
 
-    Every thumb column describes the thumb alone. A "nearest fingertip" column scored 2.6
-    points more on hagrid-rooms frames but made the thumb's state depend on the other
+    Every thumb column describes the thumb alone. A "nearest fingertip" column scored
+    higher on hagrid-rooms frames but made the thumb's state depend on the other
     fingers: four raised fingers made a folded thumb count as up (a synthetic 4 read 5).
     """
     tips = p[..., list(TIPS), :]
@@ -117,8 +115,8 @@ def hand_fingers(hand: Hand) -> np.ndarray:
 
     Why the extras: joint angles alone cannot tell a thumb held straight beside the palm
     (hagrid's "stop", up) from one folded across it (sign-digits' 4, down), nor a finger
-    bent to touch the thumb from a raised one. Sign-digits → hagrid-rooms frames, zero
-    user labels: 86 % without them, 88 % with them (bench/starter.py, measured on 2 cores).
+    bent to touch the thumb from a raised one. With them the starter (fitted on
+    sign-digits, no user labels) counts more hagrid-rooms frames right.
 
     The thumb's first joint angle (wrist–CMC–MCP) is left out (0): it says how far the
     thumb is spread from the palm, not whether it is folded, and with it the starter read
@@ -277,8 +275,7 @@ class FingerHead:
             return float(loss), grad
 
         # One BLAS thread: L-BFGS-B's vector operations on a few hundred weights are tiny,
-        # and waking a second BLAS thread for each costs more than the fit itself (measured
-        # on 2 cores: 14 iterations on 768 weights 8 ms on one thread, 92 ms on two).
+        # and waking a second BLAS thread for each costs more than the fit itself.
         with threadpool_limits(1, user_api="blas"):
             res = minimize(loss_grad, theta0.copy(), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
         theta = res.x
@@ -340,11 +337,11 @@ STARTER_SOURCE = (
 
 # Sign-digits raises the thumb only spread out to the side (in its 3 and 5). The starter
 # also sees each such hand with the thumb swung in towards the index (``adduct_thumb``),
-# still up: a thumb's state does not depend on how far it is spread. Measured on 2 cores
-# with bench/starter.py's protocol (hagrid-rooms frames / hands, tile search, sign-digits
-# train; bench/results/starter.json: what ships, rebuilt): without copies
-# 88.1 / 91.7 / 98.3 %; 2 copies, amount 0.3–1 (what ships) 90.2 / 95.3 / 98.1 %; 4 copies
-# 89.6 / 95.3; amount 0.5–1 or 0.3–1.2 90.7 / 95.3; 8 copies, 0–1 91.7 / 94.7.
+# still up: a thumb's state does not depend on how far it is spread. By bench/starter.py's
+# protocol the copies raise both hagrid-rooms sets at a small cost on sign-digits itself;
+# 4 or 8 copies and other amounts came within a few photos of what ships. What ships (2
+# copies, amount 0.3–1; bench/results/starter.json): hagrid-rooms frames 94.3 %, hand
+# crops 96.5 %, sign-digits' own photos 98.1 %.
 THUMB_UP_COUNTS = (3, 5)
 
 

@@ -6,8 +6,8 @@ is a plain ``Hand`` (NumPy arrays), serialisable to a compact float32 blob for c
 
 Still mode (stored images) runs the palm detector on every call; tracking mode (live
 video) reuses the previous frame's landmarks. Either way one MediaPipe graph is built per
-``HandDetector`` and reused: building one costs ~10 ms, but its first call loads the
-models (~0.3 s measured on 2 shared cores).
+``HandDetector`` and reused: building one is quick, but its first call loads the
+models, which takes far longer.
 """
 
 from __future__ import annotations
@@ -42,18 +42,17 @@ class Padding(TypedDict):
 # finds a hand in 83.2 % of sign-digits (100 px) and 87.6 % of hagrid hand crops (150 px) as
 # they are, 99.8 % and 97.6 % once upscaled to 256 px and given a replicated border of 0.35 ×
 # the side on each side (fractions 0.2 / 0.5 / 0.75: 98.4 / 100 / 99.9 % and 95.3 / 97.0 /
-# 95.3 %; bench/pose_experiment.py --sweep). ~5 ms more per image.
+# 95.3 %; bench/results/pose_experiment.json, by bench/pose_experiment.py --sweep). It
+# costs a few ms an image (median 58.1 → 64.7 ms on sign-digits, 58.8 → 64.1 on crops).
 # Large images (whole frames) are left alone: padding only shrinks their hand further.
 PAD: Padding = {"max_side": 256, "frac": 0.35, "upscale_to": 256, "border": "replicate"}
-# MediaPipe's full palm and landmark models (model_complexity=1). The lite ones (0) take a
-# quarter less time a still image (sign-digits 30.4 against 41.5 ms) and find the same
-# hands, and made a first training with hand pose 37.2 s (full: 39.8–43.3) — but they count
-# worse where it matters (measured 2026-11-29, each setting on the same code): the
-# learning curve on hagrid-rooms frames (bench/learning_curve.py) fell 1–2 points from 10
-# labels per class on (20 per class: 97.1 against 99.0 %; all: 98.5 against 99.0 %), the
-# 5-fold CV on frames from 99.0 to 98.4 %, the live tracker found a hand in 91.5 % of a
-# slideshow's frames against 95.7 %, and a starter refitted on their landmarks learnt a
-# weaker thumb.
+# MediaPipe's full palm and landmark models (model_complexity=1). The lite ones (0) take
+# less time a still image and find the same hands, but they count worse where it matters:
+# with them the learning curve on hagrid-rooms frames (bench/learning_curve.py) is lower
+# from 10 labels per class on and so is the 5-fold CV on frames (bench/rooms.py), the live
+# tracker finds a hand in fewer of a slideshow's frames, and a starter refitted on their
+# landmarks learns a weaker thumb. The full models: 99.0 % at 20 labels per class
+# (bench/results/learning_curve.json), 99.0 % in the CV (bench/results/rooms.json).
 COMPLEXITY = 1
 MIN_DETECTION = 0.5
 

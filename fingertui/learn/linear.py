@@ -1,9 +1,9 @@
 """The linear head in NumPy: standardisation + one linear layer, and its fit, a
 class-weighted multinomial logistic regression by SciPy's L-BFGS.
 
-No torch and no scikit-learn: measured on 2 cores, importing torch takes 3.8 s of an
-11–12 s retrain, and scikit-learn 1.3 s more than scipy.optimize (which the finger head
-needs anyway). The objective and the solver's settings are scikit-learn's own
+No torch and no scikit-learn: importing torch takes a large part of a retrain, and
+scikit-learn takes longer to import than scipy.optimize (which the finger head needs
+anyway). The objective and the solver's settings are scikit-learn's own
 (``LogisticRegression``, ``_logistic_regression_path`` with ``LinearModelLoss``), so the
 solutions are the same to the optimiser's tolerance (tests/test_heads.py checks the
 probabilities against it).
@@ -77,8 +77,8 @@ def fit_multinomial(
     64 ε, 50 line-search steps."""
     from scipy.optimize import minimize
 
-    # float32 products, as scikit-learn does with our float32 features: half the time of
-    # float64 (the bulk of a fit), probabilities the same to 1e-6.
+    # float32 products, as scikit-learn does with our float32 features: faster than float64
+    # (they are the bulk of a fit), and the probabilities barely change.
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, dim = X.shape
     rows = np.arange(n)
@@ -91,8 +91,8 @@ def fit_multinomial(
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         W, b = theta[:split].reshape(k, dim), theta[split:]
         z = (X @ W.T.astype(np.float32)).astype(np.float64) + b
-        # log-sum-exp and softmax from one exp (scipy.special.logsumexp's checks took a
-        # third of a fit)
+        # log-sum-exp and softmax from one exp (scipy.special.logsumexp's checks would cost
+        # a good part of a fit)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         total = e.sum(axis=1)
         lse = np.log(total) + (z.max(axis=1))

@@ -19,8 +19,8 @@ from typing import Any
 def pyplot_on_demand() -> Iterator[None]:
     """While MediaPipe is imported, ``matplotlib.pyplot`` is a stand-in module that imports
     the real one on first use. MediaPipe's package imports its drawing utilities, which
-    import pyplot only to plot landmarks in 3-D (fingertui draws its own): 0.9 s of
-    MediaPipe's 1.8 s import, in every process that finds hands. Afterwards the stand-in
+    import pyplot only to plot landmarks in 3-D (fingertui draws its own): a large part of
+    MediaPipe's import, in every process that finds hands. Afterwards the stand-in
     leaves ``sys.modules``, so any other import of pyplot gets the real module."""
     if "matplotlib.pyplot" in sys.modules:
         yield
@@ -66,9 +66,9 @@ _mute: dict[str, Any] = {"depth": 0, "saved": -1, "until": 0.0}
 def quiet_stderr(linger: float = 0.0) -> Iterator[Mute]:
     """Silence MediaPipe's C++ chatter (TFLite delegate, absl warnings), which writes
     straight to file descriptor 2 and would scribble over a terminal UI. Process-wide while
-    it lasts (one detector call, ~40 ms; a batch search, ``hands.quiet()``): another thread's
-    stderr in that window is lost (the app draws on a descriptor of its own,
-    tui/terminal.py).
+    it lasts (one detector call, about 40 ms a photo in bench/results/hand_search.json; a
+    batch search, ``hands.quiet()``): another thread's stderr in that window is lost (the
+    app draws on a descriptor of its own, tui/terminal.py).
 
     Counted, not nested naively: the live view's tracker and a training run detect hands on
     two threads at once, and a second mute that saved the first one's /dev/null would put

@@ -42,7 +42,7 @@ def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Clopper–Pearson interval of a proportion k/n. Unlike a bootstrap it stays honest on
     a handful of images: 6 right of 6 gives 54–100 %, not 100–100 %."""
     # The beta distribution's quantile is the inverse regularised incomplete beta function:
-    # scipy.special has it without scipy.stats, whose import takes 1–2 s of every command.
+    # scipy.special has it without scipy.stats, whose slow import every command would pay.
     from scipy.special import betaincinv
 
     if n == 0:
@@ -54,8 +54,8 @@ def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def accuracy_interval(m: dict) -> tuple[float, float]:
-    """The exact 95 % interval of an evaluation's accuracy (also for runs recorded with the
-    older bootstrap interval: it is recomputed from n and the accuracy)."""
+    """The exact 95 % interval of an evaluation's accuracy, computed from n and the accuracy
+    (so also for a run whose record holds a bootstrap interval)."""
     n = int(m.get("n") or 0)
     acc = m.get("accuracy")
     if not n or acc is None or acc != acc:

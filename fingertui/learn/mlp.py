@@ -75,9 +75,9 @@ def as_torch(head: AnyHead) -> MLPHead:
 def one_torch_thread(fn: Callable) -> Callable:
     """Run ``fn`` with one torch thread in the calling thread (OpenMP keeps the setting per
     thread, so other threads are not affected). The heads' matrices are small: split over
-    two threads each step waits for the busier core. Measured on 2 cores at load 8: 40
-    epochs of the image head took 94.6 s with two threads, 16.9 s with one; idle they are
-    alike (bench/results/head_threads.json: 1.71 s with two, 1.90 s with one)."""
+    two threads each step waits for the busier core, and on a loaded machine two threads
+    take far longer than one; near idle they are alike (bench/results/head_threads.json, 40
+    epochs: 1.71 s with two, 1.90 s with one)."""
 
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> object:

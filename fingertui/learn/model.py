@@ -197,7 +197,7 @@ class Model:
         warn: Callable[[str], None] | None = None,
         lazy: bool = False,
     ) -> Model:
-        """The model of a recorded run (cached per checkpoint: loading takes a second)."""
+        """The model of a recorded run (cached per checkpoint: loading one is slow)."""
         path = store.ws.abs(run.checkpoint)
         key = (str(path), weights_file)
         got = _LOADED.get(key)

@@ -48,7 +48,7 @@ FINGER_FEATURES = 6  # k in finger_features' (5, k)
 
 # Every function below works on one hand's points (21, d) or on a batch (N, 21, d): the
 # landmarks of a thousand stored images are turned into features in one numpy pass, not a
-# thousand (a per-hand loop takes about 4 s of a sign-digits retrain, measured on 2 cores).
+# thousand (a per-hand loop would be a large part of a sign-digits retrain).
 
 
 def norms(a: np.ndarray) -> np.ndarray:

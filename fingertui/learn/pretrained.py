@@ -43,7 +43,7 @@ class Settings(Protocol):
 
 DOWNLOAD_FAILED_KEY = "resnet18_download_failed"
 # A failed download is tried again after a day (or at once with `fingertui fetch-weights`),
-# not on every run: offline, each try printed a line and could wait on the network.
+# not on every run: offline, each try would print a line and could wait on the network.
 RETRY_AFTER_S = 24 * 3600
 
 

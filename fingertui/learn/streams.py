@@ -41,26 +41,26 @@ if TYPE_CHECKING:
 FRAMING = {"margin": 0.25, "frame_below": 0.8}
 POSE_VIEW = "still"  # landmarks of stored images come from the still-image detector
 # The search for a still image's hand, in order; each step runs only if the ones before it
-# found nothing, so a close-up (sign-digits) costs one try. Figures measured on 2 cores on
-# the hagrid-rooms photos where no result file is named.
-# 1. The picture as it is: finds 181 of 193 hagrid-rooms frames.
+# found nothing, so a close-up (sign-digits) costs one try.
+# 1. The picture as it is: finds 181 of 193 hagrid-rooms frames (93.8 %,
+#    bench/results/pose_experiment.json).
 # 2. The picture zoomed out (``ZOOM_OUT``: its edges replicated outwards by 0.35 × its sides,
 #    the detector's own recipe for small crops, see hands.PAD). The misses of step 1 are
 #    mostly close-ups, where the hand fills or overflows the frame and the palm detector
-#    has no context: zoomed out it finds 10 of the 12 (0.25: 9, 0.15: 7; a black border of
-#    0.25 / 0.35: 8 / 7, grey: 8 / 10) and, on hagrid hand crops, 2 of the 4 the detector's
-#    own padding misses; ~46 ms a try on a 336 px frame. The whole search finds 191 of the
-#    193 frames, 189 without this step (bench/results/hand_search.json).
+#    has no context: zoomed out it finds most of them (narrower, black or grey borders
+#    found fewer or no more). With this step the whole search finds 191 of the 193 frames
+#    and 167 of the 169 hand crops, without it 189 and 165, and it takes 42.0 ms a frame
+#    instead of 51.5 (fewer tile tries; bench/results/hand_search.json).
 # 3. Overlapping tiles (each ``frac`` of the short side, padded and upscaled by the
 #    detector), a finer grid only if the coarser found nothing, the best hand wins: for a
-#    hand too small for the palm detector (a person across the room). On the 12 misses of
-#    step 1 alone they find 8, but 5 of those 8 are a part of a hand filling the frame
+#    hand too small for the palm detector (a person across the room). On the misses of
+#    step 1 alone they find most, but many of those are a part of a hand filling the frame
 #    (landmarks of two or three fingers: counted wrong); after step 2 they find nothing
 #    more on hagrid frames (the last 2 hands are found by no recipe tried: tiles of 4×4 at
 #    0.35, contrast equalised (CLAHE), mirrored, borders of 0.6). They stay as the last
-#    resort: a pose from part of a hand counts 3 of 8 right, the image alone ~1 in 4. The
-#    grids, on those 12 misses: 2×2 of 0.6 then 3×3 of 0.5 as here; 3×3 of 0.5 alone finds
-#    4, 3×3 of 0.45 1, 4×4 of 0.35 1 (unpadded: 2, 0, 0, 1).
+#    resort: a pose from part of a hand is right more often than the image alone. The
+#    grids, 2×2 of 0.6 then 3×3 of 0.5, found more of those misses than one grid alone or
+#    finer ones.
 # 4. A dark photo (mean brightness below ``DARK_RETRY``) where steps 1–3 found nothing is
 #    brightened (``brighten``) and searched again, steps 1–3: the landmarks are positions,
 #    the same in both. hagrid-rooms frames darkened to 1/4 of their brightness: found in

@@ -1,7 +1,7 @@
 """The backbones' PyTorch modules: imported only when torch must run or export a network.
 
 A process that finds its backbone's exported trunk in the cache runs it in ONNX Runtime
-with numpy around it (``backbones.load``) and never imports torch, which takes ~4 s."""
+with numpy around it (``backbones.load``) and never imports torch, a slow import."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Preprocess(nn.Module):
     The whole capture square is resized to the input size rather than centre-cropped: the
     square is already framed by the user, and a crop would cut off fingertips. The same
     module runs inside fingertui's torch path and inside the exported TorchScript file;
-    ``engine.prepare`` is its numpy twin (the same pixels to 3e-5).
+    ``engine.prepare`` is its numpy twin (the same pixels to 1e-4, tests/test_engine.py).
     """
 
     mean: torch.Tensor  # buffers (register_buffer), (1, 3, 1, 1)

@@ -10,13 +10,13 @@ count holds through ``hold`` such frames in a row (a missed detection or two), t
 becomes None ("no hand") and the average starts afresh with the next hand. A model with
 no hand detector (``hand=None``) has every frame as evidence. With ``image_only`` a frame
 whose count comes from the image alone (no hand found, but the image expert answered) is
-evidence too, as the app has always shown it.
+evidence too, as the app shows it.
 
 Latency (documented, and checked by tests/test_steady.py): on a clean change (the new
 count's per-frame probability 1, the old one's 0) the shown count follows after
 ``clean_latency()`` frames, 4 with the defaults: 160 ms at 25 predictions/s. On real frames
-it is longer, as the evidence is rarely clean: bench/flicker.py measures both flicker and
-delay (bench/results/flicker-*.json).
+the evidence is rarely clean: bench/flicker.py measures both flicker and delay
+(bench/results/flicker-*.json).
 
 Pure Python and NumPy, no fingertui import: an exported model folder carries this file
 (export/build.py).

@@ -42,7 +42,7 @@ PER_LABELLED = ("training image", "training pose", "training fingers", "calibrat
 # views, 16.0 s). Seconds a phase takes whatever the number of images: loading the model
 # (0.45 s in the 36-photo run); the hand detector's first use, the fixed part of "finding
 # hands" (1.348 s for 36, 12.796 s for 720: 0.75 s + 0.0167 s an image); recording and the
-# review queue, what a run takes after the phases it times (0.1 and 0.2 s).
+# review queue, a small allowance for what a run does after the phases those files time.
 FIRST_RUN_S = {
     "loading model": 0.45,
     "finding hands": 0.75,

@@ -2,8 +2,8 @@
 
 The app trains here rather than on a thread of its own process: the run's hand search
 (MediaPipe), image decoding and head fitting hold the GIL for long stretches, and on a
-thread they can starve the app's event loop (measured on 2 cores, with 240–900 new photos:
-`?` took 6.8 s to open and esc 10.8 s to cancel). In a process of its own, at a lower
+thread they can starve the app's event loop (a key waits until the run lets go of the
+interpreter). In a process of its own, at a lower
 priority, the run cannot take the interpreter from the screen, and whatever it writes to
 the terminal (MediaPipe's C++ logging) cannot scribble over it. bench/tui_latency.py
 measures the two (bench/results/tui_latency-*.json).

@@ -193,8 +193,9 @@ class History:
                 self._mark_undone(db, ev["id"])
             return f"nothing: the image of {sid} was emptied from the trash"
         p = {"path": row["path"], "trash": store.ws.rel(trash), "sha256": row["sha256"]}
-        # An index written before ids were kept unique may have given the id to a new
-        # image: the sample comes back under a new id then.
+        # The id may name another image already (an index from a schema without
+        # AUTOINCREMENT could reuse ids, see migrations.py): the sample then comes back
+        # under a new id.
         taken = isinstance(row.get("id"), int) and store.has(row["id"])
         if taken:
             row = {k: v for k, v in row.items() if k != "id"}

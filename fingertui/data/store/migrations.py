@@ -156,8 +156,8 @@ def _m9_sample_ids(db: sqlite_utils.Database) -> None:
 
 
 def _m10_sessions(db: sqlite_utils.Database) -> None:
-    # Every sample belongs to a session (sessions.py): samples stored before sessions were
-    # kept get one from their source and stored time (gaps of sessions.GAP_S).
+    # Every sample belongs to a session (sessions.py): a sample without one gets one from
+    # its source and stored time (gaps of sessions.GAP_S).
     from fingertui.data.sessions import backfill
 
     rows = db.execute("SELECT id, source, created FROM samples WHERE session IS NULL").fetchall()
