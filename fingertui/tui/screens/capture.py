@@ -27,6 +27,7 @@ from fingertui.words import plural
 
 if TYPE_CHECKING:
     from fingertui.live.loop import Framing, Step
+    from fingertui.live.tracking import Track
 
 SIZE_STEP, SIZE_MIN, SIZE_MAX = 0.05, 0.3, 1.0
 BURST_FRAMES, BURST_SECONDS = 8, 2.0
@@ -84,6 +85,7 @@ class CaptureScreen(AppScreen[None]):
         super().__init__()
         self.burst_armed = False
         self.last_frame_no = -1
+        self._drawn_track: Track | None = None  # what the picture on show was drawn with
         self.frames_shown = 0
         self.fps = 0.0
         self._fps_t0 = time.monotonic()
@@ -161,18 +163,23 @@ class CaptureScreen(AppScreen[None]):
     # --- live view --------------------------------------------------------------------
 
     def refresh_frame(self) -> None:
+        """Draw the newest frame, with the square and the hand where they are now: again
+        when either is new (a still picture's hand is found after it is first drawn)."""
         got = self.app.source.latest()
-        if got is None or got[0] == self.last_frame_no:
-            return
-        self.last_frame_no, frame = got
         framing = self.framing
         track = self.app.track if framing.follow else None
+        if got is None or (got[0] == self.last_frame_no and track is self._drawn_track):
+            return
+        new_frame = got[0] != self.last_frame_no
+        (self.last_frame_no, frame), self._drawn_track = got, track
         lost = framing.follow and self.app.pose_note is None and (track is None or track.box is None)
         colour = (255, 200, 0) if self.burst_armed else (150, 150, 150) if lost else (0, 220, 0)
         view = framing.view(frame)
         box = framing.square(view.shape, track)
         skeleton = track.skeleton if track is not None and track.hand is not None else None
         self.query_one(CameraView).show(overlay(view, box, colour, skeleton))
+        if not new_frame:
+            return  # the same frame drawn again: fps counts the camera's frames
         self.frames_shown += 1
         if self.app.first_frame_s is None:
             self.app.first_frame_s = time.monotonic() - self.app.started
