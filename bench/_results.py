@@ -34,6 +34,20 @@ class _Tee:
         return getattr(self.stream, name)
 
 
+def run_details(script: str, started: float, load_start: tuple[float, float, float]) -> dict:
+    """What a result file says of its run: the script, its command line, when it finished,
+    how long it took, the cores and the load average at its start and end."""
+    return {
+        "script": f"bench/{Path(script).stem}.py",
+        "argv": sys.argv[1:],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - started, 1),
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def record(script: str, suffix: str = "") -> Path:
     """Tee stdout from now on; at exit write it to bench/results/<script's name>[-suffix].json
     and return that path (known up front, for the script to mention)."""
@@ -49,16 +63,7 @@ def record(script: str, suffix: str = "") -> Path:
             return  # a usage text is no result: keep the file a real run wrote
         OUT.mkdir(parents=True, exist_ok=True)
         lines = [line for line in "".join(tee.text).splitlines() if line.strip()]
-        report = {
-            "script": f"bench/{name}.py",
-            "argv": sys.argv[1:],
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seconds": round(time.time() - started, 1),
-            "cpus": os.cpu_count(),
-            "loadavg_start": [round(x, 2) for x in load_start],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-            "output": lines,
-        }
+        report = {**run_details(script, started, load_start), "output": lines}
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
     atexit.register(save)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _results import OUT, run_details  # bench/_results.py: where results go, what a run says of itself
 
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Sample, Store
@@ -46,7 +47,6 @@ from fingertui.train.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"
-OUT = ROOT / "bench" / "results"
 BACKBONE = "efficientnet-lite0"
 STRATEGIES = {
     "random": dict(strategy="random", diversity=False, boost=False),
@@ -215,12 +215,7 @@ def main() -> int:
                 rounds += simulate(store, pool, test, name, seed, args.budget, args.until, args.views, log)
     elapsed = time.perf_counter() - t0
     summary: dict = {
-        "script": "bench/active_learning.py",
-        "argv": sys.argv[1:],
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        **run_details(__file__, started, load_start),
         "config": {**vars(args), "pool": len(pool), "test": len(test), "backbone": BACKBONE, "batch": BATCH},
         "seconds": round(elapsed, 1),
         "seconds_with_import": round(time.time() - started, 1),

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import OUT, run_details  # bench/_results.py: where results go, what a run says of itself
 
 from fingertui.data.importer import import_paths
 from fingertui.data.store import Store
@@ -35,7 +36,6 @@ from fingertui.train.pipeline import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets" / "sign-digits"
-OUT = ROOT / "bench" / "results"
 
 
 def main() -> int:
@@ -89,13 +89,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"val_fold-per-class{args.per_class}-seeds{args.seeds}.json"
     report = {
-        "script": "bench/val_fold.py",
-        "argv": sys.argv[1:],
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seconds": round(time.time() - started, 1),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        **run_details(__file__, started, load_start),
         "per_class": args.per_class,
         "seeds": args.seeds,
         "mean": summary,
