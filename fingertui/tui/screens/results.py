@@ -79,6 +79,8 @@ class ResultsScreen(AppScreen[None]):
         # Showing the active model (the usual case), the screen follows it: back from a
         # rollback on the runs screen it shows the run now active, not the one before.
         self.follows_active = run is None
+        self._shown_width: int | None = None  # the screen width the matrix was laid out for
+        self._columns_compact: bool | None = None  # whether its columns have the short header
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -101,8 +103,7 @@ class ResultsScreen(AppScreen[None]):
         (the screen scrolls) and a cell shows its count alone (its share is in the cell's
         line below the matrix), so that all six columns fit."""
         self.set_class(width < NARROW_BELOW, "narrow")
-        if width != getattr(self, "_shown_width", None) and self.is_mounted and self.query("#matrix"):
-            self._shown_width = width
+        if width != self._shown_width and self.is_mounted and self.query("#matrix"):
             self.show_run(self.run_record)  # whether a cell's share fits depends on the width
 
     def on_mount(self) -> None:
@@ -126,6 +127,7 @@ class ResultsScreen(AppScreen[None]):
 
     def show_run(self, run: RunRecord | None) -> None:
         self.run_record = run
+        self._shown_width = self.app.size.width
         table = self.query_one("#matrix", DataTable)
         metrics = self.query_one("#metrics", Static)
         if run is None:
@@ -199,7 +201,7 @@ class ResultsScreen(AppScreen[None]):
     def _set_columns(self, table: DataTable, compact: bool) -> None:
         """The matrix's columns, added again only when their header changes (columns are
         sized to their content; clearing them twice in one refresh left them one digit wide)."""
-        if table.columns and compact == getattr(self, "_columns_compact", None):
+        if table.columns and compact == self._columns_compact:
             return
         self._columns_compact = compact
         table.clear(columns=True)
